@@ -1,0 +1,1 @@
+"""mailgate: an email-gateway ticketing daemon."""

@@ -1,0 +1,226 @@
+"""Typed settings from a TOML file; every error names the dotted key and the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+EMBEDDED = "(embedded default)"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator: key, file, what is wrong."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/mailgate.db"
+    busy_timeout: float = 5.0  # seconds SQLite waits for a lock before intake answers 451
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    data_dir: str = "./var"
+    templates: str = ""  # operator overrides; a file here wins over the built-in one
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    listen: str = "127.0.0.1:2525"
+    addresses: list[str] = field(default_factory=lambda: ["@localhost"])
+    comment_address: str = ""
+    max_message_size: int = 26214400
+    hostname: str = ""  # name in the greeting; empty means the machine's name
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    name: str = "support"
+    host: str = "127.0.0.1"
+    port: int = 993
+    security: Literal["ssl", "starttls", "none"] = "ssl"
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    poll_interval: float = 60.0
+    category: str = ""
+    responsible_agent: str = ""
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    transport: Literal["smtp", "file"] = "file"
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str = ""
+    password: str = ""
+    directory: str = "./var/sent"
+    from_: str = "Support <support@localhost>"
+    max_attempts: int = 10
+    retry_base_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    agent_verification: Literal["authentication-results", "dkim", "none"] = "authentication-results"
+    trusted_authserv_id: str = ""
+
+
+@dataclass(frozen=True)
+class TicketsConfig:
+    prefix: str = "CID"
+    start: int = 1000
+    default_language: str = "en"
+    reopen_days: int = 30
+    unverified_tag_policy: Literal["internal-note", "new-ticket"] = "internal-note"
+
+
+@dataclass(frozen=True)
+class CustomersConfig:
+    unknown_sender: Literal["create", "unassigned", "reject"] = "create"
+    unassigned_organisation: str = "Unassigned"
+    # Free-mail domains name no organisation: each such sender gets one of their own.
+    public_domains: list[str] = field(
+        default_factory=lambda: [
+            "gmail.com",
+            "googlemail.com",
+            "outlook.com",
+            "hotmail.com",
+            "live.com",
+            "yahoo.com",
+            "gmx.de",
+            "gmx.net",
+            "web.de",
+            "t-online.de",
+            "icloud.com",
+            "me.com",
+            "aol.com",
+            "mail.ru",
+            "yandex.ru",
+            "proton.me",
+            "protonmail.com",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = EMBEDDED
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+    imap: list[ImapConfig] = field(default_factory=list)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    tickets: TicketsConfig = field(default_factory=TicketsConfig)
+    customers: CustomersConfig = field(default_factory=CustomersConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.paths.data_dir)
+
+
+def _toml_name(f: dataclasses.Field[Any]) -> str:
+    # `from` is a Python keyword, so the field is `from_`.
+    return f.name.rstrip("_")
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            allowed = " | ".join(str(a) for a in typing.get_args(hint))
+            raise ConfigError(f"{where}: {value!r} is not one of {allowed}")
+        return value
+    if origin is list:
+        (item_hint,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_check_type(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int in Python, but `port = true` is still a mistake.
+    wrong_bool = isinstance(value, bool) and hint is not bool
+    if isinstance(hint, type) and (wrong_bool or not isinstance(value, hint)):
+        raise ConfigError(f"{where}: expected {hint.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _build(cls: Any, table: Any, where: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {type(table).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {_toml_name(f): f for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown key")
+        f = fields[key]
+        values[f.name] = _check_type(value, hints[f.name], f"{where + '.' if where else ''}{key}")
+    return cls(**values)
+
+
+def _validate(cfg: Config) -> None:
+    host, _, port = cfg.smtp.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"smtp.listen: {cfg.smtp.listen!r} is not HOST:PORT")
+    if cfg.outbound.transport == "smtp" and not cfg.outbound.host:
+        raise ConfigError('outbound.host: required when outbound.transport = "smtp"')
+    if cfg.tickets.start < 1:
+        raise ConfigError("tickets.start: must be at least 1")
+    names = [m.name for m in cfg.imap]
+    if len(set(names)) != len(names):
+        raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")
+
+
+def parse_config(text: str, source: str) -> Config:
+    """Build a Config from TOML text; `source` names the file in every error."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        cfg = _build(Config, data, "")
+        cfg = dataclasses.replace(cfg, source=source)
+        _validate(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load(path: str | os.PathLike[str] | None) -> Config:
+    """The configuration named by `path`, else $MAILGATE_CONFIG, else ./mailgate.toml,
+    else the embedded default."""
+    chosen = path or os.environ.get("MAILGATE_CONFIG")
+    if not chosen:
+        if not Path("mailgate.toml").exists():
+            return Config()
+        chosen = "mailgate.toml"
+    file = Path(chosen)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from None
+    return parse_config(text, str(file))
+
+
+def read_secret(value: str, file: str, where: str) -> str:
+    """A password given inline or in a file of its own (first line, trimmed)."""
+    if not file:
+        return value
+    try:
+        return Path(file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot read password_file {file}: {exc}") from None

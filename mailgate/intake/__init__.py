@@ -1,0 +1,1 @@
+"""Intake adapters: every way a raw message reaches the spool."""

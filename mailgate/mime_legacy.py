@@ -1,0 +1,95 @@
+"""Pre-MIME and Outlook-only encodings: uuencoded blocks in text, TNEF (winmail.dat) files."""
+
+from __future__ import annotations
+
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from tnefparse.tnef import TNEF
+
+from mailgate.charsets import decode_bytes
+
+_UU_BLOCK = re.compile(
+    r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t]*\r?$", re.MULTILINE | re.DOTALL
+)
+_UU_LINE = re.compile(r"[ -`]*")  # the uuencode alphabet; prose never fits it
+
+
+def _uudecode(block: str) -> bytes | None:
+    chunks: list[bytes] = []
+    for line in block.splitlines():
+        if not line or _UU_LINE.fullmatch(line) is None:
+            return None if line else _finish(chunks)
+        raw = line.encode("ascii")
+        try:
+            chunks.append(binascii.a2b_uu(raw))
+        except binascii.Error:
+            # Encoders pad lines with junk past the length byte; decode only what it promises.
+            length = (((raw[0] - 32) & 63) * 4 + 5) // 3
+            try:
+                chunks.append(binascii.a2b_uu(raw[:length]))
+            except binascii.Error:
+                return None
+    return _finish(chunks)
+
+
+def _finish(chunks: list[bytes]) -> bytes | None:
+    return b"".join(chunks) if chunks else None
+
+
+def extract_uuencoded(text: str) -> tuple[str, list[tuple[str, bytes]]]:
+    """Cut `begin 644 name ... end` blocks out of text; returns (text, [(name, data)])."""
+    if "begin " not in text:
+        return text, []
+    files: list[tuple[str, bytes]] = []
+
+    def take(match: re.Match[str]) -> str:
+        data = _uudecode(match.group(2))
+        if data is None:
+            return match.group(0)  # not really uuencode: leave the text alone
+        files.append((match.group(1).strip(), data))
+        return ""
+
+    return _UU_BLOCK.sub(take, text), files
+
+
+@dataclass
+class TnefContent:
+    """What a winmail.dat carried."""
+
+    text: str | None = None
+    html: str | None = None
+    files: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+def _as_text(value: object, codepage: str | None) -> str | None:
+    if isinstance(value, bytes):
+        value = decode_bytes(value.rstrip(b"\x00"), codepage).text
+    if isinstance(value, str) and value.strip("\x00 \r\n"):
+        return value.rstrip("\x00")
+    return None
+
+
+def _attachment_name(attachment: object, codepage: str | None) -> str:
+    try:
+        name: object = attachment.long_filename()  # type: ignore[attr-defined]
+    except Exception:  # tnefparse decodes 8-bit titles as UTF-8 and raises on cp1252
+        name = getattr(attachment, "_name", b"")
+    return _as_text(name, codepage) or ""
+
+
+def unpack_tnef(data: bytes) -> TnefContent | None:
+    """Body and files of a TNEF blob; None when it is not readable TNEF or yields nothing."""
+    try:
+        tnef = TNEF(data, do_checksum=False)
+        codepage = tnef.codepage
+        files = [
+            (_attachment_name(att, codepage), bytes(att.data or b"")) for att in tnef.attachments
+        ]
+        text, html = _as_text(tnef.body, codepage), _as_text(tnef.htmlbody, codepage)
+        content = TnefContent(text, html, files)
+    except Exception:  # tnefparse raises anything from ValueError to NameError on bad input
+        return None
+    # A blob that yields nothing was not understood: better keep the original file.
+    return content if content.text or content.html or content.files else None

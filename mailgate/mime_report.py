@@ -1,0 +1,82 @@
+"""Bounce and receipt reports (RFC 3464/3462/8098): failed recipients and original ids."""
+
+from __future__ import annotations
+
+import re
+from email.message import Message
+from email.parser import BytesHeaderParser, HeaderParser
+
+from mailgate.mime_parts import (
+    Walked,
+    append,
+    blocks_bytes,
+    children,
+    decoded,
+    message_ids,
+    payload_bytes,
+)
+
+
+def collect_ids(headers: Message, walked: Walked, field_name: str = "message-id") -> None:
+    """Note the ids a report is about (of the returned message or its headers)."""
+    for value in headers.get_all(field_name) or []:
+        for mid in message_ids(decoded(value)):
+            if mid not in walked.report_ids:
+                walked.report_ids.append(mid)
+
+
+def add_headers_part(part: Message, walked: Walked, parent: str) -> None:
+    """text/rfc822-headers: the returned message's header block, kept as a file."""
+    data = payload_bytes(part, walked)
+    if parent == "report":
+        collect_ids(BytesHeaderParser().parsebytes(data), walked)
+    append(walked, None, "text/rfc822-headers", data)
+
+
+def _status_blocks(part: Message, walked: Walked) -> tuple[list[Message], bytes]:
+    if part.is_multipart():
+        blocks = children(part)
+        return blocks, blocks_bytes(blocks)
+    # Transfer-encoded reports arrive as one string: split the field groups ourselves.
+    data = payload_bytes(part, walked)
+    text = data.replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape")
+    parser = HeaderParser()
+    return [parser.parsestr(chunk) for chunk in re.split(r"\n\s*\n", text) if chunk.strip()], data
+
+
+def add_message_fields(part: Message, walked: Walked, parent: str) -> None:
+    """Other message/* parts (read receipts, feedback reports): the stdlib parsed their fields
+    as a message; keep them as one file, and a receipt's Original-Message-ID."""
+    blocks = children(part)
+    if parent == "report":
+        for block in blocks:
+            collect_ids(block, walked, "original-message-id")
+    append(walked, None, part.get_content_type(), blocks_bytes(blocks))
+
+
+def _dsn_address(value: object) -> str | None:
+    text = decoded(value).rpartition(";")[2].strip()
+    address = text.split()[0].strip("<>").lower() if text else ""
+    return address if "@" in address else None
+
+
+def add_delivery_status(part: Message, walked: Walked) -> None:
+    """Failed recipients: per-recipient blocks whose Action is failed, or that have none."""
+    blocks, data = _status_blocks(part, walked)
+    for block in blocks:
+        action = str(block.get("action", "")).strip().lower()
+        if action and not action.startswith("failed"):
+            continue  # delayed, delivered, relayed, expanded: not a failure
+        for field_name in ("final-recipient", "original-recipient"):
+            address = _dsn_address(block.get(field_name, ""))
+            if address and address not in walked.report_failed:
+                walked.report_failed.append(address)
+    append(walked, None, "message/delivery-status", data)
+
+
+def report_type(part: Message) -> str | None:
+    """The report-type parameter of a multipart/report, lower-cased."""
+    value = part.get_param("report-type")
+    if isinstance(value, tuple):
+        value = value[2]
+    return (str(value).strip().lower() or None) if value else None

@@ -1,0 +1,177 @@
+"""SQLModel tables: customers, agents, tickets and their articles, intake and outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+# Stored-message states (ARCHITECTURE: received -> done | ignored | quarantined).
+RECEIVED, DONE, IGNORED, QUARANTINED = "received", "done", "ignored", "quarantined"
+# Outbox states.
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+STATUSES = ("open", "working", "hold", "delivered", "closed")
+PRIORITIES = ("A", "B", "C")
+TYPES = ("bug", "enhancement", "suggestion", "help")
+DIRECTIONS = ("customer", "staff", "internal", "system")
+
+
+class Organisation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    responsible_agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    support_minutes: int = 0  # contingent bought; billable time uses it up
+    created_at: datetime
+
+
+class OrganisationDomain(SQLModel, table=True):
+    """A mail domain an organisation claims: unknown senders from it join that organisation."""
+
+    domain: str = Field(primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+
+
+class Contact(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)  # lower case
+    name: str = ""
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    language: str | None = None
+    failing: bool = False  # a bounce said this address does not take mail
+    opted_out: bool = False  # no optional status mails
+    created_at: datetime
+
+
+class Agent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(index=True, unique=True)
+    name: str = ""
+    language: str | None = None
+    notify: bool = True
+    active: bool = True
+    created_at: datetime
+
+
+class Counter(SQLModel, table=True):
+    """Named sequences that must not repeat under concurrency (ticket numbers)."""
+
+    name: str = Field(primary_key=True)
+    value: int
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(index=True, unique=True)
+    subject: str
+    status: str = "open"
+    priority: str = "B"
+    type: str | None = None
+    category: str | None = None
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    requester_id: int = Field(foreign_key="contact.id", index=True)
+    assignee_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    billable: bool = False
+    hold_until: datetime | None = None
+    source: str  # smtp, imap:<mailbox>, pipe, manual
+    served_address: str = ""
+    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    created_at: datetime = Field(index=True)
+    updated_at: datetime
+    last_action_by: str = "customer"  # customer | staff
+    last_action_at: datetime
+
+
+class Participant(SQLModel, table=True):
+    """A contact who receives a ticket's mail besides the requester."""
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    role: str = "cc"
+
+
+class Intake(SQLModel, table=True):
+    """One received message, raw bytes first; its outcome is filled in by the pipeline."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(index=True)
+    source: str  # smtp, imap:<mailbox>, pipe, file
+    envelope_from: str = ""
+    envelope_to: str = ""  # recipients, one per line
+    sha256: str = Field(index=True)
+    size: int
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default=RECEIVED, index=True)
+    reason: str = ""
+    attempts: int = 0
+    processed_at: datetime | None = None
+    message_id: str = Field(default="", index=True)
+    from_addr: str = ""
+    subject: str = ""
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    article_id: int | None = None
+
+
+class Article(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str  # customer | staff | internal | system
+    from_addr: str = ""
+    from_name: str = ""
+    to_addrs: str = ""  # comma-separated
+    cc_addrs: str = ""
+    subject: str = ""
+    date: datetime | None = None
+    message_id: str = Field(default="", index=True)
+    text: str = ""
+    html: str | None = None
+    note: str = ""  # e.g. "unverified sender", "automatic reply"
+    intake_id: int | None = Field(default=None, foreign_key="intake.id")
+    created_at: datetime
+
+
+class Blob(SQLModel, table=True):
+    """Attachment content, stored once per sha256 under the data directory."""
+
+    sha256: str = Field(primary_key=True)
+    size: int
+    path: str  # relative to the data directory
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    filename: str
+    content_type: str
+    size: int
+    sha256: str = Field(foreign_key="blob.sha256")
+    content_id: str | None = None
+    inline: bool = False
+
+
+class Event(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    actor: str  # an address, "system", or "cli"
+    action: str  # created, article, status, ...
+    detail: str = ""
+    created_at: datetime
+
+
+class Outbox(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    template: str
+    envelope_from: str
+    to_addrs: str  # comma-separated
+    subject: str
+    message_id: str
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default=QUEUED, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    last_error: str = ""
+    created_at: datetime
+    sent_at: datetime | None = None

@@ -1,0 +1,146 @@
+"""The outbox: queue composed mail in the caller's transaction, then claim, deliver, retry."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from mailgate.compose import Outgoing, compose, parse_address
+from mailgate.config import OutboundConfig
+from mailgate.context import Context
+from mailgate.models import FAILED, QUEUED, SENT, Outbox
+from mailgate.store import Store
+from mailgate.transports import PermanentFailure, TemporaryFailure, Transport
+
+log = logging.getLogger("mailgate.outbox")
+
+# A claimed row is invisible to other workers this long; a worker that dies mid-send gives
+# it back when the lease runs out, so the mail is retried rather than lost.
+LEASE = timedelta(minutes=5)
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def enqueue(
+    session: Session, ctx: Context, ticket_id: int | None, template: str, outgoing: Outgoing
+) -> Outbox:
+    """Add a mail to the outbox inside the transaction of the change that caused it."""
+    now = ctx.clock()
+    row = Outbox(
+        ticket_id=ticket_id,
+        template=template,
+        envelope_from=ctx.from_address,
+        # Envelope recipients are bare addresses, whatever display names the headers carry.
+        to_addrs=", ".join(parse_address(a).addr_spec for a in (*outgoing.to, *outgoing.cc)),
+        subject=outgoing.subject,
+        message_id=outgoing.message_id.strip("<>"),
+        raw=compose(outgoing, now),
+        next_attempt_at=now,
+        created_at=now,
+    )
+    session.add(row)
+    return row
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    envelope_from: str
+    recipients: list[str]
+    raw: bytes
+    attempts: int
+    name_hint: str
+
+
+def claim_due(store: Store, now: datetime, limit: int) -> list[Claimed]:
+    """Take up to `limit` due rows, leasing them so no other worker sends them meanwhile."""
+    with store.session() as session:
+        query = (
+            select(Outbox)
+            .where(Outbox.status == QUEUED, col(Outbox.next_attempt_at) <= now)
+            .order_by(col(Outbox.id))
+            .limit(limit)
+        )
+        if not store.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        claimed = []
+        for row in session.exec(query):
+            row.attempts += 1
+            row.next_attempt_at = now + LEASE
+            session.add(row)
+            claimed.append(
+                Claimed(
+                    id=row.id or 0,
+                    envelope_from=row.envelope_from,
+                    recipients=[a.strip() for a in row.to_addrs.split(",") if a.strip()],
+                    raw=row.raw,
+                    attempts=row.attempts,
+                    name_hint=f"{row.id}-{row.template}",
+                )
+            )
+        return claimed
+
+
+def backoff(attempts: int, cfg: OutboundConfig) -> timedelta:
+    delay = timedelta(seconds=cfg.retry_base_seconds * 2 ** max(attempts - 1, 0))
+    return min(delay, MAX_BACKOFF)
+
+
+def record_result(
+    store: Store, item: Claimed, error: Exception | None, cfg: OutboundConfig, now: datetime
+) -> str:
+    """Mark one delivery's result; returns the row's new status."""
+    with store.session() as session:
+        row = session.get(Outbox, item.id)
+        assert row is not None
+        if error is None:
+            row.status, row.sent_at, row.last_error = SENT, now, ""
+        elif isinstance(error, PermanentFailure) or item.attempts >= cfg.max_attempts:
+            row.status, row.last_error = FAILED, str(error)
+        else:
+            row.next_attempt_at = now + backoff(item.attempts, cfg)
+            row.last_error = str(error)
+        session.add(row)
+        return row.status
+
+
+async def deliver_due(ctx: Context, transport: Transport, limit: int = 100) -> dict[str, int]:
+    """Send what is due once; counts of the new statuses (sent, queued for retry, failed)."""
+    claimed = await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), limit)
+    counts = {SENT: 0, QUEUED: 0, FAILED: 0}
+    for item in claimed:
+        error: Exception | None = None
+        try:
+            await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
+        except (TemporaryFailure, PermanentFailure) as exc:
+            error = exc
+            log.warning(
+                "event=delivery_failed outbox_id=%s attempt=%s error=%r",
+                item.id,
+                item.attempts,
+                str(exc),
+            )
+        status = await asyncio.to_thread(
+            record_result, ctx.store, item, error, ctx.config.outbound, ctx.clock()
+        )
+        counts[status] += 1
+        if status == SENT:
+            log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
+    return counts
+
+
+def retry_failed(store: Store, now: datetime, ids: list[int] | None = None) -> int:
+    """Put failed rows (all, or the given ids) back in the queue; returns how many."""
+    with store.session() as session:
+        query = select(Outbox).where(Outbox.status == FAILED)
+        if ids:
+            query = query.where(col(Outbox.id).in_(ids))
+        count = 0
+        for row in session.exec(query):
+            row.status, row.attempts, row.next_attempt_at = QUEUED, 0, now
+            session.add(row)
+            count += 1
+        return count

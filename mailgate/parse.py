@@ -1,0 +1,273 @@
+"""Raw bytes to ParsedMail: the entry point of MIME reading (helpers: charsets, mime_*)."""
+
+from __future__ import annotations
+
+import email
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
+
+from mailparser.dates import parse_mail_date
+from mailparser.utils import get_addresses
+
+from mailgate.charsets import charset_hint, decode_bytes
+from mailgate.mime_headers import decode_header, mended_headers
+from mailgate.mime_html import html_to_text, sanitize_html
+from mailgate.mime_parts import Walked, message_ids, raw_bytes
+from mailgate.mime_walk import walk
+
+
+@dataclass(frozen=True)
+class MailPart:
+    """One attachment or inline part, with its real (decoded, made safe) file name."""
+
+    filename: str
+    content_type: str
+    payload: bytes
+    content_id: str | None = None  # without angle brackets; set for inline `cid:` parts
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """What the later stages need to know of one message. parse() always returns one, even for
+    input it could not read: what went wrong is named in `defects` ("parse-failed:..." when
+    even the MIME structure was lost and `text` is the raw input)."""
+
+    message_id: str | None  # without angle brackets
+    subject: str  # decoded and unfolded, prefixes kept
+    from_addr: str  # lower-cased bare address, "" when there is none
+    from_name: str
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    delivered_to: tuple[str, ...] = ()  # Delivered-To, then X-Original-To
+    date: datetime | None = None  # timezone-aware when the header had a zone
+    in_reply_to: tuple[str, ...] = ()  # message ids without angle brackets
+    references: tuple[str, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case name -> first value
+    text: str = ""
+    html: str | None = None  # sanitised
+    parts: tuple[MailPart, ...] = ()
+    report_type: str | None = None  # e.g. "delivery-status" for multipart/report
+    report_original_ids: tuple[str, ...] = ()  # Message-IDs of the mail a report is about
+    report_failed_recipients: tuple[str, ...] = ()
+    defects: tuple[str, ...] = ()
+
+
+# --- headers ----------------------------------------------------------------------------------
+
+_ADDR_SPEC = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
+_ADDRESS_HEADERS = ("from", "reply-to", "to", "cc", "delivered-to", "x-original-to")
+
+
+class _Headers:
+    """Raw header values by lower-case name, decoded lazily with the message's charset hint."""
+
+    def __init__(self, msg: Message, hint: str | None) -> None:
+        self.hint = hint
+        self.notes: list[str] = []
+        self.raw: dict[str, list[str]] = {}
+        for name, value in msg.raw_items():
+            self.raw.setdefault(str(name).strip().lower(), []).append(str(value))
+
+    def text(self, value: str) -> str:
+        decoded, notes = decode_header(raw_bytes(value), self.hint)
+        self.notes.extend(notes)
+        return decoded
+
+    def first(self, name: str) -> str:
+        values = self.raw.get(name)
+        return self.text(values[0]) if values else ""
+
+    def joined(self, name: str) -> str:
+        return " ".join(self.text(value) for value in self.raw.get(name, []))
+
+    def decoded_dict(self) -> dict[str, str]:
+        return {name: self.text(values[0]) for name, values in self.raw.items()}
+
+    def unstructured_8bit(self, name: str) -> str:
+        """All values of an address header joined, raw 8-bit decoded, encoded words kept."""
+        values = [decode_bytes(raw_bytes(v), None, self.hint).text for v in self.raw.get(name, [])]
+        return re.sub(r"[\r\n]+", " ", ", ".join(values)).replace("\x00", "")
+
+
+def _display_name(name: str) -> str:
+    # Encoded words inside quotes are illegal but common; the name is only shown, so decode.
+    return decode_header(name.encode("utf-8"))[0] if "=?" in name else name.strip()
+
+
+def _careful_mailboxes(value: str, notes: list[str], header: str) -> list[tuple[str, str]]:
+    """mail-parser's parser: refuses ambiguous mailboxes (CVE-2023-27043 style) and says why."""
+    diagnostics: list[dict[str, object]] = []
+    try:
+        pairs = get_addresses(value, defects=diagnostics, decode_names=True)
+    except Exception:  # its parser is strict, not infallible; fall back to the stdlib
+        pairs = getaddresses([value])
+        notes.append(f"address-parser-failed:{header}")
+    notes.extend(f"address:{header}:{d.get('reason')}" for d in diagnostics)
+    return [(name, addr) for name, addr in pairs if _ADDR_SPEC.fullmatch(addr)]
+
+
+def _mailboxes(headers: _Headers, name: str, notes: list[str]) -> list[tuple[str, str]]:
+    value = headers.unstructured_8bit(name)
+    if not value.strip():
+        return []
+    if name in ("from", "reply-to"):
+        pairs = _careful_mailboxes(value, notes, name)
+    else:
+        pairs = [(n, a) for n, a in getaddresses([value]) if _ADDR_SPEC.fullmatch(a)]
+    if not pairs and (found := _ADDR_SPEC.findall(value)):
+        # "tim@x concierge@x" or "Big Bug bb@bug.com": no mailbox syntax, but plain addresses.
+        notes.append(f"address-recovered:{name}")
+        pairs = [("", a.strip(".")) for a in found]
+    return [(_display_name(n), a.lower()) for n, a in pairs]
+
+
+def _addresses(pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(addr for _, addr in pairs))
+
+
+def _date(value: str, notes: list[str]) -> datetime | None:
+    if not value:
+        notes.append("no-date")
+        return None
+    try:
+        parsed: datetime | None = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        parsed = None
+    try:  # mail-parser: RFC 5322 checks the stdlib skips (weekday, ranges, zone syntax)
+        strict = parse_mail_date(value)
+    except Exception:
+        strict = None
+    if strict is not None:
+        notes.extend(f"date:{reason}" for reason in strict.reasons)
+        parsed = parsed or strict.value  # UTC; accepts a few forms the stdlib rejects
+    if parsed is None:
+        notes.append("bad-date")
+    elif parsed.tzinfo is None:  # "-0000" or an unknown zone: RFC 5322 says treat as UTC
+        notes.append("date-zone-unknown")
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _header_fields(msg: Message, hint: str | None, notes: list[str]) -> dict[str, Any]:
+    headers = _Headers(msg, hint)
+    boxes = {name: _mailboxes(headers, name, notes) for name in _ADDRESS_HEADERS}
+    sender = boxes["from"][0] if boxes["from"] else ("", "")
+    _note_sender(headers, boxes["from"], notes)
+    message_id = next(iter(message_ids(headers.first("message-id"))), None)
+    if message_id is None:
+        notes.append("no-message-id")
+    fields = {
+        "message_id": message_id,
+        "subject": headers.first("subject"),
+        "from_addr": sender[1],
+        "from_name": sender[0],
+        "to": _addresses(boxes["to"]),
+        "cc": _addresses(boxes["cc"]),
+        "reply_to": _addresses(boxes["reply-to"]),
+        "delivered_to": _addresses(boxes["delivered-to"] + boxes["x-original-to"]),
+        "date": _date(headers.first("date"), notes),
+        "in_reply_to": tuple(message_ids(headers.first("in-reply-to"))),
+        "references": tuple(message_ids(headers.joined("references"))),
+        "headers": headers.decoded_dict(),
+    }
+    notes.extend(headers.notes)
+    return fields
+
+
+def _note_sender(headers: _Headers, senders: list[tuple[str, str]], notes: list[str]) -> None:
+    if not headers.raw:
+        notes.append("no-headers")
+    if len(headers.raw.get("from", [])) > 1:
+        notes.append("multiple-from-headers")
+    if len(senders) > 1:
+        notes.append("multiple-from-addresses")
+    if not senders:
+        notes.append("no-from")
+
+
+# --- body -------------------------------------------------------------------------------------
+
+
+def _join_text(chunks: list[str]) -> str:
+    text = "\n\n".join(chunk.strip("\n") for chunk in chunks)
+    return re.sub(r"\A(?:[ \t]*\n)+", "", text).rstrip()
+
+
+def _body_fields(walked: Walked) -> dict[str, Any]:
+    html_source = "\n".join(walked.html) if walked.html else walked.tnef_html
+    text = _join_text(walked.plain)
+    if not text.strip():
+        # HTML-only mail, or an empty text/plain twin of a real HTML body.
+        if html_source:
+            text = html_to_text(html_source)
+        elif walked.tnef_text:
+            text = _join_text([walked.tnef_text])
+    return {
+        "text": text,
+        "html": sanitize_html(html_source) if html_source is not None else None,
+        "parts": tuple(MailPart(*attachment) for attachment in walked.attachments),
+        "report_type": walked.report_type,
+        "report_original_ids": tuple(walked.report_ids),
+        "report_failed_recipients": tuple(walked.report_failed),
+    }
+
+
+# --- entry point ------------------------------------------------------------------------------
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse one message. Never raises: what could not be read is named in `defects`."""
+    try:
+        return _parse(bytes(raw))
+    except Exception as exc:  # the parser must not be the reason a mail is lost
+        return _salvage(raw, exc)
+
+
+def _parse(raw: bytes) -> ParsedMail:
+    msg = email.message_from_bytes(raw, policy=compat32)
+    hint = None if raw.isascii() else charset_hint(raw)  # a hint only helps with 8-bit bytes
+    notes: list[str] = []
+    if (mended := mended_headers(raw, msg)) is not None:
+        msg = email.message_from_bytes(mended, policy=compat32)
+        notes.append("headers-repaired")
+    try:
+        fields = _header_fields(msg, hint, notes)
+    except Exception as exc:  # keep the body even when the headers defeat us
+        fields = {"message_id": None, "subject": "", "from_addr": "", "from_name": ""}
+        notes.append(f"headers-failed:{type(exc).__name__}")
+    try:
+        walked = walk(msg, hint)
+        body = _body_fields(walked)
+        notes[:0] = walked.defects
+    except Exception as exc:  # keep the headers even when the MIME tree defeats us
+        body = {"text": _raw_text(raw)}
+        notes.append(f"body-failed:{type(exc).__name__}")
+    return ParsedMail(**fields, **body, defects=tuple(dict.fromkeys(notes)))
+
+
+def _raw_text(raw: bytes) -> str:
+    head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    return decode_bytes(body or head).text.replace("\x00", "")
+
+
+def _salvage(raw: object, exc: Exception) -> ParsedMail:
+    """Last resort (e.g. the stdlib parser recursing on absurd nesting): headers from a
+    header-only parse, the rest of the input as text, so nothing the sender wrote is lost."""
+    notes = [f"parse-failed:{type(exc).__name__}"]
+    fields: dict[str, Any] = {"message_id": None, "subject": "", "from_addr": "", "from_name": ""}
+    text = ""
+    try:
+        data = raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "replace")
+        text = _raw_text(data)
+        fields = _header_fields(BytesHeaderParser(policy=compat32).parsebytes(data), None, notes)
+    except Exception:  # keep whatever was obtained before the second failure
+        pass
+    return ParsedMail(**fields, text=text, defects=tuple(dict.fromkeys(notes)))

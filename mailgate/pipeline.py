@@ -1,0 +1,145 @@
+"""process(): parse, screen, route and apply one stored message; failures become quarantine."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from mailgate import notify, tags
+from mailgate.context import Context
+from mailgate.customers import identify
+from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
+from mailgate.parse import ParsedMail, parse
+from mailgate.route import Envelope, FollowUp, Ignore, NewTicket, Quarantine, route
+from mailgate.screen import screen
+from mailgate.store import StoreUnavailable
+from mailgate.tickets import Applied, add_follow_up, open_ticket
+
+log = logging.getLogger("mailgate.pipeline")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    intake_id: int
+    status: str  # done | ignored | quarantined | received (left for a later try)
+    reason: str = ""
+    cid: str = ""
+    created: bool = False
+
+    def describe(self) -> str:
+        if self.status == DONE:
+            return f"{'ticket' if self.created else 'reply'} {self.cid}"
+        return f"{self.status}: {self.reason}" if self.reason else self.status
+
+
+def served_envelope(ctx: Context, mail: ParsedMail, envelope_to: list[str]) -> Envelope:
+    """The served address a mail came in on. Rule for several: the first served address in
+    envelope order (else Delivered-To, X-Original-To, To, Cc); the comment address counts
+    only when it is the only served address among them."""
+    candidates = envelope_to or [*mail.delivered_to, *mail.to, *mail.cc]
+    served = [a for a in dict.fromkeys(c.lower() for c in candidates) if is_served(ctx, a)]
+    comment = ctx.config.smtp.comment_address.lower()
+    regular = [a for a in served if a != comment]
+    if regular:
+        return Envelope(served_address=regular[0])
+    if comment and comment in served:
+        return Envelope(served_address=comment, is_comment_address=True)
+    return Envelope()
+
+
+def is_served(ctx: Context, address: str) -> bool:
+    address = address.lower()
+    if address == ctx.config.smtp.comment_address.lower():
+        return True
+    for entry in ctx.config.smtp.addresses:
+        entry = entry.lower()
+        if address == entry or (entry.startswith("@") and address.endswith(entry)):
+            return True
+    return False
+
+
+def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> Outcome:
+    now = ctx.clock()
+    sender = identify(session, mail.from_addr)
+    envelope = served_envelope(ctx, mail, [a for a in intake.envelope_to.splitlines() if a])
+    screening = screen(mail, ctx.own_addresses, ctx.own_domain)
+    decision = route(session, mail, screening, sender, envelope, ctx.config, ctx.own_domain, now)
+    if isinstance(decision, Ignore | Quarantine):
+        status = IGNORED if isinstance(decision, Ignore) else QUARANTINED
+        return Outcome(intake.id or 0, status, decision.reason)
+    applied: Applied
+    if isinstance(decision, NewTicket):
+        applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now)
+        if decision.automatic is None and applied.contact is not None:
+            notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
+    else:
+        assert isinstance(decision, FollowUp)
+        applied = add_follow_up(session, decision, mail, intake, sender, ctx.config, now)
+    intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
+    cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
+    return Outcome(intake.id or 0, DONE, "", cid, applied.created)
+
+
+def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Context) -> None:
+    intake.status, intake.reason = outcome.status, outcome.reason
+    intake.attempts += 1
+    intake.processed_at = ctx.clock()
+    if mail is not None:
+        intake.message_id = mail.message_id or ""
+        intake.from_addr = mail.from_addr
+        intake.subject = mail.subject[:500]
+
+
+def process(ctx: Context, intake_id: int) -> Outcome:
+    """Bring one stored message to its outcome, in one transaction. Never raises for a bad
+    message (it is quarantined with the reason); StoreUnavailable means try again later."""
+    try:
+        with ctx.store.session() as session:
+            intake = session.get(Intake, intake_id)
+            if intake is None:
+                return Outcome(intake_id, QUARANTINED, "no such stored message")
+            if intake.status != RECEIVED:
+                return Outcome(intake_id, intake.status, "already processed")
+            mail = parse(intake.raw)
+            outcome = _apply(session, ctx, intake, mail)
+            _record(intake, outcome, mail, ctx)
+            session.add(intake)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # one bad message must never stop the others
+        log.exception("event=quarantine intake_id=%s", intake_id)
+        return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
+    log.info("event=processed intake_id=%s outcome=%s", intake_id, outcome.describe())
+    return outcome
+
+
+def quarantine(ctx: Context, intake_id: int, reason: str) -> Outcome:
+    outcome = Outcome(intake_id, QUARANTINED, reason[:1000])
+    with ctx.store.session() as session:
+        intake = session.get(Intake, intake_id)
+        if intake is not None:
+            _record(intake, outcome, None, ctx)
+            session.add(intake)
+    return outcome
+
+
+def pending_ids(ctx: Context, limit: int = 1000) -> list[int]:
+    """Stored messages still waiting for an outcome (after a crash, or a busy database)."""
+    with ctx.store.session() as session:
+        query = select(Intake.id).where(Intake.status == RECEIVED).order_by(col(Intake.id))
+        return [i for i in session.exec(query.limit(limit)) if i is not None]
+
+
+def retry(ctx: Context, ids: list[int] | None) -> list[Outcome]:
+    """Process quarantined messages again from their stored bytes (all when ids is None)."""
+    with ctx.store.session() as session:
+        query = select(Intake).where(Intake.status == QUARANTINED)
+        if ids:
+            query = query.where(col(Intake.id).in_(ids))
+        chosen = list(session.exec(query))
+        for intake in chosen:
+            intake.status, intake.reason = RECEIVED, ""
+            session.add(intake)
+    return [process(ctx, intake.id or 0) for intake in chosen]

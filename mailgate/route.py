@@ -1,0 +1,167 @@
+"""Decides what a parsed mail becomes: a new ticket, a follow-up, ignored or quarantined."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from mailgate import tags
+from mailgate.compose import ticket_number_from_message_id
+from mailgate.config import Config
+from mailgate.customers import Sender, domain_of, is_known_customer, organisation_for_domain
+from mailgate.models import Article, Contact, Outbox, Participant, Ticket
+from mailgate.parse import ParsedMail
+from mailgate.screen import Screening
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    automatic: str | None = None  # why no acknowledgement may go out
+    linked_ticket_id: int | None = None  # the closed ticket this one follows on from
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    ticket_id: int
+    direction: str  # customer | staff | internal | system
+    note: str = ""
+    automatic: str | None = None
+    reopen: bool = False
+
+
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    reason: str
+
+
+Decision = NewTicket | FollowUp | Ignore | Quarantine
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the intake knew besides the message: the served address it came in on."""
+
+    served_address: str = ""
+    is_comment_address: bool = False
+
+
+def referenced_ids(mail: ParsedMail) -> list[str]:
+    ids = [*mail.in_reply_to, *reversed(mail.references), *mail.report_original_ids]
+    return list(dict.fromkeys(i for i in ids if i))
+
+
+def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
+    """The ticket a mail belongs to: by tag in the subject, else by the Message-IDs it answers."""
+    number = tags.find_number(mail.subject, cfg.tickets.prefix)
+    if number is not None:
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        if ticket is not None:
+            return ticket
+    ids = referenced_ids(mail)
+    if not ids:
+        return None
+    sent = session.exec(select(Outbox.ticket_id).where(col(Outbox.message_id).in_(ids))).first()
+    if sent is None:
+        sent = session.exec(
+            select(Article.ticket_id).where(col(Article.message_id).in_(ids))
+        ).first()
+    if sent is not None:
+        return session.get(Ticket, sent)
+    for mid in ids:
+        encoded = ticket_number_from_message_id(mid, own_domain)
+        if encoded is not None:
+            return session.exec(select(Ticket).where(Ticket.number == encoded)).first()
+    return None
+
+
+def is_participant(session: Session, ticket: Ticket, sender: Sender) -> bool:
+    """Staff, the requester, a CC contact, or a colleague from the same organisation."""
+    if sender.is_agent:
+        return True
+    contact: Contact | None = sender.contact
+    if contact is None:
+        # Not a contact yet, but from a domain the ticket's organisation claims.
+        org = organisation_for_domain(session, domain_of(sender.address))
+        return org is not None and org.id == ticket.organisation_id
+    if contact.id == ticket.requester_id or contact.organisation_id == ticket.organisation_id:
+        return True
+    return session.get(Participant, (ticket.id, contact.id)) is not None
+
+
+def find_duplicate(session: Session, mail: ParsedMail) -> int | None:
+    """An article that already holds this very message (same Message-ID, same text)."""
+    if not mail.message_id:
+        return None
+    query = select(Article.id, Article.text).where(Article.message_id == mail.message_id)
+    for article_id, text in session.exec(query):
+        if text == mail.text:
+            return article_id
+    return None
+
+
+def _for_existing(
+    ticket: Ticket, sender: Sender, screening: Screening, env: Envelope, cfg: Config, now: datetime
+) -> Decision:
+    if ticket.status == "closed" and not screening.automatic:
+        if now - ticket.updated_at > timedelta(days=cfg.tickets.reopen_days):
+            return NewTicket(linked_ticket_id=ticket.id)
+        reopen = True
+    else:
+        reopen = False
+    if sender.is_agent:
+        direction = "internal" if env.is_comment_address else "staff"
+    else:
+        direction = "customer"
+    note = "automatic reply" if screening.automatic else ""
+    return FollowUp(ticket.id or 0, direction, note, screening.automatic, reopen)
+
+
+def route(
+    session: Session,
+    mail: ParsedMail,
+    screening: Screening,
+    sender: Sender,
+    env: Envelope,
+    cfg: Config,
+    own_domain: str,
+    now: datetime,
+) -> Decision:
+    """Reads, never writes: the one decision for this mail."""
+    if screening.own:
+        return Ignore(f"loop: {screening.own}")
+    duplicate = find_duplicate(session, mail)
+    if duplicate is not None:
+        return Ignore(f"duplicate of article {duplicate}")
+    ticket = find_ticket(session, mail, cfg, own_domain)
+    if screening.bounce:
+        if ticket is None:
+            return Ignore("bounce about no ticket of ours")
+        return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce")
+    if not mail.from_addr:
+        return Quarantine("no usable sender address in From")
+    if ticket is None:
+        return _new_ticket(session, mail, screening, sender, cfg)
+    if not is_participant(session, ticket, sender):
+        if cfg.tickets.unverified_tag_policy == "new-ticket":
+            return _new_ticket(session, mail, screening, sender, cfg)
+        return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
+    return _for_existing(ticket, sender, screening, env, cfg, now)
+
+
+def _new_ticket(
+    session: Session, mail: ParsedMail, screening: Screening, sender: Sender, cfg: Config
+) -> Decision:
+    if (
+        cfg.customers.unknown_sender == "reject"
+        and not sender.is_agent
+        and not is_known_customer(session, mail.from_addr)
+    ):
+        return Ignore(f"unknown sender {mail.from_addr} rejected by policy")
+    return NewTicket(automatic=screening.automatic)

@@ -1,0 +1,135 @@
+"""Database engine, sessions, the transaction helper and schema migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session, create_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot take work now (locked, down, full); the caller should retry later."""
+
+
+class SchemaOutdated(Exception):
+    """The database schema is older than this code; `mailgate db upgrade` fixes it."""
+
+
+def _sqlite_pragmas(busy_timeout: float) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        cursor.close()
+
+    return on_connect
+
+
+class Store:
+    """One database: SQLite (embedded default) or PostgreSQL, the same code for both."""
+
+    def __init__(self, url: str, busy_timeout: float = 5.0) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
+        else:
+            self.engine = create_engine(url, pool_pre_ping=True)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+        Database trouble that may pass (a lock, a lost connection) becomes StoreUnavailable."""
+        session = Session(self.engine, expire_on_commit=False)
+        try:
+            yield session
+            session.commit()
+        except (OperationalError, DBAPIError) as exc:
+            session.rollback()
+            if _is_temporary(exc):
+                raise StoreUnavailable(_short(exc)) from exc
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # Migrations -------------------------------------------------------------------------
+
+    def _alembic(self) -> AlembicConfig:
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["engine"] = self.engine
+        return cfg
+
+    def upgrade(self) -> str:
+        """Bring the schema to the newest revision; returns that revision."""
+        try:
+            command.upgrade(self._alembic(), "head")
+        except OperationalError as exc:
+            raise StoreUnavailable(_short(exc)) from exc
+        return self.head_revision()
+
+    def head_revision(self) -> str:
+        head = ScriptDirectory.from_config(self._alembic()).get_current_head()
+        return head or ""
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def ensure_schema(self) -> None:
+        """SQLite migrates itself (the embedded default must just work); PostgreSQL, shared
+        by several instances, is upgraded by the operator on purpose."""
+        try:
+            current = self.current_revision()
+        except OperationalError as exc:
+            raise StoreUnavailable(_short(exc)) from exc
+        if current == self.head_revision():
+            return
+        if self.is_sqlite or current is None:
+            self.upgrade()
+            return
+        raise SchemaOutdated(
+            f"database schema is at {current}, this mailgate needs {self.head_revision()}: "
+            "run `mailgate db upgrade`"
+        )
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split("///", 1)[-1]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def _is_temporary(exc: DBAPIError) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _short(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).strip().splitlines()[0]

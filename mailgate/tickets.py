@@ -1,0 +1,184 @@
+"""Applies routing decisions: the one place that writes tickets, articles and events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from mailgate import blobs
+from mailgate.config import Config
+from mailgate.customers import Sender, ensure_contact
+from mailgate.models import (
+    Article,
+    Attachment,
+    Contact,
+    Counter,
+    Event,
+    Intake,
+    Ticket,
+)
+from mailgate.parse import ParsedMail
+from mailgate.route import Envelope, FollowUp, NewTicket
+
+TICKET_COUNTER = "ticket"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What apply wrote, for the notifications that follow in the same transaction."""
+
+    ticket: Ticket
+    article: Article
+    contact: Contact | None  # the requester, for a new ticket
+    created: bool
+
+
+def next_ticket_number(session: Session, start: int) -> int:
+    """A number no other transaction can take: the counter row is locked by the update."""
+    if session.get(Counter, TICKET_COUNTER) is None:
+        session.add(Counter(name=TICKET_COUNTER, value=start - 1))
+        session.flush()
+    result = session.execute(
+        update(Counter)
+        .where(Counter.name == TICKET_COUNTER)  # type: ignore[arg-type]
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
+    return int(result.scalar_one())
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A mail's Date without a zone is taken as UTC rather than refused."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def record_event(
+    session: Session, ticket: Ticket, actor: str, action: str, detail: str, now: datetime
+) -> None:
+    session.add(
+        Event(ticket_id=ticket.id or 0, actor=actor, action=action, detail=detail, created_at=now)
+    )
+
+
+def add_article(
+    session: Session,
+    ticket: Ticket,
+    mail: ParsedMail,
+    intake: Intake,
+    direction: str,
+    note: str,
+    data_dir: Path,
+    now: datetime,
+) -> Article:
+    article = Article(
+        ticket_id=ticket.id or 0,
+        direction=direction,
+        from_addr=mail.from_addr,
+        from_name=mail.from_name,
+        to_addrs=", ".join(mail.to),
+        cc_addrs=", ".join(mail.cc),
+        subject=mail.subject,
+        date=as_utc(mail.date),
+        message_id=mail.message_id or "",
+        text=mail.text,
+        html=mail.html,
+        note=note,
+        intake_id=intake.id,
+        created_at=now,
+    )
+    session.add(article)
+    session.flush()
+    for part in mail.parts:
+        digest = blobs.put(session, data_dir, part.payload)
+        session.add(
+            Attachment(
+                article_id=article.id or 0,
+                filename=part.filename,
+                content_type=part.content_type,
+                size=len(part.payload),
+                sha256=digest,
+                content_id=part.content_id,
+                inline=part.inline,
+            )
+        )
+    return article
+
+
+def open_ticket(
+    session: Session,
+    decision: NewTicket,
+    mail: ParsedMail,
+    intake: Intake,
+    env: Envelope,
+    cfg: Config,
+    now: datetime,
+) -> Applied:
+    contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
+    ticket = Ticket(
+        number=next_ticket_number(session, cfg.tickets.start),
+        subject=mail.subject,
+        organisation_id=contact.organisation_id,
+        requester_id=contact.id or 0,
+        source=intake.source,
+        served_address=env.served_address,
+        linked_ticket_id=decision.linked_ticket_id,
+        created_at=now,
+        updated_at=now,
+        last_action_by="customer",
+        last_action_at=now,
+    )
+    session.add(ticket)
+    session.flush()
+    detail = f"from {mail.from_addr}"
+    if decision.linked_ticket_id:
+        detail += f"; follows closed ticket id {decision.linked_ticket_id}"
+    record_event(session, ticket, mail.from_addr, "created", detail, now)
+    article = add_article(session, ticket, mail, intake, "customer", "", cfg.data_dir, now)
+    return Applied(ticket, article, contact, created=True)
+
+
+def add_follow_up(
+    session: Session,
+    decision: FollowUp,
+    mail: ParsedMail,
+    intake: Intake,
+    sender: Sender,
+    cfg: Config,
+    now: datetime,
+) -> Applied:
+    ticket = session.get(Ticket, decision.ticket_id)
+    assert ticket is not None, "route only names tickets that exist"
+    if decision.direction == "customer" and sender.contact is None:
+        # A colleague from the organisation's domain writing for the first time.
+        ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
+    article = add_article(
+        session, ticket, mail, intake, decision.direction, decision.note, cfg.data_dir, now
+    )
+    actor = mail.from_addr or "system"
+    record_event(
+        session, ticket, actor, "article", f"{decision.direction} {decision.note}".strip(), now
+    )
+    ticket.updated_at = now
+    # Automatic mail and unverified senders are stored, but are nobody's action on the ticket.
+    if not decision.automatic and decision.direction in ("customer", "staff"):
+        ticket.last_action_by = decision.direction
+        ticket.last_action_at = now
+    if decision.reopen:
+        record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
+        ticket.status = "open"
+    if decision.direction == "system" and mail.report_failed_recipients:
+        mark_failing(session, mail.report_failed_recipients)
+    session.add(ticket)
+    return Applied(ticket, article, None, created=False)
+
+
+def mark_failing(session: Session, addresses: tuple[str, ...]) -> None:
+    for contact in session.exec(select(Contact).where(Contact.email.in_(addresses))):  # type: ignore[attr-defined]
+        contact.failing = True
+        session.add(contact)

@@ -1,0 +1,58 @@
+"""The benchmarks still run: a tiny ingest run end to end, and the corpus is deterministic."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """A benchmark script as a module; its sibling `corpus` import resolves via sys.path."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_is_deterministic_and_threads_to_earlier_tickets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    corpus = load("corpus", monkeypatch)
+    samples = corpus.generate_samples(40, seed=7, first_number=500)
+    assert [s.raw for s in samples] == corpus.generate(40, seed=7, first_number=500)
+    assert samples[0].kind == corpus.NEW
+    new = [s for s in samples if s.kind == corpus.NEW]
+    assert [s.number for s in new] == list(range(500, 500 + len(new)))
+    requesters = {s.number: s.sender for s in new}
+    for s in samples:
+        if s.kind == corpus.REPLY:
+            assert requesters[s.number] == s.sender
+            assert f"[CID-{s.number}]" in s.subject
+
+
+def test_ingest_benchmark_runs_on_a_tiny_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ingest = load("ingest", monkeypatch)
+    status = ingest.main(["--messages", "30", "--dir", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert "machine:" in out
+    for stage in ("baseline (stdlib)", "mailgate parse", "mailgate pipeline"):
+        assert re.search(rf"^{re.escape(stage)}\s+30\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    assert "time ratios: mailgate/baseline" in out
+    match = re.search(r"\((\d+) new requests, (\d+) replies\)", out)
+    assert match is not None and int(match[1]) + int(match[2]) == 30
+    assert "outcomes: done 30\n" in out
+    assert f"tickets: {match[1]} for {match[1]} new requests: ok" in out
+    assert "threading: 30 of 30 as expected" in out

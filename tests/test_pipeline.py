@@ -1,0 +1,183 @@
+"""The pipeline's outcomes for the kinds of mail the core tells apart, on both databases."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from sqlmodel import select
+
+from mailgate import blobs
+from mailgate.context import Context
+from mailgate.models import Attachment, Contact, Intake
+from tests.helpers import articles, ingest, outbox, parsed, tickets
+from tests.mails import make_mail, new_message_id
+
+
+def test_new_mail_opens_ticket_and_queues_acknowledgement(ctx: Context) -> None:
+    mid = new_message_id()
+    assert ingest(ctx, make_mail(message_id=mid)).describe() == "ticket CID-1000"
+    (ticket,) = tickets(ctx)
+    assert (ticket.subject, ticket.status, ticket.source) == ("Printer broken", "open", "smtp")
+    (ack,) = outbox(ctx)
+    assert (ack.template, ack.to_addrs, ack.status) == (
+        "acknowledgement",
+        "alice@acme.example",
+        "queued",
+    )
+    sent = parsed(ack.raw)
+    assert sent["Subject"] == "[CID-1000] Printer broken"
+    assert sent["In-Reply-To"] == f"<{mid}>"
+    assert sent["Auto-Submitted"] == "auto-replied"
+    assert "support@example.com" in sent["Reply-To"]
+    assert sent["Message-ID"].endswith("@example.com>")
+
+
+def test_same_bytes_twice_leave_one_article(ctx: Context) -> None:
+    raw = make_mail()
+    ingest(ctx, raw)
+    ingest(ctx, raw)
+    assert len(articles(ctx, 1000)) == 1
+    assert len(outbox(ctx)) == 1
+
+
+def test_same_message_by_another_path_is_ignored_as_duplicate(ctx: Context) -> None:
+    raw = make_mail()
+    ingest(ctx, raw)
+    outcome = ingest(ctx, b"Received: from relay2.example by mx\r\n" + raw, source="imap:support")
+    assert outcome.status == "ignored"
+    assert outcome.reason.startswith("duplicate of article")
+    assert len(articles(ctx, 1000)) == 1
+
+
+def test_automatic_mail_opens_ticket_without_acknowledgement(ctx: Context) -> None:
+    raw = make_mail(headers={"Auto-Submitted": "auto-generated"})
+    assert ingest(ctx, raw).describe() == "ticket CID-1000"
+    assert outbox(ctx) == []
+
+
+def test_precedence_bulk_gets_no_acknowledgement(ctx: Context) -> None:
+    ingest(ctx, make_mail(headers={"Precedence": "bulk"}))
+    assert outbox(ctx) == []
+
+
+def test_our_own_mail_is_ignored_as_loop(ctx: Context) -> None:
+    outcome = ingest(ctx, make_mail(sender="Support <support@example.com>"))
+    assert (outcome.status, outcome.reason) == (
+        "ignored",
+        "loop: sent from our own address support@example.com",
+    )
+    assert tickets(ctx) == []
+
+
+def test_mail_without_sender_is_quarantined(ctx: Context) -> None:
+    raw = b"To: support@example.com\r\nSubject: who am I\r\n\r\nbody\r\n"
+    outcome = ingest(ctx, raw)
+    assert (outcome.status, outcome.reason) == ("quarantined", "no usable sender address in From")
+    with ctx.store.session() as session:
+        stored = session.get(Intake, outcome.intake_id)
+        assert stored is not None and stored.raw == raw
+
+
+def _bounce_for(message_id: str, recipient: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.com>\r\n"
+        "To: support@example.com\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <bounce-1@mx.example.com>\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.com\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{message_id}>\r\nSubject: [CID-1000] Printer broken\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def test_bounce_of_acknowledgement_is_a_system_note_and_marks_contact(ctx: Context) -> None:
+    ingest(ctx, make_mail())
+    ack_id = outbox(ctx)[0].message_id
+    outcome = ingest(ctx, _bounce_for(ack_id, "alice@acme.example"))
+    assert outcome.describe() == "reply CID-1000"
+    assert [a.direction for a in articles(ctx, 1000)] == ["customer", "system"]
+    assert len(tickets(ctx)) == 1 and len(outbox(ctx)) == 1
+    with ctx.store.session() as session:
+        contact = session.exec(select(Contact).where(Contact.email == "alice@acme.example")).one()
+        assert contact.failing
+
+
+def test_bounce_about_unknown_mail_is_ignored(ctx: Context) -> None:
+    outcome = ingest(ctx, _bounce_for("nothing@elsewhere.example", "x@acme.example"))
+    assert (outcome.status, outcome.reason) == ("ignored", "bounce about no ticket of ours")
+    assert tickets(ctx) == [] and outbox(ctx) == []
+
+
+def test_attachment_content_is_stored_once(ctx: Context) -> None:
+    payload = b"%PDF-1.4 invoice" * 100
+    files = (("Rechnung März.pdf", "application/pdf", payload),)
+    ingest(ctx, make_mail(attachments=files))
+    ingest(ctx, make_mail(subject="Re: [CID-1000] Printer broken", attachments=files))
+    with ctx.store.session() as session:
+        stored = list(session.exec(select(Attachment)))
+    assert [a.filename for a in stored] == ["Rechnung März.pdf"] * 2
+    assert len({a.sha256 for a in stored}) == 1
+    assert blobs.read(Path(ctx.config.paths.data_dir), stored[0].sha256) == payload
+
+
+def test_sender_matched_by_domain_joins_organisation(ctx: Context) -> None:
+    ingest(ctx, make_mail(sender="alice@acme.example"))
+    ingest(ctx, make_mail(sender="bob@acme.example", subject="Another thing"))
+    first, second = tickets(ctx)
+    assert first.organisation_id == second.organisation_id
+    assert first.requester_id != second.requester_id
+
+
+def test_free_mail_senders_get_separate_organisations(ctx: Context) -> None:
+    ingest(ctx, make_mail(sender="a@gmail.com"))
+    ingest(ctx, make_mail(sender="b@gmail.com", subject="Other"))
+    first, second = tickets(ctx)
+    assert first.organisation_id != second.organisation_id
+
+
+def test_unknown_sender_rejected_by_policy(ctx: Context) -> None:
+    policy = dataclasses.replace(ctx.config.customers, unknown_sender="reject")
+    ctx2 = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, customers=policy))
+    outcome = ingest(ctx2, make_mail(sender="stranger@nowhere.example"))
+    assert outcome.status == "ignored"
+    assert "rejected by policy" in outcome.reason
+
+
+def test_german_contact_gets_german_acknowledgement(ctx: Context) -> None:
+    with ctx.store.session() as session:
+        from mailgate.customers import ensure_contact
+
+        contact = ensure_contact(
+            session, "kunde@firma.example", "Kunde", ctx.config.customers, ctx.clock()
+        )
+        contact.language = "de"
+        session.add(contact)
+    ingest(ctx, make_mail(sender="kunde@firma.example", subject="Drucker"))
+    text = parsed(outbox(ctx)[0].raw).get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "CID-1000" in text
+    assert "vielen Dank für Ihre Nachricht" in text
+
+
+def test_served_address_rule_for_several_recipients(ctx: Context) -> None:
+    raw = make_mail(to="support-comment@example.com, support@example.com")
+    ingest(ctx, raw)
+    assert tickets(ctx)[0].served_address == "support@example.com"
+
+
+def test_failure_in_a_stage_quarantines_with_reason_and_retry_processes(ctx: Context) -> None:
+    broken = dataclasses.replace(ctx, renderer=None)  # type: ignore[arg-type]
+    outcome = ingest(broken, make_mail())
+    assert outcome.status == "quarantined"
+    assert "AttributeError" in outcome.reason
+    assert tickets(ctx) == []  # the failed transaction left nothing half-written
+    from mailgate.pipeline import retry
+
+    (again,) = retry(ctx, [outcome.intake_id])
+    assert again.describe() == "ticket CID-1000"
