@@ -152,11 +152,12 @@ def _add_broken_multipart(part: Message, walked: Walked, hint: str | None) -> No
 
 
 def _visit(part: Message, walked: Walked, hint: str | None, depth: int, parent: str) -> None:
+    walked.add(*(type(defect).__name__ for defect in part.defects))
     if depth > MAX_DEPTH:
         walked.add("mime-too-deep")
         return
     _handle(part, walked, hint, depth, parent)
-    # After handling: decoding a payload can add defects (e.g. bad base64 padding).
+    # Decoding the payload can add defects of its own (e.g. bad base64 padding).
     walked.add(*(type(defect).__name__ for defect in part.defects))
 
 

@@ -99,6 +99,9 @@ class Intake(SQLModel, table=True):
     envelope_from: str = ""
     envelope_to: str = ""  # recipients, one per line
     sha256: str = Field(index=True)
+    # The body alone, line endings normalised: equal for one message delivered by two paths
+    # (their trace headers differ), which is what duplicate detection compares.
+    content_sha256: str = ""
     size: int
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default=RECEIVED, index=True)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlmodel import Session
 
 from mailgate import tags
-from mailgate.compose import Outgoing, make_message_id
+from mailgate.compose import InvalidAddress, Outgoing, make_message_id
 from mailgate.context import Context
 from mailgate.models import Contact, Organisation, Ticket
 from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
+from mailgate.tickets import record_event
 
 
 def ticket_view(ctx: Context, ticket: Ticket) -> dict[str, object]:
@@ -55,4 +56,11 @@ def acknowledge(
         reply_to=ctx.config.outbound.from_,
         auto_submitted="auto-replied",
     )
-    enqueue(session, ctx, ticket.id, "acknowledgement", outgoing)
+    try:
+        enqueue(session, ctx, ticket.id, "acknowledgement", outgoing)
+    except InvalidAddress as exc:
+        # The ticket stands; only this mail cannot go out (e.g. an address our relay
+        # cannot carry). Staff see why in the ticket's history.
+        record_event(
+            session, ticket, "system", "mail_not_sent", f"acknowledgement: {exc}", ctx.clock()
+        )

@@ -65,7 +65,9 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     sender = identify(session, mail.from_addr)
     envelope = served_envelope(ctx, mail, [a for a in intake.envelope_to.splitlines() if a])
     screening = screen(mail, ctx.own_addresses, ctx.own_domain)
-    decision = route(session, mail, screening, sender, envelope, ctx.config, ctx.own_domain, now)
+    decision = route(
+        session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
+    )
     if isinstance(decision, Ignore | Quarantine):
         status = IGNORED if isinstance(decision, Ignore) else QUARANTINED
         return Outcome(intake.id or 0, status, decision.reason)
@@ -109,7 +111,10 @@ def process(ctx: Context, intake_id: int) -> Outcome:
     except StoreUnavailable:
         raise
     except Exception as exc:  # one bad message must never stop the others
-        log.exception("event=quarantine intake_id=%s", intake_id)
+        log.error(
+            "event=quarantine intake_id=%s error=%r", intake_id, f"{type(exc).__name__}: {exc}"
+        )
+        log.debug("event=quarantine_traceback intake_id=%s", intake_id, exc_info=True)
         return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
     log.info("event=processed intake_id=%s outcome=%s", intake_id, outcome.describe())
     return outcome

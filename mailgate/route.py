@@ -11,7 +11,7 @@ from mailgate import tags
 from mailgate.compose import ticket_number_from_message_id
 from mailgate.config import Config
 from mailgate.customers import Sender, domain_of, is_known_customer, organisation_for_domain
-from mailgate.models import Article, Contact, Outbox, Participant, Ticket
+from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
 from mailgate.parse import ParsedMail
 from mailgate.screen import Screening
 
@@ -95,15 +95,18 @@ def is_participant(session: Session, ticket: Ticket, sender: Sender) -> bool:
     return session.get(Participant, (ticket.id, contact.id)) is not None
 
 
-def find_duplicate(session: Session, mail: ParsedMail) -> int | None:
-    """An article that already holds this very message (same Message-ID, same text)."""
+def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> Intake | None:
+    """An earlier message with the same Message-ID and the same body that already became
+    a ticket or an article: this one is the same mail delivered again."""
     if not mail.message_id:
         return None
-    query = select(Article.id, Article.text).where(Article.message_id == mail.message_id)
-    for article_id, text in session.exec(query):
-        if text == mail.text:
-            return article_id
-    return None
+    query = select(Intake).where(
+        Intake.message_id == mail.message_id,
+        Intake.content_sha256 == intake.content_sha256,
+        Intake.status == DONE,
+        Intake.id != intake.id,
+    )
+    return session.exec(query).first()
 
 
 def _for_existing(
@@ -126,6 +129,7 @@ def _for_existing(
 def route(
     session: Session,
     mail: ParsedMail,
+    intake: Intake,
     screening: Screening,
     sender: Sender,
     env: Envelope,
@@ -136,9 +140,9 @@ def route(
     """Reads, never writes: the one decision for this mail."""
     if screening.own:
         return Ignore(f"loop: {screening.own}")
-    duplicate = find_duplicate(session, mail)
+    duplicate = find_duplicate(session, mail, intake)
     if duplicate is not None:
-        return Ignore(f"duplicate of article {duplicate}")
+        return Ignore(f"duplicate of stored message {duplicate.id}")
     ticket = find_ticket(session, mail, cfg, own_domain)
     if screening.bounce:
         if ticket is None:

@@ -46,7 +46,7 @@ def test_same_message_by_another_path_is_ignored_as_duplicate(ctx: Context) -> N
     ingest(ctx, raw)
     outcome = ingest(ctx, b"Received: from relay2.example by mx\r\n" + raw, source="imap:support")
     assert outcome.status == "ignored"
-    assert outcome.reason.startswith("duplicate of article")
+    assert outcome.reason.startswith("duplicate of stored message")
     assert len(articles(ctx, 1000)) == 1
 
 

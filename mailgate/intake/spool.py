@@ -19,6 +19,13 @@ class Accepted:
     duplicate: bool  # the very same bytes were stored before; nothing new was written
 
 
+def content_digest(raw: bytes) -> str:
+    """sha256 of the body: everything after the header block, with CRLF taken as LF."""
+    normalised = raw.replace(b"\r\n", b"\n")
+    _, sep, body = normalised.partition(b"\n\n")
+    return hashlib.sha256(body.rstrip() if sep else b"").hexdigest()
+
+
 def accept(
     store: Store,
     raw: bytes,
@@ -41,6 +48,7 @@ def accept(
             envelope_to="\n".join(envelope_to),
             sha256=digest,
             size=len(raw),
+            content_sha256=content_digest(raw),
             raw=raw,
         )
         session.add(intake)

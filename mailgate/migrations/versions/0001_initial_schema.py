@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 22:55:06.966936
+Create Date: 2026-11-23
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ def upgrade() -> None:
         sa.Column("envelope_from", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("envelope_to", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("sha256", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("content_sha256", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
