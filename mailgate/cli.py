@@ -297,7 +297,7 @@ def outbox_flush(state: State) -> None:
 
 
 def _flush(ctx: Context) -> None:
-    counts = asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config), limit=100_000))
+    counts = asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()))
 
 

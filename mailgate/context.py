@@ -39,3 +39,8 @@ class Context:
         served = {a.lower() for a in self.config.smtp.addresses if not a.startswith("@")}
         extra = {self.from_address, self.config.smtp.comment_address.lower()}
         return frozenset(a for a in served | extra if a)
+
+    @cached_property
+    def languages(self) -> frozenset[str]:
+        """Languages mail can be written in (a template directory exists)."""
+        return frozenset(self.renderer.languages)

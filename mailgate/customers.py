@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -57,8 +58,23 @@ def _new_organisation_name(address: str, name: str, policy: CustomersConfig) -> 
     return f"{name} <{address}>" if name else address
 
 
+def preferred_language(headers: Mapping[str, str], available: Collection[str]) -> str | None:
+    """The sender's language from Content-Language or Accept-Language, if we write it."""
+    for header in ("content-language", "accept-language"):
+        for tag in headers.get(header, "").split(","):
+            primary = tag.split(";")[0].strip().split("-")[0].lower()
+            if primary in available:
+                return primary
+    return None
+
+
 def ensure_contact(
-    session: Session, address: str, name: str, policy: CustomersConfig, now: datetime
+    session: Session,
+    address: str,
+    name: str,
+    policy: CustomersConfig,
+    now: datetime,
+    language: str | None = None,
 ) -> Contact:
     """The contact for an address: found by address, else placed in the organisation that
     claims its domain, else in a new (or the "unassigned") organisation as configured."""
@@ -76,7 +92,9 @@ def ensure_contact(
         org = get_or_create_organisation(session, org_name, now)
         if org_name == domain_of(address):
             session.add(OrganisationDomain(domain=org_name, organisation_id=org.id))
-    contact = Contact(email=address, name=name, organisation_id=org.id, created_at=now)
+    contact = Contact(
+        email=address, name=name, organisation_id=org.id, language=language, created_at=now
+    )
     session.add(contact)
     session.flush()
     return contact

@@ -107,29 +107,35 @@ def record_result(
         return row.status
 
 
-async def deliver_due(ctx: Context, transport: Transport, limit: int = 100) -> dict[str, int]:
-    """Send what is due once; counts of the new statuses (sent, queued for retry, failed)."""
-    claimed = await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), limit)
+async def deliver_due(ctx: Context, transport: Transport, batch: int = 100) -> dict[str, int]:
+    """Send everything that is due, a batch at a time so memory stays bounded; counts of the
+    new statuses (sent, queued for a later retry, failed)."""
     counts = {SENT: 0, QUEUED: 0, FAILED: 0}
-    for item in claimed:
-        error: Exception | None = None
-        try:
-            await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
-        except (TemporaryFailure, PermanentFailure) as exc:
-            error = exc
-            log.warning(
-                "event=delivery_failed outbox_id=%s attempt=%s error=%r",
-                item.id,
-                item.attempts,
-                str(exc),
-            )
-        status = await asyncio.to_thread(
-            record_result, ctx.store, item, error, ctx.config.outbound, ctx.clock()
-        )
-        counts[status] += 1
-        if status == SENT:
-            log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
+    while claimed := await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), batch):
+        for item in claimed:
+            status = await _deliver_one(ctx, transport, item)
+            counts[status] += 1
     return counts
+
+
+async def _deliver_one(ctx: Context, transport: Transport, item: Claimed) -> str:
+    error: Exception | None = None
+    try:
+        await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
+    except (TemporaryFailure, PermanentFailure) as exc:
+        error = exc
+        log.warning(
+            "event=delivery_failed outbox_id=%s attempt=%s error=%r",
+            item.id,
+            item.attempts,
+            str(exc),
+        )
+    status = await asyncio.to_thread(
+        record_result, ctx.store, item, error, ctx.config.outbound, ctx.clock()
+    )
+    if status == SENT:
+        log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
+    return status
 
 
 def retry_failed(store: Store, now: datetime, ids: list[int] | None = None) -> int:

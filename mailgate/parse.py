@@ -1,4 +1,4 @@
-"""Raw bytes to ParsedMail: the entry point of MIME reading (helpers: charsets, mime_*)."""
+"""Raw bytes to ParsedMail: the entry point of MIME reading (details in mailgate.mime)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from typing import Any
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
-from mailgate.charsets import charset_hint, decode_bytes
-from mailgate.mime_headers import decode_header, mended_headers
-from mailgate.mime_html import html_to_text, sanitize_html
-from mailgate.mime_parts import Walked, message_ids, raw_bytes
-from mailgate.mime_walk import walk
+from mailgate.mime.charsets import charset_hint, decode_bytes
+from mailgate.mime.headers import decode_header, mended_headers
+from mailgate.mime.htmltext import html_to_text, sanitize_html
+from mailgate.mime.parts import Walked, message_ids, raw_bytes
+from mailgate.mime.walk import walk
 
 
 @dataclass(frozen=True)

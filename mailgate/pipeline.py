@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from mailgate import notify, tags
 from mailgate.context import Context
-from mailgate.customers import identify
+from mailgate.customers import identify, preferred_language
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
 from mailgate.route import Envelope, FollowUp, Ignore, NewTicket, Quarantine, route
@@ -73,7 +73,8 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         return Outcome(intake.id or 0, status, decision.reason)
     applied: Applied
     if isinstance(decision, NewTicket):
-        applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now)
+        language = preferred_language(mail.headers, ctx.languages)
+        applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, language)
         if decision.automatic is None and applied.contact is not None:
             notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
     else:

@@ -118,8 +118,9 @@ def open_ticket(
     env: Envelope,
     cfg: Config,
     now: datetime,
+    language: str | None = None,
 ) -> Applied:
-    contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
+    contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now, language)
     ticket = Ticket(
         number=next_ticket_number(session, cfg.tickets.start),
         subject=mail.subject,

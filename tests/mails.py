@@ -32,9 +32,9 @@ def make_mail(
         msg["In-Reply-To"] = f"<{in_reply_to}>"
     if references:
         msg["References"] = " ".join(f"<{r}>" for r in references)
+    msg.set_content(body)  # before the extra headers: it drops any Content-* header
     for name, value in (headers or {}).items():
         msg[name] = value
-    msg.set_content(body)
     for filename, content_type, payload in attachments:
         maintype, subtype = content_type.split("/")
         msg.add_attachment(payload, maintype=maintype, subtype=subtype, filename=filename)

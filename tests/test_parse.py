@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate import charsets
-from mailgate.attachments_names import safe_filename
-from mailgate.charsets import decode_bytes
-from mailgate.mime_headers import decode_header
+from mailgate.mime import charsets
+from mailgate.mime.charsets import decode_bytes
+from mailgate.mime.filenames import safe_filename
+from mailgate.mime.headers import decode_header
 from mailgate.parse import ParsedMail, parse
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "realworld"
@@ -32,7 +32,7 @@ def mail(*header_lines: str, body: bytes = b"body\r\n") -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def multipart(subtype: str, *parts: bytes, headers: tuple[str, ...] = ()) -> bytes:
+def multipart(subtype: str, *parts: bytes) -> bytes:
     boundary = b"=-=-=boundary=-=-="
     body = b"".join(b"--" + boundary + b"\r\n" + p + b"\r\n" for p in parts)
     body += b"--" + boundary + b"--\r\n"
@@ -44,7 +44,6 @@ def multipart(subtype: str, *parts: bytes, headers: tuple[str, ...] = ()) -> byt
         "Date: Tue, 03 Nov 2026 10:00:00 +0100",
         "MIME-Version: 1.0",
         f'Content-Type: multipart/{subtype}; boundary="{boundary.decode()}"',
-        *headers,
         body=body,
     )
 
@@ -74,6 +73,14 @@ def test_corpus_iso_2022_jp_body_and_utf8_subject() -> None:
     assert parsed.text == "すみません。"
     assert parsed.to == ("raasdnil@gmail.com",)
     assert parsed.from_name == "Mikel Lindsaar"
+
+
+def test_corpus_folded_iso_2022_jp_subject_after_mbox_line() -> None:
+    parsed = corpus("rfc2822/example14.eml")  # starts with an mbox "From " line
+    assert parsed.subject == "Re: TEST テストテスト"
+    assert parsed.message_id == "0CC5E11ED2C1D@example.com"
+    assert parsed.in_reply_to == ("rid_5582199198@msgid.example.com",)
+    assert parsed.text == "Hello"
 
 
 def test_corpus_shift_jis_body() -> None:

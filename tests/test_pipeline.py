@@ -181,3 +181,11 @@ def test_failure_in_a_stage_quarantines_with_reason_and_retry_processes(ctx: Con
 
     (again,) = retry(ctx, [outcome.intake_id])
     assert again.describe() == "ticket CID-1000"
+
+
+def test_new_contact_language_from_content_language(ctx: Context) -> None:
+    ingest(ctx, make_mail(sender="juergen@firma.example", headers={"Content-Language": "de-DE"}))
+    ingest(ctx, make_mail(sender="jane@corp.example", headers={"Content-Language": "fr, en"}))
+    german, english = (parsed(o.raw) for o in outbox(ctx))
+    assert "vielen Dank" in german.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "thank you" in english.get_body(("plain",)).get_content()  # type: ignore[union-attr]

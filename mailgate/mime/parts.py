@@ -9,8 +9,8 @@ from email.message import Message
 from email.policy import Compat32
 from typing import NamedTuple
 
-from mailgate.charsets import codec_label, decode_bytes
-from mailgate.mime_headers import b64decode_lenient, decode_header
+from mailgate.mime.charsets import codec_label, decode_bytes
+from mailgate.mime.headers import b64decode_lenient, decode_header
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.I)
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")

@@ -6,7 +6,7 @@ import re
 from email.message import Message
 from email.parser import BytesHeaderParser, HeaderParser
 
-from mailgate.mime_parts import (
+from mailgate.mime.parts import (
     Walked,
     append,
     blocks_bytes,

@@ -6,10 +6,10 @@ import binascii
 from email.message import Message
 from email.parser import BytesHeaderParser
 
-from mailgate.attachments_names import guess_type, safe_filename
-from mailgate.mime_headers import b64decode_lenient
-from mailgate.mime_legacy import extract_uuencoded, unpack_tnef
-from mailgate.mime_parts import (
+from mailgate.mime.filenames import guess_type, safe_filename
+from mailgate.mime.headers import b64decode_lenient
+from mailgate.mime.legacy import extract_uuencoded, unpack_tnef
+from mailgate.mime.parts import (
     VERBATIM,
     Walked,
     append,
@@ -22,7 +22,7 @@ from mailgate.mime_parts import (
     payload_bytes,
     transfer_encoding,
 )
-from mailgate.mime_report import (
+from mailgate.mime.report import (
     add_delivery_status,
     add_headers_part,
     add_message_fields,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from tnefparse.tnef import TNEF
 
-from mailgate.charsets import decode_bytes
+from mailgate.mime.charsets import decode_bytes
 
 _UU_BLOCK = re.compile(
     r"^begin [0-7]{3,4} ([^\r\n]+)\r?\n(.*?)^end[ \t]*\r?$", re.MULTILINE | re.DOTALL

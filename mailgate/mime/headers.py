@@ -7,7 +7,7 @@ import re
 from email.message import Message
 from typing import NamedTuple
 
-from mailgate.charsets import codec_label, decode_bytes
+from mailgate.mime.charsets import codec_label, decode_bytes
 
 
 def b64decode_lenient(data: bytes) -> tuple[bytes, bool]:

@@ -1,0 +1,1 @@
+"""MIME details behind parse(): charsets, headers, parts, names, reports, old formats."""
