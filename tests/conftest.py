@@ -23,7 +23,8 @@ from mailgate.config import (
 from mailgate.context import Context
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus" / "realworld"
+# The shared corpus sits beside the repository; MAILGATE_CORPUS points elsewhere if need be.
+CORPUS = Path(os.environ.get("MAILGATE_CORPUS", REPO.parent / "shared" / "corpus" / "realworld"))
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_SERVER = os.environ.get("MAILGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 

@@ -7,7 +7,6 @@ import binascii
 import random
 import struct
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,8 +17,7 @@ from mailgate.mime.charsets import decode_bytes
 from mailgate.mime.filenames import safe_filename
 from mailgate.mime.headers import decode_header
 from mailgate.parse import ParsedMail, parse
-
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "realworld"
+from tests.conftest import CORPUS
 
 
 def corpus(name: str) -> ParsedMail:

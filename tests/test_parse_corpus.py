@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mailgate.parse import MailPart, ParsedMail, parse
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "realworld"
 FILES = sorted(CORPUS.glob("*/*.eml"))
 
 
