@@ -7,11 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, create_engine
@@ -78,27 +74,32 @@ class Store:
 
     # Migrations -------------------------------------------------------------------------
 
-    def _alembic(self) -> AlembicConfig:
-        cfg = AlembicConfig()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        cfg.attributes["engine"] = self.engine
-        return cfg
+    # Alembic is imported only to migrate: every CLI call checks the schema, and importing
+    # it costs more than the check itself.
 
     def upgrade(self) -> str:
         """Bring the schema to the newest revision; returns that revision."""
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["engine"] = self.engine
         try:
-            command.upgrade(self._alembic(), "head")
+            command.upgrade(cfg, "head")
         except OperationalError as exc:
             raise StoreUnavailable(_short(exc)) from exc
         return self.head_revision()
 
     def head_revision(self) -> str:
-        head = ScriptDirectory.from_config(self._alembic()).get_current_head()
-        return head or ""
+        """The newest revision: migrations are numbered `NNNN_name.py` with revision NNNN."""
+        return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
     def ensure_schema(self) -> None:
         """SQLite migrates itself (the embedded default must just work); PostgreSQL, shared

@@ -18,3 +18,14 @@ def test_migrated_schema_matches_models(ctx: Context) -> None:
 
 def test_upgrade_twice_is_harmless(ctx: Context) -> None:
     assert ctx.store.upgrade() == ctx.store.head_revision()
+
+
+def test_numbering_convention_names_alembic_head(ctx: Context) -> None:
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+
+    from mailgate.store import MIGRATIONS
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == ctx.store.head_revision()
