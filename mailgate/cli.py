@@ -368,6 +368,32 @@ def customers_import(state: State, csv_file: str) -> int:
     return EX_DATAERR if report.errors else EX_OK
 
 
+# scheduled jobs ----------------------------------------------------------------------------
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """The jobs `mailgate run` schedules."""
+
+
+@jobs_group.command("list")
+@FORMAT
+def jobs_list(fmt: str) -> None:
+    """Name, schedule and purpose of every scheduled job (needs no database)."""
+    from rich.table import Table
+
+    from mailgate import jobs  # APScheduler is loaded only where jobs are used
+
+    rows = jobs.describe()
+    if fmt == "json":
+        print_json(rows)
+        return
+    table = Table("name", "schedule", "what it does", header_style="bold")
+    for row in rows:
+        table.add_row(row["name"], row["schedule"], row["what"])
+    out.print(table)
+
+
 # config and database ---------------------------------------------------------------------
 
 

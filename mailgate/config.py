@@ -36,6 +36,14 @@ class SmtpConfig:
     comment_address: str = ""
     max_message_size: int = 26214400
     hostname: str = ""  # name in the greeting; empty means the machine's name
+    max_recipients: int = 100  # more RCPTs in one transaction get 452 4.5.3
+    max_line_length: int = 998  # octets per DATA line without CRLF (RFC 5322 2.1.1)
+    session_timeout: float = 600.0  # seconds a whole session may last, then 421
+    idle_timeout: float = 60.0  # seconds without a byte from the client, then 421
+    tls_cert_file: str = ""  # PEM; when set, STARTTLS is offered
+    tls_key_file: str = ""  # empty: the key is in tls_cert_file
+    require_tls: bool = False  # refuse MAIL before STARTTLS
+    lmtp_socket: str = ""  # Unix socket path for LMTP; empty: no LMTP
 
 
 @dataclass(frozen=True)
@@ -52,6 +60,8 @@ class ImapConfig:
     poll_interval: float = 60.0
     category: str = ""
     responsible_agent: str = ""
+    tls_ca_file: str = ""  # CA bundle for a private CA; empty means the system's
+    tls_verify: bool = True  # false accepts any certificate: for testing only
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class OutboundConfig:
     from_: str = "Support <support@localhost>"
     max_attempts: int = 10
     retry_base_seconds: float = 60.0
+    max_age_hours: float = 48.0  # a mail still failing temporarily after this is failed
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,17 @@ class CustomersConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    format: Literal["keyvalue", "json"] = "keyvalue"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "127.0.0.1:9125"  # /metrics and /healthz; empty disables them
+
+
+@dataclass(frozen=True)
 class Config:
     source: str = EMBEDDED
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -122,6 +144,8 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
     customers: CustomersConfig = field(default_factory=CustomersConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -174,13 +198,32 @@ def _validate(cfg: Config) -> None:
     host, _, port = cfg.smtp.listen.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"smtp.listen: {cfg.smtp.listen!r} is not HOST:PORT")
+    host, _, port = cfg.http.listen.rpartition(":")
+    if cfg.http.listen and (not host or not port.isdigit()):
+        raise ConfigError(f"http.listen: {cfg.http.listen!r} is not HOST:PORT (or empty)")
     if cfg.outbound.transport == "smtp" and not cfg.outbound.host:
         raise ConfigError('outbound.host: required when outbound.transport = "smtp"')
     if cfg.tickets.start < 1:
         raise ConfigError("tickets.start: must be at least 1")
+    _validate_limits(cfg.smtp, cfg.outbound)
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")
+
+
+def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
+    if smtp.max_recipients < 1:
+        raise ConfigError("smtp.max_recipients: must be at least 1")
+    # RFC 5322 allows 998 octets a line; a lower limit would refuse valid mail.
+    if smtp.max_line_length < 998:
+        raise ConfigError("smtp.max_line_length: must be at least 998")
+    for key in ("session_timeout", "idle_timeout"):
+        if getattr(smtp, key) <= 0:
+            raise ConfigError(f"smtp.{key}: must be more than 0 seconds")
+    if (smtp.tls_key_file or smtp.require_tls) and not smtp.tls_cert_file:
+        raise ConfigError("smtp.tls_cert_file: required for tls_key_file and require_tls")
+    if out.max_age_hours <= 0:
+        raise ConfigError("outbound.max_age_hours: must be more than 0")
 
 
 def parse_config(text: str, source: str) -> Config:

@@ -1,34 +1,48 @@
-"""The daemon: SMTP intake, the processor and the outbox sender on one event loop."""
+"""The daemon: SMTP intake, processor, outbox sender and scheduled jobs on one event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import dataclasses
 import logging
 import signal
-import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
 
+from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
+from sqlmodel import select
 
 from mailgate import outbox, pipeline
 from mailgate.app import build_context, build_transport
-from mailgate.config import Config
+from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
+from mailgate.intake.imap import ImapIntake
 from mailgate.intake.smtp import ListenError, SmtpIntake
-from mailgate.store import StoreUnavailable
+from mailgate.jobs import Scheduler
+from mailgate.logs import configure_logging
+from mailgate.metrics import HttpEndpoints, Metrics, start_http
+from mailgate.models import Outbox
+from mailgate.render import Renderer, builtin_template_dir, normalise_language
+from mailgate.sdnotify import Notifier
+from mailgate.store import Store, StoreUnavailable
 from mailgate.transports import Transport
 
 log = logging.getLogger("mailgate.daemon")
 
 EX_OK, EX_UNAVAILABLE = 0, 69  # sysexits(3)
-LOG_FORMAT = "%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"
-# Retries become due by the clock, not by an event, so the outbox is looked at this often.
-OUTBOX_INTERVAL = 5.0
 STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within seconds
+# Shutdown, in all at most TimeoutStopSec (30 s) of the unit: intake and running jobs
+# together, then the processor, then the outbox sender.
 INTAKE_GRACE = 10.0  # SMTP transactions already in DATA get this long to be stored
+JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finish
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
+HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
+# Sections a reload cannot apply: sockets are bound and the database is open.
+RESTART_ONLY = ("database", "smtp", "imap", "http", "logging")
 
 
 class Trouble:
@@ -52,17 +66,37 @@ class Trouble:
 class Daemon:
     """The daemon's parts and the queue and wake-up between them."""
 
-    def __init__(self, ctx: Context, transport: Transport) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        ctx: Context,
+        transport: Transport,
+        notifier: Notifier,
+    ) -> None:
+        self.ctx = ctx  # replaced, never changed, by a reload
         self.transport = transport
+        self.notifier = notifier
+        # One task per mailbox; it stores from its own thread, so it hands over thread-safely.
+        self.mailboxes = [ImapIntake(ctx, m, self.submit_threadsafe) for m in ctx.config.imap]
+        self.imap_stop = asyncio.Event()
+        self.imap_tasks: list[asyncio.Task[None]] = []
         self.queue: asyncio.Queue[int | None] = asyncio.Queue()  # None: no more work
+        # Stored messages queued or being processed, with when they were handed over.
+        self.in_hand: dict[int, float] = {}
+        # Ids this run has taken up; the left-over job skips them (see offer_pending).
+        self.offered: set[int] = set()
         self.wake_outbox = asyncio.Event()
+        self.outbox_lock = asyncio.Lock()
         self.stopping = False  # no more retries of processing; leave it for the next start
         self.last_round = False  # the outbox sender's next round is its last
-        self.intake = SmtpIntake(ctx, self.queue.put_nowait)
+        self.intake = SmtpIntake(ctx, self.submit)
+        self.metrics = Metrics(lambda: outbox_counts(self.ctx.store))
+        self.scheduler = Scheduler(self)
         self.store_trouble = Trouble("store")
         self.outbox_trouble = Trouble("outbox")
         self.tasks: list[asyncio.Task[None]] = []
+        self.helpers: list[asyncio.Task[None]] = []  # watchdog and reload: cancelled at the end
+        self.http: asyncio.Server | None = None
+        self.loop = asyncio.get_running_loop()
 
     async def start(self) -> None:
         await self.intake.start()
@@ -70,6 +104,41 @@ class Daemon:
             asyncio.create_task(self.process_loop(), name="mailgate-processor"),
             asyncio.create_task(self.outbox_loop(), name="mailgate-outbox"),
         ]
+        self.imap_tasks = [
+            asyncio.create_task(box.run(self.imap_stop), name=f"mailgate-{box.source}")
+            for box in self.mailboxes
+        ]
+        await self._start_http()
+        self.scheduler.start()
+        if self.notifier.watchdog_interval:
+            self._helper(self.watchdog_loop(self.notifier.watchdog_interval), "watchdog")
+
+    def _helper(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        self.helpers.append(asyncio.create_task(coro, name=f"mailgate-{name}"))
+
+    def submit(self, intake_id: int) -> None:
+        """Hand a stored message to the processor (once while it is in hand)."""
+        if intake_id in self.in_hand:
+            return
+        self.in_hand[intake_id] = time.monotonic()
+        self.offered.add(intake_id)
+        self.queue.put_nowait(intake_id)
+
+    def submit_threadsafe(self, intake_id: int) -> None:
+        """submit() for intake that stores from a worker thread (a blocking IMAP poll)."""
+        self.loop.call_soon_threadsafe(self.submit, intake_id)
+
+    def offer_pending(self, intake_ids: Sequence[int]) -> None:
+        """Stored messages the database says are waiting. One this run took up already may
+        still look pending (its commit raced the query): those are skipped. An id is forgotten
+        once a later look no longer finds it pending, so `quarantine retry` gets it back here."""
+        if self.stopping:
+            return
+        pending = set(intake_ids)
+        self.offered &= pending | self.in_hand.keys()
+        for intake_id in intake_ids:
+            if intake_id not in self.offered:
+                self.submit(intake_id)
 
     async def process_loop(self) -> None:
         await self._enqueue_pending()
@@ -85,60 +154,146 @@ class Daemon:
                 self.store_trouble.failed(f"error={str(exc)!r}")
                 await asyncio.sleep(STORE_RETRY_DELAY)
                 continue
-            for intake_id in ids:
-                self.queue.put_nowait(intake_id)
+            self.offer_pending(ids)
             return
 
     async def _process_one(self, intake_id: int) -> None:
         try:
-            await asyncio.to_thread(pipeline.process, self.ctx, intake_id)
+            outcome = await asyncio.to_thread(pipeline.process, self.ctx, intake_id)
         except StoreUnavailable as exc:
             # The message stays `received`; try again shortly (or at the next start).
             self.store_trouble.failed(f"intake_id={intake_id} error={str(exc)!r}")
             if not self.stopping:
                 await asyncio.sleep(STORE_RETRY_DELAY)
                 self.queue.put_nowait(intake_id)
+                return
+            self.in_hand.pop(intake_id, None)
             return
         except Exception:  # process() quarantines bad mail itself; this is a fault of ours
             log.exception("event=process_failed intake_id=%s", intake_id)
+            self.in_hand.pop(intake_id, None)
             return
+        handed = self.in_hand.pop(intake_id, None)
+        if outcome.source:  # an outcome reached now, not a repeat delivery of a done one
+            waited = None if handed is None else time.monotonic() - handed
+            self.metrics.outcome(outcome.source, outcome.status, outcome.created, waited)
         self.store_trouble.recovered()
         self.wake_outbox.set()
 
     async def outbox_loop(self) -> None:
+        # Woken by new mail to send; retries that come due are the outbox-retry job's.
         while True:
             # Read the flag before the round, so rows committed during it get one more.
             final = self.last_round
             await self._deliver()
             if final:
                 return
-            await _wait(self.wake_outbox, OUTBOX_INTERVAL)
+            await self.wake_outbox.wait()
             self.wake_outbox.clear()
 
     async def _deliver(self) -> None:
         try:
-            await outbox.deliver_due(self.ctx, self.transport)
+            async with self.outbox_lock:
+                await outbox.deliver_due(self.ctx, self.transport)
         except Exception as exc:  # a database or transport fault must not end the sender
             self.outbox_trouble.failed(f"error_type={type(exc).__name__} error={str(exc)!r}")
             return
         self.outbox_trouble.recovered()
 
+    async def _start_http(self) -> None:
+        listen = self.ctx.config.http.listen
+        if not listen:
+            return
+        try:
+            self.http = await start_http(listen, HttpEndpoints(self.metrics, self.healthy))
+        except OSError as exc:
+            # Mail matters more than metrics: intake goes on without them.
+            log.error("event=http_listen_failed listen=%s error=%r", listen, str(exc))
+
+    def loop_healthy(self) -> bool:
+        """The processor and the sender are alive (and this loop ran the check at all)."""
+        return not self.stopping and all(not task.done() for task in self.tasks)
+
+    async def healthy(self) -> bool:
+        if not self.loop_healthy():
+            return False
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(database_answers, self.ctx.store), HEALTH_TIMEOUT
+            )
+        except Exception:  # any failure to answer is "unhealthy", whatever its kind
+            return False
+        return True
+
+    async def watchdog_loop(self, interval: float) -> None:
+        # Not tied to the database: an outage there is answered with 451, not a restart.
+        while True:
+            if self.loop_healthy():
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    async def reload_loop(self, hangup: asyncio.Event) -> None:
+        while True:
+            await hangup.wait()
+            hangup.clear()
+            await self.reload()
+
+    async def reload(self) -> None:
+        """SIGHUP: read the configuration file and templates again; a bad file changes nothing."""
+        self.notifier.reloading("reloading configuration and templates")
+        old = self.ctx.config
+        try:
+            fresh = await asyncio.to_thread(reread, old)
+            renderer = renewed_renderer(fresh, self.ctx.renderer)
+        except (ConfigError, ValueError) as exc:
+            log.error("event=reload_refused config=%s error=%r", old.source, str(exc))
+            self.notifier.ready(f"reload refused, previous configuration kept: {exc}")
+            return
+        await self._adopt(runtime_part(old, fresh), renderer)
+        changed = [name for name in RESTART_ONLY if getattr(old, name) != getattr(fresh, name)]
+        if changed:
+            log.warning(
+                "event=reload_needs_restart sections=%s note=%r",
+                ",".join(changed),
+                "listen addresses, database, IMAP and logging change at the next restart",
+            )
+        log.info("event=reloaded config=%s outbound=%s", old.source, outbound_target(fresh))
+        self.notifier.ready(f"reloaded; {listening_status(self)}")
+
+    async def _adopt(self, config: Config, renderer: Renderer) -> None:
+        old_outbound = self.ctx.config.outbound
+        self.ctx = dataclasses.replace(self.ctx, config=config, renderer=renderer)
+        if config.outbound == old_outbound:
+            return
+        # Not in the middle of a delivery round: that one finishes on the old relay.
+        async with self.outbox_lock:
+            retired, self.transport = self.transport, build_transport(config)
+        await retired.close()
+
     async def shutdown(self) -> None:
         """421 for newcomers, finish what is in hand, send what can be sent, stop."""
         log.info("event=stopping")
+        self.notifier.stopping("stopping: finishing the mail in hand")
         self.stopping = True
-        await self.intake.stop(INTAKE_GRACE)
+        self.intake.begin_shutdown()
+        self.imap_stop.set()
+        await asyncio.gather(
+            self.scheduler.stop(JOB_GRACE),
+            self.intake.stop(INTAKE_GRACE),
+            *(_finish(task, INTAKE_GRACE) for task in self.imap_tasks),
+        )
         self.queue.put_nowait(None)
         processor, sender = self.tasks
         await _finish(processor, DRAIN_SECONDS)
         self.last_round = True
         self.wake_outbox.set()
         await _finish(sender, FLUSH_SECONDS)
-
-
-async def _wait(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+        for task in self.helpers:
+            task.cancel()
+        await asyncio.gather(*self.helpers, return_exceptions=True)
+        if self.http is not None:
+            self.http.close()
+            await self.http.wait_closed()
 
 
 async def _finish(task: asyncio.Task[None], timeout: float) -> None:
@@ -149,54 +304,106 @@ async def _finish(task: asyncio.Task[None], timeout: float) -> None:
         log.warning("event=shutdown_timeout task=%s", task.get_name())
 
 
-def describe(ctx: Context, listening: str) -> str:
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Outbox rows by status, for the metrics scrape."""
+    with store.session() as session:
+        query = select(Outbox.status, func.count()).group_by(Outbox.status)
+        return {status: int(number) for status, number in session.exec(query)}
+
+
+def database_answers(store: Store) -> None:
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def reread(old: Config) -> Config:
+    """The configuration file again; the embedded default has no file and stays as it is."""
+    return old if old.source == EMBEDDED else load(old.source)
+
+
+def runtime_part(old: Config, fresh: Config) -> Config:
+    """The new configuration, with the sections only a restart can change kept as they were."""
+    kept = {name: getattr(old, name) for name in RESTART_ONLY}
+    return dataclasses.replace(fresh, **kept)
+
+
+def renewed_renderer(config: Config, current: Renderer) -> Renderer:
+    """The current renderer with its caches emptied, or a new one where its settings changed.
+    ValueError for a default language that is no language tag."""
+    override = Path(config.paths.templates) if config.paths.templates else None
+    wanted = (override, normalise_language(config.tickets.default_language))
+    if wanted != (current.override_dir, current.default_language):
+        return Renderer(builtin_template_dir(), override, config.tickets.default_language)
+    current.reload()
+    return current
+
+
+def outbound_target(config: Config) -> str:
+    out = config.outbound
+    return f"file:{out.directory}" if out.transport == "file" else f"smtp:{out.host}:{out.port}"
+
+
+def describe(ctx: Context, listening: str, http: str = "") -> str:
     """The start-up line: where mail comes in, where it is kept and where it goes."""
-    out = ctx.config.outbound
-    target = f"file:{out.directory}" if out.transport == "file" else f"smtp:{out.host}:{out.port}"
     database = make_url(ctx.config.database.url).render_as_string(hide_password=True)
-    return f"event=started listen={listening} database={database} outbound={target}"
+    return (
+        f"event=started listen={listening} database={database} "
+        f"outbound={outbound_target(ctx.config)} http={http or '-'}"
+    )
+
+
+def listening_status(daemon: Daemon) -> str:
+    return f"taking mail on {daemon.intake.address}"
+
+
+def http_address(server: asyncio.Server | None) -> str:
+    if server is None:
+        return ""
+    return ",".join("{}:{}".format(*sock.getsockname()[:2]) for sock in server.sockets)
 
 
 async def serve(
-    ctx: Context, transport: Transport, stop: asyncio.Event, ready: Callable[[], None] | None = None
+    ctx: Context,
+    transport: Transport,
+    stop: asyncio.Event,
+    ready: Callable[[], None] | None = None,
+    *,
+    hangup: asyncio.Event | None = None,
+    notifier: Notifier | None = None,
 ) -> None:
-    """Run until `stop` is set, then drain and return. Raises ListenError when the SMTP
-    address cannot be bound; `ready` is called once mail can be taken."""
-    daemon = Daemon(ctx, transport)
+    """Run until `stop` is set, then drain and return; reload whenever `hangup` is set.
+    Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
+    can be taken."""
+    daemon = Daemon(ctx, transport, notifier or Notifier({}))
     await daemon.start()
-    log.info(describe(ctx, daemon.intake.address))
+    log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))
+    if hangup is not None:
+        daemon._helper(daemon.reload_loop(hangup), "reload")
+    daemon.notifier.ready(listening_status(daemon))
     if ready is not None:
         ready()
     await stop.wait()
     await daemon.shutdown()
-    await transport.close()
+    await daemon.transport.close()
     log.info("event=stopped")
 
 
 async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
-    stop = asyncio.Event()
+    stop, hangup = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: hangup.set}
+    for signum, handler in handlers.items():
+        loop.add_signal_handler(signum, handler)
     try:
-        await serve(ctx, transport, stop)
+        await serve(ctx, transport, stop, hangup=hangup, notifier=Notifier())
     finally:
-        for signum in signals:
+        for signum in handlers:
             loop.remove_signal_handler(signum)
-
-
-def configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    # aiosmtpd logs every command at INFO, in its own format; ours says what matters.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    # Alembic says "Context impl SQLiteImpl" on every start, in its own format.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def run(config: Config) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
-    configure_logging()
+    configure_logging(config.logging)
     ctx = build_context(config)
     try:
         asyncio.run(_serve_until_signalled(ctx, build_transport(config)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Stored-message states (ARCHITECTURE: received -> done | ignored | quarantined).
@@ -178,3 +178,14 @@ class Outbox(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class ImapState(SQLModel, table=True):
+    """Where an IMAP mailbox was read up to: valid only while its UIDVALIDITY is unchanged."""
+
+    __tablename__ = "imap_state"
+
+    mailbox: str = Field(primary_key=True)  # the [[imap]] name
+    uidvalidity: int = Field(sa_type=BigInteger)  # up to 2**32 - 1: beyond a 32-bit INTEGER
+    last_uid: int = Field(sa_type=BigInteger)  # every message up to here is stored
+    updated_at: datetime

@@ -14,7 +14,7 @@ from mailgate.config import OutboundConfig
 from mailgate.context import Context
 from mailgate.models import FAILED, QUEUED, SENT, Outbox
 from mailgate.store import Store
-from mailgate.transports import PermanentFailure, TemporaryFailure, Transport
+from mailgate.transports import PermanentFailure, RelayUnavailable, TemporaryFailure, Transport
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -93,18 +93,42 @@ def record_result(
     store: Store, item: Claimed, error: Exception | None, cfg: OutboundConfig, now: datetime
 ) -> str:
     """Mark one delivery's result; returns the row's new status."""
+    return record_results(store, [item], error, cfg, now)[0]
+
+
+def record_results(
+    store: Store, items: list[Claimed], error: Exception | None, cfg: OutboundConfig, now: datetime
+) -> list[str]:
+    """Mark the same result on several rows in one transaction; their new statuses."""
     with store.session() as session:
-        row = session.get(Outbox, item.id)
-        assert row is not None
-        if error is None:
-            row.status, row.sent_at, row.last_error = SENT, now, ""
-        elif isinstance(error, PermanentFailure) or item.attempts >= cfg.max_attempts:
-            row.status, row.last_error = FAILED, str(error)
-        else:
-            row.next_attempt_at = now + backoff(item.attempts, cfg)
-            row.last_error = str(error)
-        session.add(row)
-        return row.status
+        statuses = []
+        for item in items:
+            row = session.get(Outbox, item.id)
+            assert row is not None
+            _mark(row, item.attempts, error, cfg, now)
+            session.add(row)
+            statuses.append(row.status)
+        return statuses
+
+
+def _mark(
+    row: Outbox, attempts: int, error: Exception | None, cfg: OutboundConfig, now: datetime
+) -> None:
+    if error is None:
+        row.status, row.sent_at, row.last_error = SENT, now, ""
+        return
+    # The relay's own words, so `outbox list` tells why without digging in the logs.
+    row.last_error = str(error)
+    if isinstance(error, PermanentFailure):
+        row.status = FAILED
+    elif attempts >= cfg.max_attempts:
+        row.status = FAILED
+        row.last_error += f" (gave up after {attempts} attempts)"
+    elif now - row.created_at >= timedelta(hours=cfg.max_age_hours):
+        row.status = FAILED
+        row.last_error += f" (gave up: older than {cfg.max_age_hours:g} h)"
+    else:
+        row.next_attempt_at = now + backoff(attempts, cfg)
 
 
 async def deliver_due(ctx: Context, transport: Transport, batch: int = 100) -> dict[str, int]:
@@ -112,16 +136,30 @@ async def deliver_due(ctx: Context, transport: Transport, batch: int = 100) -> d
     new statuses (sent, queued for a later retry, failed)."""
     counts = {SENT: 0, QUEUED: 0, FAILED: 0}
     while claimed := await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), batch):
-        for item in claimed:
-            status = await _deliver_one(ctx, transport, item)
+        for index, item in enumerate(claimed):
+            try:
+                status = await _deliver_one(ctx, transport, item)
+            except RelayUnavailable as exc:
+                # One failed connection speaks for the whole batch: every row records it and
+                # keeps its turn (the same backoff as after its own try), and the round ends
+                # instead of knocking on a closed door once per row. The transport logs it.
+                rest = claimed[index:]
+                for status in await asyncio.to_thread(
+                    record_results, ctx.store, rest, exc, ctx.config.outbound, ctx.clock()
+                ):
+                    counts[status] += 1
+                return counts
             counts[status] += 1
     return counts
 
 
 async def _deliver_one(ctx: Context, transport: Transport, item: Claimed) -> str:
+    """Send one row and record the result; RelayUnavailable is left to the caller."""
     error: Exception | None = None
     try:
         await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
+    except RelayUnavailable:
+        raise
     except (TemporaryFailure, PermanentFailure) as exc:
         error = exc
         log.warning(
@@ -135,6 +173,8 @@ async def _deliver_one(ctx: Context, transport: Transport, item: Claimed) -> str
     )
     if status == SENT:
         log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
+    elif status == FAILED:
+        log.warning("event=delivery_gave_up outbox_id=%s attempt=%s", item.id, item.attempts)
     return status
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class Outcome:
     reason: str = ""
     cid: str = ""
     created: bool = False
+    # The stored message's source (smtp, imap:<name>, pipe); empty when this call reached no
+    # outcome of its own (already processed, no such message), so nothing is counted twice.
+    source: str = ""
 
     def describe(self) -> str:
         if self.status == DONE:
@@ -106,7 +110,7 @@ def process(ctx: Context, intake_id: int) -> Outcome:
             if intake.status != RECEIVED:
                 return Outcome(intake_id, intake.status, "already processed")
             mail = parse(intake.raw)
-            outcome = _apply(session, ctx, intake, mail)
+            outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
             _record(intake, outcome, mail, ctx)
             session.add(intake)
     except StoreUnavailable:
@@ -126,6 +130,7 @@ def quarantine(ctx: Context, intake_id: int, reason: str) -> Outcome:
     with ctx.store.session() as session:
         intake = session.get(Intake, intake_id)
         if intake is not None:
+            outcome = dataclasses.replace(outcome, source=intake.source)
             _record(intake, outcome, None, ctx)
             session.add(intake)
     return outcome

@@ -34,6 +34,11 @@ class TemporaryFailure(Exception):
     """Delivery failed for now (4xx, connection, timeout); the outbox tries again later."""
 
 
+class RelayUnavailable(TemporaryFailure):
+    """The relay could not be reached or would not talk (connect, greeting, EHLO, TLS, AUTH);
+    every message would fail the same way now, so the outbox stops the round."""
+
+
 class PermanentFailure(Exception):
     """The message will never be accepted as it is (5xx); retrying would not help."""
 
@@ -147,6 +152,7 @@ class SmtpTransport:
         self.username, self.password = username, password
         self.timeout, self.validate_certs = timeout, validate_certs
         self.local_hostname = local_hostname
+        self.relay_down = False  # logged when it goes down and when it comes back, not between
 
     async def send(
         self, envelope_from: str, recipients: Sequence[str], raw: bytes, name_hint: str
@@ -155,7 +161,7 @@ class SmtpTransport:
         check_envelope(envelope_from, recipients)
         client = self._client()
         try:
-            await client.connect()
+            await self._connect(client)
             refused, answer = await client.sendmail(envelope_from, list(recipients), raw)
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise _failure(exc) from exc
@@ -170,6 +176,26 @@ class SmtpTransport:
 
     async def close(self) -> None:
         return None  # nothing is kept open between messages yet
+
+    async def _connect(self, client: aiosmtplib.SMTP) -> None:
+        """Connect, greet, EHLO, STARTTLS and AUTH; a failure here is the relay's, not the
+        message's."""
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            failure = RelayUnavailable(str(_failure(exc)))
+            if not self.relay_down:
+                log.warning(
+                    "event=relay_unavailable relay=%s:%s error=%r",
+                    self.host,
+                    self.port,
+                    str(failure),
+                )
+            self.relay_down = True
+            raise failure from exc
+        if self.relay_down:
+            log.info("event=relay_recovered relay=%s:%s", self.host, self.port)
+        self.relay_down = False
 
     def _client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(

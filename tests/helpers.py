@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
+from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from sqlmodel import col, select
 
 from mailgate.context import Context
@@ -40,3 +48,36 @@ def outbox(ctx: Context) -> list[Outbox]:
 
 def parsed(raw: bytes) -> Message:
     return message_from_bytes(raw, policy=default)
+
+
+T = TypeVar("T")
+
+
+def poll(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+    """The condition's first truthy value; fails the test when the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def sqlite_locked(path: Path) -> Iterator[Callable[[], None]]:
+    """Another process's write lock on the database file, as a long backup would hold.
+    Yields a function that lets go early."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN EXCLUSIVE")
+        yield conn.close  # closing rolls the open transaction back
+    finally:
+        conn.close()

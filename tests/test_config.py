@@ -23,7 +23,11 @@ def test_no_file_means_embedded_default(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = load(None)
     assert cfg == Config()
     assert (cfg.database.url, cfg.smtp.listen, cfg.smtp.addresses, cfg.outbound.transport) == (
-        "sqlite:///var/mailgate.db", "127.0.0.1:2525", ["@localhost"], "file")
+        "sqlite:///var/mailgate.db",
+        "127.0.0.1:2525",
+        ["@localhost"],
+        "file",
+    )
 
 
 def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,10 +47,10 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     [
         ("[smtp]\nlisten_port = 25\n", "f.toml: smtp.listen_port: unknown key"),
         ("[nonsense]\n", "f.toml: nonsense: unknown key"),
-        ("[smtp]\nmax_message_size = \"big\"\n", "f.toml: smtp.max_message_size: expected int"),
-        ("[smtp]\naddresses = \"a@b\"\n", "f.toml: smtp.addresses: expected a list"),
-        ("[smtp]\nlisten = \"nowhere\"\n", "f.toml: smtp.listen: 'nowhere' is not HOST:PORT"),
-        ("[outbound]\ntransport = \"pigeon\"\n", "f.toml: outbound.transport: 'pigeon' is not one"),
+        ('[smtp]\nmax_message_size = "big"\n', "f.toml: smtp.max_message_size: expected int"),
+        ('[smtp]\naddresses = "a@b"\n', "f.toml: smtp.addresses: expected a list"),
+        ('[smtp]\nlisten = "nowhere"\n', "f.toml: smtp.listen: 'nowhere' is not HOST:PORT"),
+        ('[outbound]\ntransport = "pigeon"\n', "f.toml: outbound.transport: 'pigeon' is not one"),
         ("[[imap]]\nport = true\n", "f.toml: imap[0].port: expected int, got bool"),
         ("[[imap]]\nbogus = 1\n", "f.toml: imap[0].bogus: unknown key"),
         ("[database\n", "f.toml: not valid TOML"),

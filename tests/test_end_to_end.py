@@ -22,17 +22,9 @@ from sqlmodel import col, select
 
 from mailgate.config import OutboundConfig
 from mailgate.models import SENT, Article, Outbox, Ticket
+from tests.daemon_harness import CUSTOMER, SUPPORT, DaemonThread, connect, daemon_config, running
+from tests.helpers import free_port, poll
 from tests.mails import make_mail, new_message_id
-from tests.test_smtp_intake import (
-    CUSTOMER,
-    SUPPORT,
-    DaemonThread,
-    connect,
-    daemon_config,
-    free_port,
-    poll,
-    running,
-)
 
 REPO = Path(__file__).resolve().parents[1]
 

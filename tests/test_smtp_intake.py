@@ -1,4 +1,5 @@
-"""SMTP intake: the daemon's real listener driven by smtplib (550, 552, 451, 421, 250)."""
+"""SMTP and LMTP intake: the daemon's real listeners driven by smtplib (550, 552, 451, 452,
+421, 250), with STARTTLS and the session limits."""
 
 from __future__ import annotations
 
@@ -6,151 +7,37 @@ import asyncio
 import logging
 import smtplib
 import socket
-import sqlite3
-import threading
+import ssl
+import stat
+import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from email import message_from_bytes
 from email.policy import default
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from mailgate import daemon
-from mailgate.app import build_context, build_transport
+from mailgate.app import build_context
 from mailgate.config import (
     Config,
-    DatabaseConfig,
-    OutboundConfig,
-    PathsConfig,
-    SmtpConfig,
 )
-from mailgate.context import Context
-from mailgate.daemon import serve
-from mailgate.intake.smtp import SmtpIntake, split_listen
+from mailgate.intake.smtp import ListenError, SmtpIntake, split_listen
 from mailgate.intake.spool import accept
 from mailgate.models import RECEIVED, Intake, Ticket
+from tests.daemon_harness import (
+    CUSTOMER,
+    SUPPORT,
+    connect,
+    count,
+    daemon_config,
+    running,
+    send_data,
+)
+from tests.helpers import poll, sqlite_locked
 from tests.mails import make_mail, new_message_id
-
-T = TypeVar("T")
-CUSTOMER = "alice@acme.example"
-SUPPORT = "support@example.com"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def daemon_config(
-    tmp_path: Path,
-    busy_timeout: float = 5.0,
-    max_size: int = 1_000_000,
-    outbound: OutboundConfig | None = None,
-) -> Config:
-    """SQLite, data and sent mail under tmp_path; SMTP intake on a free local port."""
-    return Config(
-        source="(test)",
-        database=DatabaseConfig(url=f"sqlite:///{tmp_path}/mailgate.db", busy_timeout=busy_timeout),
-        paths=PathsConfig(data_dir=str(tmp_path / "data")),
-        smtp=SmtpConfig(
-            listen=f"127.0.0.1:{free_port()}", addresses=[SUPPORT], max_message_size=max_size
-        ),
-        outbound=outbound
-        or OutboundConfig(
-            transport="file",
-            directory=str(tmp_path / "sent"),
-            from_=f"Support <{SUPPORT}>",
-        ),
-    )
-
-
-def poll(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
-    """The condition's first truthy value; fails the test when the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-class DaemonThread:
-    """serve() on an event loop in a thread of its own, stopped the way a signal would."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.ctx = build_context(config)
-        self.started = threading.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop: asyncio.Event | None = None
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="mailgate-daemon")
-
-    async def _main(self) -> None:
-        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
-        await serve(self.ctx, build_transport(self.config), self.stop, self.started.set)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as exc:  # handed to the test thread, which raises it
-            self.error = exc
-            self.started.set()
-
-    def start(self) -> None:
-        self.thread.start()
-        assert self.started.wait(15), "daemon did not start"
-        if self.error is not None:
-            raise self.error
-
-    def shutdown(self) -> None:
-        if self.loop is not None and self.stop is not None:
-            self.loop.call_soon_threadsafe(self.stop.set)
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "daemon did not stop"
-        self.ctx.store.dispose()
-        if self.error is not None:
-            raise self.error
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return split_listen(self.config.smtp.listen)
-
-
-@contextmanager
-def running(config: Config) -> Iterator[DaemonThread]:
-    running_daemon = DaemonThread(config)
-    running_daemon.start()
-    try:
-        yield running_daemon
-    finally:
-        running_daemon.shutdown()
-
-
-def connect(address: tuple[str, int]) -> smtplib.SMTP:
-    client = smtplib.SMTP(*address, timeout=10)
-    client.ehlo("client.test")
-    return client
-
-
-def count(ctx: Context, model: Any) -> int:
-    with ctx.store.session() as session:
-        return len(session.exec(select(model)).all())
-
-
-def send_data(address: tuple[str, int], raw: bytes, rcpt: str = SUPPORT) -> tuple[int, bytes]:
-    """One transaction without the SIZE parameter, so DATA itself gets the answer."""
-    with connect(address) as client:
-        assert client.mail(CUSTOMER)[0] == 250
-        assert client.rcpt(rcpt)[0] == 250
-        return client.data(raw)
 
 
 @pytest.mark.parametrize(
@@ -211,18 +98,6 @@ def test_mail_is_stored_then_becomes_a_ticket_with_acknowledgement(tmp_path: Pat
     ack = message_from_bytes(files[0].read_bytes(), policy=default)
     assert str(ack["Subject"]).startswith("[CID-1000]")
     assert str(ack["In-Reply-To"]) == f"<{mid}>"
-
-
-@contextmanager
-def sqlite_locked(path: Path) -> Iterator[Callable[[], None]]:
-    """Another process's write lock on the database file, as a long backup would hold.
-    Yields a function that lets go early."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN EXCLUSIVE")
-        yield conn.close  # closing rolls the open transaction back
-    finally:
-        conn.close()
 
 
 def test_busy_database_answers_451_and_the_retry_is_stored(tmp_path: Path) -> None:
@@ -306,3 +181,191 @@ def test_port_taken_exits_69_with_one_line(
     assert errors[0].exc_info is None
     assert "event=listen_failed" in errors[0].getMessage()
     assert config.smtp.listen in errors[0].getMessage()
+
+
+# Limits --------------------------------------------------------------------------------------
+
+
+def test_too_many_recipients_get_452_and_the_rest_is_stored(tmp_path: Path) -> None:
+    with running(daemon_config(tmp_path, max_recipients=2)) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.rcpt(SUPPORT.upper())[0] == 250
+        code, message = client.rcpt(SUPPORT)
+        assert (code, message) == (452, b"4.5.3 too many recipients")
+        assert client.data(make_mail())[0] == 250
+        with mg.ctx.store.session() as session:
+            assert session.exec(select(Intake.envelope_to)).one().count("\n") == 1
+
+
+def plain_mail(body_line: bytes) -> bytes:
+    """A message written by hand, so no library rewraps or encodes the long line."""
+    head = f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: long\r\n"
+    head += f"Message-ID: <{new_message_id()}>\r\n\r\n"
+    return head.encode("ascii") + body_line + b"\r\n"
+
+
+def test_line_length_limit(tmp_path: Path) -> None:
+    with running(daemon_config(tmp_path)) as mg:
+        # 998 octets is the longest line RFC 5322 allows, also when it starts with a dot.
+        assert send_data(mg.address, plain_mail(b"a" * 998))[0] == 250
+        assert send_data(mg.address, plain_mail(b"." * 998))[0] == 250
+        code, message = send_data(mg.address, plain_mail(b"b" * 1200))
+        assert code == 500 and b"Line too long" in message
+        assert count(mg.ctx, Intake) == 2
+    with running(daemon_config(tmp_path / "lenient", max_line_length=2000)) as mg:
+        assert send_data(mg.address, plain_mail(b"b" * 1200))[0] == 250
+
+
+def read_until_closed(address: tuple[str, int], timeout: float = 10.0) -> bytes:
+    """Everything the server says to a client that says nothing, until it hangs up."""
+    received = b""
+    with socket.create_connection(address, timeout=timeout) as sock:
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received
+
+
+def test_session_time_limit_answers_421_and_closes(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, session_timeout=0.5, idle_timeout=30.0)
+    with running(config) as mg:
+        said = read_until_closed(mg.address)
+    assert said.startswith(b"220 ")
+    assert b"\r\n421 4.4.2 " in said and b"session time limit reached" in said
+
+
+def test_idle_time_limit_answers_421_and_closes(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, session_timeout=30.0, idle_timeout=0.5)
+    with running(config) as mg:
+        said = read_until_closed(mg.address)
+    assert b"\r\n421 4.4.2 " in said and b"idle time limit reached" in said
+
+
+def test_slow_data_is_not_idle(tmp_path: Path) -> None:
+    """Idle means no byte from the client, not no command: a slow DATA is not cut off."""
+    config = daemon_config(tmp_path, session_timeout=30.0, idle_timeout=1.0)
+    with running(config) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.putcmd("data") is None and client.getreply()[0] == 354
+        client.send(plain_mail(b"first line").removesuffix(b"\r\n"))
+        for n in range(6):  # 1.8 s in all: longer than the idle limit, never idle for long
+            time.sleep(0.3)  # a slow client, not a wait for a condition
+            client.send(f"\r\nline {n}".encode("ascii"))
+        client.send(b"\r\n.\r\n")
+        assert client.getreply()[0] == 250
+
+
+# STARTTLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, valid for a day."""
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-days", "1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def trusting(cert: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cert))
+
+
+def test_starttls_is_offered_only_with_a_certificate(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        assert not client.has_extn("starttls")
+    cert, key = certificate
+    config = daemon_config(tmp_path / "tls", tls_cert_file=str(cert), tls_key_file=str(key))
+    with running(config) as mg, connect(mg.address) as client:
+        assert client.has_extn("starttls")
+        assert client.starttls(context=trusting(cert))[0] == 220
+        cipher = client.sock.cipher()  # type: ignore[union-attr]
+        assert cipher is not None
+        assert client.sendmail(CUSTOMER, [SUPPORT], make_mail()) == {}
+        poll(lambda: count(mg.ctx, Ticket) == 1, what="the ticket")
+
+
+def test_require_tls_refuses_mail_in_plain_text(
+    tmp_path: Path, certificate: tuple[Path, Path]
+) -> None:
+    cert, _ = certificate  # the key may also sit in the certificate file
+    both = tmp_path / "both.pem"
+    both.write_bytes(cert.read_bytes() + certificate[1].read_bytes())
+    config = daemon_config(tmp_path, tls_cert_file=str(both), require_tls=True)
+    with running(config) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 530
+        client.starttls(context=trusting(cert))
+        assert client.sendmail(CUSTOMER, [SUPPORT], make_mail()) == {}
+        assert count(mg.ctx, Intake) == 1
+
+
+def test_unreadable_certificate_is_a_listen_error(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path, tls_cert_file=str(tmp_path / "missing.pem"))
+    ctx = build_context(config)
+    try:
+        with pytest.raises(ListenError, match="cannot load TLS certificate"):
+            asyncio.run(SmtpIntake(ctx, lambda _id: None).start())
+    finally:
+        ctx.store.dispose()
+
+
+# LMTP ----------------------------------------------------------------------------------------
+
+COMMENTS = "support-comment@example.com"
+
+
+def lmtp_config(tmp_path: Path, **smtp: Any) -> Config:
+    return daemon_config(
+        tmp_path, lmtp_socket=str(tmp_path / "lmtp.sock"), comment_address=COMMENTS, **smtp
+    )
+
+
+def test_lmtp_answers_once_per_recipient(tmp_path: Path) -> None:
+    config = lmtp_config(tmp_path)
+    path = Path(config.smtp.lmtp_socket)
+    with running(config) as mg:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+        with smtplib.LMTP(str(path), timeout=10) as client:
+            assert client.ehlo("mta.test")[0] == 250  # smtplib sends LHLO
+            assert client.mail(CUSTOMER)[0] == 250
+            assert client.rcpt(SUPPORT)[0] == 250
+            assert client.rcpt(COMMENTS)[0] == 250  # the comment address is served too
+            assert client.rcpt("someone@elsewhere.example")[0] == 550
+            first = client.data(make_mail())
+            second = client.getreply()
+        assert first[0] == second[0] == 250
+        assert first[1] == second[1]  # one stored copy for both recipients
+        with mg.ctx.store.session() as session:
+            assert session.exec(select(Intake.envelope_to)).one().split() == [SUPPORT, COMMENTS]
+    assert not path.exists()  # removed at shutdown
+
+
+def test_lmtp_refusal_of_the_message_is_answered_per_recipient(tmp_path: Path) -> None:
+    config = lmtp_config(tmp_path, max_size=2000)
+    with running(config) as mg, smtplib.LMTP(config.smtp.lmtp_socket, timeout=10) as client:
+        client.ehlo("mta.test")
+        client.mail(CUSTOMER)
+        client.rcpt(SUPPORT)
+        client.rcpt(COMMENTS)
+        assert client.data(make_mail(body="a line of text\n" * 300))[0] == 552
+        assert client.getreply()[0] == 552
+        # The session is still in step: the next command gets its own answer.
+        assert client.noop()[0] == 250
+        assert count(mg.ctx, Intake) == 0
+
+
+def test_lmtp_stale_socket_is_replaced(tmp_path: Path) -> None:
+    config = lmtp_config(tmp_path)
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(config.smtp.lmtp_socket)  # as a crashed run leaves it
+    with running(config), smtplib.LMTP(config.smtp.lmtp_socket, timeout=10) as client:
+        assert client.ehlo("mta.test")[0] == 250

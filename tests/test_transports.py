@@ -1,9 +1,14 @@
-"""Transports: .eml files written atomically; SMTP delivery against a real aiosmtpd sink."""
+"""Transports: .eml files written atomically; SMTP delivery against a real aiosmtpd sink; the
+outbox worker against a relay that goes away and comes back."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
+import logging
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,7 +21,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from mailgate.app import build_context, build_transport
 from mailgate.compose import Outgoing, compose
+from mailgate.config import OutboundConfig
+from mailgate.context import Context
+from mailgate.models import FAILED, QUEUED, SENT
+from mailgate.outbox import deliver_due
 from mailgate.transports import (
     FileTransport,
     PermanentFailure,
@@ -24,6 +34,10 @@ from mailgate.transports import (
     TemporaryFailure,
     Transport,
 )
+from tests.conftest import Clock, make_config
+from tests.helpers import ingest, outbox
+from tests.mails import make_mail
+from tests.test_cli import mailgate
 
 NOW = datetime(2026, 11, 2, 9, 30, 15, 123456, tzinfo=UTC)
 SENDER = "support@example.com"
@@ -119,8 +133,8 @@ class Sink:
 
 
 @contextmanager
-def smtp_sink(handler: Sink) -> Iterator[int]:
-    port = free_port()
+def smtp_sink(handler: Sink, port: int | None = None) -> Iterator[int]:
+    port = port or free_port()
     controller = Controller(
         handler, hostname="127.0.0.1", port=port, server_hostname="sink.test", ready_timeout=5.0
     )
@@ -238,4 +252,103 @@ def test_smtp_required_starttls_missing_is_temporary() -> None:
     sink = Sink()
     with smtp_sink(sink) as port, pytest.raises(TemporaryFailure, match="STARTTLS"):
         send(relay(port, "starttls"), [CUSTOMER])
+    assert sink.received == []
+
+
+# The outbox worker -----------------------------------------------------------------------
+
+ALICE = "alice@acme.example"  # make_mail's default sender: the acknowledgement goes there
+
+
+@pytest.fixture
+def relay_ctx(tmp_path: Path, db_url: str, clock: Clock) -> Iterator[tuple[Context, int]]:
+    """A store whose outbound relay is a free local port where nothing listens yet."""
+    port = free_port()
+    outbound = OutboundConfig(
+        transport="smtp", host="127.0.0.1", port=port, from_="Support <support@example.com>"
+    )
+    ctx = dataclasses.replace(
+        build_context(make_config(tmp_path, db_url, outbound=outbound)), clock=clock
+    )
+    yield ctx, port
+    ctx.store.dispose()
+
+
+def deliver(ctx: Context, transport: Transport) -> dict[str, int]:
+    return asyncio.run(deliver_due(ctx, transport))
+
+
+def message_ids(sink: Sink) -> Counter[str]:
+    return Counter(
+        str(message_from_bytes(content, policy=default)["Message-ID"]).strip("<>")
+        for _, _, content in sink.received
+    )
+
+
+def test_relay_down_then_back_delivers_every_acknowledgement_once(
+    relay_ctx: tuple[Context, int], clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailgate.outbox")
+    ctx, port = relay_ctx
+    sink = Sink()
+    with smtp_sink(sink, port):
+        pass  # the relay was there, and is gone now
+    for n in range(3):
+        ingest(ctx, make_mail(sender=f"Kunde {n} <k{n}@firma{n}.example>"))
+    transport = build_transport(ctx.config)
+
+    assert deliver(ctx, transport) == {SENT: 0, QUEUED: 3, FAILED: 0}
+    clock.advance(seconds=61)  # past the first backoff (60 s): a second round, still down
+    assert deliver(ctx, transport) == {SENT: 0, QUEUED: 3, FAILED: 0}
+    rows = outbox(ctx)
+    assert [(r.status, r.attempts) for r in rows] == [(QUEUED, 2)] * 3
+    assert all("Connect" in r.last_error for r in rows)
+    assert caplog.text.count("event=relay_unavailable") == 1  # not once per row per round
+    assert "event=delivery_failed" not in caplog.text
+
+    with smtp_sink(sink, port):  # the relay is back on the same port
+        clock.advance(seconds=121)  # past the second backoff
+        assert deliver(ctx, transport) == {SENT: 3, QUEUED: 0, FAILED: 0}
+        assert deliver(ctx, transport) == {SENT: 0, QUEUED: 0, FAILED: 0}
+    assert message_ids(sink) == Counter({r.message_id: 1 for r in rows})
+    assert caplog.text.count("event=relay_recovered") == 1
+    assert [(r.status, r.last_error) for r in outbox(ctx)] == [(SENT, "")] * 3
+
+
+def test_too_old_to_retry_becomes_failed(relay_ctx: tuple[Context, int], clock: Clock) -> None:
+    ctx, _ = relay_ctx  # nothing ever listens there
+    transport = build_transport(ctx.config)
+    ingest(ctx, make_mail())
+    assert deliver(ctx, transport)[QUEUED] == 1
+    clock.advance(hours=49)
+    ingest(ctx, make_mail(sender="Bob <bob@firma.example>"))  # young: it stays queued
+    assert deliver(ctx, transport) == {SENT: 0, QUEUED: 1, FAILED: 1}
+    old, young = outbox(ctx)
+    assert (old.status, old.attempts) == (FAILED, 2)
+    assert "Connect" in old.last_error and "older than 48 h" in old.last_error
+    assert (young.status, young.attempts) == (QUEUED, 1)
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [("550 5.1.1 <alice@acme.example>: no such user", FAILED), ("451 4.3.0 greylisted", QUEUED)],
+    ids=["550-fails-at-once", "451-waits"],
+)
+def test_refusal_at_rcpt_is_recorded(tmp_path: Path, clock: Clock, reply: str, status: str) -> None:
+    sink = Sink(rcpt_reply={ALICE: reply})
+    with smtp_sink(sink) as port:
+        outbound = OutboundConfig(transport="smtp", host="127.0.0.1", port=port)
+        ctx = dataclasses.replace(
+            build_context(make_config(tmp_path, outbound=outbound)), clock=clock
+        )
+        try:
+            ingest(ctx, make_mail())
+            assert deliver(ctx, build_transport(ctx.config))[status] == 1
+        finally:
+            ctx.store.dispose()
+    config = tmp_path / "mailgate.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/mailgate.db"\n', encoding="utf-8")
+    (row,) = json.loads(mailgate("outbox", "list", "--format", "json", config=config).stdout)
+    assert (row["status"], row["attempts"]) == (status, 1)
+    assert reply in row["last_error"]  # the relay's own words
     assert sink.received == []

@@ -1,4 +1,4 @@
-"""SMTP intake: the aiosmtpd handler and the listening server; stores raw mail, nothing more."""
+"""SMTP and LMTP intake: the aiosmtpd handler and the listeners; stores raw mail, nothing more."""
 
 from __future__ import annotations
 
@@ -6,13 +6,17 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import weakref
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, AnyStr
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailgate import pipeline
+from mailgate.config import SmtpConfig
 from mailgate.context import Context
 from mailgate.intake.spool import accept
 from mailgate.store import StoreUnavailable
@@ -22,6 +26,8 @@ log = logging.getLogger("mailgate.intake")
 SHUTTING_DOWN = "421 4.3.2 shutting down"
 TRY_LATER = "451 4.3.0 cannot store message now, try again later"
 TOO_LARGE = "552 5.3.4 message too large"
+TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
+LMTP_SOCKET_MODE = 0o660  # the MTA reaches it through the group, nobody else at all
 
 
 class ListenError(Exception):
@@ -44,6 +50,7 @@ class IntakeHandler:
         self.in_flight = 0  # messages being stored right now; shutdown waits for them
         self.idle = asyncio.Event()
         self.idle.set()
+        self._storing: set[asyncio.Task[str]] = set()  # strong references while they run
 
     async def handle_MAIL(
         self,
@@ -68,7 +75,11 @@ class IntakeHandler:
         address: str,
         rcpt_options: list[str],
     ) -> str:
-        # Only our own addresses: anything else would make us an open relay.
+        # RFC 5321 4.5.3.1.10: 452 tells the client to send the rest in another transaction.
+        if len(envelope.rcpt_tos) >= self.ctx.config.smtp.max_recipients:
+            return TOO_MANY_RECIPIENTS
+        # Only our own addresses (the comment address among them): anything else would
+        # make us an open relay.
         if not pipeline.is_served(self.ctx, address):
             log.info("event=rcpt_refused peer=%s rcpt=%s", _peer(session), address)
             return f"550 5.1.1 <{address}>: recipient not served here"
@@ -81,8 +92,17 @@ class IntakeHandler:
         if len(raw) > self.ctx.config.smtp.max_message_size:
             log.info("event=too_large peer=%s size=%s", _peer(session), len(raw))
             return TOO_LARGE
+        # Counted before the task starts, so a shutdown in between still waits for it.
         self.in_flight += 1
         self.idle.clear()
+        # Shielded: when the client hangs up or the session times out while the message is
+        # being stored, storing still finishes and the processor still hears of it.
+        task = asyncio.ensure_future(self._store_counted(session, envelope, raw))
+        self._storing.add(task)
+        task.add_done_callback(self._storing.discard)
+        return await asyncio.shield(task)
+
+    async def _store_counted(self, session: Session, envelope: Envelope, raw: bytes) -> str:
         try:
             return await self._store(session, envelope, raw)
         finally:
@@ -134,14 +154,95 @@ class _Refuse(asyncio.Protocol):
         transport.close()
 
 
+class _Session(SMTP):
+    """aiosmtpd's SMTP with mailgate's limits: line length, session time and idle time.
+
+    aiosmtpd's own `timeout` counts from the last command, so a large DATA over a slow link
+    would be cut off mid-transfer, and it hangs up without a word. Here idle means no byte
+    from the client, and both limits end with a 421 as RFC 5321 4.2.2 suggests."""
+
+    def __init__(self, handler: IntakeHandler, cfg: SmtpConfig, **kwargs: Any) -> None:
+        # aiosmtpd counts CRLF and the transparent dot (RFC 5321 4.5.2) into the line; it
+        # must be set before SMTP.__init__, which sizes the stream reader with it.
+        self.line_length_limit = cfg.max_line_length + 3
+        # Its own timer, counted from the last command, is only a backstop: set longer than
+        # the whole session, ours below always fire first.
+        backstop = cfg.session_timeout + cfg.idle_timeout
+        super().__init__(handler, timeout=backstop, **kwargs)
+        self._limits = cfg
+        self._session_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        started = self._session_timer is not None  # STARTTLS calls this a second time
+        super().connection_made(transport)
+        if not started:
+            self._session_timer = self.loop.call_later(
+                self._limits.session_timeout, self._expire, "session time limit reached"
+            )
+            self._touch()
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._session_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+        super().connection_lost(exc)
+
+    def _touch(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = self.loop.call_later(
+            self._limits.idle_timeout, self._expire, "idle time limit reached"
+        )
+
+    def _expire(self, why: str) -> None:
+        if self.transport is None or self.session is None:
+            return
+        log.info("event=session_closed peer=%s reason=%r", _peer(self.session), why)
+        self._writer.write(f"421 4.4.2 {self.hostname} {why}, closing\r\n".encode("ascii"))
+        self.transport.close()
+
+
+class _LmtpSession(_Session, LMTP):
+    """LMTP answers DATA once per accepted recipient (RFC 2033 4.2). mailgate stores one
+    copy for all of them, so each gets the same answer, whoever wrote it (the handler, or
+    aiosmtpd itself for an over-long line or too much data)."""
+
+    def __init__(self, handler: IntakeHandler, cfg: SmtpConfig, **kwargs: Any) -> None:
+        super().__init__(handler, cfg, **kwargs)
+        self._data_recipients = 0
+        self._answers_each = 1
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_recipients = len(self.envelope.rcpt_tos) if self.envelope else 0
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self._data_recipients, self._answers_each = 0, 1
+
+    async def push(self, status: AnyStr) -> None:
+        for _ in range(self._answers_each):
+            await super().push(status)
+        # Replies before 354 answer the DATA command itself; those after it, the message.
+        if status[:3] in ("354", b"354"):
+            self._answers_each = max(self._data_recipients, 1)
+
+
 class SmtpIntake:
-    """The SMTP listener on the caller's event loop, so hooks share it with the processor."""
+    """The SMTP listener, and the LMTP socket when configured, on the caller's event loop, so
+    hooks share it with the processor."""
 
     def __init__(self, ctx: Context, on_stored: Callable[[int], None]) -> None:
         self.ctx = ctx
         self.handler = IntakeHandler(ctx, on_stored)
         self.hostname = ctx.config.smtp.hostname or socket.getfqdn()
         self._server: asyncio.Server | None = None
+        self._lmtp: asyncio.Server | None = None
+        self._tls: ssl.SSLContext | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
 
     @property
@@ -153,23 +254,53 @@ class SmtpIntake:
         return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in names)
 
     async def start(self) -> None:
-        listen = self.ctx.config.smtp.listen
-        host, port = split_listen(listen)
+        """Listen for SMTP (and LMTP); ListenError names what could not be set up."""
+        cfg = self.ctx.config.smtp
+        self._tls = _tls_context(cfg)
+        host, port = split_listen(cfg.listen)
         loop = asyncio.get_running_loop()
         try:
-            self._server = await loop.create_server(self._protocol, host, port)
+            self._server = await loop.create_server(lambda: self._protocol(_Session), host, port)
         except OSError as exc:
-            raise ListenError(f"cannot listen on {listen}: {_reason(exc)}") from None
+            raise ListenError(f"cannot listen on {cfg.listen}: {_reason(exc)}") from None
+        if cfg.lmtp_socket:
+            try:
+                self._lmtp = await self._start_lmtp(cfg.lmtp_socket)
+            except ListenError:
+                self._server.close()
+                raise
+            log.info("event=lmtp_listening socket=%s", cfg.lmtp_socket)
 
-    def _protocol(self) -> asyncio.Protocol:
+    async def _start_lmtp(self, path: str) -> asyncio.Server:
+        socket_path = Path(path)
+        # A socket left by a crashed run would make bind fail; anything else is not ours.
+        if socket_path.is_socket():
+            socket_path.unlink()
+        loop = asyncio.get_running_loop()
+        try:
+            server = await loop.create_unix_server(
+                lambda: self._protocol(_LmtpSession), str(socket_path)
+            )
+            socket_path.chmod(LMTP_SOCKET_MODE)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {path}: {_reason(exc)}") from None
+        return server
+
+    def _protocol(self, kind: type[_Session]) -> asyncio.Protocol:
         if self.handler.shutting_down:
             return _Refuse()
-        session = SMTP(
+        cfg = self.ctx.config.smtp
+        lmtp = kind is _LmtpSession
+        session = kind(
             self.handler,
-            data_size_limit=self.ctx.config.smtp.max_message_size,
+            cfg,
+            data_size_limit=cfg.max_message_size,
             decode_data=False,
             hostname=self.hostname,
             ident="mailgate",
+            # The LMTP socket is local; TLS on it would protect nothing.
+            tls_context=None if lmtp else self._tls,
+            require_starttls=cfg.require_tls and not lmtp,
             loop=asyncio.get_running_loop(),
         )
         self._sessions.add(session)
@@ -186,13 +317,28 @@ class SmtpIntake:
             await asyncio.wait_for(self.handler.idle.wait(), grace)
         except TimeoutError:
             log.warning("event=intake_stop_timeout in_flight=%s", self.handler.in_flight)
-        if self._server is not None:
-            self._server.close()
+        servers = [s for s in (self._server, self._lmtp) if s is not None]
+        for server in servers:
+            server.close()
         # Before wait_closed: from Python 3.12 on it waits for every open session to end.
         for session in list(self._sessions):
             _close(session)
-        if self._server is not None:
-            await self._server.wait_closed()
+        for server in servers:
+            await server.wait_closed()
+        if self._lmtp is not None:
+            Path(self.ctx.config.smtp.lmtp_socket).unlink(missing_ok=True)
+
+
+def _tls_context(cfg: SmtpConfig) -> ssl.SSLContext | None:
+    """The server side of STARTTLS, or None when no certificate is configured."""
+    if not cfg.tls_cert_file:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ListenError(f"cannot load TLS certificate {cfg.tls_cert_file}: {exc}") from None
+    return context
 
 
 def _reason(exc: OSError) -> str:

@@ -1,0 +1,333 @@
+"""IMAP intake: fetch new mail per mailbox, store it, and only then move it out of the folder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+
+from imapclient import SEEN, IMAPClient, SocketTimeout
+
+from mailgate.config import ConfigError, ImapConfig, read_secret
+from mailgate.context import Context
+from mailgate.intake import spool
+from mailgate.models import ImapState
+from mailgate.store import StoreUnavailable
+
+log = logging.getLogger("mailgate.intake.imap")
+
+BATCH_SIZE = 50  # messages fetched per FETCH; bounds memory for a full mailbox
+# A server silent this long outside IDLE is gone; connecting gets less, as stop waits for it.
+SOCKET_TIMEOUT = SocketTimeout(connect=10.0, read=60.0)
+STOP_GRACE = 15.0  # run() waits this long for a blocked command before leaving the thread
+# RFC 2177: a server may drop a client idle for 30 minutes; renew well before 29.
+IDLE_RENEW = 25 * 60.0
+IDLE_TICK = 1.0  # how often an idling mailbox looks at the stop flag
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
+STORE_RETRY = 2.0  # a locked database usually frees up within seconds
+CHANGES = (b"EXISTS", b"RECENT")
+
+
+class _Trouble:
+    """A failure that may repeat every round: logged when it starts and when it ends."""
+
+    def __init__(self, event: str, mailbox: str) -> None:
+        self.event, self.mailbox = event, mailbox
+        self.active = False
+
+    def failed(self, exc: BaseException) -> None:
+        line = "event=%s_failing mailbox=%s error_type=%s error=%r"
+        args = (self.event, self.mailbox, type(exc).__name__, str(exc))
+        log.log(logging.DEBUG if self.active else logging.WARNING, line, *args)
+        self.active = True
+
+    def recovered(self) -> None:
+        if self.active:
+            log.info("event=%s_recovered mailbox=%s", self.event, self.mailbox)
+        self.active = False
+
+
+class ImapIntake:
+    """One [[imap]] mailbox: IDLE (or polling) in a thread of its own; every message is
+    committed with spool.accept before it is moved to `processed_folder`.
+
+    `on_stored(intake_id)` is called for each newly stored message from that worker thread,
+    never from the event loop: hand it something thread-safe (loop.call_soon_threadsafe)."""
+
+    def __init__(self, ctx: Context, mailbox: ImapConfig, on_stored: Callable[[int], None]) -> None:
+        self.ctx = ctx
+        self.mailbox = mailbox
+        self.on_stored = on_stored
+        self.source = f"imap:{mailbox.name}"
+        self.connection_trouble = _Trouble("imap_connection", mailbox.name)
+        self.store_trouble = _Trouble("imap_store", mailbox.name)
+        self.announced = False  # the first session is logged; later ones only when recovering
+        self.backoff = BACKOFF_FIRST  # seconds before the next reconnect; doubles while failing
+        self.draining = threading.Lock()
+        if mailbox.folder == mailbox.processed_folder:
+            # Each move would hand the message a new UID, to be read and moved again forever.
+            raise ConfigError(f"imap.{mailbox.name}.processed_folder: must differ from folder")
+
+    # Entry points ----------------------------------------------------------------------
+
+    def poll_once(self) -> int:
+        """One connect, fetch, store, move cycle; how many messages were newly stored.
+        Raises what went wrong (StoreUnavailable, connection errors); what was stored by
+        then is kept, and what was not stays in the folder."""
+        client = self._connect()
+        try:
+            return self._drain(client)
+        finally:
+            _close(client)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve the mailbox until `stop` is set; reconnects with backoff on its own.
+        Returns within about a second of `stop` (at most STOP_GRACE), logged out."""
+        halt, finished = threading.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def serve() -> None:
+            try:
+                self._serve(halt)
+            finally:
+                with contextlib.suppress(RuntimeError):  # the event loop is closed already
+                    loop.call_soon_threadsafe(finished.set)
+
+        # A daemon thread of its own: IDLE blocks for minutes and must not hold a shared
+        # worker, and a hanging server must not keep the process from exiting.
+        name = f"mailgate-imap-{self.mailbox.name}"
+        threading.Thread(target=serve, name=name, daemon=True).start()
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(finished.wait())}
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            halt.set()
+            for waiting in waits:
+                waiting.cancel()
+        try:
+            await asyncio.wait_for(finished.wait(), STOP_GRACE)
+        except TimeoutError:
+            log.warning("event=imap_stop_timeout mailbox=%s", self.mailbox.name)
+
+    # The mailbox loop (worker thread) --------------------------------------------------------
+
+    def _serve(self, halt: threading.Event) -> None:
+        while not halt.is_set():
+            try:
+                client = self._connect()
+            except Exception as exc:  # unreachable, refused login, unreadable password_file
+                self._back_off(exc, halt)
+                continue
+            try:
+                self._session(client, halt)
+            except Exception as exc:  # a lost connection, or a fault of ours: start over
+                self._back_off(exc, halt)
+            finally:
+                _close(client)
+
+    def _back_off(self, exc: Exception, halt: threading.Event) -> None:
+        self.connection_trouble.failed(exc)
+        halt.wait(self.backoff)
+        self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+
+    def _session(self, client: IMAPClient, halt: threading.Event) -> None:
+        """Drain the folder, then wait for news (IDLE or the poll interval); until halted."""
+        idle = client.has_capability("IDLE")
+        level = logging.DEBUG if self.announced else logging.INFO
+        log.log(level, "event=imap_watching mailbox=%s idle=%s", self.mailbox.name, idle)
+        self.announced = True
+        while not halt.is_set():
+            try:
+                # Again until nothing is new: mail that came in while we were busy gets no
+                # EXISTS of its own once IDLE starts.
+                while self._drain(client):
+                    pass
+            except StoreUnavailable as exc:
+                # The mail stays in the folder; the connection is fine, so keep it.
+                self.store_trouble.failed(exc)
+                halt.wait(STORE_RETRY)
+                continue
+            self.store_trouble.recovered()
+            self.connection_trouble.recovered()
+            self.backoff = BACKOFF_FIRST  # the next lost connection starts the count afresh
+            if idle:
+                self._idle(client, halt)
+            else:
+                halt.wait(self.mailbox.poll_interval)
+
+    def _idle(self, client: IMAPClient, halt: threading.Event) -> None:
+        """Wait in IDLE until the folder changes, we are halted, or IDLE is due for renewal."""
+        client.idle()
+        # Also after poll_interval: a safety net for news that slipped between two commands.
+        renew_at = time.monotonic() + min(IDLE_RENEW, self.mailbox.poll_interval)
+        while not halt.is_set() and time.monotonic() < renew_at:
+            started = time.monotonic()
+            responses = client.idle_check(timeout=IDLE_TICK)
+            if any(len(r) > 1 and r[1] in CHANGES for r in responses):
+                break
+            # idle_check swallows EOF and returns nothing at once: let DONE find out.
+            if not responses and time.monotonic() - started < IDLE_TICK / 2:
+                break
+        client.idle_done()
+
+    # One cycle ----------------------------------------------------------------------------
+
+    def _connect(self) -> IMAPClient:
+        box = self.mailbox
+        password = read_secret(box.password, box.password_file, f"imap.{box.name}.password_file")
+        context = self._tls_context() if box.security != "none" else None
+        client = IMAPClient(
+            box.host,
+            box.port,
+            ssl=box.security == "ssl",
+            ssl_context=context,
+            timeout=SOCKET_TIMEOUT,
+        )
+        try:
+            if box.security == "starttls":
+                client.starttls(context)
+            client.login(box.username, password)
+        except BaseException:
+            _close(client)
+            raise
+        log.debug("event=imap_connected mailbox=%s host=%s", box.name, box.host)
+        return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        box = self.mailbox
+        context = ssl.create_default_context(cafile=box.tls_ca_file or None)
+        if not box.tls_verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+    def _drain(self, client: IMAPClient) -> int:
+        """Store every message not stored yet, moving each batch once it is committed."""
+        # poll_once (a scheduler fallback) may run beside run(): one drain at a time.
+        with self.draining:
+            return self._drain_locked(client)
+
+    def _drain_locked(self, client: IMAPClient) -> int:
+        folder = client.select_folder(self.mailbox.folder)
+        uidvalidity = int(folder[b"UIDVALIDITY"])
+        last_uid = self._last_uid(uidvalidity)
+        # UNDELETED: a message someone deleted is not wanted, and one of ours whose EXPUNGE
+        # was cut off is already stored and copied.
+        present = sorted(client.search("UNDELETED"))
+        # Stored before, but the move did not happen (connection lost in between).
+        self._move(client, [uid for uid in present if uid <= last_uid])
+        stored = 0
+        new = [uid for uid in present if uid > last_uid]
+        for start in range(0, len(new), BATCH_SIZE):
+            stored += self._batch(client, uidvalidity, new[start : start + BATCH_SIZE])
+        return stored
+
+    def _batch(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> int:
+        """Fetch, store and move one batch; a store failure keeps the rest in the folder."""
+        # PEEK: a message we fail to store must look untouched to anyone reading the folder.
+        fetched = client.fetch(uids, ["BODY.PEEK[]"])
+        done: list[int] = []
+        stored, failure = 0, None
+        for uid in uids:
+            raw = fetched.get(uid, {}).get(b"BODY[]")
+            if raw is None:  # expunged by someone else in the meantime
+                continue
+            try:
+                stored += self._store(uid, raw)
+            except StoreUnavailable as exc:
+                failure = exc
+                break
+            done.append(uid)
+        if done:
+            self._save_state(uidvalidity, done[-1])
+            self._move(client, done)
+        if failure is not None:
+            raise failure
+        return stored
+
+    def _store(self, uid: int, raw: bytes) -> int:
+        accepted = spool.accept(self.ctx.store, raw, self.source, self.ctx.clock())
+        log.info(
+            "event=imap_stored mailbox=%s uid=%s intake_id=%s duplicate=%s",
+            self.mailbox.name,
+            uid,
+            accepted.intake_id,
+            accepted.duplicate,
+        )
+        if accepted.duplicate:
+            return 0
+        self.on_stored(accepted.intake_id)
+        return 1
+
+    def _move(self, client: IMAPClient, uids: list[int]) -> None:
+        if not uids:
+            return
+        target = self.mailbox.processed_folder
+        if not client.folder_exists(target):
+            client.create_folder(target)
+        # Read with PEEK until now; whoever browses the processed folder sees them as handled.
+        client.add_flags(uids, [SEEN])
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+        else:
+            client.copy(uids, target)
+            client.delete_messages(uids)
+            # Without UIDPLUS, EXPUNGE also removes what others marked \Deleted, which they
+            # wanted gone anyway.
+            if client.has_capability("UIDPLUS"):
+                client.uid_expunge(uids)
+            else:
+                client.expunge()
+        log.info(
+            "event=imap_moved mailbox=%s folder=%s count=%s", self.mailbox.name, target, len(uids)
+        )
+
+    # State -----------------------------------------------------------------------------------
+
+    def _last_uid(self, uidvalidity: int) -> int:
+        """The highest UID already stored; 0 when the folder's UIDs were renumbered."""
+        with self.ctx.store.session() as session:
+            state = session.get(ImapState, self.mailbox.name)
+        if state is None:
+            return 0
+        if state.uidvalidity != uidvalidity:
+            # Old UIDs mean nothing now: read everything again. spool.accept and the
+            # pipeline's duplicate check keep what was stored before from becoming tickets twice.
+            log.warning(
+                "event=imap_uidvalidity_changed mailbox=%s old=%s new=%s",
+                self.mailbox.name,
+                state.uidvalidity,
+                uidvalidity,
+            )
+            self._save_state(uidvalidity, 0)
+            return 0
+        return state.last_uid
+
+    def _save_state(self, uidvalidity: int, last_uid: int) -> None:
+        with self.ctx.store.session() as session:
+            state = session.get(ImapState, self.mailbox.name)
+            if state is None:
+                state = ImapState(
+                    mailbox=self.mailbox.name,
+                    uidvalidity=0,
+                    last_uid=0,
+                    updated_at=self.ctx.clock(),
+                )
+            state.uidvalidity, state.last_uid = uidvalidity, last_uid
+            state.updated_at = self.ctx.clock()
+            session.add(state)
+
+
+def _close(client: IMAPClient) -> None:
+    """Log out politely; a connection that is already gone is just closed."""
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception as exc:
+            log.debug("event=imap_close_failed error=%r", str(exc))

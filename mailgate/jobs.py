@@ -1,0 +1,147 @@
+"""Scheduled jobs: the one list of them and their APScheduler wiring on the daemon's loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from mailgate import outbox, pipeline
+from mailgate.context import Context
+from mailgate.transports import Transport
+
+log = logging.getLogger("mailgate.jobs")
+
+class Runtime(Protocol):
+    """What jobs use of the running daemon; read at every run, so a reload takes effect."""
+
+    ctx: Context
+    transport: Transport
+    outbox_lock: asyncio.Lock  # one delivery round at a time, whoever starts it
+
+    def offer_pending(self, intake_ids: Sequence[int]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Every:
+    seconds: float
+
+    def describe(self) -> str:
+        return f"every {self.seconds:g} s"
+
+    def trigger(self) -> BaseTrigger:
+        return IntervalTrigger(seconds=self.seconds, timezone=UTC)
+
+
+@dataclass(frozen=True)
+class Cron:
+    expression: str  # crontab fields, in UTC: "0 7 * * mon-fri"
+
+    def describe(self) -> str:
+        return f"cron {self.expression} (UTC)"
+
+    def trigger(self) -> BaseTrigger:
+        return CronTrigger.from_crontab(self.expression, timezone=UTC)
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    what: str
+    schedule: Every | Cron
+    run: Callable[[Runtime], Awaitable[None]]
+
+
+async def retry_outbox(rt: Runtime) -> None:
+    async with rt.outbox_lock:
+        await outbox.deliver_due(rt.ctx, rt.transport)
+
+
+async def process_left_over(rt: Runtime) -> None:
+    rt.offer_pending(await asyncio.to_thread(pipeline.pending_ids, rt.ctx))
+
+
+# Every scheduled job, in one place: adding one is adding a line. IMAP polling is not here:
+# each mailbox's own task idles or polls it, and a second poller would race it.
+JOBS: tuple[Job, ...] = (
+    Job("outbox-retry", "send queued mail whose retry is due", Every(30), retry_outbox),
+    Job(
+        "left-over-messages",
+        "process stored messages still without an outcome",
+        Every(60),
+        process_left_over,
+    ),
+)
+
+
+class Scheduler:
+    """The jobs on the daemon's event loop. A failing run is logged and tried at the next time."""
+
+    def __init__(self, runtime: Runtime, jobs: Sequence[Job] = JOBS) -> None:
+        self.runtime = runtime
+        self.jobs = tuple(jobs)
+        self.running: set[asyncio.Task[None]] = set()
+        self.failing: set[str] = set()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def start(self) -> None:
+        """Call on the running loop that should run the jobs."""
+        loop = asyncio.get_running_loop()
+        # Coalesce and one instance: a job late after a busy spell runs once, not many times.
+        defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
+        self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC, job_defaults=defaults)
+        for job in self.jobs:
+            self._scheduler.add_job(
+                self._run, job.schedule.trigger(), args=[job], id=job.name, name=job.name
+            )
+        self._scheduler.start()
+
+    async def stop(self, timeout: float) -> None:
+        """No new runs; let runs in progress finish within `timeout` (then they are cancelled)."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+            # The AsyncIO scheduler shuts down in a callback on the loop: let it run, so no
+            # run starts after the ones waited for here.
+            await asyncio.sleep(0)
+        if self.running:
+            _, late = await asyncio.wait(set(self.running), timeout=timeout)
+            for task in late:
+                task.cancel()
+
+    async def _run(self, job: Job) -> None:
+        # Shielded: stopping the scheduler cancels its own task, but a delivery round that has
+        # claimed mail should finish rather than leave the rows leased.
+        task = asyncio.create_task(self._guarded(job), name=f"mailgate-job-{job.name}")
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        await asyncio.shield(task)
+
+    async def _guarded(self, job: Job) -> None:
+        try:
+            await job.run(self.runtime)
+        except Exception as exc:  # logged once per streak; the next run may succeed
+            if job.name not in self.failing:
+                log.warning(
+                    "event=job_failed job=%s error_type=%s error=%r",
+                    job.name,
+                    type(exc).__name__,
+                    str(exc),
+                )
+            self.failing.add(job.name)
+            return
+        if job.name in self.failing:
+            log.info("event=job_recovered job=%s", job.name)
+        self.failing.discard(job.name)
+
+
+def describe(jobs: Sequence[Job] = JOBS) -> list[dict[str, str]]:
+    """The jobs as rows for `mailgate jobs list`."""
+    return [{"name": j.name, "schedule": j.schedule.describe(), "what": j.what} for j in jobs]

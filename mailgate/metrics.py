@@ -1,0 +1,156 @@
+"""Prometheus metrics per daemon and the small HTTP server for /metrics and /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+log = logging.getLogger("mailgate.http")
+
+# From a fast SMTP round trip to a slow relay or a busy database.
+PROCESSING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+REQUEST_TIMEOUT = 5.0  # a client that does not send its request line in time is dropped
+MAX_HEADER_LINES = 100
+
+
+class _OutboxCollector(Collector):
+    """Outbox rows by status, read from the database when scraped, so every instance agrees."""
+
+    def __init__(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "mailgate_outbox_messages", "Outbox rows by status.", labels=["status"]
+        )
+        for status, number in sorted(self.counts().items()):
+            family.add_metric([status], number)
+        yield family
+
+
+class Metrics:
+    """One daemon's metrics in a registry of its own (several daemons may share a process)."""
+
+    def __init__(self, outbox_counts: Callable[[], Mapping[str, int]] | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self.messages = Counter(
+            "mailgate_messages",
+            "Stored messages brought to an outcome, by intake source and outcome.",
+            ["source", "outcome"],
+            registry=self.registry,
+        )
+        self.tickets_created = Counter(
+            "mailgate_tickets_created", "Tickets opened.", registry=self.registry
+        )
+        self.processing = Histogram(
+            "mailgate_processing_seconds",
+            "From a message stored (or found waiting) to its outcome.",
+            buckets=PROCESSING_BUCKETS,
+            registry=self.registry,
+        )
+        self.imap_lag = Gauge(
+            "mailgate_imap_lag_seconds",
+            "Age of the oldest message waiting in an IMAP mailbox at the last poll.",
+            ["mailbox"],
+            registry=self.registry,
+        )
+        if outbox_counts is not None:
+            self.registry.register(_OutboxCollector(outbox_counts))
+
+    def outcome(self, source: str, status: str, created: bool, seconds: float | None) -> None:
+        self.messages.labels(source=source, outcome=status).inc()
+        if created:
+            self.tickets_created.inc()
+        if seconds is not None:
+            self.processing.observe(seconds)
+
+    def set_imap_lag(self, mailbox: str, seconds: float) -> None:
+        """For the IMAP intake: how far behind a mailbox is."""
+        self.imap_lag.labels(mailbox=mailbox).set(seconds)
+
+    def render(self) -> bytes:
+        """The exposition text; may query the database, so call it off the event loop."""
+        return generate_latest(self.registry)
+
+
+Response = tuple[int, str, bytes]
+
+
+class HttpEndpoints:
+    """GET /metrics and GET /healthz; 404 for any other path, 405 for other methods."""
+
+    def __init__(self, metrics: Metrics, healthy: Callable[[], Awaitable[bool]]) -> None:
+        self.metrics = metrics
+        self.healthy = healthy
+
+    async def respond(self, method: str, path: str) -> Response:
+        if path not in ("/metrics", "/healthz"):
+            return 404, "text/plain; charset=utf-8", b"not found\n"
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain; charset=utf-8", b"method not allowed\n"
+        if path == "/metrics":
+            body = await asyncio.to_thread(self.metrics.render)
+            return 200, CONTENT_TYPE_LATEST, body
+        if await self.healthy():
+            return 200, "text/plain; charset=utf-8", b"ok\n"
+        return 503, "text/plain; charset=utf-8", b"unhealthy\n"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await _read_request(reader)
+            status, kind, body = (
+                (400, "text/plain; charset=utf-8", b"bad request\n")
+                if request is None
+                else await self.respond(*request)
+            )
+            head_only = request is not None and request[0] == "HEAD"
+            writer.write(_head(status, kind, len(body)) + (b"" if head_only else body))
+            await writer.drain()
+        except ConnectionError:
+            pass  # the client went away; nothing to answer
+        except Exception:  # one bad request must not end the server
+            log.exception("event=http_failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str] | None:
+    """Method and path from the request line (headers are read and ignored); None for a
+    request that is malformed, too long or too slow."""
+    try:
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            parts = (await reader.readline()).decode("latin-1").split()
+            for _ in range(MAX_HEADER_LINES):
+                if (await reader.readline()).strip() == b"":
+                    break
+    except (TimeoutError, ValueError, asyncio.IncompleteReadError):  # ValueError: line too long
+        return None
+    if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+        return None
+    return parts[0], parts[1].split("?", 1)[0]
+
+
+REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+def _head(status: int, kind: str, length: int) -> bytes:
+    reason = REASONS.get(status, "Service Unavailable")
+    return (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: {kind}\r\n"
+        f"Content-Length: {length}\r\nConnection: close\r\n\r\n"
+    ).encode("ascii")
+
+
+async def start_http(listen: str, endpoints: HttpEndpoints) -> asyncio.Server:
+    """Listen on HOST:PORT on the running loop; OSError when the address cannot be bound."""
+    host, _, port = listen.rpartition(":")
+    return await asyncio.start_server(endpoints.handle, host.strip("[]"), int(port))

@@ -1,0 +1,80 @@
+"""The systemd notification protocol: one datagram of `KEY=value` lines to $NOTIFY_SOCKET."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Mapping
+
+log = logging.getLogger("mailgate.daemon")
+
+
+class Notifier:
+    """Tells the service manager how the daemon is doing; silent when none is listening."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.address = _address(env.get("NOTIFY_SOCKET", ""))
+        self.watchdog_interval = _watchdog_interval(env)
+        self._failing = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.address)
+
+    def send(self, *lines: str) -> bool:
+        """One datagram; False when there is nobody to tell or it could not be sent."""
+        if not self.address:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.connect(self.address)
+                sock.sendall("\n".join(lines).encode("utf-8"))
+        except OSError as exc:
+            # A manager that went away is logged once, not at every watchdog ping.
+            if not self._failing:
+                log.warning("event=notify_failed error=%r", str(exc))
+            self._failing = True
+            return False
+        self._failing = False
+        return True
+
+    def ready(self, status: str) -> bool:
+        return self.send("READY=1", f"STATUS={_one_line(status)}")
+
+    def reloading(self, status: str) -> bool:
+        # MONOTONIC_USEC lets Type=notify-reload managers match this to their own SIGHUP.
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={_one_line(status)}")
+
+    def stopping(self, status: str) -> bool:
+        return self.send("STOPPING=1", f"STATUS={_one_line(status)}")
+
+    def status(self, status: str) -> bool:
+        return self.send(f"STATUS={_one_line(status)}")
+
+    def watchdog(self) -> bool:
+        return self.send("WATCHDOG=1")
+
+
+def _address(value: str) -> str:
+    # A leading '@' names a socket in Linux's abstract namespace, which starts with a NUL byte.
+    if value.startswith("@"):
+        return "\0" + value[1:]
+    return value
+
+
+def _watchdog_interval(env: Mapping[str, str]) -> float | None:
+    """Seconds between pings: half the manager's timeout, as sd_watchdog_enabled(3) advises."""
+    usec = env.get("WATCHDOG_USEC", "")
+    pid = env.get("WATCHDOG_PID", "")
+    # The variables may be inherited from a parent the watchdog is really meant for.
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2 / 1_000_000
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,129 @@
+"""A running daemon for tests: serve() in a thread of its own, and SMTP clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from mailgate.app import build_context, build_transport
+from mailgate.config import (
+    Config,
+    DatabaseConfig,
+    OutboundConfig,
+    PathsConfig,
+    SmtpConfig,
+)
+from mailgate.context import Context
+from mailgate.daemon import serve
+from mailgate.intake.smtp import split_listen
+from tests.helpers import free_port
+
+CUSTOMER = "alice@acme.example"
+SUPPORT = "support@example.com"
+
+
+def daemon_config(
+    tmp_path: Path,
+    busy_timeout: float = 5.0,
+    max_size: int = 1_000_000,
+    outbound: OutboundConfig | None = None,
+    **smtp: Any,
+) -> Config:
+    """SQLite, data and sent mail under tmp_path; SMTP intake on a free local port; `smtp`
+    sets further [smtp] keys."""
+    return Config(
+        source="(test)",
+        database=DatabaseConfig(url=f"sqlite:///{tmp_path}/mailgate.db", busy_timeout=busy_timeout),
+        paths=PathsConfig(data_dir=str(tmp_path / "data")),
+        smtp=SmtpConfig(
+            listen=f"127.0.0.1:{free_port()}",
+            addresses=[SUPPORT],
+            max_message_size=max_size,
+            **smtp,
+        ),
+        outbound=outbound
+        or OutboundConfig(
+            transport="file",
+            directory=str(tmp_path / "sent"),
+            from_=f"Support <{SUPPORT}>",
+        ),
+    )
+
+
+class DaemonThread:
+    """serve() on an event loop in a thread of its own, stopped the way a signal would."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ctx = build_context(config)
+        self.started = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="mailgate-daemon")
+
+    async def _main(self) -> None:
+        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+        await serve(self.ctx, build_transport(self.config), self.stop, self.started.set)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # handed to the test thread, which raises it
+            self.error = exc
+            self.started.set()
+
+    def start(self) -> None:
+        self.thread.start()
+        assert self.started.wait(15), "daemon did not start"
+        if self.error is not None:
+            raise self.error
+
+    def shutdown(self) -> None:
+        if self.loop is not None and self.stop is not None:
+            self.loop.call_soon_threadsafe(self.stop.set)
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "daemon did not stop"
+        self.ctx.store.dispose()
+        if self.error is not None:
+            raise self.error
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return split_listen(self.config.smtp.listen)
+
+
+@contextmanager
+def running(config: Config) -> Iterator[DaemonThread]:
+    running_daemon = DaemonThread(config)
+    running_daemon.start()
+    try:
+        yield running_daemon
+    finally:
+        running_daemon.shutdown()
+
+
+def connect(address: tuple[str, int]) -> smtplib.SMTP:
+    client = smtplib.SMTP(*address, timeout=10)
+    client.ehlo("client.test")
+    return client
+
+
+def count(ctx: Context, model: Any) -> int:
+    with ctx.store.session() as session:
+        return len(session.exec(select(model)).all())
+
+
+def send_data(address: tuple[str, int], raw: bytes, rcpt: str = SUPPORT) -> tuple[int, bytes]:
+    """One transaction without the SIZE parameter, so DATA itself gets the answer."""
+    with connect(address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(rcpt)[0] == 250
+        return client.data(raw)

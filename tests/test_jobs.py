@@ -1,0 +1,176 @@
+"""Scheduled jobs: the list the CLI shows, and jobs run by the real scheduler on a real loop."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from mailgate import jobs
+from mailgate.app import build_context, build_transport
+from mailgate.context import Context
+from mailgate.intake.spool import accept
+from mailgate.jobs import Every, Job, Scheduler
+from mailgate.models import QUEUED, SENT, Outbox
+from mailgate.transports import Transport
+from tests.daemon_harness import CUSTOMER, SUPPORT, daemon_config
+from tests.mails import make_mail
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Runtime:
+    """The parts of a daemon the jobs use, without the daemon around them."""
+
+    def __init__(self, ctx: Context, transport: Transport) -> None:
+        self.ctx = ctx
+        self.transport = transport
+        self.outbox_lock = asyncio.Lock()
+        self.offered: list[int] = []
+
+    def offer_pending(self, intake_ids: Sequence[int]) -> None:
+        self.offered.extend(intake_ids)
+
+
+async def poll_async(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Await until the condition (checked in a thread) holds; fails the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            pytest.fail("timed out waiting for the job")
+        await asyncio.sleep(0.02)
+
+
+def queue_overdue_mail(ctx: Context) -> int:
+    """An outbox row whose retry was due an hour ago, as after a relay outage."""
+    earlier = ctx.clock() - timedelta(hours=1)
+    raw = b"From: support@example.com\r\nTo: alice@acme.example\r\nSubject: hi\r\n\r\nhello\r\n"
+    row = Outbox(
+        template="acknowledgement",
+        envelope_from=SUPPORT,
+        to_addrs=CUSTOMER,
+        subject="hi",
+        message_id="overdue@example.com",
+        raw=raw,
+        attempts=1,
+        next_attempt_at=earlier,
+        created_at=earlier,
+    )
+    with ctx.store.session() as session:
+        session.add(row)
+        session.flush()
+        return row.id or 0
+
+
+def outbox_status(ctx: Context, row_id: int) -> str:
+    with ctx.store.session() as session:
+        row = session.get(Outbox, row_id)
+        assert row is not None
+        return row.status
+
+
+def soon(name: str) -> Job:
+    """A job of the real list, on a schedule short enough for a test."""
+    (job,) = [j for j in jobs.JOBS if j.name == name]
+    return dataclasses.replace(job, schedule=Every(0.05))
+
+
+def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "MAILGATE_CONFIG": str(tmp_path / "none.toml")}
+    command = [sys.executable, "-m", "mailgate", "jobs", "list", "--format", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)
+    assert [row["name"] for row in listed] == ["outbox-retry", "left-over-messages"]
+    assert {row["schedule"] for row in listed} == {"every 30 s", "every 60 s"}
+    assert all(row["what"] for row in listed)
+    assert not list(tmp_path.iterdir())  # no database was made
+
+
+def test_outbox_retry_job_sends_overdue_mail(tmp_path: Path) -> None:
+    config = daemon_config(tmp_path)
+    ctx = build_context(config)
+    row_id = queue_overdue_mail(ctx)
+    runtime = Runtime(ctx, build_transport(config))
+
+    async def scenario() -> None:
+        scheduler = Scheduler(runtime, [soon("outbox-retry")])
+        scheduler.start()
+        try:
+            await poll_async(lambda: outbox_status(ctx, row_id) == SENT)
+        finally:
+            await scheduler.stop(5)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        ctx.store.dispose()
+    (sent,) = Path(config.outbound.directory).glob("*.eml")
+    assert b"hello" in sent.read_bytes()
+
+
+def test_outbox_retry_leaves_mail_that_is_not_due(tmp_path: Path) -> None:
+    ctx = build_context(daemon_config(tmp_path))
+    row_id = queue_overdue_mail(ctx)
+    with ctx.store.session() as session:
+        row = session.exec(select(Outbox)).one()
+        row.next_attempt_at = ctx.clock() + timedelta(hours=1)
+        session.add(row)
+    try:
+        asyncio.run(jobs.retry_outbox(Runtime(ctx, build_transport(ctx.config))))
+        assert outbox_status(ctx, row_id) == QUEUED
+    finally:
+        ctx.store.dispose()
+
+
+def test_left_over_job_offers_stored_messages(tmp_path: Path) -> None:
+    ctx = build_context(daemon_config(tmp_path))
+    stored = accept(ctx.store, make_mail(), "smtp", ctx.clock(), CUSTOMER, [SUPPORT])
+    runtime = Runtime(ctx, build_transport(ctx.config))
+    try:
+        asyncio.run(jobs.process_left_over(runtime))
+    finally:
+        ctx.store.dispose()
+    assert runtime.offered == [stored.intake_id]
+
+
+def test_failing_job_is_logged_once_then_its_recovery(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailgate.jobs")
+    ctx = build_context(daemon_config(tmp_path))
+    runtime = Runtime(ctx, build_transport(ctx.config))
+    runs: list[int] = []
+
+    def flaky(intake_ids: Sequence[int]) -> None:
+        runs.append(1)
+        if len(runs) <= 3:
+            raise ConnectionError("processor gone")
+
+    runtime.offer_pending = flaky  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        scheduler = Scheduler(runtime, [soon("left-over-messages")])
+        scheduler.start()
+        try:
+            await poll_async(lambda: "event=job_recovered" in caplog.text)
+        finally:
+            await scheduler.stop(5)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        ctx.store.dispose()
+    assert caplog.text.count("event=job_failed job=left-over-messages") == 1
+    assert "processor gone" in caplog.text
