@@ -76,7 +76,11 @@ class Daemon:
         self.transport = transport
         self.notifier = notifier
         # One task per mailbox; it stores from its own thread, so it hands over thread-safely.
-        self.mailboxes = [ImapIntake(ctx, m, self.submit_threadsafe) for m in ctx.config.imap]
+        self.metrics = Metrics(lambda: outbox_counts(self.ctx.store))
+        self.mailboxes = [
+            ImapIntake(ctx, m, self.submit_threadsafe, self.metrics.set_imap_lag)
+            for m in ctx.config.imap
+        ]
         self.imap_stop = asyncio.Event()
         self.imap_tasks: list[asyncio.Task[None]] = []
         self.queue: asyncio.Queue[int | None] = asyncio.Queue()  # None: no more work
@@ -89,7 +93,6 @@ class Daemon:
         self.stopping = False  # no more retries of processing; leave it for the next start
         self.last_round = False  # the outbox sender's next round is its last
         self.intake = SmtpIntake(ctx, self.submit)
-        self.metrics = Metrics(lambda: outbox_counts(self.ctx.store))
         self.scheduler = Scheduler(self)
         self.store_trouble = Trouble("store")
         self.outbox_trouble = Trouble("outbox")

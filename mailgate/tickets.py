@@ -10,6 +10,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from mailgate import blobs
+from mailgate.assign import assign
 from mailgate.config import Config
 from mailgate.customers import Sender, ensure_contact
 from mailgate.models import (
@@ -121,6 +122,7 @@ def open_ticket(
     language: str | None = None,
 ) -> Applied:
     contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now, language)
+    routing = assign(session, cfg, contact.organisation_id, intake.source)
     ticket = Ticket(
         number=next_ticket_number(session, cfg.tickets.start),
         subject=mail.subject,
@@ -129,6 +131,8 @@ def open_ticket(
         source=intake.source,
         served_address=env.served_address,
         linked_ticket_id=decision.linked_ticket_id,
+        assignee_id=routing.assignee_id,
+        category=routing.category,
         created_at=now,
         updated_at=now,
         last_action_by="customer",
@@ -140,6 +144,8 @@ def open_ticket(
     if decision.linked_ticket_id:
         detail += f"; follows closed ticket id {decision.linked_ticket_id}"
     record_event(session, ticket, mail.from_addr, "created", detail, now)
+    if routing.assignee_id is not None:
+        record_event(session, ticket, "system", "assigned", f"agent id {routing.assignee_id}", now)
     article = add_article(session, ticket, mail, intake, "customer", "", cfg.data_dir, now)
     return Applied(ticket, article, contact, created=True)
 

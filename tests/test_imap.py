@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -327,3 +328,21 @@ def test_daemon_turns_mailbox_mail_into_acknowledged_tickets(
     finally:
         ctx.store.dispose()
     assert (ticket.subject, ticket.source) == ("Drucker druckt nicht", "imap:support")
+
+
+def test_lag_is_the_age_of_the_oldest_waiting_message(
+    sqlite_ctx: Context, imap_user: ImapUser
+) -> None:
+    two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
+    with imap_user.client() as client:
+        client.append("INBOX", make_mail(subject="old"), msg_time=two_hours_ago)
+    lags: list[tuple[str, float]] = []
+    intake = ImapIntake(
+        sqlite_ctx, mailbox_for(imap_user), Recorder(), lambda box, age: lags.append((box, age))
+    )
+    intake.poll_once()
+    intake.poll_once()
+    (box, age), (_, after) = lags
+    assert box == "support"
+    assert 7100 < age < 7300
+    assert after == 0.0  # nothing waits once the mail is stored and moved

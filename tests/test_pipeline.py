@@ -189,3 +189,33 @@ def test_new_contact_language_from_content_language(ctx: Context) -> None:
     german, english = (parsed(o.raw) for o in outbox(ctx))
     assert "vielen Dank" in german.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "thank you" in english.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_mailbox_routing_sets_category_and_assignee(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+    from mailgate.config import ImapConfig
+
+    with ctx.store.session() as session:
+        add_agent(session, "bea@example.com", "Bea", "de", ctx.clock())
+    box = ImapConfig(name="billing", category="billing", responsible_agent="bea@example.com")
+    routed = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, imap=[box]))
+    ingest(routed, make_mail(subject="Rechnung"), source="imap:billing")
+    ingest(routed, make_mail(subject="Other", sender="x@other.example"), source="smtp")
+    billing, other = tickets(ctx)
+    assert (billing.category, billing.assignee_id is not None) == ("billing", True)
+    assert (other.category, other.assignee_id) == (None, None)
+
+
+def test_organisations_responsible_agent_wins(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+    from mailgate.customers import get_or_create_organisation
+    from mailgate.models import OrganisationDomain
+
+    with ctx.store.session() as session:
+        own = add_agent(session, "carl@example.com", "Carl", None, ctx.clock())
+        org = get_or_create_organisation(session, "ACME", ctx.clock())
+        org.responsible_agent_id = own.id
+        session.add(OrganisationDomain(domain="acme.example", organisation_id=org.id or 0))
+    ingest(ctx, make_mail())
+    (ticket,) = tickets(ctx)
+    assert ticket.assignee_id == own.id

@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 
 from imapclient import SEEN, IMAPClient, SocketTimeout
 
@@ -58,10 +59,17 @@ class ImapIntake:
     `on_stored(intake_id)` is called for each newly stored message from that worker thread,
     never from the event loop: hand it something thread-safe (loop.call_soon_threadsafe)."""
 
-    def __init__(self, ctx: Context, mailbox: ImapConfig, on_stored: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        mailbox: ImapConfig,
+        on_stored: Callable[[int], None],
+        on_lag: Callable[[str, float], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.mailbox = mailbox
         self.on_stored = on_stored
+        self.on_lag = on_lag  # (mailbox name, age in seconds of the oldest waiting message)
         self.source = f"imap:{mailbox.name}"
         self.connection_trouble = _Trouble("imap_connection", mailbox.name)
         self.store_trouble = _Trouble("imap_store", mailbox.name)
@@ -222,9 +230,21 @@ class ImapIntake:
         self._move(client, [uid for uid in present if uid <= last_uid])
         stored = 0
         new = [uid for uid in present if uid > last_uid]
+        self._report_lag(client, new)
         for start in range(0, len(new), BATCH_SIZE):
             stored += self._batch(client, uidvalidity, new[start : start + BATCH_SIZE])
         return stored
+
+    def _report_lag(self, client: IMAPClient, waiting: list[int]) -> None:
+        """How long the oldest waiting message has been in the folder (0 when none waits)."""
+        if self.on_lag is None:
+            return
+        age = 0.0
+        if waiting:
+            arrived = client.fetch(waiting[:1], ["INTERNALDATE"])[waiting[0]][b"INTERNALDATE"]
+            # imapclient gives INTERNALDATE as naive local time.
+            age = max((datetime.now() - arrived).total_seconds(), 0.0)
+        self.on_lag(self.mailbox.name, age)
 
     def _batch(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> int:
         """Fetch, store and move one batch; a store failure keeps the rest in the folder."""

@@ -1,0 +1,37 @@
+"""Who a new ticket goes to and which category it gets (PRODUCT.md, "Routing")."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailgate.agents import find_agent
+from mailgate.config import Config, ImapConfig
+from mailgate.models import Organisation
+
+
+@dataclass(frozen=True)
+class Assignment:
+    assignee_id: int | None = None
+    category: str | None = None
+
+
+def mailbox_for_source(cfg: Config, source: str) -> ImapConfig | None:
+    """The [[imap]] mailbox a message came from (source `imap:<name>`), if any."""
+    kind, _, name = source.partition(":")
+    if kind != "imap":
+        return None
+    return next((m for m in cfg.imap if m.name == name), None)
+
+
+def assign(session: Session, cfg: Config, organisation_id: int, source: str) -> Assignment:
+    """The customer's responsible agent, else the intake mailbox's; the mailbox's category."""
+    mailbox = mailbox_for_source(cfg, source)
+    org = session.get(Organisation, organisation_id)
+    assignee = org.responsible_agent_id if org else None
+    if assignee is None and mailbox and mailbox.responsible_agent:
+        agent = find_agent(session, mailbox.responsible_agent)
+        assignee = agent.id if agent else None
+    category = mailbox.category if mailbox and mailbox.category else None
+    return Assignment(assignee, category)
