@@ -92,6 +92,38 @@ class TicketsConfig:
     default_language: str = "en"
     reopen_days: int = 30
     unverified_tag_policy: Literal["internal-note", "new-ticket"] = "internal-note"
+    # A customer's reply to a delivered ticket whose first line is one of these closes it.
+    confirm_words: list[str] = field(
+        default_factory=lambda: [
+            "ok",
+            "okay",
+            "confirm",
+            "confirmed",
+            "yes",
+            "bestätigt",
+            "bestaetigt",
+            "ja",
+            "passt",
+        ]
+    )
+    # A reply whose first line is one of these stops optional status mails to that contact.
+    optout_words: list[str] = field(default_factory=lambda: ["unsubscribe", "abmelden"])
+    # A mail with one of these subjects gets the sender's organisation's open tickets.
+    list_subjects: list[str] = field(
+        default_factory=lambda: ["list", "status", "Meine Tickets", "my tickets"]
+    )
+    # Regular expressions; the first group of each match is kept as a reference number.
+    reference_patterns: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StaffConfig:
+    # Staff notifications go to the assignee, else to this address (empty: nobody).
+    team_address: str = ""
+    # Attachments up to this size (bytes, all together) travel with a staff notification.
+    notification_attachment_limit: int = 10485760
+    # Staff are warned when an organisation has fewer support hours left than this.
+    hours_warning: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -144,6 +176,7 @@ class Config:
     security: SecurityConfig = field(default_factory=SecurityConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
     customers: CustomersConfig = field(default_factory=CustomersConfig)
+    staff: StaffConfig = field(default_factory=StaffConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
 

@@ -189,3 +189,22 @@ class ImapState(SQLModel, table=True):
     uidvalidity: int = Field(sa_type=BigInteger)  # up to 2**32 - 1: beyond a 32-bit INTEGER
     last_uid: int = Field(sa_type=BigInteger)  # every message up to here is stored
     updated_at: datetime
+
+
+class TimeEntry(SQLModel, table=True):
+    """Time spent on a ticket: billable time uses up the organisation's support hours."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    minutes: int
+    billable: bool = False
+    note: str = ""
+    created_at: datetime
+
+
+class TicketReference(SQLModel, table=True):
+    """A reference number found in a ticket's mail (an order number, say)."""
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    reference: str = Field(primary_key=True, index=True)
