@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -239,6 +240,12 @@ def _validate(cfg: Config) -> None:
     if cfg.tickets.start < 1:
         raise ConfigError("tickets.start: must be at least 1")
     _validate_limits(cfg.smtp, cfg.outbound)
+    for i, pattern in enumerate(cfg.tickets.reference_patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            where = f"tickets.reference_patterns[{i}]"
+            raise ConfigError(f"{where}: not a regular expression: {exc}") from None
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Literal
 
-from mailgate import tags
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from mailgate import blobs, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id
 from mailgate.context import Context
-from mailgate.models import Contact, Organisation, Ticket
+from mailgate.models import (
+    Agent,
+    Article,
+    Attachment,
+    Contact,
+    Organisation,
+    Outbox,
+    Participant,
+    Ticket,
+    TimeEntry,
+)
 from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
+from mailgate.sheets import XLSX_TYPE, tickets_workbook
 from mailgate.tickets import record_event
+
+log = logging.getLogger("mailgate.notify")
+
+StaffEvent = Literal["new", "reply"]
+AttachmentData = tuple[str, str, bytes]
+# The mails send_status_change may write: they share its recipients and its context.
+STATUS_TEMPLATES = frozenset({"status_changed", "delivered", "closed", "reopened"})
+CLOSED = "closed"
 
 
 def ticket_view(ctx: Context, ticket: Ticket) -> dict[str, object]:
@@ -21,7 +46,172 @@ def ticket_view(ctx: Context, ticket: Ticket) -> dict[str, object]:
         # Without any tag of ours, so the template's own tag stands exactly once.
         "subject": tags.strip_tags(ticket.subject, prefix),
         "status": ticket.status,
+        "priority": ticket.priority,
     }
+
+
+# --- the one path every mail takes -------------------------------------------------------------
+
+
+def _queue(
+    session: Session,
+    ctx: Context,
+    template: str,
+    language: str | None,
+    context: Mapping[str, object],
+    *,
+    to: Sequence[str],
+    cc: Sequence[str] = (),
+    ticket: Ticket | None = None,
+    answering: str | None = None,
+    thread: Sequence[str] = (),
+    auto_submitted: str | None = "auto-replied",
+    attachments: Sequence[AttachmentData] = (),
+) -> None:
+    """Render, compose and queue one mail from the support address. `answering` is the id
+    (without brackets) of the mail this one replies to; `thread` the earlier ids before it."""
+    rendered = ctx.renderer.render(template, language, context)
+    ids = [i for i in (*thread, answering) if i]
+    outgoing = Outgoing(
+        from_addr=ctx.config.outbound.from_,
+        to=tuple(to),
+        cc=tuple(cc),
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=make_message_id(ticket.number if ticket else None, ctx.own_domain),
+        in_reply_to=f"<{answering}>" if answering else None,
+        references=tuple(f"<{i}>" for i in dict.fromkeys(ids)),
+        # Replies come back to the support address, where the subject's tag files them.
+        reply_to=ctx.config.outbound.from_,
+        auto_submitted=auto_submitted,
+        attachments=tuple(attachments),
+    )
+    try:
+        enqueue(session, ctx, ticket.id if ticket else None, template, outgoing)
+    except InvalidAddress as exc:
+        # The change that caused the mail stands; only this mail cannot go out (e.g. an
+        # address our relay cannot carry). Staff see why in the ticket's history.
+        if ticket is not None:
+            record_event(
+                session, ticket, "system", "mail_not_sent", f"{template}: {exc}", ctx.clock()
+            )
+        log.warning("event=mail_not_sent template=%s error=%r", template, str(exc))
+
+
+def _language(ctx: Context, person: Contact | Agent | None) -> str:
+    chosen = person.language if person is not None else None
+    return chosen or ctx.config.tickets.default_language
+
+
+def _base_context(ctx: Context, ticket: Ticket) -> dict[str, object]:
+    return {
+        "ticket": ticket_view(ctx, ticket),
+        "support_address": ctx.from_address,
+        "reply_hint": tags.format_tag(ctx.config.tickets.prefix, ticket.number),
+    }
+
+
+def _thread(session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
+    """The customer's latest mail on the ticket (what an answer replies to) and the ticket's
+    thread so far: the customers' mails and ours, oldest first. Staff and internal mails
+    stay out: their ids would show customers where our agents' mail comes from."""
+    articles = session.exec(
+        select(Article.created_at, Article.message_id).where(
+            Article.ticket_id == ticket.id,
+            Article.direction == "customer",
+            Article.message_id != "",
+        )
+    ).all()
+    sent = session.exec(
+        select(Outbox.created_at, Outbox.message_id).where(Outbox.ticket_id == ticket.id)
+    ).all()
+    customer_ids = [m for _, m in sorted(articles, key=lambda r: r[0])]
+    ordered = [m for _, m in sorted([*articles, *sent], key=lambda r: r[0])]
+    return (customer_ids[-1] if customer_ids else None), ordered
+
+
+def _customers(session: Session, ticket: Ticket, optional: bool) -> list[Contact]:
+    """The requester first, then participants; without failing addresses, and without
+    contacts who opted out when the mail is an optional one."""
+    ids = [ticket.requester_id]
+    query = select(Participant.contact_id).where(Participant.ticket_id == ticket.id)
+    ids += [i for i in session.exec(query) if i not in ids]
+    contacts = [c for c in (session.get(Contact, i) for i in ids) if c is not None]
+    return [c for c in contacts if not c.failing and not (optional and c.opted_out)]
+
+
+def _to_customers(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    template: str,
+    context: Mapping[str, object],
+    *,
+    optional: bool,
+    auto_submitted: str | None = "auto-replied",
+) -> None:
+    contacts = _customers(session, ticket, optional)
+    if not contacts:
+        return
+    # One mail for everyone, in the language of whoever comes first (the requester).
+    answering, thread = _thread(session, ticket)
+    _queue(
+        session,
+        ctx,
+        template,
+        _language(ctx, contacts[0]),
+        context,
+        to=[contacts[0].email],
+        cc=[c.email for c in contacts[1:]],
+        ticket=ticket,
+        answering=answering,
+        thread=thread,
+        auto_submitted=auto_submitted,
+    )
+
+
+# --- figures staff and customers see ------------------------------------------------------------
+
+
+def _hours(minutes: int) -> str:
+    """Minutes as h:mm, with a sign when the contingent is overdrawn."""
+    sign = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours}:{rest:02d}"
+
+
+def _billable_minutes(session: Session, *where: object) -> int:
+    query = (
+        select(func.coalesce(func.sum(TimeEntry.minutes), 0))
+        .join(Ticket, col(Ticket.id) == col(TimeEntry.ticket_id))
+        .where(col(TimeEntry.billable).is_(True), *where)  # type: ignore[arg-type]
+    )
+    return int(session.exec(query).one())
+
+
+def support_hours(session: Session, ctx: Context, organisation: Organisation) -> dict[str, object]:
+    """The organisation's contingent: bought, used by billable time, left (as h:mm)."""
+    used = _billable_minutes(session, Ticket.organisation_id == organisation.id)
+    left = organisation.support_minutes - used
+    return {
+        "total": _hours(organisation.support_minutes),
+        "used": _hours(used),
+        "left": _hours(left),
+        "low": left < ctx.config.staff.hours_warning * 60,
+    }
+
+
+def _open_tickets(session: Session, organisation_id: int) -> list[Ticket]:
+    query = (
+        select(Ticket)
+        .where(Ticket.organisation_id == organisation_id, Ticket.status != CLOSED)
+        .order_by(col(Ticket.number))
+    )
+    return list(session.exec(query))
+
+
+# --- the mails ------------------------------------------------------------------------------
 
 
 def acknowledge(
@@ -31,36 +221,256 @@ def acknowledge(
     if contact.failing:
         return
     org = session.get(Organisation, contact.organisation_id)
-    language = contact.language or ctx.config.tickets.default_language
-    rendered = ctx.renderer.render(
+    context = {
+        **_base_context(ctx, ticket),
+        "contact": {"name": contact.name, "email": contact.email},
+        "org_name": org.name if org else None,
+    }
+    _queue(
+        session,
+        ctx,
         "acknowledgement",
-        language,
-        {
-            "ticket": ticket_view(ctx, ticket),
-            "contact": {"name": contact.name, "email": contact.email},
-            "support_address": ctx.from_address,
-            "reply_hint": tags.format_tag(ctx.config.tickets.prefix, ticket.number),
-            "org_name": org.name if org else None,
-        },
+        _language(ctx, contact),
+        context,
+        to=[contact.email],
+        ticket=ticket,
+        answering=mail.message_id,
+        thread=mail.references,
     )
-    references = (*mail.references, mail.message_id) if mail.message_id else mail.references
-    outgoing = Outgoing(
-        from_addr=ctx.config.outbound.from_,
-        to=(contact.email,),
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=make_message_id(ticket.number, ctx.own_domain),
-        in_reply_to=f"<{mail.message_id}>" if mail.message_id else None,
-        references=tuple(f"<{r}>" for r in references),
-        reply_to=ctx.config.outbound.from_,
-        auto_submitted="auto-replied",
+
+
+def _staff_recipient(session: Session, ctx: Context, ticket: Ticket) -> tuple[str, str] | None:
+    """The assignee (if they take notifications), else the team address: address, language."""
+    agent = session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
+    if agent is not None and agent.notify and agent.active:
+        return agent.email, _language(ctx, agent)
+    team = ctx.config.staff.team_address
+    return (team, _language(ctx, None)) if team else None
+
+
+def _article_files(
+    session: Session, ctx: Context, article: Article
+) -> tuple[list[AttachmentData], list[dict[str, object]]]:
+    """The files that fit the size limit together (in order; a big one is skipped, smaller
+    ones after it may still fit), and a list of all of them saying which travel along."""
+    budget = ctx.config.staff.notification_attachment_limit
+    files: list[AttachmentData] = []
+    listed: list[dict[str, object]] = []
+    query = (
+        select(Attachment).where(Attachment.article_id == article.id).order_by(col(Attachment.id))
     )
+    for item in session.exec(query):
+        data = _blob(ctx, item.sha256) if item.size <= budget else None
+        if data is not None:
+            files.append((item.filename, item.content_type, data))
+            budget -= item.size
+        listed.append({"filename": item.filename, "size": item.size, "attached": data is not None})
+    return files, listed
+
+
+def _blob(ctx: Context, sha256: str) -> bytes | None:
     try:
-        enqueue(session, ctx, ticket.id, "acknowledgement", outgoing)
-    except InvalidAddress as exc:
-        # The ticket stands; only this mail cannot go out (e.g. an address our relay
-        # cannot carry). Staff see why in the ticket's history.
-        record_event(
-            session, ticket, "system", "mail_not_sent", f"acknowledgement: {exc}", ctx.clock()
+        return blobs.read(ctx.config.data_dir, sha256)
+    except OSError as exc:
+        # A lost file must not hold up the notification: it is listed, not attached.
+        log.warning("event=blob_unreadable sha256=%s error=%r", sha256, str(exc))
+        return None
+
+
+def _staff_context(
+    session: Session, ctx: Context, ticket: Ticket, article: Article, org: Organisation
+) -> dict[str, object]:
+    """Who the customer is and what they wrote, for the staff notification."""
+    requester = session.get(Contact, ticket.requester_id)
+    open_count = select(func.count()).where(
+        Ticket.organisation_id == org.id, Ticket.status != CLOSED
+    )
+    return {
+        **_base_context(ctx, ticket),
+        "organisation": org.name,
+        "requester": {
+            "name": requester.name if requester else "",
+            "email": requester.email if requester else "",
+        },
+        "author": {"name": article.from_name, "email": article.from_addr},
+        "text": article.text,
+        "open_tickets": int(session.exec(open_count).one()),
+        "hours": support_hours(session, ctx, org),
+        "comment_address": ctx.config.smtp.comment_address,
+    }
+
+
+def notify_staff(
+    session: Session, ctx: Context, ticket: Ticket, article: Article, event: StaffEvent
+) -> None:
+    """Tell the assignee (else the team) about a new ticket or a customer's reply."""
+    recipient = _staff_recipient(session, ctx, ticket)
+    org = session.get(Organisation, ticket.organisation_id)
+    if recipient is None or org is None:
+        return
+    files, listed = _article_files(session, ctx, article)
+    context = {**_staff_context(session, ctx, ticket, article, org), "event": event}
+    context["attachments"] = listed
+    address, language = recipient
+    _queue(
+        session,
+        ctx,
+        "staff_notification",
+        language,
+        context,
+        to=[address],
+        ticket=ticket,
+        answering=article.message_id or None,
+        thread=_thread(session, ticket)[1],
+        # Not a reply to the agent: a notification of something that happened elsewhere.
+        auto_submitted="auto-generated",
+        attachments=files,
+    )
+
+
+def send_staff_answer(session: Session, ctx: Context, ticket: Ticket, article: Article) -> None:
+    """An agent's answer to the customers of the ticket, from the support address: the agent's
+    own address appears nowhere. Not optional, so opted-out contacts get it too."""
+    context = {**_base_context(ctx, ticket), "text": article.text}
+    # A person wrote this: no Auto-Submitted, so the customer's auto-responder may answer.
+    _to_customers(
+        session, ctx, ticket, "staff_answer", context, optional=False, auto_submitted=None
+    )
+
+
+def send_status_change(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    old: str,
+    new: str,
+    template: str = "status_changed",
+    *,
+    old_priority: str | None = None,
+) -> None:
+    """An optional mail about a change of status (or a delivery, closing, reopening); contacts
+    who opted out of optional mail get none."""
+    if template not in STATUS_TEMPLATES:
+        raise ValueError(f"not a status template: {template!r}")
+    minutes = _billable_minutes(session, Ticket.id == ticket.id)
+    context = {
+        **_base_context(ctx, ticket),
+        "old_status": old,
+        "new_status": new,
+        "old_priority": old_priority if old_priority not in (None, ticket.priority) else None,
+        "confirm_words": list(ctx.config.tickets.confirm_words),
+        "billable": ticket.billable or minutes > 0,
+        "billable_time": _hours(minutes) if minutes else None,
+    }
+    _to_customers(session, ctx, ticket, template, context, optional=True)
+
+
+def send_command_errors(
+    session: Session,
+    ctx: Context,
+    agent_address: str,
+    ticket: Ticket | None,
+    errors: list[str],
+    subject: str,
+) -> None:
+    """Tell an agent which of their commands could not be applied, and why."""
+    agent = session.exec(select(Agent).where(Agent.email == agent_address.lower())).first()
+    context = {
+        "ticket": ticket_view(ctx, ticket) if ticket else None,
+        "errors": list(errors),
+        "subject": subject,
+        "support_address": ctx.from_address,
+    }
+    thread = _thread(session, ticket)[1] if ticket else []
+    _queue(
+        session,
+        ctx,
+        "command_error",
+        _language(ctx, agent),
+        context,
+        to=[agent_address],
+        ticket=ticket,
+        thread=thread,
+    )
+
+
+def ticket_rows(session: Session, ctx: Context, organisation_id: int) -> list[dict[str, object]]:
+    """The organisation's open tickets, one dict each (keys of sheets.TICKET_COLUMNS)."""
+    rows: list[dict[str, object]] = []
+    for ticket in _open_tickets(session, organisation_id):
+        view = ticket_view(ctx, ticket)
+        rows.append(
+            {
+                **view,
+                "last_action_by": ticket.last_action_by,
+                "last_action_at": ticket.last_action_at,
+            }
         )
+    return rows
+
+
+def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: ParsedMail) -> None:
+    """The open tickets of the contact's own organisation, as a table and an .xlsx file.
+    Only ever that organisation's: the query is bound to the contact, not to the mail."""
+    org = session.get(Organisation, contact.organisation_id)
+    if contact.failing or org is None:
+        return
+    rows = ticket_rows(session, ctx, org.id or 0)
+    now = ctx.clock()
+    context = {
+        "contact": {"name": contact.name, "email": contact.email},
+        "organisation": org.name,
+        "tickets": [{**r, "last_action_at": _when(r["last_action_at"])} for r in rows],
+        "hours": support_hours(session, ctx, org),
+        "support_address": ctx.from_address,
+        "today": now.strftime("%Y-%m-%d"),
+    }
+    sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows))
+    _queue(
+        session,
+        ctx,
+        "ticket_list",
+        _language(ctx, contact),
+        context,
+        to=[contact.email],
+        answering=mail.message_id,
+        thread=mail.references,
+        attachments=[sheet],
+    )
+
+
+def _when(moment: object) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if isinstance(moment, datetime) else ""
+
+
+def send_rejected_sender(
+    session: Session,
+    ctx: Context,
+    address: str,
+    subject: str,
+    message_id: str | None = None,
+    language: str | None = None,
+) -> None:
+    """Tell an unknown sender, politely, that only known customers are served."""
+    context = {"subject": subject, "support_address": ctx.from_address}
+    _queue(session, ctx, "rejected_sender", language, context, to=[address], answering=message_id)
+
+
+def send_too_large(
+    session: Session,
+    ctx: Context,
+    address: str,
+    subject: str,
+    size: int,
+    limit: int,
+    message_id: str | None = None,
+    language: str | None = None,
+) -> None:
+    """Tell a sender their mail was too large to take, and what the limit is."""
+    context = {
+        "subject": subject,
+        "size": size,
+        "limit": limit,
+        "support_address": ctx.from_address,
+    }
+    _queue(session, ctx, "message_too_large", language, context, to=[address], answering=message_id)

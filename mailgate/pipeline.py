@@ -10,13 +10,19 @@ from sqlmodel import Session, col, select
 
 from mailgate import notify, tags
 from mailgate.context import Context
-from mailgate.customers import identify, preferred_language
-from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
+from mailgate.customers import Sender, identify, preferred_language
+from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Contact, Intake
 from mailgate.parse import ParsedMail, parse
-from mailgate.route import Envelope, FollowUp, Ignore, NewTicket, Quarantine, route
+from mailgate.replies import (
+    after_customer_mail,
+    after_staff_mail,
+    read_staff_mail,
+    written_text,
+)
+from mailgate.route import Envelope, FollowUp, Ignore, ListRequest, NewTicket, Quarantine, route
 from mailgate.screen import screen
 from mailgate.store import StoreUnavailable
-from mailgate.tickets import Applied, add_follow_up, open_ticket
+from mailgate.tickets import Applied, Opening, add_follow_up, open_ticket
 
 log = logging.getLogger("mailgate.pipeline")
 
@@ -72,21 +78,100 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     decision = route(
         session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
     )
+    if isinstance(decision, ListRequest):
+        contact = session.get(Contact, decision.contact_id)
+        assert contact is not None, "route asks for a list only for a known contact"
+        notify.send_ticket_list(session, ctx, contact, mail)
+        return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
     if isinstance(decision, Ignore | Quarantine):
         status = IGNORED if isinstance(decision, Ignore) else QUARANTINED
         return Outcome(intake.id or 0, status, decision.reason)
-    applied: Applied
     if isinstance(decision, NewTicket):
-        language = preferred_language(mail.headers, ctx.languages)
-        applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, language)
-        if decision.automatic is None and applied.contact is not None:
-            notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
+        applied = _new_ticket(session, ctx, decision, intake, mail, sender, envelope)
+        if applied is None:
+            return Outcome(intake.id or 0, IGNORED, "staff mail without a ticket tag or #customer")
     else:
-        assert isinstance(decision, FollowUp)
-        applied = add_follow_up(session, decision, mail, intake, sender, ctx.config, now)
+        applied = _follow_up(session, ctx, decision, intake, mail, sender, envelope)
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
     cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
     return Outcome(intake.id or 0, DONE, "", cid, applied.created)
+
+
+def _new_ticket(
+    session: Session,
+    ctx: Context,
+    decision: NewTicket,
+    intake: Intake,
+    mail: ParsedMail,
+    sender: Sender,
+    envelope: Envelope,
+) -> Applied | None:
+    """A customer's new request; or an agent's `#customer ADDRESS` for a customer who phoned
+    (None when an agent's untagged mail names no customer: the agent is told)."""
+    now, staff = ctx.clock(), None
+    language = preferred_language(mail.headers, ctx.languages)
+    opening = Opening(mail.from_addr, mail.from_name, language=language)
+    if sender.agent is not None:
+        staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
+        customer = next((c.args[0] for c in staff.commands if c.name == "customer"), None)
+        if customer is None or not staff.verified:
+            problem = "to open a ticket for a customer, put #customer ADDRESS on the first line"
+            notify.send_command_errors(
+                session, ctx, sender.agent.email, None, [*staff.errors, problem], mail.subject
+            )
+            return None
+        opening = Opening(customer, text=staff.text, direction="staff")
+    applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, opening)
+    if staff is not None and sender.agent is not None:
+        rest = dataclasses.replace(
+            staff,
+            commands=tuple(c for c in staff.commands if c.name not in ("customer", "internal")),
+        )
+        after_staff_mail(
+            session,
+            ctx,
+            applied.ticket,
+            applied.article,
+            sender.agent,
+            dataclasses.replace(rest, direction="internal"),
+            mail,
+        )
+    if decision.automatic is None and applied.contact is not None:
+        notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
+    if staff is None and decision.automatic is None:
+        notify.notify_staff(session, ctx, applied.ticket, applied.article, "new")
+    return applied
+
+
+def _follow_up(
+    session: Session,
+    ctx: Context,
+    decision: FollowUp,
+    intake: Intake,
+    mail: ParsedMail,
+    sender: Sender,
+    envelope: Envelope,
+) -> Applied:
+    """An article on the ticket, then what it causes: commands and answers for staff,
+    confirmation or reopening for customers. Automatic mail causes nothing."""
+    if decision.automatic or decision.direction == "system":
+        return add_follow_up(session, decision, mail, intake, sender, ctx.config, ctx.clock())
+    if sender.agent is not None:
+        staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
+        decision = dataclasses.replace(decision, direction=staff.direction, note=staff.note)
+        applied = add_follow_up(
+            session, decision, mail, intake, sender, ctx.config, ctx.clock(), staff.text
+        )
+        after_staff_mail(session, ctx, applied.ticket, applied.article, sender.agent, staff, mail)
+        return applied
+    applied = add_follow_up(
+        session, decision, mail, intake, sender, ctx.config, ctx.clock(), written_text(mail)
+    )
+    contact = identify(session, mail.from_addr).contact
+    after_customer_mail(
+        session, ctx, applied.ticket, applied.article, contact, mail, decision.reopen
+    )
+    return applied
 
 
 def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Context) -> None:

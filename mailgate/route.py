@@ -32,6 +32,13 @@ class FollowUp:
 
 
 @dataclass(frozen=True)
+class ListRequest:
+    """A known contact asks for their organisation's open tickets (subject `list`, …)."""
+
+    contact_id: int
+
+
+@dataclass(frozen=True)
 class Ignore:
     reason: str
 
@@ -41,7 +48,7 @@ class Quarantine:
     reason: str
 
 
-Decision = NewTicket | FollowUp | Ignore | Quarantine
+Decision = NewTicket | FollowUp | ListRequest | Ignore | Quarantine
 
 
 @dataclass(frozen=True)
@@ -153,12 +160,22 @@ def route(
     if not mail.from_addr:
         return Quarantine("no usable sender address in From")
     if ticket is None:
+        if is_list_request(mail, sender, screening, cfg):
+            return ListRequest(sender.contact.id or 0)  # type: ignore[union-attr]
         return _new_ticket(session, mail, screening, sender, cfg)
     if not is_participant(session, ticket, sender):
         if cfg.tickets.unverified_tag_policy == "new-ticket":
             return _new_ticket(session, mail, screening, sender, cfg)
         return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
     return _for_existing(ticket, sender, screening, env, cfg, now)
+
+
+def is_list_request(mail: ParsedMail, sender: Sender, screening: Screening, cfg: Config) -> bool:
+    """Only a known contact's own (not automatic) mail gets a list: never a stranger's."""
+    if sender.contact is None or screening.automatic:
+        return False
+    wanted = {s.strip().lower() for s in cfg.tickets.list_subjects}
+    return tags.strip_reply_prefixes(mail.subject).strip().lower() in wanted
 
 
 def _new_ticket(

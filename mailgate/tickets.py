@@ -13,6 +13,7 @@ from mailgate import blobs
 from mailgate.assign import assign
 from mailgate.config import Config
 from mailgate.customers import Sender, ensure_contact
+from mailgate.details import find_details
 from mailgate.models import (
     Article,
     Attachment,
@@ -21,6 +22,7 @@ from mailgate.models import (
     Event,
     Intake,
     Ticket,
+    TicketReference,
 )
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
@@ -76,6 +78,7 @@ def add_article(
     note: str,
     data_dir: Path,
     now: datetime,
+    text: str | None = None,
 ) -> Article:
     article = Article(
         ticket_id=ticket.id or 0,
@@ -87,7 +90,7 @@ def add_article(
         subject=mail.subject,
         date=as_utc(mail.date),
         message_id=mail.message_id or "",
-        text=mail.text,
+        text=mail.text if text is None else text,
         html=mail.html,
         note=note,
         intake_id=intake.id,
@@ -111,6 +114,18 @@ def add_article(
     return article
 
 
+@dataclass(frozen=True)
+class Opening:
+    """Who a new ticket is for and what its first article says; by default the sender and
+    their mail, for a phoned-in request (`#customer`) the customer and the agent's text."""
+
+    address: str
+    name: str = ""
+    text: str | None = None  # None: the mail's text
+    direction: str = "customer"
+    language: str | None = None
+
+
 def open_ticket(
     session: Session,
     decision: NewTicket,
@@ -119,9 +134,12 @@ def open_ticket(
     env: Envelope,
     cfg: Config,
     now: datetime,
-    language: str | None = None,
+    opening: Opening,
 ) -> Applied:
-    contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now, language)
+    contact = ensure_contact(
+        session, opening.address, opening.name, cfg.customers, now, opening.language
+    )
+    details = find_details(mail.text, cfg.tickets.reference_patterns)
     routing = assign(session, cfg, contact.organisation_id, intake.source)
     ticket = Ticket(
         number=next_ticket_number(session, cfg.tickets.start),
@@ -133,6 +151,8 @@ def open_ticket(
         linked_ticket_id=decision.linked_ticket_id,
         assignee_id=routing.assignee_id,
         category=routing.category,
+        priority=details.priority or "B",
+        type=details.type,
         created_at=now,
         updated_at=now,
         last_action_by="customer",
@@ -146,7 +166,11 @@ def open_ticket(
     record_event(session, ticket, mail.from_addr, "created", detail, now)
     if routing.assignee_id is not None:
         record_event(session, ticket, "system", "assigned", f"agent id {routing.assignee_id}", now)
-    article = add_article(session, ticket, mail, intake, "customer", "", cfg.data_dir, now)
+    for reference in details.references:
+        session.add(TicketReference(ticket_id=ticket.id or 0, reference=reference))
+    article = add_article(
+        session, ticket, mail, intake, opening.direction, "", cfg.data_dir, now, opening.text
+    )
     return Applied(ticket, article, contact, created=True)
 
 
@@ -158,6 +182,7 @@ def add_follow_up(
     sender: Sender,
     cfg: Config,
     now: datetime,
+    text: str | None = None,
 ) -> Applied:
     ticket = session.get(Ticket, decision.ticket_id)
     assert ticket is not None, "route only names tickets that exist"
@@ -165,7 +190,7 @@ def add_follow_up(
         # A colleague from the organisation's domain writing for the first time.
         ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
     article = add_article(
-        session, ticket, mail, intake, decision.direction, decision.note, cfg.data_dir, now
+        session, ticket, mail, intake, decision.direction, decision.note, cfg.data_dir, now, text
     )
     actor = mail.from_addr or "system"
     record_event(

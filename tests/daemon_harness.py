@@ -7,9 +7,14 @@ import smtplib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import pytest
+from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from mailgate.app import build_context, build_transport
@@ -127,3 +132,40 @@ def send_data(address: tuple[str, int], raw: bytes, rcpt: str = SUPPORT) -> tupl
         assert client.mail(CUSTOMER)[0] == 250
         assert client.rcpt(rcpt)[0] == 250
         return client.data(raw)
+
+
+class Received:
+    """What the relay was handed: envelope recipients and the message as bytes."""
+
+    def __init__(self, rcpt_tos: list[str], raw: bytes) -> None:
+        self.rcpt_tos = rcpt_tos
+        self.raw = raw
+        self.message = cast(EmailMessage, message_from_bytes(raw, policy=default))
+
+
+class Sink:
+    """aiosmtpd handler standing in for the outbound relay; it keeps every message."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.messages: list[Received] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.messages.append(Received(list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok"
+
+    def to(self, address: str) -> list[Received]:
+        with self.lock:
+            return [m for m in self.messages if address in m.rcpt_tos]
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[Sink, int]]:
+    sink, port = Sink(), free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()

@@ -7,63 +7,30 @@ import signal
 import smtplib
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import EmailMessage
-from email.policy import default
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import col, select
 
 from mailgate.config import OutboundConfig
 from mailgate.models import SENT, Article, Outbox, Ticket
-from tests.daemon_harness import CUSTOMER, SUPPORT, DaemonThread, connect, daemon_config, running
+from tests.daemon_harness import (
+    CUSTOMER,
+    SUPPORT,
+    DaemonThread,
+    Sink,
+    connect,
+    daemon_config,
+    relay,
+    running,
+)
 from tests.helpers import free_port, poll
 from tests.mails import make_mail, new_message_id
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Received:
-    """What the relay was handed: envelope recipients and the message as bytes."""
-
-    def __init__(self, rcpt_tos: list[str], raw: bytes) -> None:
-        self.rcpt_tos = rcpt_tos
-        self.raw = raw
-        self.message = cast(EmailMessage, message_from_bytes(raw, policy=default))
-
-
-class Sink:
-    """aiosmtpd handler standing in for the outbound relay; it keeps every message."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.messages: list[Received] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.messages.append(Received(list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 Ok"
-
-    def to(self, address: str) -> list[Received]:
-        with self.lock:
-            return [m for m in self.messages if address in m.rcpt_tos]
-
-
-@pytest.fixture
-def relay() -> Iterator[tuple[Sink, int]]:
-    sink, port = Sink(), free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield sink, port
-    finally:
-        controller.stop()
+__all__ = ["relay"]  # a fixture, used by name
 
 
 def ticket_articles(mg: DaemonThread) -> list[Article]:

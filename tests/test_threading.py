@@ -94,7 +94,11 @@ def test_agent_reply_is_staff_article(first: tuple[Context, str]) -> None:
 
     with ctx.store.session() as session:
         add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
-    raw = make_mail(subject="Re: [CID-1000] Printer broken", sender="alice.agent@example.com")
+    raw = make_mail(
+        subject="Re: [CID-1000] Printer broken",
+        sender="alice.agent@example.com",
+        headers={"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"},
+    )
     assert ingest(ctx, raw).describe() == "reply CID-1000"
     assert articles(ctx, 1000)[-1].direction == "staff"
     assert tickets(ctx)[0].last_action_by == "staff"
@@ -140,3 +144,23 @@ def test_reply_to_long_closed_ticket_opens_linked_ticket(first: tuple[Context, s
     assert ingest(ctx, make_mail(subject="Re: [CID-1000] x")).describe() == "ticket CID-1001"
     old, new = tickets(ctx)
     assert (old.status, new.linked_ticket_id) == ("closed", old.id)
+
+
+def test_agent_mail_that_fails_verification_is_an_internal_note(first: tuple[Context, str]) -> None:
+    ctx, _ = first
+    from mailgate.agents import add_agent
+
+    with ctx.store.session() as session:
+        add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
+    raw = make_mail(
+        subject="Re: [CID-1000] Printer broken",
+        sender="alice.agent@example.com",
+        body="#close\n\nDone.\n",
+    )
+    assert ingest(ctx, raw).describe() == "reply CID-1000"
+    last = articles(ctx, 1000)[-1]
+    assert (last.direction, last.note.startswith("unverified agent mail")) == ("internal", True)
+    assert tickets(ctx)[0].status == "open"  # the spoofed #close changed nothing
+    told = [row for row in outbox(ctx) if row.to_addrs == "alice.agent@example.com"]
+    assert [row.template for row in told] == ["command_error"]
+    assert all(row.to_addrs != "alice@acme.example" for row in outbox(ctx)[1:])

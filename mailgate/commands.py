@@ -1,0 +1,284 @@
+"""Staff `#commands` on the first lines of an agent's mail: parsed and checked, no database."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from mailgate.agents import valid_address
+from mailgate.models import STATUSES, TYPES
+
+MAX_MINUTES = 24 * 60
+# Checks one command's arguments and returns them normalised, or raises CommandError.
+Validator = Callable[[list[str]], tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One valid command: canonical English name, normalised arguments, the text as typed."""
+
+    name: str
+    args: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Parsed:
+    commands: tuple[Command, ...]
+    errors: tuple[str, ...]
+    body: str
+
+
+class CommandError(ValueError):
+    """Why one command's arguments are wrong, worded for the agent."""
+
+
+# A command starts with `#` and a letter; `#1` or `# heading` is text, not a command.
+_COMMAND_START = re.compile(r"(?:^|(?<=\s))#(?=[^\W\d_])")
+_LINE_START = re.compile(r"\s*#[^\W\d_]")
+
+_STATUS_WORDS = {
+    **{s: s for s in STATUSES},
+    "offen": "open",
+    "in-arbeit": "working",
+    "inarbeit": "working",
+    "bearbeitung": "working",
+    "in-bearbeitung": "working",
+    "warten": "hold",
+    "wartend": "hold",
+    "zurückgestellt": "hold",
+    "geliefert": "delivered",
+    "erledigt": "delivered",
+    "geschlossen": "closed",
+}
+_PRIORITY_WORDS = {
+    "a": "A",
+    "b": "B",
+    "c": "C",
+    "high": "A",
+    "medium": "B",
+    "low": "C",
+    "hoch": "A",
+    "mittel": "B",
+    "niedrig": "C",
+}
+_TYPE_WORDS = {
+    **{t: t for t in TYPES},
+    "fehler": "bug",
+    "verbesserung": "enhancement",
+    "vorschlag": "suggestion",
+    "hilfe": "help",
+}
+_BILLABLE_WORDS = {
+    "billable": "billable",
+    "berechnet": "billable",
+    "abrechenbar": "billable",
+    "free": "free",
+    "frei": "free",
+    "kostenlos": "free",
+}
+_YES_NO = {"yes": "yes", "ja": "yes", "no": "no", "nein": "no"}
+
+_ALIASES = {
+    "status": "status",
+    "hold": "hold",
+    "deliver": "deliver",
+    "liefern": "deliver",
+    "erledigt": "deliver",
+    "close": "close",
+    "schließen": "close",
+    "schliessen": "close",
+    "reopen": "reopen",
+    "wiedereröffnen": "reopen",
+    "wiedereroeffnen": "reopen",
+    "priority": "priority",
+    "priorität": "priority",
+    "prioritaet": "priority",
+    "prio": "priority",
+    "type": "type",
+    "typ": "type",
+    "category": "category",
+    "kategorie": "category",
+    "assign": "assign",
+    "zuweisen": "assign",
+    "cc": "cc",
+    "time": "time",
+    "zeit": "time",
+    "billable": "billable",
+    "internal": "internal",
+    "intern": "internal",
+    "customer": "customer",
+    "kunde": "customer",
+}
+
+
+def _one_of(
+    words: dict[str, str], what: str, choices: str
+) -> Callable[[list[str]], tuple[str, ...]]:
+    """A validator for one word out of a table, e.g. a status or a priority."""
+
+    def check(args: list[str]) -> tuple[str, ...]:
+        # "in arbeit" typed as two words means the same as "in-arbeit".
+        word = "-".join(args).lower()
+        if not word:
+            raise CommandError(f"needs {what} ({choices})")
+        if word not in words:
+            raise CommandError(f'"{" ".join(args)}" is not {what} ({choices})')
+        return (words[word],)
+
+    return check
+
+
+def _no_args(args: list[str]) -> tuple[str, ...]:
+    if args:
+        raise CommandError(f'takes no arguments, got "{" ".join(args)}"')
+    return ()
+
+
+def _text(what: str) -> Validator:
+    def check(args: list[str]) -> tuple[str, ...]:
+        if not args:
+            raise CommandError(f"needs {what}")
+        return (" ".join(args),)
+
+    return check
+
+
+def _address(args: list[str]) -> tuple[str, ...]:
+    if len(args) != 1:
+        raise CommandError("needs one e-mail address")
+    address = valid_address(args[0].strip("<>,;"))
+    if address is None:
+        raise CommandError(f'"{args[0]}" is not an e-mail address')
+    return (address,)
+
+
+def parse_date(text: str) -> date:
+    """YYYY-MM-DD or DD.MM.YYYY, as German agents write dates; ValueError otherwise."""
+    iso = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    german = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{4})", text)
+    if iso:
+        year, month, day = iso.groups()
+    elif german:
+        day, month, year = german.groups()
+    else:
+        raise ValueError(text)
+    return date(int(year), int(month), int(day))
+
+
+def _hold(args: list[str]) -> tuple[str, ...]:
+    if len(args) != 1:
+        raise CommandError("needs one date (YYYY-MM-DD or DD.MM.YYYY)")
+    try:
+        return (parse_date(args[0]).isoformat(),)
+    except ValueError:
+        raise CommandError(f'"{args[0]}" is not a date (YYYY-MM-DD or DD.MM.YYYY)') from None
+
+
+# Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or plain minutes (90, 90m).
+_DURATION = re.compile(
+    r"(?:(?P<hours>\d+(?:[.,]\d+)?)\s*(?:h|std)(?:\s*(?P<hmin>\d+)\s*(?:m|min)?)?"
+    r"|(?P<clock_h>\d+):(?P<clock_m>\d\d)"
+    r"|(?P<minutes>\d+)\s*(?:m|min)?)(?=\s|$)",
+    re.IGNORECASE,
+)
+
+
+def parse_duration(text: str) -> tuple[int, str]:
+    """Minutes at the start of `text` and what follows; ValueError if there is no duration."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(text)
+    parts = match.groupdict()
+    if parts["hours"] is not None:
+        extra = int(parts["hmin"] or 0)
+        if extra >= 60:
+            raise ValueError(text)
+        minutes = round(float(parts["hours"].replace(",", ".")) * 60) + extra
+    elif parts["clock_h"] is not None:
+        if int(parts["clock_m"]) >= 60:
+            raise ValueError(text)
+        minutes = int(parts["clock_h"]) * 60 + int(parts["clock_m"])
+    else:
+        minutes = int(parts["minutes"])
+    return minutes, text.strip()[match.end() :].strip()
+
+
+def _time(args: list[str]) -> tuple[str, ...]:
+    if not args:
+        raise CommandError("needs a duration and billable or free, e.g. #time 1h30 billable")
+    try:
+        minutes, rest = parse_duration(" ".join(args))
+    except ValueError:
+        raise CommandError(f'"{args[0]}" is not a duration (e.g. 90m, 1h30, 1:30, 1.5h)') from None
+    if not 0 < minutes <= MAX_MINUTES:
+        raise CommandError(f"{minutes} minutes is not between 1 minute and 24 hours")
+    word, _, note = rest.partition(" ")
+    # No default: guessing wrong would bill a customer, or lose the billing, silently.
+    if word.lower() not in _BILLABLE_WORDS:
+        raise CommandError('say "billable" or "free" after the duration')
+    kind = _BILLABLE_WORDS[word.lower()]
+    return (str(minutes), kind, note.strip()) if note.strip() else (str(minutes), kind)
+
+
+_STATUS_CHOICES = ", ".join(STATUSES)
+_VALIDATORS: dict[str, Validator] = {
+    "status": _one_of(_STATUS_WORDS, "a status", _STATUS_CHOICES),
+    "hold": _hold,
+    "deliver": _no_args,
+    "close": _no_args,
+    "reopen": _no_args,
+    "priority": _one_of(_PRIORITY_WORDS, "a priority", "A, B, C"),
+    "type": _one_of(_TYPE_WORDS, "a type", ", ".join(TYPES)),
+    "category": _text("a category"),
+    "assign": _text("an agent's address or name"),
+    "cc": _address,
+    "time": _time,
+    "billable": _one_of(_YES_NO, "yes or no", "yes, no"),
+    "internal": _no_args,
+    "customer": _address,
+}
+
+
+def _parse_one(source: str) -> Command:
+    """One `#name args…` segment; CommandError names the command as the agent typed it."""
+    word, *args = source.split()
+    typed = word[1:].rstrip(":").lower()
+    name = _ALIASES.get(typed)
+    if name is None:
+        raise CommandError(f"#{typed}: unknown command (known: {', '.join(_VALIDATORS)})")
+    try:
+        return Command(name, _VALIDATORS[name](args), source)
+    except CommandError as exc:
+        raise CommandError(f"#{typed}: {exc}") from None
+
+
+def _split_line(line: str) -> list[str]:
+    starts = [m.start() for m in _COMMAND_START.finditer(line)]
+    ends = [*starts[1:], len(line)]
+    return [line[start:end].strip() for start, end in zip(starts, ends, strict=True)]
+
+
+def parse_commands(text: str) -> Parsed:
+    """The commands on the first lines of `text`, the errors, and the text without them."""
+    lines = text.splitlines(keepends=True)
+    index = 0
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    commands: list[Command] = []
+    errors: list[str] = []
+    first = index
+    while index < len(lines) and _LINE_START.match(lines[index]):
+        for segment in _split_line(lines[index]):
+            try:
+                commands.append(_parse_one(segment))
+            except CommandError as exc:
+                errors.append(str(exc))
+        index += 1
+    if index == first:
+        return Parsed((), (), text)
+    while index < len(lines) and not lines[index].strip():
+        index += 1
+    return Parsed(tuple(commands), tuple(errors), "".join(lines[index:]))

@@ -1,0 +1,154 @@
+"""What a mail on an existing ticket does: staff answers and commands, customer replies."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from mailgate import notify
+from mailgate.commands import Command, parse_commands
+from mailgate.context import Context
+from mailgate.lifecycle import (
+    IllegalTransition,
+    apply_commands,
+    change_status,
+    customer_reply_status,
+)
+from mailgate.models import Agent, Article, Contact, Ticket
+from mailgate.parse import ParsedMail
+from mailgate.quotes import strip_quotes
+from mailgate.verify import verify_agent
+
+
+@dataclass(frozen=True)
+class StaffMail:
+    """An agent's mail read before anything is written: who, what to store, what to do."""
+
+    verified: bool
+    direction: str  # staff | internal
+    note: str
+    text: str  # without quoted history and command lines
+    commands: tuple[Command, ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+def read_staff_mail(
+    mail: ParsedMail, raw: bytes, ctx: Context, to_comment_address: bool
+) -> StaffMail:
+    """Verify the agent, strip the quote, take the commands off the first lines. A mail that
+    fails verification is kept as an internal note and none of its commands count."""
+    text = written_text(mail)
+    verdict = verify_agent(mail, raw, ctx.config.security)
+    if not verdict.ok:
+        return StaffMail(
+            False,
+            "internal",
+            f"unverified agent mail: {verdict.reason}",
+            text,
+            errors=(
+                f"your mail was not verified ({verdict.reason}): its commands "
+                "were not applied and nothing was sent to the customer",
+            ),
+        )
+    parsed = parse_commands(text)
+    internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
+    direction = "internal" if internal else "staff"
+    return StaffMail(True, direction, "", parsed.body, parsed.commands, parsed.errors)
+
+
+def after_staff_mail(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    article: Article,
+    agent: Agent,
+    staff: StaffMail,
+    mail: ParsedMail,
+) -> None:
+    """Apply the commands, answer the customer (unless internal), tell the agent what failed."""
+    errors = list(staff.errors)
+    if staff.verified:
+        outcome = apply_commands(
+            session, ticket, list(staff.commands), agent, ctx.config.customers, ctx.clock()
+        )
+        errors += outcome.errors
+        answered = staff.direction == "staff" and bool(staff.text.strip())
+        if answered:
+            notify.send_staff_answer(session, ctx, ticket, article)
+        _status_mail(session, ctx, ticket, outcome.status_changed, answered)
+    if errors:
+        notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
+
+
+def _status_mail(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    change: tuple[str, str] | None,
+    answered: bool,
+) -> None:
+    """Delivered, closed and reopened always have their own mail; a plain status change
+    only when no answer went out with it (the customer has just heard from us)."""
+    if change is None:
+        return
+    old, new = change
+    template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
+    if old == "closed":
+        template = "reopened"
+    if template == "status_changed" and answered:
+        return
+    notify.send_status_change(session, ctx, ticket, old, new, template)
+
+
+def after_customer_mail(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    article: Article,
+    contact: Contact | None,
+    mail: ParsedMail,
+    reopened: bool,
+) -> None:
+    """Confirmation, opt-out and reopening by the customer's first line; then tell staff."""
+    first = first_line(article.text)
+    words = ctx.config.tickets
+    if contact is not None and first in {w.lower() for w in words.optout_words}:
+        contact.opted_out = True
+        session.add(contact)
+    now, actor = ctx.clock(), mail.from_addr
+    if reopened:
+        notify.send_status_change(session, ctx, ticket, "closed", ticket.status, "reopened")
+    else:
+        step = customer_reply_status(ticket, first, words.confirm_words)
+        old = ticket.status
+        try:
+            if step == "close":
+                change_status(session, ticket, "closed", actor, now, "customer confirmed")
+                notify.send_status_change(session, ctx, ticket, old, "closed", "closed")
+            elif step == "working":
+                change_status(session, ticket, "working", actor, now, "customer replied")
+            elif step == "reopen":
+                change_status(session, ticket, "open", actor, now, "customer replied")
+        except IllegalTransition:
+            pass  # the customer's reply is stored either way; staff see it
+    notify.notify_staff(session, ctx, ticket, article, "reply")
+
+
+_FORWARD = re.compile(r"^\s*(fwd?|wg|tr|vs)\s*:", re.IGNORECASE)
+
+
+def written_text(mail: ParsedMail) -> str:
+    """What the sender wrote, without the quoted history; a forward keeps what it forwards,
+    since that is the point of it."""
+    if _FORWARD.match(mail.subject):
+        return mail.text.strip()
+    return strip_quotes(mail.text)
+
+
+def first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return line.strip().lower().rstrip(".!,;")
+    return ""
