@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import unicodedata
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
@@ -94,6 +96,18 @@ def parse_address(value: str) -> Address:
     if not is_plain_address(f"{local}@{domain}"):
         raise InvalidAddress(f"not a usable address: {value!r}")
     return Address(display_name=clean_header(name), username=local, domain=domain)
+
+
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+def thread_index(ticket_number: int, started: datetime, domain: str) -> str:
+    """Outlook's Thread-Index for a ticket's conversation: six bytes of the start time as a
+    FILETIME, then a GUID. Every mail of the ticket carries the same value, so Outlook
+    shows them as one conversation even where the subject has been changed."""
+    filetime = int((started - _FILETIME_EPOCH).total_seconds() * 10_000_000)
+    guid = uuid.uuid5(uuid.NAMESPACE_DNS, f"ticket-{ticket_number}.{domain}").bytes
+    return base64.b64encode(filetime.to_bytes(8, "big")[:6] + guid).decode("ascii")
 
 
 def make_message_id(ticket_number: int | None, domain: str) -> str:

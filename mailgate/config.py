@@ -46,6 +46,13 @@ class SmtpConfig:
     require_tls: bool = False  # refuse MAIL before STARTTLS
     lmtp_socket: str = ""  # Unix socket path for LMTP; empty: no LMTP
 
+    def serves(self, address: str) -> bool:
+        """Whether mail to this address is ours: a listed address, a listed @domain, or the
+        comment address."""
+        address = address.lower()
+        entries = [e.lower() for e in (*self.addresses, self.comment_address) if e]
+        return any(address == e or (e.startswith("@") and address.endswith(e)) for e in entries)
+
 
 @dataclass(frozen=True)
 class ImapConfig:

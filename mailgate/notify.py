@@ -11,7 +11,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailgate import blobs, tags
-from mailgate.compose import InvalidAddress, Outgoing, make_message_id
+from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.models import (
     Agent,
@@ -53,6 +53,15 @@ def ticket_view(ctx: Context, ticket: Ticket) -> dict[str, object]:
 # --- the one path every mail takes -------------------------------------------------------------
 
 
+def _conversation(ctx: Context, ticket: Ticket | None) -> tuple[tuple[str, str], ...]:
+    """Outlook threads by Thread-Index and Thread-Topic rather than References."""
+    if ticket is None:
+        return ()
+    index = thread_index(ticket.number, ticket.created_at, ctx.own_domain)
+    topic = tags.strip_reply_prefixes(tags.strip_tags(ticket.subject, ctx.config.tickets.prefix))
+    return (("Thread-Index", index), ("Thread-Topic", topic or ticket.subject))
+
+
 def _queue(
     session: Session,
     ctx: Context,
@@ -86,6 +95,7 @@ def _queue(
         reply_to=ctx.config.outbound.from_,
         auto_submitted=auto_submitted,
         attachments=tuple(attachments),
+        extra_headers=_conversation(ctx, ticket),
     )
     try:
         enqueue(session, ctx, ticket.id if ticket else None, template, outgoing)

@@ -10,8 +10,8 @@ from sqlmodel import Session, col, select
 
 from mailgate import notify, tags
 from mailgate.context import Context
-from mailgate.customers import Sender, identify, preferred_language
-from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Contact, Intake
+from mailgate.customers import Sender, ensure_contact, identify, preferred_language
+from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
 from mailgate.replies import (
     after_customer_mail,
@@ -22,7 +22,7 @@ from mailgate.replies import (
 from mailgate.route import Envelope, FollowUp, Ignore, ListRequest, NewTicket, Quarantine, route
 from mailgate.screen import screen
 from mailgate.store import StoreUnavailable
-from mailgate.tickets import Applied, Opening, add_follow_up, open_ticket
+from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
 
 log = logging.getLogger("mailgate.pipeline")
 
@@ -49,7 +49,7 @@ def served_envelope(ctx: Context, mail: ParsedMail, envelope_to: list[str]) -> E
     envelope order (else Delivered-To, X-Original-To, To, Cc); the comment address counts
     only when it is the only served address among them."""
     candidates = envelope_to or [*mail.delivered_to, *mail.to, *mail.cc]
-    served = [a for a in dict.fromkeys(c.lower() for c in candidates) if is_served(ctx, a)]
+    served = [a for a in dict.fromkeys(c.lower() for c in candidates) if ctx.config.smtp.serves(a)]
     comment = ctx.config.smtp.comment_address.lower()
     regular = [a for a in served if a != comment]
     if regular:
@@ -57,17 +57,6 @@ def served_envelope(ctx: Context, mail: ParsedMail, envelope_to: list[str]) -> E
     if comment and comment in served:
         return Envelope(served_address=comment, is_comment_address=True)
     return Envelope()
-
-
-def is_served(ctx: Context, address: str) -> bool:
-    address = address.lower()
-    if address == ctx.config.smtp.comment_address.lower():
-        return True
-    for entry in ctx.config.smtp.addresses:
-        entry = entry.lower()
-        if address == entry or (entry.startswith("@") and address.endswith(entry)):
-            return True
-    return False
 
 
 def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> Outcome:
@@ -79,10 +68,13 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
     )
     if isinstance(decision, ListRequest):
-        contact = session.get(Contact, decision.contact_id)
-        assert contact is not None, "route asks for a list only for a known contact"
+        contact = ensure_contact(
+            session, mail.from_addr, mail.from_name, ctx.config.customers, ctx.clock()
+        )
         notify.send_ticket_list(session, ctx, contact, mail)
         return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
+    if isinstance(decision, Ignore) and decision.answer:
+        notify.send_rejected_sender(session, ctx, mail.from_addr, mail.subject, mail.message_id)
     if isinstance(decision, Ignore | Quarantine):
         status = IGNORED if isinstance(decision, Ignore) else QUARANTINED
         return Outcome(intake.id or 0, status, decision.reason)
@@ -136,6 +128,8 @@ def _new_ticket(
             dataclasses.replace(rest, direction="internal"),
             mail,
         )
+    if staff is None:
+        add_colleagues(session, applied.ticket, mail, ctx.config, now, ctx.own_addresses)
     if decision.automatic is None and applied.contact is not None:
         notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
     if staff is None and decision.automatic is None:
@@ -167,6 +161,8 @@ def _follow_up(
     applied = add_follow_up(
         session, decision, mail, intake, sender, ctx.config, ctx.clock(), written_text(mail)
     )
+    if decision.direction == "customer":
+        add_colleagues(session, applied.ticket, mail, ctx.config, ctx.clock(), ctx.own_addresses)
     contact = identify(session, mail.from_addr).contact
     after_customer_mail(
         session, ctx, applied.ticket, applied.article, contact, mail, decision.reopen

@@ -33,14 +33,15 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class ListRequest:
-    """A known contact asks for their organisation's open tickets (subject `list`, …)."""
+    """A known customer asks for their organisation's open tickets (subject `list`, …)."""
 
-    contact_id: int
+    address: str
 
 
 @dataclass(frozen=True)
 class Ignore:
     reason: str
+    answer: bool = False  # the sender is told (a polite refusal), unless the mail is automatic
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,8 @@ def route(
     if not mail.from_addr:
         return Quarantine("no usable sender address in From")
     if ticket is None:
-        if is_list_request(mail, sender, screening, cfg):
-            return ListRequest(sender.contact.id or 0)  # type: ignore[union-attr]
+        if is_list_request(session, mail, sender, screening, cfg):
+            return ListRequest(mail.from_addr)
         return _new_ticket(session, mail, screening, sender, cfg)
     if not is_participant(session, ticket, sender):
         if cfg.tickets.unverified_tag_policy == "new-ticket":
@@ -170,9 +171,11 @@ def route(
     return _for_existing(ticket, sender, screening, env, cfg, now)
 
 
-def is_list_request(mail: ParsedMail, sender: Sender, screening: Screening, cfg: Config) -> bool:
-    """Only a known contact's own (not automatic) mail gets a list: never a stranger's."""
-    if sender.contact is None or screening.automatic:
+def is_list_request(
+    session: Session, mail: ParsedMail, sender: Sender, screening: Screening, cfg: Config
+) -> bool:
+    """Only a known customer's own (not automatic) mail gets a list: never a stranger's."""
+    if sender.is_agent or screening.automatic or not is_known_customer(session, mail.from_addr):
         return False
     wanted = {s.strip().lower() for s in cfg.tickets.list_subjects}
     return tags.strip_reply_prefixes(mail.subject).strip().lower() in wanted
@@ -186,5 +189,7 @@ def _new_ticket(
         and not sender.is_agent
         and not is_known_customer(session, mail.from_addr)
     ):
-        return Ignore(f"unknown sender {mail.from_addr} rejected by policy")
+        return Ignore(
+            f"unknown sender {mail.from_addr} rejected by policy", answer=not screening.automatic
+        )
     return NewTicket(automatic=screening.automatic)

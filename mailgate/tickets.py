@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from mailgate import blobs
 from mailgate.assign import assign
 from mailgate.config import Config
-from mailgate.customers import Sender, ensure_contact
+from mailgate.customers import Sender, domain_of, ensure_contact, organisation_for_domain
 from mailgate.details import find_details
 from mailgate.models import (
     Article,
@@ -21,6 +21,7 @@ from mailgate.models import (
     Counter,
     Event,
     Intake,
+    Participant,
     Ticket,
     TicketReference,
 )
@@ -214,3 +215,32 @@ def mark_failing(session: Session, addresses: tuple[str, ...]) -> None:
     for contact in session.exec(select(Contact).where(Contact.email.in_(addresses))):  # type: ignore[attr-defined]
         contact.failing = True
         session.add(contact)
+
+
+def add_colleagues(
+    session: Session,
+    ticket: Ticket,
+    mail: ParsedMail,
+    cfg: Config,
+    now: datetime,
+    own: frozenset[str],
+) -> list[str]:
+    """A customer's CC to colleagues of the same organisation makes them participants; any
+    other address in CC gets nothing of this ticket (staff can add it with #cc)."""
+    added = []
+    for address in dict.fromkeys((*mail.to, *mail.cc)):
+        if address in own or address == mail.from_addr or cfg.smtp.serves(address):
+            continue
+        contact = session.exec(select(Contact).where(Contact.email == address)).first()
+        if contact is None:
+            org = organisation_for_domain(session, domain_of(address))
+            if org is None or org.id != ticket.organisation_id:
+                continue
+            contact = ensure_contact(session, address, "", cfg.customers, now)
+        if contact.organisation_id != ticket.organisation_id or contact.id == ticket.requester_id:
+            continue
+        if session.get(Participant, (ticket.id, contact.id)) is None:
+            session.add(Participant(ticket_id=ticket.id or 0, contact_id=contact.id or 0))
+            record_event(session, ticket, mail.from_addr, "cc", f"added {address}", now)
+            added.append(address)
+    return added

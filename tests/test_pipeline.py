@@ -148,6 +148,12 @@ def test_unknown_sender_rejected_by_policy(ctx: Context) -> None:
     outcome = ingest(ctx2, make_mail(sender="stranger@nowhere.example"))
     assert outcome.status == "ignored"
     assert "rejected by policy" in outcome.reason
+    (refusal,) = outbox(ctx)
+    assert (refusal.template, refusal.to_addrs) == ("rejected_sender", "stranger@nowhere.example")
+    ingest(
+        ctx2, make_mail(sender="robot@nowhere.example", headers={"Auto-Submitted": "auto-replied"})
+    )
+    assert len(outbox(ctx)) == 1  # an automatic mail is never answered
 
 
 def test_german_contact_gets_german_acknowledgement(ctx: Context) -> None:
@@ -219,3 +225,47 @@ def test_organisations_responsible_agent_wins(ctx: Context) -> None:
     ingest(ctx, make_mail())
     (ticket,) = tickets(ctx)
     assert ticket.assignee_id == own.id
+
+
+def test_cc_to_colleague_makes_participant_but_not_a_stranger(ctx: Context) -> None:
+    from mailgate.models import Participant
+
+    ingest(ctx, make_mail(sender="alice@acme.example"))  # acme.example is now an organisation
+    raw = make_mail(
+        subject="Re: [CID-1000] Printer broken",
+        to="support@example.com, bob@acme.example",
+        headers={"Cc": "carol@acme.example, eve@evil.example"},
+    )
+    ingest(ctx, raw)
+    with ctx.store.session() as session:
+        rows = session.exec(
+            select(Participant, Contact).where(Participant.contact_id == Contact.id)
+        ).all()
+        emails = sorted(contact.email for _, contact in rows)
+        strangers = session.exec(select(Contact).where(Contact.email == "eve@evil.example")).all()
+    assert emails == ["bob@acme.example", "carol@acme.example"]
+    assert strangers == []
+
+
+def test_list_subject_answers_with_own_organisations_tickets(ctx: Context) -> None:
+    import io
+
+    import openpyxl
+
+    ingest(ctx, make_mail(sender="alice@acme.example", subject="First problem"))
+    ingest(ctx, make_mail(sender="zed@other.example", subject="Someone else's"))
+    outcome = ingest(ctx, make_mail(sender="bob@acme.example", subject="Re: list"))
+    ingest(ctx, make_mail(sender="alice@acme.example", subject="Meine Tickets"))
+    assert (outcome.status, outcome.reason) == ("ignored", "answered with the ticket list")
+    assert len(tickets(ctx)) == 2
+    reply = next(o for o in outbox(ctx) if o.template == "ticket_list")
+    assert reply.to_addrs == "bob@acme.example"
+    sheet = next(
+        p
+        for p in parsed(reply.raw).iter_attachments()
+        if (p.get_filename() or "").endswith(".xlsx")
+    )
+    book = openpyxl.load_workbook(io.BytesIO(sheet.get_content()))
+    cells = [str(c.value) for row in book.active.iter_rows() for c in row if c.value]
+    assert "CID-1000" in cells and "First problem" in cells
+    assert "CID-1001" not in cells and "Someone else's" not in cells

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from pathlib import Path
@@ -167,3 +168,8 @@ def test_the_whole_story(tmp_path: Path, relay: tuple[Sink, int]) -> None:
         data = settled(mg, 6)
         assert data["status"] in ("open", "working")
         assert [e["action"] for e in data["events"]].count("status") >= 4
+
+        # Every mail the customer got is one conversation for Outlook too.
+        indexes = {str(m.message["Thread-Index"]) for m in sink.to(CUSTOMER)}
+        assert len(indexes) == 1
+        assert len(base64.b64decode(indexes.pop())) == 22

@@ -15,7 +15,6 @@ from typing import Any, AnyStr
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailgate import pipeline
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
 from mailgate.intake.spool import accept
@@ -80,7 +79,7 @@ class IntakeHandler:
             return TOO_MANY_RECIPIENTS
         # Only our own addresses (the comment address among them): anything else would
         # make us an open relay.
-        if not pipeline.is_served(self.ctx, address):
+        if not self.ctx.config.smtp.serves(address):
             log.info("event=rcpt_refused peer=%s rcpt=%s", _peer(session), address)
             return f"550 5.1.1 <{address}>: recipient not served here"
         envelope.rcpt_tos.append(address)
