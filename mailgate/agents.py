@@ -24,7 +24,12 @@ def valid_address(text: str) -> str | None:
 
 
 def add_agent(
-    session: Session, email: str, name: str, language: str | None, now: datetime
+    session: Session,
+    email: str,
+    name: str,
+    language: str | None,
+    now: datetime,
+    notify: bool = True,
 ) -> Agent:
     address = valid_address(email)
     if address is None:
@@ -32,7 +37,7 @@ def add_agent(
     agent = session.exec(select(Agent).where(Agent.email == address)).first()
     if agent is not None:
         raise AgentError(f"agent {address} exists already")
-    agent = Agent(email=address, name=name, language=language, created_at=now)
+    agent = Agent(email=address, name=name, language=language, notify=notify, created_at=now)
     session.add(agent)
     session.flush()
     return agent

@@ -25,13 +25,17 @@ def mailbox_for_source(cfg: Config, source: str) -> ImapConfig | None:
     return next((m for m in cfg.imap if m.name == name), None)
 
 
-def assign(session: Session, cfg: Config, organisation_id: int, source: str) -> Assignment:
-    """The customer's responsible agent, else the intake mailbox's; the mailbox's category."""
+def assign(
+    session: Session, cfg: Config, organisation_id: int, source: str, served_address: str = ""
+) -> Assignment:
+    """The customer's responsible agent, else the intake mailbox's; the category of the
+    address the mail came in on, else the mailbox's."""
     mailbox = mailbox_for_source(cfg, source)
     org = session.get(Organisation, organisation_id)
     assignee = org.responsible_agent_id if org else None
     if assignee is None and mailbox and mailbox.responsible_agent:
         agent = find_agent(session, mailbox.responsible_agent)
         assignee = agent.id if agent else None
-    category = mailbox.category if mailbox and mailbox.category else None
-    return Assignment(assignee, category)
+    by_address = {a.lower(): c for a, c in cfg.smtp.categories.items()}
+    category = by_address.get(served_address.lower()) or (mailbox.category if mailbox else "")
+    return Assignment(assignee, category or None)

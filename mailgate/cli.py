@@ -313,13 +313,19 @@ def agents_group() -> None:
 @click.argument("email")
 @click.option("--name", required=True)
 @click.option("--language", default=None, help="e.g. de or en")
+@click.option(
+    "--notify/--no-notify",
+    default=True,
+    show_default=True,
+    help="whether the agent receives staff notifications",
+)
 @pass_state
-def agents_add(state: State, email: str, name: str, language: str | None) -> int:
+def agents_add(state: State, email: str, name: str, language: str | None, notify: bool) -> int:
     """Add an agent."""
     ctx = state.context
     try:
         with ctx.store.session() as session:
-            agent = agents.add_agent(session, email, name, language, ctx.clock())
+            agent = agents.add_agent(session, email, name, language, ctx.clock(), notify)
     except agents.AgentError as exc:
         say_error(f"mailgate: {exc}")
         return EX_DATAERR
@@ -334,7 +340,13 @@ def agents_list(state: State, fmt: str) -> None:
     """All agents."""
     with state.context.store.session() as session:
         rows = [
-            {"email": a.email, "name": a.name, "language": a.language, "active": a.active}
+            {
+                "email": a.email,
+                "name": a.name,
+                "language": a.language,
+                "notify": a.notify,
+                "active": a.active,
+            }
             for a in agents.list_agents(session)
         ]
     print_json(rows) if fmt == "json" else print_agents(out, rows)

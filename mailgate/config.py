@@ -35,6 +35,8 @@ class SmtpConfig:
     listen: str = "127.0.0.1:2525"
     addresses: list[str] = field(default_factory=lambda: ["@localhost"])
     comment_address: str = ""
+    # Served address -> category of the tickets that come in on it.
+    categories: dict[str, str] = field(default_factory=dict)
     max_message_size: int = 26214400
     hostname: str = ""  # name in the greeting; empty means the machine's name
     max_recipients: int = 100  # more RCPTs in one transaction get 452 4.5.3
@@ -210,6 +212,11 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
         return [_check_type(v, item_hint, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item_hint = typing.get_args(hint)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {type(value).__name__}")
+        return {k: _check_type(v, item_hint, f"{where}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):

@@ -112,7 +112,8 @@ def _new_ticket(
                 session, ctx, sender.agent.email, None, [*staff.errors, problem], mail.subject
             )
             return None
-        opening = Opening(customer, text=staff.text, direction="staff")
+        # The agent's account of the call: kept for staff, not a mail the customer got.
+        opening = Opening(customer, text=staff.text, direction="internal")
     applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, opening)
     if staff is not None and sender.agent is not None:
         rest = dataclasses.replace(

@@ -141,7 +141,7 @@ def open_ticket(
         session, opening.address, opening.name, cfg.customers, now, opening.language
     )
     details = find_details(mail.text, cfg.tickets.reference_patterns)
-    routing = assign(session, cfg, contact.organisation_id, intake.source)
+    routing = assign(session, cfg, contact.organisation_id, intake.source, env.served_address)
     ticket = Ticket(
         number=next_ticket_number(session, cfg.tickets.start),
         subject=mail.subject,

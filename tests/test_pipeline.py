@@ -269,3 +269,69 @@ def test_list_subject_answers_with_own_organisations_tickets(ctx: Context) -> No
     cells = [str(c.value) for row in book.active.iter_rows() for c in row if c.value]
     assert "CID-1000" in cells and "First problem" in cells
     assert "CID-1001" not in cells and "Someone else's" not in cells
+
+
+VERIFIED = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"}
+
+
+def test_agent_opens_ticket_for_customer_who_phoned(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+
+    with ctx.store.session() as session:
+        add_agent(session, "bob@example.com", "Bob", "en", ctx.clock())
+    raw = make_mail(
+        sender="bob@example.com",
+        subject="Anruf: Drucker",
+        body="#customer alice@acme.example #priority A\n\nKundin rief an: Drucker defekt.\n",
+        headers=VERIFIED,
+    )
+    assert ingest(ctx, raw).describe() == "ticket CID-1000"
+    (ticket,) = tickets(ctx)
+    (article,) = articles(ctx, 1000)
+    assert (ticket.priority, article.direction) == ("A", "internal")
+    assert article.text.strip() == "Kundin rief an: Drucker defekt."
+    with ctx.store.session() as session:
+        requester = session.get(Contact, ticket.requester_id)
+        assert requester is not None and requester.email == "alice@acme.example"
+    assert [(o.template, o.to_addrs) for o in outbox(ctx)] == [
+        ("acknowledgement", "alice@acme.example")
+    ]
+
+
+def test_agent_mail_without_tag_or_customer_is_answered_not_ticketed(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+
+    with ctx.store.session() as session:
+        add_agent(session, "bob@example.com", "Bob", "en", ctx.clock())
+    outcome = ingest(ctx, make_mail(sender="bob@example.com", headers=VERIFIED))
+    assert outcome.status == "ignored"
+    assert tickets(ctx) == []
+    assert [(o.template, o.to_addrs) for o in outbox(ctx)] == [("command_error", "bob@example.com")]
+
+
+def test_customer_given_priority_type_and_reference(ctx: Context) -> None:
+    from mailgate.config import TicketsConfig
+    from mailgate.models import TicketReference
+
+    patterns = [r"(?i)\border\s*#?\s*(\d{5,})"]
+    cfg = dataclasses.replace(ctx.config, tickets=TicketsConfig(reference_patterns=patterns))
+    body = "Priority: A\nType: bug\n\nOrder #123456 crashes the shop.\n"
+    ingest(dataclasses.replace(ctx, config=cfg), make_mail(body=body))
+    (ticket,) = tickets(ctx)
+    assert (ticket.priority, ticket.type) == ("A", "bug")
+    with ctx.store.session() as session:
+        refs = [r.reference for r in session.exec(select(TicketReference))]
+    assert refs == ["123456"]
+
+
+def test_category_from_the_served_address(ctx: Context) -> None:
+    from mailgate.config import SmtpConfig
+
+    smtp = SmtpConfig(
+        addresses=["support@example.com", "billing@example.com"],
+        categories={"Billing@example.com": "billing"},
+    )
+    routed = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, smtp=smtp))
+    ingest(routed, make_mail(to="billing@example.com", subject="Rechnung falsch"))
+    ingest(routed, make_mail(to="support@example.com", subject="Drucker"))
+    assert [t.category for t in tickets(ctx)] == ["billing", None]
