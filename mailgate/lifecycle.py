@@ -13,7 +13,7 @@ from mailgate.agents import find_agent, valid_address
 from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact
-from mailgate.models import STATUSES, Agent, Participant, Ticket, TimeEntry
+from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
 from mailgate.tickets import record_event
 
 # Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
@@ -197,8 +197,9 @@ def _assign(run: _Run, cmd: Command) -> str | None:
 
 def _cc(run: _Run, cmd: Command) -> str | None:
     address = cmd.args[0]
-    if find_agent(run.session, address) is not None:
-        raise Refused(f"{address} is an agent; agents are not added as customer contacts")
+    agent = find_agent(run.session, address)
+    if agent is not None:
+        return _add_agent(run, agent)
     contact = ensure_contact(run.session, address, "", run.policy, run.now)
     if contact.id == run.ticket.requester_id:
         return None
@@ -207,6 +208,17 @@ def _cc(run: _Run, cmd: Command) -> str | None:
     run.session.add(Participant(ticket_id=run.ticket.id or 0, contact_id=contact.id or 0))
     run.event("cc", address)
     return f"cc: {address} added"
+
+
+def _add_agent(run: _Run, agent: Agent) -> str | None:
+    """An agent in #cc works on the ticket besides the assignee and is notified too."""
+    if agent.id == run.ticket.assignee_id:
+        return None
+    if run.session.get(TicketAgent, (run.ticket.id, agent.id)) is not None:
+        return None
+    run.session.add(TicketAgent(ticket_id=run.ticket.id or 0, agent_id=agent.id or 0))
+    run.event("agent", f"{agent.email} added")
+    return f"agent {agent.email} added"
 
 
 def _time(run: _Run, cmd: Command) -> str | None:

@@ -208,3 +208,10 @@ class TicketReference(SQLModel, table=True):
 
     ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
     reference: str = Field(primary_key=True, index=True)
+
+
+class TicketAgent(SQLModel, table=True):
+    """A further agent on a ticket besides the assignee (added with `#cc AGENT`)."""
+
+    ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)

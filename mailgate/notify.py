@@ -22,6 +22,7 @@ from mailgate.models import (
     Outbox,
     Participant,
     Ticket,
+    TicketAgent,
     TimeEntry,
 )
 from mailgate.outbox import enqueue
@@ -249,13 +250,17 @@ def acknowledge(
     )
 
 
-def _staff_recipient(session: Session, ctx: Context, ticket: Ticket) -> tuple[str, str] | None:
-    """The assignee (if they take notifications), else the team address: address, language."""
-    agent = session.get(Agent, ticket.assignee_id) if ticket.assignee_id else None
-    if agent is not None and agent.notify and agent.active:
-        return agent.email, _language(ctx, agent)
+def _staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tuple[str, str]]:
+    """The assignee and further agents who take notifications, else the team address:
+    (address, language) each."""
+    ids = [ticket.assignee_id] if ticket.assignee_id else []
+    ids += session.exec(select(TicketAgent.agent_id).where(TicketAgent.ticket_id == ticket.id))
+    agents = [session.get(Agent, i) for i in dict.fromkeys(ids)]
+    found = [(a.email, _language(ctx, a)) for a in agents if a and a.notify and a.active]
     team = ctx.config.staff.team_address
-    return (team, _language(ctx, None)) if team else None
+    if not found and team:
+        found.append((team, _language(ctx, None)))
+    return found
 
 
 def _article_files(
@@ -313,15 +318,29 @@ def _staff_context(
 def notify_staff(
     session: Session, ctx: Context, ticket: Ticket, article: Article, event: StaffEvent
 ) -> None:
-    """Tell the assignee (else the team) about a new ticket or a customer's reply."""
-    recipient = _staff_recipient(session, ctx, ticket)
+    """Tell the assignee and further agents (else the team) about a new ticket or a
+    customer's reply."""
     org = session.get(Organisation, ticket.organisation_id)
-    if recipient is None or org is None:
+    recipients = _staff_recipients(session, ctx, ticket)
+    if not recipients or org is None:
         return
     files, listed = _article_files(session, ctx, article)
     context = {**_staff_context(session, ctx, ticket, article, org), "event": event}
     context["attachments"] = listed
-    address, language = recipient
+    for address, language in recipients:
+        _notify_one(session, ctx, ticket, article, address, language, context, files)
+
+
+def _notify_one(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    article: Article,
+    address: str,
+    language: str,
+    context: dict[str, object],
+    files: list[AttachmentData],
+) -> None:
     _queue(
         session,
         ctx,

@@ -21,6 +21,7 @@ from mailgate.models import (
     Organisation,
     Outbox,
     Ticket,
+    TicketAgent,
 )
 
 
@@ -115,6 +116,8 @@ def ticket_detail(session: Session, prefix: str, ticket: Ticket) -> dict[str, An
     articles = session.exec(
         select(Article).where(Article.ticket_id == tid).order_by(col(Article.id))
     ).all()
+    further = select(Agent.email).join(TicketAgent, col(TicketAgent.agent_id) == col(Agent.id))
+    data["agents"] = list(session.exec(further.where(TicketAgent.ticket_id == tid)))
     data["articles"] = [article_dict(session, a) for a in articles]
     events = session.exec(select(Event).where(Event.ticket_id == tid).order_by(col(Event.id)))
     data["events"] = [

@@ -27,6 +27,7 @@ from mailgate.models import (
     Event,
     Participant,
     Ticket,
+    TicketAgent,
     TimeEntry,
 )
 from tests.helpers import ingest
@@ -280,12 +281,16 @@ def test_cc_adds_a_participant(ctx: Context, ticket_id: int) -> None:
     assert events(ctx, ticket_id, "cc") == [(AGENT, "carol@acme.example")]
 
 
-def test_cc_refuses_an_agent(ctx: Context, ticket_id: int) -> None:
+def test_cc_of_an_agent_adds_a_further_agent(ctx: Context, ticket_id: int) -> None:
     outcome = run(ctx, ticket_id, "#cc alice@example.com")
-    assert outcome.errors == [
-        "#cc alice@example.com: alice@example.com is an agent; "
-        "agents are not added as customer contacts"
-    ]
+    assert (outcome.applied, outcome.errors) == (["agent alice@example.com added"], [])
+    assert run(ctx, ticket_id, "#cc alice@example.com").applied == []  # already there
+    with ctx.store.session() as session:
+        further = list(session.exec(select(TicketAgent)))
+        alice = session.exec(select(Agent).where(Agent.email == "alice@example.com")).one()
+        contacts = session.exec(select(Contact).where(Contact.email == "alice@example.com"))
+        assert contacts.all() == []  # an agent never becomes a customer contact
+    assert [(t.ticket_id, t.agent_id) for t in further] == [(ticket_id, alice.id)]
 
 
 def test_time_entries(ctx: Context, ticket_id: int) -> None:

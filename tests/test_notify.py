@@ -365,3 +365,28 @@ def test_rejected_sender_and_too_large(ctx: Context) -> None:
     [large] = sent(ctx, "message_too_large")
     assert large["Subject"] == "Ihre Nachricht war zu groß: Scans"
     assert "30.0 MB" in text_of(large)
+
+
+def test_further_agents_are_notified_with_the_assignee(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+    from mailgate.models import Article, TicketAgent
+
+    ingest(ctx, make_mail())
+    with ctx.store.session() as session:
+        bob = add_agent(session, "bob@example.com", "Bob", "en", ctx.clock())
+        eva = add_agent(session, "eva@example.com", "Eva", "de", ctx.clock())
+        quiet = add_agent(session, "quiet@example.com", "Q", "en", ctx.clock(), notify=False)
+        ticket = session.exec(select(Ticket)).one()
+        ticket.assignee_id = bob.id
+        session.add(ticket)
+        for agent in (eva, quiet):
+            session.add(TicketAgent(ticket_id=ticket.id or 0, agent_id=agent.id or 0))
+        session.flush()
+        article = session.exec(select(Article)).one()
+        mark = len(list(session.exec(select(Outbox))))
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    sent = [(o.template, o.to_addrs) for o in outbox(ctx)[mark:]]
+    assert sent == [
+        ("staff_notification", "bob@example.com"),
+        ("staff_notification", "eva@example.com"),
+    ]
