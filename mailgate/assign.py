@@ -28,13 +28,16 @@ def mailbox_for_source(cfg: Config, source: str) -> ImapConfig | None:
 def assign(
     session: Session, cfg: Config, organisation_id: int, source: str, served_address: str = ""
 ) -> Assignment:
-    """The customer's responsible agent, else the intake mailbox's; the category of the
-    address the mail came in on, else the mailbox's."""
+    """The customer's responsible agent, else the intake mailbox's, else the default agent;
+    the category of the address the mail came in on, else the mailbox's."""
     mailbox = mailbox_for_source(cfg, source)
     org = session.get(Organisation, organisation_id)
     assignee = org.responsible_agent_id if org else None
-    if assignee is None and mailbox and mailbox.responsible_agent:
-        agent = find_agent(session, mailbox.responsible_agent)
+    fallbacks = [mailbox.responsible_agent if mailbox else "", cfg.staff.default_agent]
+    for address in filter(None, fallbacks):
+        if assignee is not None:
+            break
+        agent = find_agent(session, address)
         assignee = agent.id if agent else None
     by_address = {a.lower(): c for a, c in cfg.smtp.categories.items()}
     category = by_address.get(served_address.lower()) or (mailbox.category if mailbox else "")

@@ -130,6 +130,8 @@ class TicketsConfig:
 class StaffConfig:
     # Staff notifications go to the assignee, else to this address (empty: nobody).
     team_address: str = ""
+    # Agent address for new tickets that neither the organisation nor the mailbox assigns.
+    default_agent: str = ""
     # Attachments up to this size (bytes, all together) travel with a staff notification.
     notification_attachment_limit: int = 10485760
     # Staff are warned when an organisation has fewer support hours left than this.

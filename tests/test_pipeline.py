@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 from sqlmodel import select
 
 from mailgate import blobs
 from mailgate.context import Context
-from mailgate.models import Attachment, Contact, Intake
+from mailgate.models import Attachment, Contact, Intake, Ticket
 from tests.helpers import articles, ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 
@@ -335,3 +336,43 @@ def test_category_from_the_served_address(ctx: Context) -> None:
     ingest(routed, make_mail(to="billing@example.com", subject="Rechnung falsch"))
     ingest(routed, make_mail(to="support@example.com", subject="Drucker"))
     assert [t.category for t in tickets(ctx)] == ["billing", None]
+
+
+def test_default_agent_takes_what_nobody_else_assigns(ctx: Context) -> None:
+    from mailgate.agents import add_agent
+    from mailgate.config import StaffConfig
+
+    with ctx.store.session() as session:
+        dora = add_agent(session, "dora@example.com", "Dora", "en", ctx.clock())
+    staff = StaffConfig(default_agent="dora@example.com")
+    routed = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, staff=staff))
+    ingest(routed, make_mail())
+    assert tickets(ctx)[0].assignee_id == dora.id
+
+
+def _deliver(ctx: Context) -> None:
+    with ctx.store.session() as session:
+        ticket = session.exec(select(Ticket)).one()
+        ticket.status = "delivered"
+        session.add(ticket)
+
+
+@pytest.mark.parametrize(
+    ("first_line", "status"),
+    [("ok", "closed"), ("Bestätigt.", "closed"), ("OK!", "closed"), ("Not yet", "working")],
+)
+def test_customer_reply_to_delivered_ticket(ctx: Context, first_line: str, status: str) -> None:
+    ingest(ctx, make_mail())
+    _deliver(ctx)
+    ingest(ctx, make_mail(subject="Re: [CID-1000] Printer broken", body=f"{first_line}\n\nThanks"))
+    assert tickets(ctx)[0].status == status
+    templates = [o.template for o in outbox(ctx)]
+    assert ("closed" in templates) == (status == "closed")
+
+
+def test_opt_out_word_stops_optional_status_mail(ctx: Context) -> None:
+    ingest(ctx, make_mail())
+    ingest(ctx, make_mail(subject="Re: [CID-1000] Printer broken", body="abmelden\n"))
+    with ctx.store.session() as session:
+        contact = session.exec(select(Contact).where(Contact.email == "alice@acme.example")).one()
+    assert contact.opted_out
