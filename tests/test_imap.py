@@ -346,3 +346,20 @@ def test_lag_is_the_age_of_the_oldest_waiting_message(
     assert box == "support"
     assert 7100 < age < 7300
     assert after == 0.0  # nothing waits once the mail is stored and moved
+
+
+def test_mail_arriving_just_before_idle_is_not_missed(
+    sqlite_ctx: Context, imap_user: ImapUser
+) -> None:
+    intake = ImapIntake(sqlite_ctx, mailbox_for(imap_user), Recorder())
+    client = intake._connect()
+    try:
+        client.select_folder("INBOX")
+        client.search("UNDELETED")  # the folder as the last drain saw it: empty
+        imap_user.append(make_mail(subject="between search and IDLE"))
+        started = time.monotonic()
+        intake._idle(client, threading.Event())
+        # Back at once to drain, not after the renewal interval (an hour in this test).
+        assert time.monotonic() - started < 5
+    finally:
+        client.logout()

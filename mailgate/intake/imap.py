@@ -170,6 +170,11 @@ class ImapIntake:
     def _idle(self, client: IMAPClient, halt: threading.Event) -> None:
         """Wait in IDLE until the folder changes, we are halted, or IDLE is due for renewal."""
         client.idle()
+        # Mail that came in between the last search and IDLE is announced before IDLE's "+"
+        # reply, and imaplib files that EXISTS away instead of handing it back: look there.
+        if client._imap.untagged_responses.pop("EXISTS", None):
+            client.idle_done()
+            return
         # Also after poll_interval: a safety net for news that slipped between two commands.
         renew_at = time.monotonic() + min(IDLE_RENEW, self.mailbox.poll_interval)
         while not halt.is_set() and time.monotonic() < renew_at:
