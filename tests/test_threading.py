@@ -22,6 +22,15 @@ def first(ctx: Context) -> tuple[Context, str]:
     return ctx, mid
 
 
+@pytest.fixture
+def agent(ctx: Context) -> str:
+    from mailgate.agents import add_agent
+
+    with ctx.store.session() as session:
+        add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
+    return "alice.agent@example.com"
+
+
 @pytest.mark.parametrize("prefix", PREFIXES)
 def test_reply_with_prefix_joins_ticket(first: tuple[Context, str], prefix: str) -> None:
     ctx, _ = first
@@ -88,12 +97,8 @@ def test_reply_to_unknown_number_opens_new_ticket(ctx: Context) -> None:
     assert outbox(ctx)[0].subject == "[CID-1000] Re: Old problem"
 
 
-def test_agent_reply_is_staff_article(first: tuple[Context, str]) -> None:
+def test_agent_reply_is_staff_article(first: tuple[Context, str], agent: str) -> None:
     ctx, _ = first
-    from mailgate.agents import add_agent
-
-    with ctx.store.session() as session:
-        add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
     raw = make_mail(
         subject="Re: [CID-1000] Printer broken",
         sender="alice.agent@example.com",
@@ -104,12 +109,8 @@ def test_agent_reply_is_staff_article(first: tuple[Context, str]) -> None:
     assert tickets(ctx)[0].last_action_by == "staff"
 
 
-def test_agent_mail_to_comment_address_is_internal(first: tuple[Context, str]) -> None:
+def test_agent_mail_to_comment_address_is_internal(first: tuple[Context, str], agent: str) -> None:
     ctx, _ = first
-    from mailgate.agents import add_agent
-
-    with ctx.store.session() as session:
-        add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
     raw = make_mail(
         subject="[CID-1000] note",
         sender="alice.agent@example.com",
@@ -146,12 +147,10 @@ def test_reply_to_long_closed_ticket_opens_linked_ticket(first: tuple[Context, s
     assert (old.status, new.linked_ticket_id) == ("closed", old.id)
 
 
-def test_agent_mail_that_fails_verification_is_an_internal_note(first: tuple[Context, str]) -> None:
+def test_agent_mail_that_fails_verification_is_an_internal_note(
+    first: tuple[Context, str], agent: str
+) -> None:
     ctx, _ = first
-    from mailgate.agents import add_agent
-
-    with ctx.store.session() as session:
-        add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
     raw = make_mail(
         subject="Re: [CID-1000] Printer broken",
         sender="alice.agent@example.com",
