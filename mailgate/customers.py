@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -56,16 +55,6 @@ def _new_organisation_name(address: str, name: str, policy: CustomersConfig) -> 
         return domain
     # A free-mail sender is an organisation of one; its name must still be unique.
     return f"{name} <{address}>" if name else address
-
-
-def preferred_language(headers: Mapping[str, str], available: Collection[str]) -> str | None:
-    """The sender's language from Content-Language or Accept-Language, if we write it."""
-    for header in ("content-language", "accept-language"):
-        for tag in headers.get(header, "").split(","):
-            primary = tag.split(";")[0].strip().split("-")[0].lower()
-            if primary in available:
-                return primary
-    return None
 
 
 def ensure_contact(

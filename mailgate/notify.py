@@ -209,7 +209,8 @@ def support_hours(session: Session, ctx: Context, organisation: Organisation) ->
         "total": _hours(organisation.support_minutes),
         "used": _hours(used),
         "left": _hours(left),
-        "low": left < ctx.config.staff.hours_warning * 60,
+        # An organisation without a contingent is not on hours: nothing to warn about.
+        "low": organisation.support_minutes > 0 and left < ctx.config.staff.hours_warning * 60,
     }
 
 

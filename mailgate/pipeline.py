@@ -10,7 +10,8 @@ from sqlmodel import Session, col, select
 
 from mailgate import notify, tags
 from mailgate.context import Context
-from mailgate.customers import Sender, ensure_contact, identify, preferred_language
+from mailgate.customers import Sender, ensure_contact, identify
+from mailgate.language import preferred_language
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
 from mailgate.replies import (
@@ -101,7 +102,7 @@ def _new_ticket(
     """A customer's new request; or an agent's `#customer ADDRESS` for a customer who phoned
     (None when an agent's untagged mail names no customer: the agent is told)."""
     now, staff = ctx.clock(), None
-    language = preferred_language(mail.headers, ctx.languages)
+    language = preferred_language(mail.headers, mail.text, ctx.languages)
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
         staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)

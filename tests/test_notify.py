@@ -152,6 +152,30 @@ def test_staff_notification_goes_to_the_assignee_in_their_language(ctx: Context)
     text = text_of(msg)
     assert "1:30 verbraucht, 8:30 übrig (von 10:00)" in text  # non-billable time not counted
     assert "Offene Tickets:  2" in text
+    assert "fast aufgebraucht" not in text  # 8:30 left is above the warning level
+
+
+@pytest.mark.parametrize(("contingent", "warned"), [(600, True), (0, False)])
+def test_low_support_hours_warning(ctx: Context, contingent: int, warned: bool) -> None:
+    ctx = with_staff(ctx, team_address="team@example.com")
+    number = new_ticket(ctx)
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        org = session.get(Organisation, ticket.organisation_id)
+        assert org is not None
+        org.support_minutes = contingent
+        if contingent:
+            session.add(
+                TimeEntry(
+                    ticket_id=ticket.id or 0,
+                    minutes=contingent - 60,
+                    billable=True,
+                    created_at=ctx.clock(),
+                )
+            )
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    [msg] = sent(ctx, "staff_notification", before)
+    assert ("almost no support hours left" in text_of(msg)) == warned
 
 
 @pytest.mark.parametrize("notify_flag", [False])

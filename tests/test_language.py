@@ -1,0 +1,31 @@
+"""The sender's language: headers first, else the words of the text."""
+
+from __future__ import annotations
+
+import pytest
+
+from mailgate.language import preferred_language
+
+BOTH = ("de", "en")
+
+
+@pytest.mark.parametrize(
+    ("headers", "text", "expected"),
+    [
+        ({"content-language": "de-DE"}, "Hello, the printer is broken.", "de"),
+        ({"accept-language": "fr-FR, en-US;q=0.8"}, "", "en"),
+        ({}, "Hallo, unser Drucker druckt nicht. Bitte helfen Sie uns, danke!", "de"),
+        ({}, "Hello, our printer does not print. Could you please help?", "en"),
+        ({}, "Drucker kaputt", None),  # too little to tell
+        ({}, "", None),
+        ({"content-language": "fr"}, "Bonjour, l'imprimante ne marche pas.", None),
+    ],
+)
+def test_preferred_language(headers: dict[str, str], text: str, expected: str | None) -> None:
+    assert preferred_language(headers, text, BOTH) == expected
+
+
+def test_only_languages_we_write() -> None:
+    assert (
+        preferred_language({}, "Hallo, das ist nicht gut und ich bitte um Hilfe", ("en",)) is None
+    )
