@@ -259,6 +259,42 @@ def quarantine_retry(state: State, ids: tuple[int, ...], retry_all: bool) -> int
     return EX_OK
 
 
+@quarantine.command("release")
+@click.argument("intake_id", type=int)
+@click.option("--from", "from_addr", default=None, help="customer address, if it has none")
+@click.option("--as-customer", is_flag=True, help="answer it like a new request (ack, staff)")
+@pass_state
+def quarantine_release(
+    state: State, intake_id: int, from_addr: str | None, as_customer: bool
+) -> int:
+    """Open a ticket from a quarantined message."""
+    ctx = state.context
+    try:
+        outcome = pipeline.release(ctx, intake_id, from_addr, as_customer)
+    except pipeline.OperatorError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(f"{intake_id}: released as ticket {outcome.cid}")
+    if as_customer:
+        asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+    return EX_OK
+
+
+@quarantine.command("drop")
+@click.argument("intake_id", type=int)
+@click.option("--reason", required=True, help="why; recorded with the message")
+@pass_state
+def quarantine_drop(state: State, intake_id: int, reason: str) -> int:
+    """Mark a quarantined message ignored (its bytes stay stored)."""
+    try:
+        outcome = pipeline.drop(state.context, intake_id, reason)
+    except pipeline.OperatorError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(f"{intake_id}: {outcome.describe()}")
+    return EX_OK
+
+
 # outbox ----------------------------------------------------------------------------------
 
 

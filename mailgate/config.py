@@ -51,7 +51,8 @@ class SmtpConfig:
     def serves(self, address: str) -> bool:
         """Whether mail to this address is ours: a listed address, a listed @domain, or the
         comment address."""
-        address = address.lower()
+        # A VERP bounce address (support+bounce-42@…) is served when its base address is.
+        address = re.sub(r"\+bounce-\d+@", "@", address.lower(), count=1)
         entries = [e.lower() for e in (*self.addresses, self.comment_address) if e]
         return any(address == e or (e.startswith("@") and address.endswith(e)) for e in entries)
 
@@ -167,6 +168,16 @@ class CustomersConfig:
 
 
 @dataclass(frozen=True)
+class LoopsConfig:
+    # Automatic mails (anything with Auto-Submitted) one address may get in a rolling hour.
+    max_auto_mails_per_hour: int = 5
+    # This many automatic mails received from one address within the window stop all
+    # automatic mail to it, until a whole window passes without one.
+    breaker_auto_replies: int = 3
+    breaker_window_minutes: int = 60
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: Literal["keyvalue", "json"] = "keyvalue"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -189,6 +200,7 @@ class Config:
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
     customers: CustomersConfig = field(default_factory=CustomersConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    loops: LoopsConfig = field(default_factory=LoopsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
 
@@ -256,6 +268,7 @@ def _validate(cfg: Config) -> None:
     if cfg.tickets.start < 1:
         raise ConfigError("tickets.start: must be at least 1")
     _validate_limits(cfg.smtp, cfg.outbound)
+    _validate_loops(cfg.loops)
     for i, pattern in enumerate(cfg.tickets.reference_patterns):
         try:
             re.compile(pattern)
@@ -280,6 +293,12 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
         raise ConfigError("smtp.tls_cert_file: required for tls_key_file and require_tls")
     if out.max_age_hours <= 0:
         raise ConfigError("outbound.max_age_hours: must be more than 0")
+
+
+def _validate_loops(loops: LoopsConfig) -> None:
+    for key in ("max_auto_mails_per_hour", "breaker_auto_replies", "breaker_window_minutes"):
+        if getattr(loops, key) < 1:
+            raise ConfigError(f"loops.{key}: must be at least 1")
 
 
 def parse_config(text: str, source: str) -> Config:

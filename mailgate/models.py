@@ -109,7 +109,8 @@ class Intake(SQLModel, table=True):
     attempts: int = 0
     processed_at: datetime | None = None
     message_id: str = Field(default="", index=True)
-    from_addr: str = ""
+    # Indexed: the loop breaker reads one sender's recent mail before each automatic mail.
+    from_addr: str = Field(default="", index=True)
     subject: str = ""
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     article_id: int | None = None
@@ -176,7 +177,8 @@ class Outbox(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime = Field(index=True)
     last_error: str = ""
-    created_at: datetime
+    # Indexed: the rate limit counts an hour's automatic mail before each automatic mail.
+    created_at: datetime = Field(index=True)
     sent_at: datetime | None = None
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailgate import blobs, tags
+from mailgate import blobs, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.models import (
@@ -80,6 +80,10 @@ def _queue(
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it."""
+    if auto_submitted is not None:
+        to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
+        if not to:
+            return
     rendered = ctx.renderer.render(template, language, context)
     ids = [i for i in (*thread, answering) if i]
     outgoing = Outgoing(
@@ -108,6 +112,30 @@ def _queue(
                 session, ticket, "system", "mail_not_sent", f"{template}: {exc}", ctx.clock()
             )
         log.warning("event=mail_not_sent template=%s error=%r", template, str(exc))
+
+
+def _loop_checked(
+    session: Session,
+    ctx: Context,
+    template: str,
+    ticket: Ticket | None,
+    to: Sequence[str],
+    cc: Sequence[str],
+) -> tuple[list[str], list[str]]:
+    """The recipients an automatic mail may still go to; the others are left out, and the
+    ticket's history says why (a loop would otherwise go unnoticed by staff)."""
+    allowed: list[str] = []
+    for address in dict.fromkeys([*to, *cc]):
+        reason = loops.blocked(session, ctx, address)
+        if reason is None:
+            allowed.append(address)
+        elif ticket is not None:
+            detail = f"{template} to {address}: {reason}"
+            record_event(session, ticket, "system", "mail_suppressed", detail, ctx.clock())
+    kept_to = [a for a in to if a in allowed]
+    kept_cc = [a for a in allowed if a not in kept_to]
+    # With every To recipient left out, the first remaining one takes the To line.
+    return (kept_to, kept_cc) if kept_to else (kept_cc[:1], kept_cc[1:])
 
 
 def _language(ctx: Context, person: Contact | Agent | None) -> str:
@@ -293,6 +321,14 @@ def _blob(ctx: Context, sha256: str) -> bytes | None:
         return None
 
 
+def _person(name: str, email: str) -> dict[str, object]:
+    """A sender as staff see them. A display name with an address in it (plain or RFC 2047
+    encoded, it arrives decoded) could pass the mail off as ours or a colleague's: it is
+    hidden, and the real address always shows."""
+    hidden = "@" in name
+    return {"name": "" if hidden else name, "email": email, "name_hidden": hidden}
+
+
 def _staff_context(
     session: Session, ctx: Context, ticket: Ticket, article: Article, org: Organisation
 ) -> dict[str, object]:
@@ -304,11 +340,8 @@ def _staff_context(
     return {
         **_base_context(ctx, ticket),
         "organisation": org.name,
-        "requester": {
-            "name": requester.name if requester else "",
-            "email": requester.email if requester else "",
-        },
-        "author": {"name": article.from_name, "email": article.from_addr},
+        "requester": _person(requester.name, requester.email) if requester else _person("", ""),
+        "author": _person(article.from_name, article.from_addr),
         "text": article.text,
         "open_tickets": int(session.exec(open_count).one()),
         "hours": support_hours(session, ctx, org),

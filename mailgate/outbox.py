@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +23,21 @@ log = logging.getLogger("mailgate.outbox")
 # it back when the lease runs out, so the mail is retried rather than lost.
 LEASE = timedelta(minutes=5)
 MAX_BACKOFF = timedelta(hours=6)
+# VERP: each mail's envelope sender names its outbox row, so a bounce finds its ticket even
+# when the reporting server returns neither the original headers nor a standard report.
+_BOUNCE_ADDRESS = re.compile(r"^(?P<local>[^@\s]+)\+bounce-(?P<id>\d{1,18})@(?P<domain>[^@\s]+)$")
+
+
+def bounce_address(address: str, outbox_id: int) -> str:
+    """`support@example.com` and row 42 give `support+bounce-42@example.com`."""
+    local, at, domain = address.rpartition("@")
+    return f"{local}+bounce-{outbox_id}@{domain}" if at and local else address
+
+
+def bounce_outbox_id(address: str) -> int | None:
+    """The outbox row a VERP bounce address names, else None."""
+    match = _BOUNCE_ADDRESS.match(address.strip().strip("<>").lower())
+    return int(match["id"]) if match else None
 
 
 def enqueue(
@@ -41,6 +57,10 @@ def enqueue(
         next_attempt_at=now,
         created_at=now,
     )
+    session.add(row)
+    # The row id exists only once the row is flushed; the envelope sender needs it.
+    session.flush()
+    row.envelope_from = bounce_address(ctx.from_address, row.id or 0)
     session.add(row)
     return row
 

@@ -18,6 +18,7 @@ from mailparser.utils import get_addresses
 from mailgate.mime.charsets import charset_hint, decode_bytes
 from mailgate.mime.headers import decode_header, mended_headers
 from mailgate.mime.htmltext import html_to_text, sanitize_html
+from mailgate.mime.limits import check_raw
 from mailgate.mime.parts import Walked, message_ids, raw_bytes
 from mailgate.mime.walk import walk
 
@@ -232,9 +233,11 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _parse(raw: bytes) -> ParsedMail:
+    raw, notes = check_raw(raw)
+    if any(note.startswith("limit:") for note in notes):
+        return _headers_only(raw, notes)
     msg = email.message_from_bytes(raw, policy=compat32)
     hint = None if raw.isascii() else charset_hint(raw)  # a hint only helps with 8-bit bytes
-    notes: list[str] = []
     if (mended := mended_headers(raw, msg)) is not None:
         msg = email.message_from_bytes(mended, policy=compat32)
         notes.append("headers-repaired")
@@ -256,6 +259,15 @@ def _parse(raw: bytes) -> ParsedMail:
 def _raw_text(raw: bytes) -> str:
     head, _, body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
     return decode_bytes(body or head).text.replace("\x00", "")
+
+
+def _headers_only(raw: bytes, notes: list[str]) -> ParsedMail:
+    """Over a limit: the headers (for screening and the quarantine listing), the body as raw
+    text, no MIME tree; the message is quarantined, so nothing more is needed."""
+    head, _, _ = raw.replace(b"\r\n", b"\n").partition(b"\n\n")
+    msg = BytesHeaderParser(policy=compat32).parsebytes(head + b"\n\n")
+    fields = _header_fields(msg, None, notes)
+    return ParsedMail(**fields, text=_raw_text(raw), defects=tuple(dict.fromkeys(notes)))
 
 
 def _salvage(raw: object, exc: Exception) -> ParsedMail:

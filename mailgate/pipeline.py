@@ -40,7 +40,7 @@ class Outcome:
     source: str = ""
 
     def describe(self) -> str:
-        if self.status == DONE:
+        if self.status == DONE and self.cid:
             return f"{'ticket' if self.created else 'reply'} {self.cid}"
         return f"{self.status}: {self.reason}" if self.reason else self.status
 
@@ -237,3 +237,60 @@ def retry(ctx: Context, ids: list[int] | None) -> list[Outcome]:
             intake.status, intake.reason = RECEIVED, ""
             session.add(intake)
     return [process(ctx, intake.id or 0) for intake in chosen]
+
+
+class OperatorError(ValueError):
+    """An operator's request that cannot be carried out (no such message, wrong state)."""
+
+
+def _quarantined(session: Session, intake_id: int) -> Intake:
+    intake = session.get(Intake, intake_id)
+    if intake is None:
+        raise OperatorError(f"no stored message {intake_id}")
+    if intake.status != QUARANTINED:
+        raise OperatorError(f"message {intake_id} is {intake.status}, not quarantined")
+    return intake
+
+
+def release(
+    ctx: Context, intake_id: int, from_addr: str | None = None, as_customer: bool = False
+) -> Outcome:
+    """Force a new ticket from a quarantined message, for its sender or `from_addr`. Only with
+    `as_customer` is it answered like any new request: it was quarantined for a reason, and an
+    acknowledgement to a hostile or looping sender is what the quarantine prevented."""
+    with ctx.store.session() as session:
+        intake = _quarantined(session, intake_id)
+        mail = parse(intake.raw)
+        address = (from_addr or mail.from_addr).strip().lower()
+        if "@" not in address:
+            raise OperatorError(f"message {intake_id} has no sender address: give --from ADDRESS")
+        envelope = served_envelope(ctx, mail, [a for a in intake.envelope_to.splitlines() if a])
+        opening = Opening(address, mail.from_name if address == mail.from_addr else "")
+        decision = NewTicket(automatic=None if as_customer else "released by operator")
+        applied = open_ticket(
+            session, decision, mail, intake, envelope, ctx.config, ctx.clock(), opening
+        )
+        if as_customer and applied.contact is not None:
+            notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
+            notify.notify_staff(session, ctx, applied.ticket, applied.article, "new")
+        intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
+        cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
+        outcome = Outcome(intake_id, DONE, "released by operator", cid, True, intake.source)
+        _record(intake, outcome, mail, ctx)
+        session.add(intake)
+    log.info("event=released intake_id=%s ticket=%s", intake_id, cid)
+    return outcome
+
+
+def drop(ctx: Context, intake_id: int, reason: str) -> Outcome:
+    """Mark a quarantined message ignored for good; its raw bytes stay stored."""
+    if not reason.strip():
+        raise OperatorError("give a reason for dropping the message")
+    with ctx.store.session() as session:
+        intake = _quarantined(session, intake_id)
+        outcome = Outcome(intake_id, IGNORED, f"dropped by operator: {reason.strip()}"[:1000])
+        intake.status, intake.reason = outcome.status, outcome.reason
+        intake.processed_at = ctx.clock()
+        session.add(intake)
+    log.info("event=dropped intake_id=%s", intake_id)
+    return outcome

@@ -11,9 +11,11 @@ from mailgate import tags
 from mailgate.compose import ticket_number_from_message_id
 from mailgate.config import Config
 from mailgate.customers import Sender, domain_of, is_known_customer, organisation_for_domain
+from mailgate.mime.report import qmail_original_ids
 from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
+from mailgate.outbox import bounce_outbox_id
 from mailgate.parse import ParsedMail
-from mailgate.screen import Screening
+from mailgate.screen import Screening, failed_recipients, from_daemon
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class FollowUp:
     note: str = ""
     automatic: str | None = None
     reopen: bool = False
+    failing: tuple[str, ...] = ()  # addresses a delivery report says do not take mail
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,34 @@ class Envelope:
 
 def referenced_ids(mail: ParsedMail) -> list[str]:
     ids = [*mail.in_reply_to, *reversed(mail.references), *mail.report_original_ids]
+    ids += qmail_original_ids(mail.text)
     return list(dict.fromkeys(i for i in ids if i))
+
+
+def verp_outbox_row(session: Session, mail: ParsedMail, intake: Intake) -> Outbox | None:
+    """The outbox row a bounce was sent back for: named by the VERP address it came to
+    (the envelope recipient, else Delivered-To/X-Original-To, else To)."""
+    candidates = [*intake.envelope_to.splitlines(), *mail.delivered_to, *mail.to]
+    for address in candidates:
+        outbox_id = bounce_outbox_id(address)
+        if outbox_id is not None and (row := session.get(Outbox, outbox_id)) is not None:
+            return row
+    return None
+
+
+def _bounce(session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket | None) -> Decision:
+    """A bounce becomes a system note on its ticket, naming the failing addresses: those of
+    the report (RFC 3464, qmail or Exchange text), else the recipients of our bounced mail."""
+    row = verp_outbox_row(session, mail, intake)
+    if ticket is None and row is not None and row.ticket_id is not None:
+        ticket = session.get(Ticket, row.ticket_id)
+    if ticket is None:
+        return Ignore("bounce about no ticket of ours")
+    failing = failed_recipients(mail)
+    # A standard report that names no failure is a delay warning: nobody is failing yet.
+    if not failing and row is not None and mail.report_type is None:
+        failing = tuple(a.strip().lower() for a in row.to_addrs.split(",") if a.strip())
+    return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce", failing=failing)
 
 
 def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
@@ -148,16 +178,17 @@ def route(
     now: datetime,
 ) -> Decision:
     """Reads, never writes: the one decision for this mail."""
+    if limits := [d.removeprefix("limit:") for d in mail.defects if d.startswith("limit:")]:
+        # Only the headers were read; an operator decides (`mailgate quarantine release`).
+        return Quarantine(f"message exceeds limits: {', '.join(limits)}")
     if screening.own:
         return Ignore(f"loop: {screening.own}")
     duplicate = find_duplicate(session, mail, intake)
     if duplicate is not None:
         return Ignore(f"duplicate of stored message {duplicate}")
     ticket = find_ticket(session, mail, cfg, own_domain)
-    if screening.bounce:
-        if ticket is None:
-            return Ignore("bounce about no ticket of ours")
-        return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce")
+    if screening.bounce or (from_daemon(mail) and verp_outbox_row(session, mail, intake)):
+        return _bounce(session, mail, intake, ticket)
     if not mail.from_addr:
         return Quarantine("no usable sender address in From")
     if ticket is None:

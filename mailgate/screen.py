@@ -6,6 +6,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailgate.mime.report import (
+    exchange_failed_recipients,
+    is_qmail_bounce,
+    qmail_failed_recipients,
+)
 from mailgate.parse import ParsedMail
 
 _NO_REPLY_SENDER = re.compile(
@@ -33,16 +38,46 @@ def is_own_mail(mail: ParsedMail, own_addresses: frozenset[str], own_domain: str
         and ((mail.message_id or "").lower().endswith("@" + own_domain))
     ):
         return "carries our own Message-ID"
+    # X-Loop (procmail, RT, OTRS) names the system that sent the mail on; ours means a loop.
+    x_loop = mail.headers.get("x-loop", "").lower()
+    if x_loop and (own := next((a for a in sorted(own_addresses) if a in x_loop), None)):
+        return f"X-Loop names our own address {own}"
     return None
+
+
+def from_daemon(mail: ParsedMail) -> bool:
+    """Sent by a mail system (mailer-daemon, postmaster), not by a person."""
+    return bool(_NO_REPLY_SENDER.match(mail.from_addr)) and (
+        mail.from_addr.lower().startswith(("mailer-daemon", "postmaster"))
+    )
+
+
+def is_exchange_ndr(mail: ParsedMail) -> bool:
+    """Exchange/Outlook often send NDRs without multipart/report: known by header or subject."""
+    if "x-ms-exchange-message-is-ndr" in mail.headers:
+        return True
+    subject = mail.subject.strip().lower()
+    return from_daemon(mail) and subject.startswith(("undeliverable:", "unzustellbar:"))
 
 
 def is_bounce(mail: ParsedMail) -> bool:
     if mail.report_type == "delivery-status":
         return True
-    sender_is_daemon = bool(_NO_REPLY_SENDER.match(mail.from_addr)) and (
-        mail.from_addr.lower().startswith(("mailer-daemon", "postmaster"))
-    )
-    return sender_is_daemon and bool(mail.report_original_ids or mail.report_failed_recipients)
+    if is_exchange_ndr(mail) or is_qmail_bounce(mail.text):
+        return True
+    return from_daemon(mail) and bool(mail.report_original_ids or mail.report_failed_recipients)
+
+
+def failed_recipients(mail: ParsedMail) -> tuple[str, ...]:
+    """The addresses a bounce names as failed: from the RFC 3464 report, else from the text
+    of a qmail bounce or an Exchange NDR."""
+    if mail.report_failed_recipients:
+        return mail.report_failed_recipients
+    if is_qmail_bounce(mail.text):
+        return tuple(qmail_failed_recipients(mail.text))
+    if is_exchange_ndr(mail):
+        return tuple(exchange_failed_recipients(mail.text))
+    return ()
 
 
 def auto_submitted(mail: ParsedMail) -> str | None:

@@ -205,8 +205,8 @@ def add_follow_up(
     if decision.reopen:
         record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
         ticket.status = "open"
-    if decision.direction == "system" and mail.report_failed_recipients:
-        mark_failing(session, mail.report_failed_recipients)
+    if decision.failing:
+        mark_failing(session, decision.failing)
     session.add(ticket)
     return Applied(ticket, article, None, created=False)
 

@@ -51,6 +51,7 @@ class Walked:
     report_type: str | None = None
     report_ids: list[str] = field(default_factory=list)
     report_failed: list[str] = field(default_factory=list)
+    visited: int = 0  # parts seen so far, for the part-count limit
 
     def add(self, *defects: str) -> None:
         self.defects.extend(d for d in defects if d not in self.defects)

@@ -80,3 +80,59 @@ def report_type(part: Message) -> str | None:
     if isinstance(value, tuple):
         value = value[2]
     return (str(value).strip().lower() or None) if value else None
+
+
+# --- non-standard reports: plain-text bounces without multipart/report -------------------------
+
+QMAIL_OPENING = "Hi. This is the qmail-send program"
+_QMAIL_RECIPIENT = re.compile(r"^<([^<>\s@]+@[^<>\s@]+)>:", re.MULTILINE)
+_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Exchange/Outlook name the failed recipients after one of these lines, or inline.
+_EXCHANGE_LIST_HEADING = re.compile(
+    r"(delivery has failed to these recipients or groups|"
+    r"zustellung an folgende empfänger oder gruppen ist fehlgeschlagen)",
+    re.IGNORECASE,
+)
+_EXCHANGE_INLINE = re.compile(
+    r"(?:your message to|ihre nachricht an)\s+<?([^\s<>]+@[^\s<>]+?)>?\s+"
+    r"(?:couldn't|could not|konnte nicht)",
+    re.IGNORECASE,
+)
+
+
+def is_qmail_bounce(text: str) -> bool:
+    return text.lstrip().startswith(QMAIL_OPENING)
+
+
+def qmail_failed_recipients(text: str) -> list[str]:
+    """qmail names each failed address on a line of its own as `<addr>:`."""
+    if not is_qmail_bounce(text):
+        return []
+    # Only the report part: qmail appends the returned message after this line.
+    report = text.split("--- Below this line is a copy of the message.", 1)[0]
+    return list(dict.fromkeys(a.lower() for a in _QMAIL_RECIPIENT.findall(report)))
+
+
+def exchange_failed_recipients(text: str) -> list[str]:
+    """Addresses an Exchange/Outlook NDR lists after its heading, or names inline."""
+    found = [a.lower() for a in _EXCHANGE_INLINE.findall(text)]
+    heading = _EXCHANGE_LIST_HEADING.search(text)
+    listed: list[str] = []
+    if heading:
+        # The list runs until the first blank line after at least one address; a line
+        # may repeat the address in brackets, so only its first one counts.
+        for line in text[heading.end() :].splitlines()[1:]:
+            addresses = _ADDRESS.findall(line)
+            if not addresses and listed and not line.strip():
+                break
+            listed.extend(a.lower() for a in addresses[:1])
+    return list(dict.fromkeys(a.strip(".") for a in (*found, *listed)))
+
+
+def qmail_original_ids(text: str) -> list[str]:
+    """Message-IDs in the copy of the returned message that a qmail bounce appends."""
+    if not is_qmail_bounce(text):
+        return []
+    _, _, copy = text.partition("--- Below this line is a copy of the message.")
+    head = re.split(r"\n\s*\n", copy.lstrip("\n"), maxsplit=1)[0]
+    return list(dict.fromkeys(re.findall(r"(?im)^message-id:\s*<([^<>\s]+)>", head)))

@@ -9,6 +9,7 @@ from email.parser import BytesHeaderParser
 from mailgate.mime.filenames import guess_type, safe_filename
 from mailgate.mime.headers import b64decode_lenient
 from mailgate.mime.legacy import extract_uuencoded, unpack_tnef
+from mailgate.mime.limits import MAX_NESTING, MAX_PARTS
 from mailgate.mime.parts import (
     VERBATIM,
     Walked,
@@ -30,7 +31,6 @@ from mailgate.mime.report import (
     report_type,
 )
 
-MAX_DEPTH = 40  # real mail nests a handful of levels; deeper is an attack or a loop
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 # Renderings that only ever stand in for the text or HTML body.
 _ALTERNATIVE_ONLY = frozenset(
@@ -122,8 +122,9 @@ def _visit_alternative(
     for child in children:
         if child.get_content_type() in _ALTERNATIVE_ONLY:
             continue  # another rendering of the body we already take, not a file
-        sub = Walked(report_type=walked.report_type)
+        sub = Walked(report_type=walked.report_type, visited=walked.visited)
         _visit(child, sub, hint, depth + 1, "alternative")
+        walked.visited = sub.visited
         subs.append(sub)
     # RFC 2046: later alternatives are the richer ones; keep the last of each kind.
     walked.plain.extend(next((s.plain for s in reversed(subs) if s.plain), []))
@@ -153,8 +154,12 @@ def _add_broken_multipart(part: Message, walked: Walked, hint: str | None) -> No
 
 def _visit(part: Message, walked: Walked, hint: str | None, depth: int, parent: str) -> None:
     walked.add(*(type(defect).__name__ for defect in part.defects))
-    if depth > MAX_DEPTH:
-        walked.add("mime-too-deep")
+    walked.visited += 1
+    if depth > MAX_NESTING:
+        walked.add("limit:nesting-depth")
+        return
+    if walked.visited > MAX_PARTS:  # the raw pre-check can miss parts without Content-Type
+        walked.add("limit:part-count")
         return
     _handle(part, walked, hint, depth, parent)
     # Decoding the payload can add defects of its own (e.g. bad base64 padding).

@@ -1,0 +1,134 @@
+"""Loop policy: may an automatic mail go to this address now? (rate limit and breaker)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.utils import parseaddr
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from mailgate.context import Context
+from mailgate.models import RECEIVED, Agent, Intake, Outbox
+from mailgate.parse import ParsedMail
+from mailgate.screen import AUTOMATIC_MAIL_RULES
+
+log = logging.getLogger("mailgate.loops")
+
+# Every other template is written by mailgate itself and sent with Auto-Submitted.
+HUMAN_TEMPLATES = frozenset({"staff_answer"})
+RATE_WINDOW = timedelta(hours=1)
+# How far back the breaker reads one address's stored mail at most (rows, newest first).
+BREAKER_LOOKBACK = 200
+HEADER_BYTES = 65536
+
+_logged: dict[str, datetime] = {}
+_logged_lock = threading.Lock()
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything mailgate stores is UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def is_internal(session: Session, ctx: Context, address: str) -> bool:
+    """Our own people and addresses: a loop through them is already cut by the screening
+    (their automatic mail causes nothing), and limiting them would hide tickets from staff."""
+    team = ctx.config.staff.team_address
+    if address in ctx.own_addresses or (team and address == parseaddr(team)[1].lower()):
+        return True
+    return session.exec(select(Agent.id).where(Agent.email == address)).first() is not None
+
+
+def automatic_sent(session: Session, address: str, since: datetime) -> int:
+    """Automatic mails queued to the address since then (To or Cc)."""
+    query = select(Outbox.to_addrs).where(
+        col(Outbox.created_at) > since,
+        col(Outbox.template).not_in(HUMAN_TEMPLATES),
+        # A coarse filter the database can apply; the exact match is below.
+        func.lower(Outbox.to_addrs).contains(address),
+    )
+    rows = session.exec(query).all()
+    return sum(1 for to in rows if address in {a.strip().lower() for a in to.split(",")})
+
+
+def rate_limited(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
+    limit = ctx.config.loops.max_auto_mails_per_hour
+    if automatic_sent(session, address, now - RATE_WINDOW) < limit:
+        return None
+    return f"rate limit: {limit} automatic mails to {address} in the last hour"
+
+
+def is_automatic(raw: bytes, address: str) -> bool:
+    """The pipeline's verdict on a stored mail, from its headers alone (cheap, and the
+    automatic-mail rules read nothing else)."""
+    message = BytesHeaderParser().parsebytes(raw)
+    headers = {name.lower(): str(value) for name, value in reversed(message.items())}
+    mail = ParsedMail(message_id=None, subject="", from_addr=address, from_name="", headers=headers)
+    return any(rule(mail) for rule in AUTOMATIC_MAIL_RULES)
+
+
+def _automatic_times(
+    session: Session, address: str, window: timedelta, now: datetime
+) -> Iterator[datetime]:
+    """Arrival times of the address's automatic mails, newest first, back to the first gap of
+    a whole window (a quiet window resets the breaker, so nothing before it matters)."""
+    query = (
+        # The head of each message is enough for its headers, and keeps a run of large
+        # mails from being read whole.
+        select(Intake.received_at, func.substr(Intake.raw, 1, HEADER_BYTES))
+        # The pipeline stores senders lower-cased, so a plain comparison can use the index.
+        .where(Intake.from_addr == address, Intake.status != RECEIVED)
+        .order_by(col(Intake.received_at).desc())
+        .limit(BREAKER_LOOKBACK)
+    )
+    newer = now
+    for received_at, raw in session.exec(query):
+        moment = _aware(received_at)
+        if newer - moment >= window:
+            return
+        if is_automatic(bytes(raw), address):
+            yield moment
+            newer = moment
+
+
+def breaker_open(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
+    """Tripped when `breaker_auto_replies` automatic mails from the address fall within one
+    window, and still so until a whole window passes without one. Read from stored mail, so
+    it holds across restarts and for every instance on the database."""
+    needed = ctx.config.loops.breaker_auto_replies
+    window = timedelta(minutes=ctx.config.loops.breaker_window_minutes)
+    times = list(_automatic_times(session, address, window, now))
+    if any(times[i] - times[i + needed - 1] < window for i in range(len(times) - needed + 1)):
+        minutes = ctx.config.loops.breaker_window_minutes
+        return f"circuit breaker: {address} sent {needed} automatic mails within {minutes} minutes"
+    return None
+
+
+def blocked(session: Session, ctx: Context, address: str) -> str | None:
+    """Why no automatic mail may go to the address now, else None."""
+    address = (parseaddr(address)[1] or address).strip().lower()
+    if is_internal(session, ctx, address):
+        return None
+    now = ctx.clock()
+    reason = breaker_open(session, ctx, address, now) or rate_limited(session, ctx, address, now)
+    if reason is not None:
+        _log_once(address, reason, now)
+    return reason
+
+
+def _log_once(address: str, reason: str, now: datetime) -> None:
+    """One line per address an hour: a loop would otherwise flood the log it is found in."""
+    with _logged_lock:
+        last = _logged.get(address)
+        if last is not None and timedelta(0) <= now - last < RATE_WINDOW:
+            return
+        _logged[address] = now
+        if len(_logged) > 10_000:  # a long-running daemon: forget addresses long quiet
+            for old in [a for a, t in _logged.items() if now - t >= RATE_WINDOW]:
+                del _logged[old]
+    log.warning("event=mail_suppressed to=%s reason=%r", address, reason)
