@@ -507,6 +507,6 @@ def run_cli(argv: list[str]) -> int:
         say_error(f"mailgate: {exc}")
         status = EX_CONFIG
     except StoreUnavailable as exc:
-        say_error(f"mailgate: database unavailable, try again later: {exc}")
+        say_error(f"mailgate: storage unavailable, try again later: {exc}")
         status = EX_TEMPFAIL
     return status if isinstance(status, int) else EX_OK

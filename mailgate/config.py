@@ -175,6 +175,9 @@ class LoopsConfig:
     # automatic mail to it, until a whole window passes without one.
     breaker_auto_replies: int = 3
     breaker_window_minutes: int = 60
+    # Senders whose mail is stored and ignored: no ticket, no answer (shop notifications).
+    # Shell-style patterns on the address, e.g. "orders@shop.example", "*@newsletter.example".
+    ignore_senders: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,10 @@ def process(ctx: Context, intake_id: int) -> Outcome:
             session.add(intake)
     except StoreUnavailable:
         raise
+    except OSError as exc:
+        # The data directory cannot be written (full disk, wrong permissions): no fault of
+        # the message's, so it stays stored and waits, instead of being quarantined.
+        raise StoreUnavailable(f"data directory: {exc}") from exc
     except Exception as exc:  # one bad message must never stop the others
         log.error(
             "event=quarantine intake_id=%s error=%r", intake_id, f"{type(exc).__name__}: {exc}"

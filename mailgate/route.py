@@ -15,7 +15,7 @@ from mailgate.mime.report import qmail_original_ids
 from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
 from mailgate.outbox import bounce_outbox_id
 from mailgate.parse import ParsedMail
-from mailgate.screen import Screening, failed_recipients, from_daemon
+from mailgate.screen import Screening, failed_recipients, from_daemon, ignored_sender
 
 
 @dataclass(frozen=True)
@@ -183,6 +183,9 @@ def route(
         return Quarantine(f"message exceeds limits: {', '.join(limits)}")
     if screening.own:
         return Ignore(f"loop: {screening.own}")
+    pattern = ignored_sender(mail, cfg.loops.ignore_senders)
+    if pattern is not None:
+        return Ignore(f"ignore list: sender matches {pattern}")
     duplicate = find_duplicate(session, mail, intake)
     if duplicate is not None:
         return Ignore(f"duplicate of stored message {duplicate}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,11 @@ def is_exchange_ndr(mail: ParsedMail) -> bool:
         return True
     subject = mail.subject.strip().lower()
     return from_daemon(mail) and subject.startswith(("undeliverable:", "unzustellbar:"))
+
+
+def ignored_sender(mail: ParsedMail, patterns: list[str]) -> str | None:
+    """The configured pattern the sender matches, if any."""
+    return next((p for p in patterns if fnmatch.fnmatchcase(mail.from_addr, p.lower())), None)
 
 
 def is_bounce(mail: ParsedMail) -> bool:

@@ -16,7 +16,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 class StoreUnavailable(Exception):
-    """The database cannot take work now (locked, down, full); the caller should retry later."""
+    """Storage cannot take work now (the database locked, down or full; the data directory
+    not writable); the caller should retry later."""
 
 
 class SchemaOutdated(Exception):

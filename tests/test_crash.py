@@ -25,9 +25,9 @@ from tests.mails import make_mail, new_message_id
 
 REPO = Path(__file__).resolve().parents[1]
 SUPPORT = "support@example.com"
-# The processor, not the intake, sets the pace (about 30 mails a second on SQLite): 2,000
-# mails take some 80 s, so the default run sends fewer; MAILGATE_CRASH_MESSAGES=2000 for more.
-MESSAGES = int(os.environ.get("MAILGATE_CRASH_MESSAGES", "1200"))
+# The issue asks for a few thousand; the processor, not the intake, sets the pace (about 30
+# mails a second on SQLite), so 2,000 take some 80 s. MAILGATE_CRASH_MESSAGES changes it.
+MESSAGES = int(os.environ.get("MAILGATE_CRASH_MESSAGES", "2000"))
 CLIENTS = 4
 FINISHED = ("done", "ignored", "quarantined")
 

@@ -376,3 +376,41 @@ def test_opt_out_word_stops_optional_status_mail(ctx: Context) -> None:
     with ctx.store.session() as session:
         contact = session.exec(select(Contact).where(Contact.email == "alice@acme.example")).one()
     assert contact.opted_out
+
+
+def test_ignore_list_stores_and_ignores(ctx: Context) -> None:
+    from mailgate.config import LoopsConfig
+
+    loops = LoopsConfig(ignore_senders=["orders@shop.example", "*@newsletter.example"])
+    cfg = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, loops=loops))
+    first = ingest(cfg, make_mail(sender="Shop <Orders@shop.example>", subject="Order 4711"))
+    second = ingest(cfg, make_mail(sender="news@newsletter.example", subject="News"))
+    assert (first.status, first.reason) == (
+        "ignored",
+        "ignore list: sender matches orders@shop.example",
+    )
+    assert second.reason == "ignore list: sender matches *@newsletter.example"
+    assert tickets(ctx) == [] and outbox(ctx) == []
+
+
+def test_unwritable_data_directory_defers_instead_of_quarantining(
+    ctx: Context, tmp_path: Path
+) -> None:
+    from mailgate.config import PathsConfig
+    from mailgate.intake.spool import accept
+    from mailgate.pipeline import process
+    from mailgate.store import StoreUnavailable
+
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    broken = dataclasses.replace(
+        ctx, config=dataclasses.replace(ctx.config, paths=PathsConfig(data_dir=str(blocked)))
+    )
+    raw = make_mail(attachments=(("a.pdf", "application/pdf", b"%PDF-1.4"),))
+    stored = accept(ctx.store, raw, "smtp", ctx.clock())
+    with pytest.raises(StoreUnavailable, match="data directory"):
+        process(broken, stored.intake_id)
+    with ctx.store.session() as session:
+        waiting = session.get(Intake, stored.intake_id)
+        assert waiting is not None and waiting.status == "received"
+    assert process(ctx, stored.intake_id).describe() == "ticket CID-1000"
