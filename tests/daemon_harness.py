@@ -160,12 +160,23 @@ class Sink:
             return [m for m in self.messages if address in m.rcpt_tos]
 
 
-@pytest.fixture
-def relay() -> Iterator[tuple[Sink, int]]:
-    sink, port = Sink(), free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+@contextmanager
+def smtp_server(handler: object, port: int | None = None) -> Iterator[int]:
+    """An aiosmtpd server with this handler on loopback (a free port unless one is given,
+    as for a relay restarted where it was); yields the port."""
+    port = port or free_port()
+    controller = Controller(
+        handler, hostname="127.0.0.1", port=port, server_hostname="sink.test", ready_timeout=5.0
+    )
     controller.start()
     try:
-        yield sink, port
+        yield port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[Sink, int]]:
+    sink = Sink()
+    with smtp_server(sink) as port:
+        yield sink, port

@@ -11,15 +11,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
+from tests.daemon_harness import smtp_server
 from tests.helpers import free_port, poll
 from tests.mails import make_mail, new_message_id
 
@@ -46,17 +44,6 @@ class CountingRelay:
             self.by_message_id[str(headers["Message-ID"] or "").strip().strip("<>")] += 1
             self.senders.add(str(envelope.mail_from))
         return "250 2.0.0 Ok"
-
-
-@contextmanager
-def counting_relay() -> Iterator[tuple[CountingRelay, int]]:
-    handler, port = CountingRelay(), free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield handler, port
-    finally:
-        controller.stop()
 
 
 def write_config(tmp_path: Path, listen: str, relay_port: int) -> Path:
@@ -197,7 +184,8 @@ def all_processed_and_sent(database: Path) -> bool:
 def test_sigkill_under_load_loses_and_doubles_nothing(tmp_path: Path) -> None:
     started, rng = time.monotonic(), random.Random()
     listen = f"127.0.0.1:{free_port()}"
-    with counting_relay() as (relay, relay_port):
+    relay = CountingRelay()
+    with smtp_server(relay) as relay_port:
         child = Child(write_config(tmp_path, listen, relay_port), listen, tmp_path / "stderr.log")
         child.start()
         clients = Clients(child.address, mails())

@@ -16,7 +16,6 @@ from typing import Any
 
 import aiosmtplib
 import pytest
-from aiosmtpd.controller import Controller
 from sqlmodel import col, select
 
 from mailgate import notify
@@ -25,8 +24,8 @@ from mailgate.config import HttpConfig, LoopsConfig, OutboundConfig, StaffConfig
 from mailgate.context import Context
 from mailgate.models import QUEUED, RECEIVED, Article, Event, Intake, Outbox, Ticket
 from tests.conftest import Clock
-from tests.daemon_harness import DaemonThread, daemon_config
-from tests.helpers import free_port, ingest, outbox, parsed, poll, tickets
+from tests.daemon_harness import DaemonThread, daemon_config, smtp_server
+from tests.helpers import ingest, outbox, parsed, poll, tickets
 from tests.mails import make_mail, new_message_id
 
 CUSTOMER = "alice@acme.example"
@@ -236,9 +235,14 @@ def instance(tmp_path: Path, served: str, relay_port: int) -> DaemonThread:
 
 @pytest.fixture
 def network(tmp_path: Path) -> Iterator[tuple[DaemonThread, DaemonThread, Switchboard]]:
-    board, port = Switchboard(), free_port()
-    controller = Controller(board, hostname="127.0.0.1", port=port)
-    controller.start()
+    board = Switchboard()
+    with smtp_server(board) as port:
+        yield from _instances(tmp_path, board, port)
+
+
+def _instances(
+    tmp_path: Path, board: Switchboard, port: int
+) -> Iterator[tuple[DaemonThread, DaemonThread, Switchboard]]:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     a, b = instance(tmp_path / "a", A, port), instance(tmp_path / "b", B, port)
@@ -252,7 +256,6 @@ def network(tmp_path: Path) -> Iterator[tuple[DaemonThread, DaemonThread, Switch
             b.shutdown()
     finally:
         a.shutdown()
-        controller.stop()
 
 
 def quiet(*daemons: DaemonThread) -> bool:

@@ -10,7 +10,7 @@ import logging
 import socket
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes
@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from mailgate.app import build_context, build_transport
 from mailgate.compose import Outgoing, compose
@@ -35,6 +34,7 @@ from mailgate.transports import (
     Transport,
 )
 from tests.conftest import Clock, make_config
+from tests.daemon_harness import smtp_server
 from tests.helpers import ingest, outbox
 from tests.mails import make_mail
 from tests.test_cli import mailgate
@@ -132,17 +132,8 @@ class Sink:
         return "250 2.0.0 Ok: queued as 4711"
 
 
-@contextmanager
-def smtp_sink(handler: Sink, port: int | None = None) -> Iterator[int]:
-    port = port or free_port()
-    controller = Controller(
-        handler, hostname="127.0.0.1", port=port, server_hostname="sink.test", ready_timeout=5.0
-    )
-    controller.start()
-    try:
-        yield port
-    finally:
-        controller.stop()
+def smtp_sink(handler: Sink, port: int | None = None) -> AbstractContextManager[int]:
+    return smtp_server(handler, port)
 
 
 def relay(port: int, security: str = "none", **kwargs: Any) -> SmtpTransport:
