@@ -82,7 +82,8 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     if isinstance(decision, NewTicket):
         applied = _new_ticket(session, ctx, decision, intake, mail, sender, envelope)
         if applied is None:
-            return Outcome(intake.id or 0, IGNORED, "staff mail without a ticket tag or #customer")
+            reason = "staff mail opened no ticket (no #customer line, or not verified)"
+            return Outcome(intake.id or 0, IGNORED, reason)
     else:
         applied = _follow_up(session, ctx, decision, intake, mail, sender, envelope)
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
@@ -108,9 +109,13 @@ def _new_ticket(
         staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
         customer = next((c.args[0] for c in staff.commands if c.name == "customer"), None)
         if customer is None or not staff.verified:
-            problem = "to open a ticket for a customer, put #customer ADDRESS on the first line"
+            problems = list(staff.errors)
+            if customer is None:
+                problems.append(
+                    "to open a ticket for a customer, put #customer ADDRESS on the first line"
+                )
             notify.send_command_errors(
-                session, ctx, sender.agent.email, None, [*staff.errors, problem], mail.subject
+                session, ctx, sender.agent.email, None, problems, mail.subject
             )
             return None
         # The agent's account of the call: kept for staff, not a mail the customer got.
