@@ -170,9 +170,8 @@ def _follow_up(
     )
     if decision.direction == "customer":
         add_colleagues(session, applied.ticket, mail, ctx.config, ctx.clock(), ctx.own_addresses)
-    contact = identify(session, mail.from_addr).contact
     after_customer_mail(
-        session, ctx, applied.ticket, applied.article, contact, mail, decision.reopen
+        session, ctx, applied.ticket, applied.article, applied.contact, mail, decision.reopen
     )
     return applied
 

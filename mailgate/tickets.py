@@ -37,7 +37,7 @@ class Applied:
 
     ticket: Ticket
     article: Article
-    contact: Contact | None  # the requester, for a new ticket
+    contact: Contact | None  # the requester of a new ticket; the writing contact of a reply
     created: bool
 
 
@@ -187,9 +187,10 @@ def add_follow_up(
 ) -> Applied:
     ticket = session.get(Ticket, decision.ticket_id)
     assert ticket is not None, "route only names tickets that exist"
-    if decision.direction == "customer" and sender.contact is None:
+    contact = sender.contact
+    if decision.direction == "customer" and contact is None:
         # A colleague from the organisation's domain writing for the first time.
-        ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
+        contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
     article = add_article(
         session, ticket, mail, intake, decision.direction, decision.note, cfg.data_dir, now, text
     )
@@ -208,7 +209,7 @@ def add_follow_up(
     if decision.failing:
         mark_failing(session, decision.failing)
     session.add(ticket)
-    return Applied(ticket, article, None, created=False)
+    return Applied(ticket, article, contact, created=False)
 
 
 def mark_failing(session: Session, addresses: tuple[str, ...]) -> None:

@@ -86,6 +86,20 @@ def soon(name: str) -> Job:
     return dataclasses.replace(job, schedule=Every(0.05))
 
 
+def run_job_until(runtime: Runtime, name: str, condition: Callable[[], bool]) -> None:
+    """The real scheduler running one job on a short schedule until the condition holds."""
+
+    async def scenario() -> None:
+        scheduler = Scheduler(runtime, [soon(name)])
+        scheduler.start()
+        try:
+            await poll_async(condition)
+        finally:
+            await scheduler.stop(5)
+
+    asyncio.run(scenario())
+
+
 def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO), "MAILGATE_CONFIG": str(tmp_path / "none.toml")}
     command = [sys.executable, "-m", "mailgate", "jobs", "list", "--format", "json"]
@@ -104,16 +118,8 @@ def test_outbox_retry_job_sends_overdue_mail(tmp_path: Path) -> None:
     row_id = queue_overdue_mail(ctx)
     runtime = Runtime(ctx, build_transport(config))
 
-    async def scenario() -> None:
-        scheduler = Scheduler(runtime, [soon("outbox-retry")])
-        scheduler.start()
-        try:
-            await poll_async(lambda: outbox_status(ctx, row_id) == SENT)
-        finally:
-            await scheduler.stop(5)
-
     try:
-        asyncio.run(scenario())
+        run_job_until(runtime, "outbox-retry", lambda: outbox_status(ctx, row_id) == SENT)
     finally:
         ctx.store.dispose()
     (sent,) = Path(config.outbound.directory).glob("*.eml")
@@ -160,16 +166,8 @@ def test_failing_job_is_logged_once_then_its_recovery(
 
     runtime.offer_pending = flaky  # type: ignore[method-assign]
 
-    async def scenario() -> None:
-        scheduler = Scheduler(runtime, [soon("left-over-messages")])
-        scheduler.start()
-        try:
-            await poll_async(lambda: "event=job_recovered" in caplog.text)
-        finally:
-            await scheduler.stop(5)
-
     try:
-        asyncio.run(scenario())
+        run_job_until(runtime, "left-over-messages", lambda: "event=job_recovered" in caplog.text)
     finally:
         ctx.store.dispose()
     assert caplog.text.count("event=job_failed job=left-over-messages") == 1
