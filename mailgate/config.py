@@ -125,6 +125,8 @@ class TicketsConfig:
     )
     # Regular expressions; the first group of each match is kept as a reference number.
     reference_patterns: list[str] = field(default_factory=list)
+    # The desk's time zone (IANA name): business days, the digest's schedule, report months.
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,35 @@ class StaffConfig:
     notification_attachment_limit: int = 10485760
     # Staff are warned when an organisation has fewer support hours left than this.
     hours_warning: float = 2.0
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    # First-response targets by priority: "30m", "2h", "1d" count clock time, "2bd" counts
+    # business days. A priority not listed has no target.
+    first_response: dict[str, str] = field(
+        default_factory=lambda: {"A": "2h", "B": "8h", "C": "2bd"}
+    )
+    # Days that count as business days, and dates ("2026-12-25") that do not.
+    business_days: list[str] = field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])
+    holidays: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RemindersConfig:
+    # A delivered ticket the customer has not answered for this many days: remind them once.
+    # 0: never.
+    confirmation_days: int = 3
+    # A delivered ticket still unconfirmed this many days after delivery is closed. 0: never
+    # (only the customer's confirmation or staff close a ticket).
+    auto_close_days: int = 0
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    # When the daily digest goes to each agent and the team address: crontab fields in
+    # tickets.timezone. Empty: no digest.
+    schedule: str = "0 7 * * mon-fri"
 
 
 @dataclass(frozen=True)
@@ -203,6 +234,9 @@ class Config:
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
     customers: CustomersConfig = field(default_factory=CustomersConfig)
     staff: StaffConfig = field(default_factory=StaffConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    reminders: RemindersConfig = field(default_factory=RemindersConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
     loops: LoopsConfig = field(default_factory=LoopsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
@@ -272,6 +306,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("tickets.start: must be at least 1")
     _validate_limits(cfg.smtp, cfg.outbound)
     _validate_loops(cfg.loops)
+    _validate_schedules(cfg)
     for i, pattern in enumerate(cfg.tickets.reference_patterns):
         try:
             re.compile(pattern)
@@ -302,6 +337,57 @@ def _validate_loops(loops: LoopsConfig) -> None:
     for key in ("max_auto_mails_per_hour", "breaker_auto_replies", "breaker_window_minutes"):
         if getattr(loops, key) < 1:
             raise ConfigError(f"loops.{key}: must be at least 1")
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DURATION = re.compile(r"^\s*(\d+)\s*(m|h|d|bd)\s*$")
+
+
+def parse_duration(text: str) -> tuple[int, str]:
+    """ "2h" -> (2, "h"); units m, h, d (clock time) and bd (business days)."""
+    match = _DURATION.match(text.lower())
+    if not match or int(match.group(1)) < 1:
+        raise ValueError(f"{text!r} is not a duration such as 30m, 2h, 1d or 2bd")
+    return int(match.group(1)), match.group(2)
+
+
+def _validate_schedules(cfg: Config) -> None:
+    from datetime import date
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(cfg.tickets.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"tickets.timezone: {cfg.tickets.timezone!r} is not a time zone"
+        ) from None
+    for priority, target in cfg.sla.first_response.items():
+        if priority not in ("A", "B", "C"):
+            raise ConfigError(f"sla.first_response.{priority}: priorities are A, B and C")
+        try:
+            parse_duration(target)
+        except ValueError as exc:
+            raise ConfigError(f"sla.first_response.{priority}: {exc}") from None
+    for i, day in enumerate(cfg.sla.business_days):
+        if day.lower() not in WEEKDAYS:
+            raise ConfigError(
+                f"sla.business_days[{i}]: {day!r} is not one of {', '.join(WEEKDAYS)}"
+            )
+    for i, day in enumerate(cfg.sla.holidays):
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            raise ConfigError(f"sla.holidays[{i}]: {day!r} is not a date (YYYY-MM-DD)") from None
+    for key in ("confirmation_days", "auto_close_days"):
+        if getattr(cfg.reminders, key) < 0:
+            raise ConfigError(f"reminders.{key}: must be 0 (never) or more")
+    if cfg.digest.schedule:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cfg.digest.schedule)
+        except ValueError as exc:
+            raise ConfigError(f"digest.schedule: {cfg.digest.schedule!r}: {exc}") from None
 
 
 def parse_config(text: str, source: str) -> Config:

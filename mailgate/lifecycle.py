@@ -14,7 +14,7 @@ from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact
 from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
-from mailgate.tickets import record_event
+from mailgate.tickets import record_event, set_status
 
 # Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
 # customer's reply (the pipeline decides whether that reopens or starts a new ticket).
@@ -48,11 +48,7 @@ def change_status(
     check_transition(old, new_status)
     if new_status == old:
         return False
-    ticket.status = new_status
-    if new_status != "hold":
-        # A resubmission date means nothing once the ticket is no longer waiting.
-        ticket.hold_until = None
-    ticket.updated_at = now
+    set_status(ticket, new_status, now)
     detail = f"{old} -> {new_status}" + (f" ({reason})" if reason else "")
     record_event(session, ticket, actor, "status", detail, now)
     session.add(ticket)
@@ -130,6 +126,7 @@ def _hold(run: _Run, cmd: Command) -> str | None:
         return None
     changed = run.status("hold")
     run.ticket.hold_until = until
+    run.ticket.reminded_at = None  # a new date earns a new reminder
     run.event("hold", f"until {day.isoformat()}")
     return f"{changed or 'status: hold'} until {day.isoformat()}"
 

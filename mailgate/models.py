@@ -25,6 +25,18 @@ class Organisation(SQLModel, table=True):
     created_at: datetime
 
 
+class Contingent(SQLModel, table=True):
+    """Support time bought (or taken back) for an organisation: its history of packages.
+    Organisation.support_minutes is the sum of these rows, kept in step by customers.py."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    minutes: int  # negative for a correction
+    note: str = ""
+    actor: str = "cli"
+    created_at: datetime
+
+
 class OrganisationDomain(SQLModel, table=True):
     """A mail domain an organisation claims: unknown senders from it join that organisation."""
 
@@ -80,6 +92,12 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime
     last_action_by: str = "customer"  # customer | staff
     last_action_at: datetime
+    # Kept on the ticket so that reports over many tickets need no scan of the articles.
+    first_response_at: datetime | None = None  # the first staff answer mailed to the customer
+    resolved_at: datetime | None = None  # went delivered or closed; cleared when work resumes
+    # A reminder for the current hold or delivered spell went out; cleared on status change.
+    reminded_at: datetime | None = None
+    sla_notified_at: datetime | None = None  # the assignee was told of a first-response breach
 
 
 class Participant(SQLModel, table=True):

@@ -122,6 +122,8 @@ def _new_ticket(
         opening = Opening(customer, text=staff.text, direction="internal")
     applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, opening)
     if staff is not None and sender.agent is not None:
+        # The customer was answered on the phone: the first response is the call itself.
+        applied.ticket.first_response_at = now
         rest = dataclasses.replace(
             staff,
             commands=tuple(c for c in staff.commands if c.name not in ("customer", "internal")),

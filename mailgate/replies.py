@@ -77,6 +77,8 @@ def after_staff_mail(
         answered = staff.direction == "staff" and bool(staff.text.strip())
         if answered:
             notify.send_staff_answer(session, ctx, ticket, article)
+            # What first-response targets measure: the first answer the customer received.
+            ticket.first_response_at = ticket.first_response_at or ctx.clock()
         _status_mail(session, ctx, ticket, outcome.status_changed, answered)
     if errors:
         notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)

@@ -62,6 +62,21 @@ def as_utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
+def set_status(ticket: Ticket, new_status: str, now: datetime) -> None:
+    """The one place a ticket's status is written, with the fields that belong to a status."""
+    ticket.status = new_status
+    ticket.updated_at = now
+    ticket.reminded_at = None  # a reminder belongs to the spell that has just ended
+    if new_status != "hold":
+        # A resubmission date means nothing once the ticket is no longer waiting.
+        ticket.hold_until = None
+    if new_status in ("delivered", "closed"):
+        # Resolved when the solution went out; confirming it later does not move the moment.
+        ticket.resolved_at = ticket.resolved_at or now
+    else:
+        ticket.resolved_at = None
+
+
 def record_event(
     session: Session, ticket: Ticket, actor: str, action: str, detail: str, now: datetime
 ) -> None:
@@ -205,7 +220,7 @@ def add_follow_up(
         ticket.last_action_at = now
     if decision.reopen:
         record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
-        ticket.status = "open"
+        set_status(ticket, "open", now)
     if decision.failing:
         mark_failing(session, decision.failing)
     session.add(ticket)
