@@ -28,6 +28,7 @@ from mailgate.tables import print_agents, print_intake, print_outbox, print_tick
 # sysexits(3): what a caller such as Postfix's pipe understands.
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
+EX_CANTCREAT = 73
 
 out = Console(highlight=False)
 if not out.is_terminal:
@@ -166,20 +167,85 @@ def tickets() -> None:
     """List and show tickets."""
 
 
+def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The filter options `tickets list` and `export` share; values are checked by
+    views.make_filter so that a bad one is one line naming the option (exit 64)."""
+    options = [
+        click.option(
+            "--status",
+            multiple=True,
+            help="open, working, hold, delivered, closed; repeat or separate by commas",
+        ),
+        click.option("--assignee", help="agent address, or `none` for unassigned tickets"),
+        click.option("--category"),
+        click.option("--customer", help="organisation name"),
+        click.option("--priority", help="A, B or C"),
+        click.option("--type", "type_", help="bug, enhancement, suggestion, help"),
+        click.option("--billable/--not-billable", default=None),
+        click.option("--created-from", metavar="YYYY-MM-DD", help="created on or after"),
+        click.option("--created-to", metavar="YYYY-MM-DD", help="created on or before"),
+        click.option("--updated-from", metavar="YYYY-MM-DD", help="updated on or after"),
+        click.option("--updated-to", metavar="YYYY-MM-DD", help="updated on or before"),
+        click.option("--waiting", metavar="us|customer", help="who is to act next (not closed)"),
+        click.option("--text", metavar="WORD", help="subject contains WORD (any case)"),
+        click.option("--sla-breached", is_flag=True, help="first-response target missed"),
+        click.option(
+            "--sort",
+            default="number",
+            show_default=True,
+            help="number, created, updated, priority, last-action",
+        ),
+        click.option("--desc", is_flag=True, help="sort descending"),
+        click.option("--limit", metavar="N", default=None, help="at most N tickets"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ticket_filter(session: Any, raw: dict[str, Any]) -> views.TicketFilter:
+    """The filter from the options; raises views.FilterError for a bad or unknown value."""
+    flt = views.make_filter(**{("type" if k == "type_" else k): v for k, v in raw.items()})
+    if flt.customer and not views.organisation_exists(session, flt.customer):
+        raise views.FilterError("--customer", f"no organisation named {flt.customer!r}")
+    if flt.assignee not in (None, "none") and not views.agent_exists(session, flt.assignee):
+        raise views.FilterError("--assignee", f"no agent {flt.assignee}")
+    return flt
+
+
+def _filter_status(exc: views.FilterError) -> int:
+    # An unknown organisation or agent is bad data; a malformed value is bad usage.
+    return EX_DATAERR if exc.option in ("--customer", "--assignee") else EX_USAGE
+
+
 @tickets.command("list")
-@click.option("--status", type=click.Choice(["open", "working", "hold", "delivered", "closed"]))
-@click.option("--assignee", help="agent address")
-@click.option("--category")
-@click.option("--customer", help="organisation name")
-@click.option("--priority", type=click.Choice(["A", "B", "C"], case_sensitive=False))
-@FORMAT
+@ticket_filter_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people, json or csv for scripts",
+)
 @pass_state
-def tickets_list(state: State, fmt: str, **filters: str | None) -> None:
-    """Tickets, oldest first, with filters."""
+def tickets_list(state: State, fmt: str, **filters: Any) -> int:
+    """Tickets, by number unless sorted otherwise, with filters."""
     ctx = state.context
     with ctx.store.session() as session:
-        rows = views.ticket_rows(session, ctx.config.tickets.prefix, views.TicketFilter(**filters))
-    print_json(rows) if fmt == "json" else print_tickets(out, rows)
+        try:
+            flt = _ticket_filter(session, filters)
+        except views.FilterError as exc:
+            say_error(f"mailgate: {exc}")
+            return _filter_status(exc)
+        rows = views.ticket_rows(session, ctx.config, flt, ctx.clock())
+    if fmt == "json":
+        print_json(rows)
+    elif fmt == "csv":
+        views.write_csv(sys.stdout, views.TICKET_CSV_FIELDS, map(views.flat_row, rows))
+    else:
+        print_tickets(out, rows)
+    return EX_OK
 
 
 @tickets.command("show")
@@ -196,6 +262,69 @@ def tickets_show(state: State, cid: str, fmt: str) -> int:
             return EX_DATAERR
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
     print_json(data) if fmt == "json" else print_ticket(out, data)
+    return EX_OK
+
+
+# stats and export ------------------------------------------------------------------------
+
+
+@cli.command("stats")
+@click.option("--days", default="7", show_default=True, help="days in the window, today included")
+@FORMAT
+@pass_state
+def stats_command(state: State, days: str, fmt: str) -> int:
+    """Tickets by category and status, opened per day, response times, SLA, backlog."""
+    from mailgate import stats
+
+    if not days.isdigit() or not 1 <= int(days) <= 366:
+        say_error(f"mailgate: --days: {days!r} is not a number of days from 1 to 366")
+        return EX_USAGE
+    ctx = state.context
+    with ctx.store.session() as session:
+        data = stats.collect(session, ctx.config, ctx.clock(), int(days))
+    print_json(data) if fmt == "json" else stats.print_stats(out, data)
+    return EX_OK
+
+
+@cli.command("export")
+@ticket_filter_options
+@click.option("--format", "fmt", default=None, help="xlsx or csv (default: from the file name)")
+@click.option("--output", "-o", default=None, help="the file to write")
+@click.option("--articles", is_flag=True, help="csv: write the articles instead of the tickets")
+@pass_state
+def export_command(
+    state: State, fmt: str | None, output: str | None, articles: bool, **filters: Any
+) -> int:
+    """Tickets (and their articles' metadata) to .xlsx or .csv, with the filters of list."""
+    from mailgate import export
+
+    if not output:
+        say_error("mailgate: --output: name the file to write")
+        return EX_USAGE
+    path = Path(output)
+    fmt = (fmt or ("csv" if path.suffix.lower() == ".csv" else "xlsx")).lower()
+    if fmt not in ("xlsx", "csv"):
+        say_error(f"mailgate: --format: {fmt!r} is not one of xlsx, csv")
+        return EX_USAGE
+    ctx = state.context
+    with ctx.store.session() as session:
+        try:
+            flt = _ticket_filter(session, filters)
+        except views.FilterError as exc:
+            say_error(f"mailgate: {exc}")
+            return _filter_status(exc)
+        now = ctx.clock()
+        total = export.count(session, flt, ctx.config, now)
+        try:
+            with progress_bar(total, "exporting") as tick:
+                counts = export.write_file(session, ctx.config, flt, now, path, fmt, articles, tick)
+        except OSError as exc:
+            say_error(f"mailgate: {output}: cannot write: {exc.strerror or exc}")
+            return EX_CANTCREAT
+    what = f"{counts.tickets} tickets"
+    if fmt == "xlsx" or articles:
+        what += f", {counts.articles} articles"
+    click.echo(f"exported {what} to {output}")
     return EX_OK
 
 
@@ -416,6 +545,134 @@ def customers_import(state: State, csv_file: str) -> int:
     return EX_DATAERR if report.errors else EX_OK
 
 
+# time and support hours ---------------------------------------------------------------------
+
+EX_CANTCREAT = 73  # sysexits(3): an output file cannot be written
+
+
+@customers_group.command(
+    "contingent",
+    # "-2h" is an amount, not the options -2 and -h: no -h help and no unknown-option errors.
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
+)
+@click.argument("organisation")
+@click.argument("amount", required=False)
+@click.option("--note", default="", help="what the amount is, e.g. the package bought")
+@FORMAT
+@pass_state
+def customers_contingent(
+    state: State, organisation: str, amount: str | None, note: str, fmt: str
+) -> int:
+    """Add support time to ORGANISATION (+10h, 90m, 1h30; -2h corrects), or with no AMOUNT
+    show its history; then what is bought, used by billable time, and left."""
+    from mailgate import customers
+    from mailgate.tables import print_contingent, print_contingent_line
+
+    if note and amount is None:
+        say_error("mailgate: --note needs an AMOUNT to describe")
+        return EX_USAGE
+    ctx = state.context
+    try:
+        minutes = customers.parse_amount(amount) if amount is not None else None
+        with ctx.store.session() as session:
+            org = customers.find_organisation(session, organisation)
+            added = None
+            if minutes is not None:
+                added = customers.add_contingent(session, org, minutes, note, "cli", ctx.clock())
+            data = customers.contingent_view(session, org, ctx.config.tickets.timezone, added)
+    except customers.ContingentError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    if fmt == "json":
+        print_json(data)
+    elif added is not None:
+        sign = "+" if added.minutes > 0 else "-"
+        hours, rest = divmod(abs(added.minutes), 60)
+        noted = f" ({added.note})" if added.note else ""
+        click.echo(f"{data['organisation']}: {sign}{hours}:{rest:02d} recorded{noted}")
+        print_contingent_line(out, data)
+    else:
+        print_contingent(out, data)
+    return EX_OK
+
+
+@cli.group("report")
+def report_group() -> None:
+    """Reports for staff and managers."""
+
+
+@report_group.command("time")
+@click.option(
+    "--customer",
+    default=None,
+    help="organisation name; without it, every organisation with time in the month",
+)
+@click.option("--month", required=True, help="YYYY-MM, on the [tickets] timezone calendar")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "xlsx", "csv"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="file for json, csv, xlsx (xlsx default: time-ORG-YYYY-MM.xlsx here)",
+)
+@pass_state
+def report_time(
+    state: State, customer: str | None, month: str, fmt: str, output: str | None
+) -> int:
+    """Time booked in a month, by ticket and agent, billable and free, with the contingent."""
+    from mailgate import customers, report
+    from mailgate.tables import print_time_report
+
+    if fmt == "table" and output:
+        say_error("mailgate: --output is for --format json, csv or xlsx")
+        return EX_USAGE
+    ctx = state.context
+    try:
+        period = report.Month.parse(month, ctx.config.tickets.timezone)
+    except report.ReportError as exc:
+        say_error(f"mailgate: --month: {exc}")
+        return EX_USAGE
+    try:
+        with ctx.store.session() as session:
+            org = customers.find_organisation(session, customer) if customer else None
+            data = report.time_report(session, ctx.config.tickets.prefix, period, org)
+    except customers.ContingentError as exc:
+        say_error(f"mailgate: --customer: {exc}")
+        return EX_DATAERR
+    if fmt == "table":
+        print_time_report(out, data)
+        return EX_OK
+    if fmt == "xlsx":
+        from mailgate.sheets import time_workbook
+
+        target = output or report.default_filename(data, customer)
+        return _write_report(target, time_workbook(data))
+    if fmt == "json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = report.csv_text(data)
+    if output is None:
+        click.echo(text, nl=False)
+        return EX_OK
+    return _write_report(output, text.encode("utf-8"))
+
+
+def _write_report(target: str, content: bytes) -> int:
+    try:
+        Path(target).write_bytes(content)
+    except OSError as exc:
+        say_error(f"mailgate: {target}: cannot write: {exc.strerror or exc}")
+        return EX_CANTCREAT
+    click.echo(f"wrote {target}")
+    return EX_OK
+
+
 # scheduled jobs ----------------------------------------------------------------------------
 
 
@@ -426,13 +683,15 @@ def jobs_group() -> None:
 
 @jobs_group.command("list")
 @FORMAT
-def jobs_list(fmt: str) -> None:
-    """Name, schedule and purpose of every scheduled job (needs no database)."""
+@pass_state
+def jobs_list(state: State, fmt: str) -> None:
+    """Name, schedule and purpose of every scheduled job (reads the configuration, needs no
+    database)."""
     from rich.table import Table
 
     from mailgate import jobs  # APScheduler is loaded only where jobs are used
 
-    rows = jobs.describe()
+    rows = jobs.describe(jobs.jobs_for(state.config))
     if fmt == "json":
         print_json(rows)
         return

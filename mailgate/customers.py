@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
+from mailgate.commands import parse_duration
 from mailgate.config import CustomersConfig
-from mailgate.models import Agent, Contact, Organisation, OrganisationDomain
+from mailgate.models import (
+    Agent,
+    Contact,
+    Contingent,
+    Organisation,
+    OrganisationDomain,
+    Ticket,
+    TimeEntry,
+)
 
 
 @dataclass(frozen=True)
@@ -94,3 +105,140 @@ def is_known_customer(session: Session, address: str) -> bool:
     if session.exec(select(Contact.id).where(Contact.email == address.lower())).first():
         return True
     return organisation_for_domain(session, domain_of(address)) is not None
+
+
+# --- support-hour contingent ----------------------------------------------------------------
+
+
+class ContingentError(ValueError):
+    """Why a contingent amount or organisation cannot be used, worded for the operator."""
+
+
+@dataclass(frozen=True)
+class ContingentStatus:
+    """An organisation's support time in minutes: bought, used by billable time, left."""
+
+    total: int
+    used: int
+
+    @property
+    def left(self) -> int:
+        return self.total - self.used
+
+
+def parse_amount(text: str) -> int:
+    """A signed amount of support time in minutes: +10h, 10h, 90m, 1h30, -2h (a correction).
+    The digits go through the same parser as `#time`, so both accept the same spellings."""
+    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
+    problem = f'"{text}" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'
+    # A bare number is refused: 10 minutes when 10 hours were meant is a costly slip.
+    if not body or body.strip().isdigit():
+        raise ContingentError(problem)
+    try:
+        minutes, rest = parse_duration(body)
+    except ValueError:
+        raise ContingentError(problem) from None
+    if rest:
+        raise ContingentError(problem)
+    if minutes == 0:
+        raise ContingentError(f'"{text}" is zero: nothing to add')
+    return sign * minutes
+
+
+def find_organisation(session: Session, name: str) -> Organisation:
+    """The organisation by exact name, else by a case-insensitive name if only one matches."""
+    org = session.exec(select(Organisation).where(Organisation.name == name)).first()
+    if org is not None:
+        return org
+    query = select(Organisation).where(func.lower(Organisation.name) == name.lower())
+    found = list(session.exec(query))
+    if len(found) != 1:
+        raise ContingentError(f"no organisation {name!r}")
+    return found[0]
+
+
+def billable_minutes(session: Session, organisation_id: int, before: datetime | None = None) -> int:
+    """Billable time on the organisation's tickets, all of it or what was booked before a moment."""
+    query = (
+        select(func.coalesce(func.sum(TimeEntry.minutes), 0))
+        .join(Ticket, col(Ticket.id) == col(TimeEntry.ticket_id))
+        .where(Ticket.organisation_id == organisation_id, col(TimeEntry.billable).is_(True))
+    )
+    if before is not None:
+        query = query.where(col(TimeEntry.created_at) < before)
+    return int(session.exec(query).one())
+
+
+def contingent_minutes(
+    session: Session, organisation_id: int, before: datetime | None = None
+) -> int:
+    """The sum of the organisation's contingent rows, all of them or those before a moment."""
+    query = select(func.coalesce(func.sum(Contingent.minutes), 0)).where(
+        Contingent.organisation_id == organisation_id
+    )
+    if before is not None:
+        query = query.where(col(Contingent.created_at) < before)
+    return int(session.exec(query).one())
+
+
+def contingent_status(session: Session, org: Organisation) -> ContingentStatus:
+    return ContingentStatus(total=org.support_minutes, used=billable_minutes(session, org.id or 0))
+
+
+def contingent_history(session: Session, org: Organisation) -> list[Contingent]:
+    query = (
+        select(Contingent)
+        .where(Contingent.organisation_id == org.id)
+        .order_by(col(Contingent.created_at), col(Contingent.id))
+    )
+    return list(session.exec(query))
+
+
+def add_contingent(
+    session: Session, org: Organisation, minutes: int, note: str, actor: str, now: datetime
+) -> Contingent:
+    """Record a package (or a correction) and set support_minutes to the sum of all rows,
+    in the caller's transaction so the row and the sum are never seen apart."""
+    # Lock the organisation first: two top-ups at once must not both compute the sum
+    # without the other's row (PostgreSQL; SQLite writers are serialised anyway).
+    locked = session.exec(
+        select(Organisation).where(Organisation.id == org.id).with_for_update()
+    ).one()
+    row = Contingent(
+        organisation_id=locked.id or 0, minutes=minutes, note=note, actor=actor, created_at=now
+    )
+    session.add(row)
+    session.flush()
+    locked.support_minutes = contingent_minutes(session, locked.id or 0)
+    session.add(locked)
+    session.flush()
+    return row
+
+
+def _contingent_row(row: Contingent, timezone: ZoneInfo) -> dict[str, object]:
+    return {
+        "date": row.created_at.astimezone(timezone).strftime("%Y-%m-%d"),
+        "created_at": row.created_at.isoformat(),
+        "minutes": row.minutes,
+        "note": row.note,
+        "actor": row.actor,
+    }
+
+
+def contingent_view(
+    session: Session, org: Organisation, timezone: str, added: Contingent | None = None
+) -> dict[str, object]:
+    """History and standing of an organisation's contingent, minutes as integers, dates on the
+    desk's calendar; with `added`, the row just recorded as well."""
+    zone = ZoneInfo(timezone)
+    status = contingent_status(session, org)
+    view: dict[str, object] = {
+        "organisation": org.name,
+        "history": [_contingent_row(r, zone) for r in contingent_history(session, org)],
+        "total_minutes": status.total,
+        "used_minutes": status.used,
+        "left_minutes": status.left,
+    }
+    if added is not None:
+        view["added"] = _contingent_row(added, zone)
+    return view

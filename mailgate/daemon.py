@@ -21,7 +21,7 @@ from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
 from mailgate.intake.imap import ImapIntake
 from mailgate.intake.smtp import ListenError, SmtpIntake
-from mailgate.jobs import Scheduler
+from mailgate.jobs import Scheduler, jobs_for
 from mailgate.logs import configure_logging
 from mailgate.metrics import HttpEndpoints, Metrics, start_http
 from mailgate.models import Outbox
@@ -93,7 +93,7 @@ class Daemon:
         self.stopping = False  # no more retries of processing; leave it for the next start
         self.last_round = False  # the outbox sender's next round is its last
         self.intake = SmtpIntake(ctx, self.submit)
-        self.scheduler = Scheduler(self)
+        self.scheduler = Scheduler(self, jobs_for(ctx.config))
         self.store_trouble = Trouble("store")
         self.outbox_trouble = Trouble("outbox")
         self.tasks: list[asyncio.Task[None]] = []

@@ -8,17 +8,20 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from mailgate import outbox, pipeline
+from mailgate import digest, outbox, pipeline, reminders
+from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.transports import Transport
 
 log = logging.getLogger("mailgate.jobs")
+
 
 class Runtime(Protocol):
     """What jobs use of the running daemon; read at every run, so a reload takes effect."""
@@ -43,13 +46,14 @@ class Every:
 
 @dataclass(frozen=True)
 class Cron:
-    expression: str  # crontab fields, in UTC: "0 7 * * mon-fri"
+    expression: str  # crontab fields: "0 7 * * mon-fri"
+    timezone: str = "UTC"  # the zone the fields are read in
 
     def describe(self) -> str:
-        return f"cron {self.expression} (UTC)"
+        return f"cron {self.expression} ({self.timezone})"
 
     def trigger(self) -> BaseTrigger:
-        return CronTrigger.from_crontab(self.expression, timezone=UTC)
+        return CronTrigger.from_crontab(self.expression, timezone=ZoneInfo(self.timezone))
 
 
 @dataclass(frozen=True)
@@ -69,23 +73,65 @@ async def process_left_over(rt: Runtime) -> None:
     rt.offer_pending(await asyncio.to_thread(pipeline.pending_ids, rt.ctx))
 
 
-# Every scheduled job, in one place: adding one is adding a line. IMAP polling is not here:
-# each mailbox's own task idles or polls it, and a second poller would race it.
-JOBS: tuple[Job, ...] = (
-    Job("outbox-retry", "send queued mail whose retry is due", Every(30), retry_outbox),
-    Job(
-        "left-over-messages",
-        "process stored messages still without an outcome",
-        Every(60),
-        process_left_over,
-    ),
-)
+async def _queue_and_send(rt: Runtime, work: Callable[[Context], int]) -> None:
+    """Run the work off the loop; mail it queued goes out now, not at the next retry."""
+    if await asyncio.to_thread(work, rt.ctx):
+        await retry_outbox(rt)
+
+
+async def send_reminders(rt: Runtime) -> None:
+    await _queue_and_send(rt, reminders.run_reminders)
+
+
+async def escalate_breaches(rt: Runtime) -> None:
+    await _queue_and_send(rt, reminders.escalate_breaches)
+
+
+async def send_digest(rt: Runtime) -> None:
+    await _queue_and_send(rt, digest.send_digests)
+
+
+# How often reminders and first-response targets are checked.
+REMINDER_INTERVAL = Every(300)
+
+
+def jobs_for(cfg: Config) -> tuple[Job, ...]:
+    """Every scheduled job, in one place: adding one is adding a line. IMAP polling is not
+    here: each mailbox's own task idles or polls it, and a second poller would race it."""
+    daily = Job(
+        "daily-digest",
+        "the daily digest to agents and the team",
+        Cron(cfg.digest.schedule, cfg.tickets.timezone),
+        send_digest,
+    )
+    return (
+        Job("outbox-retry", "send queued mail whose retry is due", Every(30), retry_outbox),
+        Job(
+            "left-over-messages",
+            "process stored messages still without an outcome",
+            Every(60),
+            process_left_over,
+        ),
+        Job(
+            "reminders",
+            "hold resubmissions, confirmation reminders, closing unconfirmed tickets",
+            REMINDER_INTERVAL,
+            send_reminders,
+        ),
+        Job(
+            "sla-escalation",
+            "tell agents of missed first-response targets",
+            REMINDER_INTERVAL,
+            escalate_breaches,
+        ),
+        *([daily] if cfg.digest.schedule else []),  # an empty schedule: no digest
+    )
 
 
 class Scheduler:
     """The jobs on the daemon's event loop. A failing run is logged and tried at the next time."""
 
-    def __init__(self, runtime: Runtime, jobs: Sequence[Job] = JOBS) -> None:
+    def __init__(self, runtime: Runtime, jobs: Sequence[Job]) -> None:
         self.runtime = runtime
         self.jobs = tuple(jobs)
         self.running: set[asyncio.Task[None]] = set()
@@ -103,6 +149,7 @@ class Scheduler:
                 self._run, job.schedule.trigger(), args=[job], id=job.name, name=job.name
             )
         self._scheduler.start()
+        log.info("event=jobs_scheduled jobs=%s", ",".join(job.name for job in self.jobs))
 
     async def stop(self, timeout: float) -> None:
         """No new runs; let runs in progress finish within `timeout` (then they are cancelled)."""
@@ -142,6 +189,6 @@ class Scheduler:
         self.failing.discard(job.name)
 
 
-def describe(jobs: Sequence[Job] = JOBS) -> list[dict[str, str]]:
+def describe(jobs: Sequence[Job]) -> list[dict[str, str]]:
     """The jobs as rows for `mailgate jobs list`."""
     return [{"name": j.name, "schedule": j.schedule.describe(), "what": j.what} for j in jobs]

@@ -76,7 +76,8 @@ class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(index=True, unique=True)
     subject: str
-    status: str = "open"
+    # Indexed for reports: lists by status, sorting by update, the backlog by resolution.
+    status: str = Field(default="open", index=True)
     priority: str = "B"
     type: str | None = None
     category: str | None = None
@@ -89,12 +90,13 @@ class Ticket(SQLModel, table=True):
     served_address: str = ""
     linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     created_at: datetime = Field(index=True)
-    updated_at: datetime
+    updated_at: datetime = Field(index=True)
     last_action_by: str = "customer"  # customer | staff
     last_action_at: datetime
     # Kept on the ticket so that reports over many tickets need no scan of the articles.
     first_response_at: datetime | None = None  # the first staff answer mailed to the customer
-    resolved_at: datetime | None = None  # went delivered or closed; cleared when work resumes
+    # Went delivered or closed; cleared when work resumes.
+    resolved_at: datetime | None = Field(default=None, index=True)
     # A reminder for the current hold or delivered spell went out; cleared on status change.
     reminded_at: datetime | None = None
     sla_notified_at: datetime | None = None  # the assignee was told of a first-response breach

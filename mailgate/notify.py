@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from sqlalchemy import func
@@ -537,3 +537,95 @@ def send_too_large(
         "support_address": ctx.from_address,
     }
     _queue(session, ctx, "message_too_large", language, context, to=[address], answering=message_id)
+
+
+# --- reminders, first-response breaches and the daily digest ----------------------------------
+
+
+def local_time(ctx: Context, moment: datetime | None) -> str:
+    """A stored moment (UTC, naive from SQLite) as the desk reads it: in [tickets] timezone."""
+    if moment is None:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(ctx.config.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dict[str, object]:
+    """What staff need to pick a ticket up again without opening it first."""
+    org = session.get(Organisation, ticket.organisation_id)
+    requester = session.get(Contact, ticket.requester_id)
+    return {
+        **_base_context(ctx, ticket),
+        "organisation": org.name if org else "",
+        "requester": _person(requester.name, requester.email) if requester else _person("", ""),
+        "hold_until": local_time(ctx, ticket.hold_until)[:10],
+        "created_at": local_time(ctx, ticket.created_at),
+        "last_action_by": ticket.last_action_by,
+        "last_action_at": local_time(ctx, ticket.last_action_at),
+        "timezone": ctx.config.tickets.timezone,
+    }
+
+
+def _to_staff(
+    session: Session, ctx: Context, ticket: Ticket, template: str, context: dict[str, object]
+) -> None:
+    """One mail per agent of the ticket (else the team), threaded with the ticket."""
+    thread = _thread(session, ticket)[1]
+    for address, language in _staff_recipients(session, ctx, ticket):
+        _queue(
+            session,
+            ctx,
+            template,
+            language,
+            context,
+            to=[address],
+            ticket=ticket,
+            thread=thread,
+            auto_submitted="auto-generated",
+        )
+
+
+def send_hold_reminder(session: Session, ctx: Context, ticket: Ticket) -> None:
+    """Tell staff a ticket on hold has reached its resubmission date."""
+    _to_staff(session, ctx, ticket, "hold_reminder", _ticket_staff_context(session, ctx, ticket))
+
+
+def send_sla_breach(session: Session, ctx: Context, ticket: Ticket, due_at: datetime) -> None:
+    """Tell staff a ticket's first-response target has passed without an answer."""
+    context = {
+        **_ticket_staff_context(session, ctx, ticket),
+        "due_at": local_time(ctx, due_at),
+        "target": ctx.config.sla.first_response.get(ticket.priority, ""),
+    }
+    _to_staff(session, ctx, ticket, "sla_breach", context)
+
+
+def send_confirmation_reminder(session: Session, ctx: Context, ticket: Ticket, days: int) -> None:
+    """Ask the customers once more to confirm a delivered ticket: the delivered mail's
+    recipients, so contacts who opted out of optional mail get none."""
+    context = {
+        **_base_context(ctx, ticket),
+        "days": days,
+        "delivered_at": local_time(ctx, ticket.resolved_at)[:10],
+        "confirm_words": list(ctx.config.tickets.confirm_words),
+        "auto_close_days": ctx.config.reminders.auto_close_days,
+    }
+    _to_customers(session, ctx, ticket, "confirmation_reminder", context, optional=True)
+
+
+def send_digest(
+    session: Session, ctx: Context, address: str, language: str, context: Mapping[str, object]
+) -> None:
+    """The daily digest to one agent or the team address; about many tickets, so no ticket
+    of its own and no tag: a reply to it files nowhere."""
+    _queue(
+        session,
+        ctx,
+        "digest",
+        language,
+        {**context, "support_address": ctx.from_address},
+        to=[address],
+        auto_submitted="auto-generated",
+    )

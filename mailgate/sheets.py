@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
+from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.styles import Font
 
 # (row key, column heading): the keys callers fill in, in the order the columns appear.
 TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -44,6 +47,118 @@ def tickets_workbook(rows: list[dict]) -> bytes:
     sheet.freeze_panes = "A2"
     for letter, width in zip("ABCDEF", (12, 48, 11, 9, 15, 19), strict=True):
         sheet.column_dimensions[letter].width = width
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+# --- time report ------------------------------------------------------------------------------
+
+TIME_HEADINGS = (
+    "Ticket",
+    "Subject",
+    "Status",
+    "Agent",
+    "Billable (h)",
+    "Free (h)",
+    "Total (h)",
+    "Billable (h:mm)",
+    "Free (h:mm)",
+    "Total (h:mm)",
+)
+HOURS_FORMAT = "0.00"
+
+
+def _h_mm(minutes: int) -> str:
+    sign = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours}:{rest:02d}"
+
+
+def _as_text(sheet: Any) -> None:
+    # As in tickets_workbook: a subject such as "=HYPERLINK(...)" is text, never a formula.
+    for cell in sheet[sheet.max_row]:
+        if cell.data_type == "f":
+            cell.data_type = "s"
+
+
+def _time_row(sheet: Any, label: list[object], minutes: tuple[int, ...], bold: bool) -> None:
+    """Label cells, then each duration as decimal hours (0.00) and again as h:mm text."""
+    sheet.append([*label, *(m / 60 for m in minutes), *(_h_mm(m) for m in minutes)])
+    _as_text(sheet)
+    row = sheet[sheet.max_row]
+    for cell in row[len(label) : len(label) + len(minutes)]:
+        cell.number_format = HOURS_FORMAT
+    if bold:
+        for cell in row:
+            cell.font = Font(bold=True)
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    # Excel: at most 31 characters, none of []:*?/\ and unique within the book.
+    base = re.sub(r"[\[\]:*?/\\]", "_", name)[:31] or "Customer"
+    title, n = base, 2
+    while title.lower() in taken:
+        title = f"{base[: 31 - len(str(n)) - 1]}-{n}"
+        n += 1
+    taken.add(title.lower())
+    return title
+
+
+def _time_sheet(sheet: Any, block: dict[str, Any], month: str) -> None:
+    sheet.append([f"Support time {block['organisation']}, {month}"])
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append([])
+    sheet.append(list(TIME_HEADINGS))
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
+    for ticket in block["tickets"]:
+        for agent in ticket["agents"]:
+            who = agent["agent_name"] or agent["agent"]
+            _time_row(
+                sheet,
+                [ticket["cid"], ticket["subject"], ticket["status"], who],
+                (agent["billable_minutes"], agent["free_minutes"], agent["minutes"]),
+                bold=False,
+            )
+    totals = block["totals"]
+    _time_row(
+        sheet,
+        ["Total", "", "", ""],
+        (totals["billable_minutes"], totals["free_minutes"], totals["minutes"]),
+        bold=True,
+    )
+    sheet.append([])
+    contingent = block["contingent"]
+    for label, minutes in (
+        ("Support hours bought", contingent["total_minutes"]),
+        (f"Billable time used up to the end of {month}", contingent["used_minutes"]),
+        ("Support hours left", contingent["left_minutes"]),
+    ):
+        sheet.append([label, "", "", "", minutes / 60, "", "", _h_mm(minutes)])
+        sheet.cell(row=sheet.max_row, column=5).number_format = HOURS_FORMAT
+    sheet.freeze_panes = "A4"
+    for letter, width in zip("ABCDEFGHIJ", (12, 40, 10, 22, 12, 10, 10, 15, 12, 12), strict=True):
+        sheet.column_dimensions[letter].width = width
+
+
+def time_workbook(report: dict[str, Any]) -> bytes:
+    """A sheet per customer of a time report (`report.time_report`), fit to send to them:
+    title, one row per ticket and agent, a totals row, then the contingent."""
+    book = Workbook()
+    taken: set[str] = set()
+    blocks = report["customers"] or [
+        {
+            "organisation": "no time booked",
+            "tickets": [],
+            "totals": {"billable_minutes": 0, "free_minutes": 0, "minutes": 0},
+            "contingent": {"total_minutes": 0, "used_minutes": 0, "left_minutes": 0},
+        }
+    ]
+    for index, block in enumerate(blocks):
+        sheet = book.active if index == 0 else book.create_sheet()
+        sheet.title = _sheet_title(block["organisation"], taken)
+        _time_sheet(sheet, block, report["month"])
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

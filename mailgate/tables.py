@@ -27,6 +27,12 @@ def last_action(row: dict[str, Any]) -> str:
     return f"{action['by']} {_when(action['at'])}"
 
 
+def sla_mark(row: dict[str, Any]) -> Text:
+    """A red mark for a missed first-response target; rows without `sla` show nothing."""
+    target = row.get("sla") or {}
+    return Text("⏰ late", style="bold red") if target.get("breached") else Text("")
+
+
 def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
     table = Table(show_lines=False, header_style="bold")
     for column in (
@@ -38,6 +44,7 @@ def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
         "customer",
         "assignee",
         "last action",
+        "sla",
     ):
         table.add_column(column, overflow="fold")
     for row in rows:
@@ -50,6 +57,7 @@ def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
             row["customer"] or "",
             row["assignee"] or "",
             last_action(row),
+            sla_mark(row),
         )
     console.print(table)
     console.print(f"{len(rows)} ticket{'s' if len(rows) != 1 else ''}")
@@ -114,3 +122,66 @@ def print_outbox(console: Console, rows: list[dict[str, Any]]) -> None:
 
 def print_agents(console: Console, rows: list[dict[str, Any]]) -> None:
     _simple(console, rows, ("email", "name", "language", "active"))
+
+
+# --- time and support hours -------------------------------------------------------------------
+
+
+def _h_mm(minutes: int) -> str:
+    sign = "-" if minutes < 0 else ""
+    hours, rest = divmod(abs(minutes), 60)
+    return f"{sign}{hours}:{rest:02d}"
+
+
+def _time_cells(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (_h_mm(row["billable_minutes"]), _h_mm(row["free_minutes"]), _h_mm(row["minutes"]))
+
+
+def print_contingent_line(console: Console, status: dict[str, Any]) -> None:
+    console.print(
+        f"contingent {_h_mm(status['total_minutes'])}, used {_h_mm(status['used_minutes'])}, "
+        f"left {_h_mm(status['left_minutes'])}"
+    )
+
+
+def print_contingent(console: Console, data: dict[str, Any]) -> None:
+    """An organisation's packages and corrections, then what is bought, used and left."""
+    table = Table(header_style="bold", title=data["organisation"], title_justify="left")
+    for column, justify in (("date", "left"), ("amount", "right"), ("note", "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    table.add_column("by")
+    for row in data["history"]:
+        sign = "+" if row["minutes"] > 0 else ""
+        table.add_row(row["date"], f"{sign}{_h_mm(row['minutes'])}", row["note"], row["actor"])
+    console.print(table)
+    print_contingent_line(console, data)
+
+
+def print_time_report(console: Console, report: dict[str, Any]) -> None:
+    """Per customer: a row per ticket and agent, a bold subtotal per ticket, totals per agent
+    and overall, and the contingent at the end of the month."""
+    if not report["customers"]:
+        console.print(f"no time booked in {report['month']}")
+    for block in report["customers"]:
+        table = Table(
+            header_style="bold",
+            title=f"{block['organisation']}: time in {report['month']}",
+            title_justify="left",
+        )
+        for column in ("ticket", "subject", "status", "agent"):
+            table.add_column(column, overflow="fold")
+        for column in ("billable", "free", "total"):
+            table.add_column(column, justify="right")
+        for ticket in block["tickets"]:
+            for agent in ticket["agents"]:
+                labels = (ticket["cid"], ticket["subject"], ticket["status"], agent["agent"])
+                table.add_row(*labels, *_time_cells(agent))
+            if len(ticket["agents"]) > 1:
+                table.add_row("", "", "", Text("ticket total", style="bold"), *_time_cells(ticket))
+            table.add_section()
+        for agent in block["agents"]:
+            table.add_row("", "", "", Text(f"Σ {agent['agent']}", style="dim"), *_time_cells(agent))
+        table.add_row("total", "", "", "", *_time_cells(block["totals"]), style="bold")
+        console.print(table)
+        print_contingent_line(console, block["contingent"])
+        console.print()

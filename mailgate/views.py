@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import csv
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
-from typing import Any
+from typing import IO, Any
+from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, col, select
+from sqlalchemy import Float, Select, and_, false, func, literal, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+from sqlmodel import Session, UTCDateTime, col, select
 
-from mailgate import tags
+from mailgate import sla, tags
+from mailgate.config import Config, parse_duration
 from mailgate.models import (
+    PRIORITIES,
+    STATUSES,
+    TYPES,
     Agent,
     Article,
     Attachment,
@@ -24,14 +35,118 @@ from mailgate.models import (
     TicketAgent,
 )
 
+# `tickets list --sort` keys and the column each orders by; the number breaks ties.
+SORTS: dict[str, Any] = {
+    "number": Ticket.number,
+    "created": Ticket.created_at,
+    "updated": Ticket.updated_at,
+    "priority": Ticket.priority,
+    "last-action": Ticket.last_action_at,
+}
+WAITING = ("us", "customer")
+
+
+class FilterError(ValueError):
+    """A filter value that makes no sense; `option` names the command-line option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"{option}: {message}")
+        self.option = option
+
 
 @dataclass(frozen=True)
 class TicketFilter:
-    status: str | None = None
-    assignee: str | None = None
+    status: tuple[str, ...] = ()
+    assignee: str | None = None  # an agent address, or "none" for unassigned tickets
     category: str | None = None
-    customer: str | None = None
+    customer: str | None = None  # organisation name
     priority: str | None = None
+    type: str | None = None
+    billable: bool | None = None
+    created_from: date | None = None  # local days in [tickets] timezone, both ends inclusive
+    created_to: date | None = None
+    updated_from: date | None = None
+    updated_to: date | None = None
+    waiting: str | None = None  # "us" or "customer"
+    text: str | None = None  # case-insensitive substring of the subject
+    sla_breached: bool = False
+    sort: str = "number"
+    desc: bool = False
+    limit: int | None = None
+
+
+def _day(option: str, text: str | None) -> date | None:
+    if not text:
+        return None
+    try:
+        # Strictly YYYY-MM-DD: fromisoformat alone would also take 20261101 and week dates.
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise FilterError(option, f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _choice(option: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        raise FilterError(option, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def make_filter(
+    *,
+    status: tuple[str, ...] = (),
+    assignee: str | None = None,
+    category: str | None = None,
+    customer: str | None = None,
+    priority: str | None = None,
+    type: str | None = None,
+    billable: bool | None = None,
+    created_from: str | None = None,
+    created_to: str | None = None,
+    updated_from: str | None = None,
+    updated_to: str | None = None,
+    waiting: str | None = None,
+    text: str | None = None,
+    sla_breached: bool = False,
+    sort: str = "number",
+    desc: bool = False,
+    limit: int | str | None = None,
+) -> TicketFilter:
+    """A TicketFilter from the options as typed; FilterError names the first bad one."""
+    statuses = tuple(s.strip().lower() for item in status for s in item.split(",") if s.strip())
+    for value in statuses:
+        _choice("--status", value, STATUSES)
+    if limit is not None and not str(limit).isdigit():
+        raise FilterError("--limit", f"{limit!r} is not a number of tickets")
+    flt = TicketFilter(
+        status=statuses,
+        assignee=assignee.strip().lower() if assignee else None,
+        category=category,
+        customer=customer,
+        priority=_choice("--priority", priority.upper() if priority else None, PRIORITIES),
+        type=_choice("--type", type.lower() if type else None, TYPES),
+        billable=billable,
+        created_from=_day("--created-from", created_from),
+        created_to=_day("--created-to", created_to),
+        updated_from=_day("--updated-from", updated_from),
+        updated_to=_day("--updated-to", updated_to),
+        waiting=_choice("--waiting", waiting.lower() if waiting else None, WAITING),
+        text=text or None,
+        sla_breached=sla_breached,
+        sort=_choice("--sort", sort, tuple(SORTS)) or "number",
+        desc=desc,
+        limit=None if limit is None else int(limit),
+    )
+    for first, last, option in (
+        (flt.created_from, flt.created_to, "--created-to"),
+        (flt.updated_from, flt.updated_to, "--updated-to"),
+    ):
+        if first and last and last < first:
+            raise FilterError(option, f"{last} is before the start {first}")
+    return flt
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -45,25 +160,215 @@ def _names(session: Session, model: Any, attr: str, ids: set[int]) -> dict[int, 
     return {row_id: value for row_id, value in rows}
 
 
-def ticket_rows(session: Session, prefix: str, flt: TicketFilter) -> list[dict[str, Any]]:
-    query = select(Ticket).order_by(col(Ticket.number))
+class seconds_between(FunctionElement[float]):
+    """Seconds from the first datetime expression to the second, on either database."""
+
+    type = Float()
+    inherit_cache = True
+    name = "seconds_between"
+
+
+@compiles(seconds_between)
+def _seconds_between_pg(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    return f"EXTRACT(EPOCH FROM ({compiler.process(end, **kw)} - {compiler.process(start, **kw)}))"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) -> str:
+    start, end = list(element.clauses)
+    # julianday is a float of days: rounded to whole milliseconds so that an answer exactly
+    # at the target is not counted late by a rounding error.
+    return (
+        f"(round((julianday({compiler.process(end, **kw)}) - "
+        f"julianday({compiler.process(start, **kw)})) * 86400000.0) / 1000.0)"
+    )
+
+
+def local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    """The UTC instant a local day begins."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+
+
+def _between(column: Any, first: date | None, last: date | None, zone: ZoneInfo) -> list[Any]:
+    conditions = []
+    if first:
+        conditions.append(column >= local_midnight(first, zone))
+    if last:
+        conditions.append(column < local_midnight(last + timedelta(days=1), zone))
+    return conditions
+
+
+def _answered_or_now(now: datetime) -> Any:
+    return func.coalesce(
+        col(Ticket.first_response_at), col(Ticket.resolved_at), literal(now, UTCDateTime())
+    )
+
+
+def _sla_breached(cfg: Config, now: datetime) -> Any:
+    """Tickets past their first-response target. Clock-time targets are exact here; a target
+    in business days is bounded below (n business days take at least n clock days) and the
+    rows that pass are checked exactly by `sla.first_response` (see `needs_exact_sla`)."""
+    elapsed = seconds_between(col(Ticket.created_at), _answered_or_now(now))
+    conditions = []
+    for priority, target in cfg.sla.first_response.items():
+        if not target:
+            continue
+        amount, unit = parse_duration(target)
+        # n business days are at least n local days; across a DST change that may be an hour
+        # short in UTC, hence the margin (the exact check follows).
+        bound = amount * 86400 - 7200 if unit == "bd" else amount * _UNIT_SECONDS[unit]
+        conditions.append(and_(col(Ticket.priority) == priority, elapsed > bound))
+    return or_(*conditions) if conditions else false()
+
+
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+
+
+def needs_exact_sla(flt: TicketFilter, cfg: Config) -> bool:
+    """Whether the SQL for --sla-breached is only a bound and rows need `sla.first_response`."""
+    return flt.sla_breached and any(
+        target and parse_duration(target)[1] == "bd" for target in cfg.sla.first_response.values()
+    )
+
+
+def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
+    """The tickets a filter selects, sorted, as one SQL select (the same for list and export).
+    Every condition runs in the database; only a business-day SLA needs a check afterwards."""
+    zone = ZoneInfo(cfg.tickets.timezone)
+    query = select(Ticket)
+    conditions: list[Any] = []
     if flt.status:
-        query = query.where(Ticket.status == flt.status)
+        conditions.append(col(Ticket.status).in_(flt.status))
     if flt.priority:
-        query = query.where(Ticket.priority == flt.priority.upper())
+        conditions.append(col(Ticket.priority) == flt.priority)
+    if flt.type:
+        conditions.append(col(Ticket.type) == flt.type)
     if flt.category:
-        query = query.where(Ticket.category == flt.category)
+        conditions.append(col(Ticket.category) == flt.category)
+    if flt.billable is not None:
+        conditions.append(col(Ticket.billable) == flt.billable)
     if flt.customer:
-        query = query.join(Organisation).where(Organisation.name == flt.customer)
-    if flt.assignee:
-        query = query.join(Agent, col(Agent.id) == col(Ticket.assignee_id)).where(
-            Agent.email == flt.assignee.lower()
-        )
-    tickets = list(session.exec(query))
-    orgs = _names(session, Organisation, "name", {t.organisation_id for t in tickets})
-    contacts = _names(session, Contact, "email", {t.requester_id for t in tickets})
-    agents = _names(session, Agent, "email", {t.assignee_id for t in tickets if t.assignee_id})
-    return [ticket_dict(t, prefix, orgs, contacts, agents) for t in tickets]
+        orgs = select(Organisation.id).where(Organisation.name == flt.customer)
+        conditions.append(col(Ticket.organisation_id).in_(orgs))
+    if flt.assignee == "none":
+        conditions.append(col(Ticket.assignee_id).is_(None))
+    elif flt.assignee:
+        agents = select(Agent.id).where(Agent.email == flt.assignee)
+        conditions.append(col(Ticket.assignee_id).in_(agents))
+    conditions += _between(col(Ticket.created_at), flt.created_from, flt.created_to, zone)
+    conditions += _between(col(Ticket.updated_at), flt.updated_from, flt.updated_to, zone)
+    if flt.waiting:
+        # Waiting for us: the customer spoke last; for the customer: staff did.
+        last_by = "customer" if flt.waiting == "us" else "staff"
+        conditions += [col(Ticket.status) != "closed", col(Ticket.last_action_by) == last_by]
+    if flt.text:
+        conditions.append(col(Ticket.subject).icontains(flt.text, autoescape=True))
+    if flt.sla_breached:
+        conditions.append(_sla_breached(cfg, now))
+    if conditions:
+        query = query.where(and_(*conditions))
+    key, number = SORTS[flt.sort], col(Ticket.number)
+    query = query.order_by(*((key.desc(), number.desc()) if flt.desc else (key, number)))
+    if flt.limit is not None and not needs_exact_sla(flt, cfg):
+        query = query.limit(flt.limit)
+    return query
+
+
+def select_tickets(
+    session: Session, flt: TicketFilter, cfg: Config, now: datetime, batch: int = 1000
+) -> Iterator[list[Ticket]]:
+    """The filter's tickets in batches, streamed: never the whole table in memory."""
+    calendar = sla.Calendar.of(cfg)
+    exact, left = needs_exact_sla(flt, cfg), flt.limit
+    result = session.exec(ticket_query(flt, cfg, now).execution_options(yield_per=batch))
+    try:
+        for part in result.partitions():
+            tickets = list(part)
+            if exact:
+                tickets = [t for t in tickets if sla.first_response(cfg, calendar, t, now).breached]
+            if left is not None:
+                tickets, left = tickets[:left], left - min(left, len(tickets))
+            if tickets:
+                yield tickets
+            if left == 0:
+                break
+    finally:
+        # A limit reached early leaves the (server-side, on PostgreSQL) cursor open otherwise.
+        result.close()
+
+
+def ticket_rows(
+    session: Session, cfg: Config, flt: TicketFilter, now: datetime
+) -> list[dict[str, Any]]:
+    """`tickets list` rows: the JSON contract's keys plus `sla`."""
+    prefix, calendar = cfg.tickets.prefix, sla.Calendar.of(cfg)
+    rows: list[dict[str, Any]] = []
+    for tickets in select_tickets(session, flt, cfg, now):
+        orgs = _names(session, Organisation, "name", {t.organisation_id for t in tickets})
+        contacts = _names(session, Contact, "email", {t.requester_id for t in tickets})
+        agents = _names(session, Agent, "email", {t.assignee_id for t in tickets if t.assignee_id})
+        for t in tickets:
+            row = ticket_dict(t, prefix, orgs, contacts, agents)
+            target = sla.first_response(cfg, calendar, t, now)
+            row["sla"] = {"due_at": iso(target.due_at), "breached": target.breached}
+            rows.append(row)
+    return rows
+
+
+def organisation_exists(session: Session, name: str) -> bool:
+    return (
+        session.exec(select(Organisation.id).where(Organisation.name == name)).first() is not None
+    )
+
+
+def agent_exists(session: Session, email: str) -> bool:
+    return session.exec(select(Agent.id).where(Agent.email == email.lower())).first() is not None
+
+
+# `tickets list --format csv`: the row's flat fields; nested ones split into columns.
+TICKET_CSV_FIELDS = (
+    "cid",
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "type",
+    "category",
+    "customer",
+    "requester",
+    "assignee",
+    "billable",
+    "source",
+    "created_at",
+    "updated_at",
+    "last_action_by",
+    "last_action_at",
+    "linked_ticket",
+    "sla_due_at",
+    "sla_breached",
+)
+
+
+def flat_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A list row with `last_action` and `sla` split into plain columns."""
+    flat = {k: v for k, v in row.items() if k not in ("last_action", "sla")}
+    flat["last_action_by"] = row["last_action"]["by"]
+    flat["last_action_at"] = row["last_action"]["at"]
+    flat["sla_due_at"] = row["sla"]["due_at"]
+    flat["sla_breached"] = row["sla"]["breached"]
+    return flat
+
+
+def write_csv(stream: IO[str], fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> int:
+    """One header row, then the rows; None as empty. Returns the number of rows written."""
+    writer = csv.DictWriter(stream, fieldnames=list(fields), extrasaction="ignore")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        count += 1
+    return count
 
 
 def ticket_dict(

@@ -56,3 +56,18 @@ def test_ingest_benchmark_runs_on_a_tiny_corpus(
     assert "outcomes: done 30\n" in out
     assert f"tickets: {match[1]} for {match[1]} new requests: ok" in out
     assert "threading: 30 of 30 as expected" in out
+
+
+def test_stats_benchmark_runs_on_a_tiny_desk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("stats", monkeypatch)
+    status = bench.main(["--tickets", "40", "--dir", str(tmp_path / "work")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    assert re.search(r"^data: 40 tickets over 90 days, \d+ articles, \d+ time entries", out, re.M)
+    assert re.search(r"^stats \(median of 3\):\s+[\d.]+ s$", out, re.M), out
+    assert re.search(r"^tickets list --status open:\s+[\d.]+ s  \(\d+ rows as JSON\)$", out, re.M)
+    for label, count in (("export xlsx, 4 tickets:", 4), ("export xlsx, all:", 40)):
+        line = re.search(rf"^{re.escape(label)}\s+[\d.]+ s  .* MB, (\d+) tickets", out, re.M)
+        assert line is not None and int(line[1]) == count, out

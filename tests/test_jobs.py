@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from mailgate import jobs
 from mailgate.app import build_context, build_transport
+from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.intake.spool import accept
 from mailgate.jobs import Every, Job, Scheduler
@@ -82,7 +83,7 @@ def outbox_status(ctx: Context, row_id: int) -> str:
 
 def soon(name: str) -> Job:
     """A job of the real list, on a schedule short enough for a test."""
-    (job,) = [j for j in jobs.JOBS if j.name == name]
+    (job,) = [j for j in jobs.jobs_for(Config()) if j.name == name]
     return dataclasses.replace(job, schedule=Every(0.05))
 
 
@@ -100,16 +101,51 @@ def run_job_until(runtime: Runtime, name: str, condition: Callable[[], bool]) ->
     asyncio.run(scenario())
 
 
-def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MAILGATE_CONFIG": str(tmp_path / "none.toml")}
+def list_jobs(cwd: Path, config_text: str | None = None) -> list[dict[str, str]]:
+    """`mailgate jobs list --format json` as a separate process, from `cwd`."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("MAILGATE_CONFIG", None)
+    if config_text is not None:
+        (cwd / "mailgate.toml").write_text(config_text, encoding="utf-8")
     command = [sys.executable, "-m", "mailgate", "jobs", "list", "--format", "json"]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, check=False)
     assert result.returncode == 0, result.stderr
-    listed = json.loads(result.stdout)
-    assert [row["name"] for row in listed] == ["outbox-retry", "left-over-messages"]
-    assert {row["schedule"] for row in listed} == {"every 30 s", "every 60 s"}
+    return list(json.loads(result.stdout))
+
+
+def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
+    listed = list_jobs(tmp_path)
+    assert [row["name"] for row in listed] == [
+        "outbox-retry",
+        "left-over-messages",
+        "reminders",
+        "sla-escalation",
+        "daily-digest",
+    ]
+    assert [row["schedule"] for row in listed] == [
+        "every 30 s",
+        "every 60 s",
+        "every 300 s",
+        "every 300 s",
+        "cron 0 7 * * mon-fri (UTC)",
+    ]
     assert all(row["what"] for row in listed)
     assert not list(tmp_path.iterdir())  # no database was made
+
+
+def test_jobs_list_shows_the_configured_digest_schedule(tmp_path: Path) -> None:
+    config = (
+        f'[database]\nurl = "sqlite:///{tmp_path}/db/mailgate.db"\n'
+        '[tickets]\ntimezone = "Europe/Berlin"\n[digest]\nschedule = "30 6 * * *"\n'
+    )
+    (digest,) = [row for row in list_jobs(tmp_path, config) if row["name"] == "daily-digest"]
+    assert digest["schedule"] == "cron 30 6 * * * (Europe/Berlin)"
+    assert not (tmp_path / "db").exists()  # still no database
+
+
+def test_empty_digest_schedule_means_no_digest_job(tmp_path: Path) -> None:
+    listed = list_jobs(tmp_path, '[digest]\nschedule = ""\n')
+    assert "daily-digest" not in [row["name"] for row in listed]
 
 
 def test_outbox_retry_job_sends_overdue_mail(tmp_path: Path) -> None:
