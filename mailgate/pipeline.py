@@ -193,8 +193,10 @@ def process(ctx: Context, intake_id: int) -> Outcome:
     message (it is quarantined with the reason); StoreUnavailable means try again later."""
     try:
         with ctx.store.session() as session:
-            intake = session.get(Intake, intake_id)
+            intake = _claim(session, ctx, intake_id)
             if intake is None:
+                if session.get(Intake, intake_id) is not None:
+                    return Outcome(intake_id, RECEIVED, "being processed by another instance")
                 return Outcome(intake_id, QUARANTINED, "no such stored message")
             if intake.status != RECEIVED:
                 return Outcome(intake_id, intake.status, "already processed")
@@ -216,6 +218,16 @@ def process(ctx: Context, intake_id: int) -> Outcome:
         return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
     log.info("event=processed intake_id=%s outcome=%s", intake_id, outcome.describe())
     return outcome
+
+
+def _claim(session: Session, ctx: Context, intake_id: int) -> Intake | None:
+    """The stored message, locked for this transaction. On PostgreSQL several instances may
+    pick up the same message (left over after a crash, say): the row lock lets one process
+    it, and the others skip it rather than wait and find it done. SQLite has one writer."""
+    query = select(Intake).where(Intake.id == intake_id)
+    if not ctx.store.is_sqlite:
+        query = query.with_for_update(skip_locked=True)
+    return session.exec(query).first()
 
 
 def quarantine(ctx: Context, intake_id: int, reason: str) -> Outcome:

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.spool import accept
+from mailgate.intake.spool import GroupCommit, Incoming
 from mailgate.store import StoreUnavailable
 
 log = logging.getLogger("mailgate.intake")
@@ -45,6 +45,7 @@ class IntakeHandler:
     def __init__(self, ctx: Context, on_stored: Callable[[int], None]) -> None:
         self.ctx = ctx
         self.on_stored = on_stored
+        self.committer = GroupCommit(ctx.store)
         self.shutting_down = False
         self.in_flight = 0  # messages being stored right now; shutdown waits for them
         self.idle = asyncio.Event()
@@ -112,14 +113,8 @@ class IntakeHandler:
     async def _store(self, session: Session, envelope: Envelope, raw: bytes) -> str:
         sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
         try:
-            accepted = await asyncio.to_thread(
-                accept,
-                self.ctx.store,
-                raw,
-                "smtp",
-                self.ctx.clock(),
-                sender,
-                list(envelope.rcpt_tos),
+            accepted = await self.committer.accept(
+                Incoming(raw, "smtp", self.ctx.clock(), sender, list(envelope.rcpt_tos))
             )
         except StoreUnavailable as exc:
             log.warning("event=store_unavailable peer=%s error=%r", _peer(session), str(exc))

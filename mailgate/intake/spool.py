@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailgate.models import Intake
 from mailgate.store import Store
@@ -19,11 +21,40 @@ class Accepted:
     duplicate: bool  # the very same bytes were stored before; nothing new was written
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One message as it arrived, before it is stored."""
+
+    raw: bytes
+    source: str
+    received_at: datetime
+    envelope_from: str = ""
+    envelope_to: Sequence[str] = ()
+
+
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_DIGEST_CHUNK = 1 << 20
+
+
 def content_digest(raw: bytes) -> str:
-    """sha256 of the body: everything after the header block, with CRLF taken as LF."""
-    normalised = raw.replace(b"\r\n", b"\n")
-    _, sep, body = normalised.partition(b"\n\n")
-    return hashlib.sha256(body.rstrip() if sep else b"").hexdigest()
+    """sha256 of the body: everything after the header block, with CRLF taken as LF and
+    trailing white space dropped. Hashed in slices, so a large message is not copied."""
+    digest = hashlib.sha256()
+    separator = _HEADER_END.search(raw)
+    if separator is None:
+        return digest.hexdigest()
+    view = memoryview(raw)[separator.end() :]
+    end = len(view)
+    while end and view[end - 1] in b" \t\r\n\x0b\x0c":
+        end -= 1
+    carry = b""
+    for start in range(0, end, _DIGEST_CHUNK):
+        chunk = carry + bytes(view[start : min(start + _DIGEST_CHUNK, end)])
+        # A CR at the end of a slice may be the first half of a CRLF: keep it for the next.
+        chunk, carry = (chunk[:-1], b"\r") if chunk.endswith(b"\r") else (chunk, b"")
+        digest.update(chunk.replace(b"\r\n", b"\n"))
+    digest.update(carry)
+    return digest.hexdigest()
 
 
 def accept(
@@ -36,21 +67,73 @@ def accept(
 ) -> Accepted:
     """Store the raw message durably. Raises StoreUnavailable when the database cannot take it
     now: the caller answers 451 (SMTP), leaves it in the mailbox (IMAP) or exits 75 (pipe)."""
-    digest = hashlib.sha256(raw).hexdigest()
+    return accept_many(store, [Incoming(raw, source, now, envelope_from, envelope_to)])[0]
+
+
+def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
+    """Store several messages in one transaction: one commit for all, in their order. The
+    same bytes twice (stored before, or twice in this batch) are stored once."""
+    digests = [hashlib.sha256(m.raw).hexdigest() for m in messages]
     with store.session() as session:
-        existing = session.exec(select(Intake.id).where(Intake.sha256 == digest)).first()
-        if existing is not None:
-            return Accepted(existing, duplicate=True)
-        intake = Intake(
-            received_at=now,
-            source=source,
-            envelope_from=envelope_from,
-            envelope_to="\n".join(envelope_to),
-            sha256=digest,
-            size=len(raw),
-            content_sha256=content_digest(raw),
-            raw=raw,
-        )
-        session.add(intake)
+        query = select(Intake.sha256, Intake.id).where(col(Intake.sha256).in_(set(digests)))
+        known: dict[str, int] = {digest: row_id or 0 for digest, row_id in session.exec(query)}
+        new: dict[str, Intake] = {}
+        for message, digest in zip(messages, digests, strict=True):
+            if digest in known or digest in new:
+                continue
+            new[digest] = Intake(
+                received_at=message.received_at,
+                source=message.source,
+                envelope_from=message.envelope_from,
+                envelope_to="\n".join(message.envelope_to),
+                sha256=digest,
+                size=len(message.raw),
+                content_sha256=content_digest(message.raw),
+                raw=message.raw,
+            )
+        session.add_all(new.values())
         session.flush()
-        return Accepted(intake.id or 0, duplicate=False)
+        results, seen = [], set(known)
+        for digest in digests:
+            row = new.get(digest)
+            first = row is not None and digest not in seen
+            seen.add(digest)
+            results.append(Accepted(known[digest] if row is None else row.id or 0, not first))
+        return results
+
+
+class GroupCommit:
+    """Messages that arrive while a commit is running are stored together by the next one.
+
+    A lone message is committed at once; under load, each commit (and its fsync) answers
+    every message that queued up meanwhile, so the disk's rate of commits does not cap the
+    rate of messages. Each caller hears back only once its message is committed."""
+
+    def __init__(self, store: Store, max_batch: int = 64) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self._queue: list[tuple[Incoming, asyncio.Future[Accepted]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def accept(self, message: Incoming) -> Accepted:
+        future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
+        self._queue.append((message, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._drain(), name="mailgate-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch = self._queue[: self.max_batch]
+            del self._queue[: self.max_batch]
+            messages = [message for message, _ in batch]
+            try:
+                results = await asyncio.to_thread(accept_many, self.store, messages)
+            except Exception as exc:  # every message of the batch gets the same answer
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)

@@ -13,10 +13,10 @@ _CONTENT_TYPE_LINE = re.compile(rb"^content-type[ \t]*:", re.IGNORECASE | re.MUL
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
-def _header_block(raw: bytes) -> tuple[bytes, bytes]:
-    """The top-level header block and the rest (separator included), split once."""
+def _header_end(raw: bytes) -> int:
+    """Where the top-level header block ends (the separator starts there)."""
     match = _HEADER_END.search(raw)
-    return (raw, b"") if match is None else (raw[: match.start()], raw[match.start() :])
+    return len(raw) if match is None else match.start()
 
 
 def _fields(block: bytes) -> list[bytes]:
@@ -39,14 +39,14 @@ def check_raw(raw: bytes) -> tuple[bytes, list[str]]:
     # the stdlib spends seconds (and recursion) on tens of thousands of parts or levels.
     if len(_CONTENT_TYPE_LINE.findall(raw)) > MAX_PARTS + 1:
         defects.append("limit:part-count")
-    block, rest = _header_block(raw)
-    fields = _fields(block)
+    end = _header_end(raw)
+    fields = _fields(raw[:end])
     if len(fields) > MAX_HEADERS:
         defects.append("limit:header-count")
     if any(len(field) > MAX_HEADER_BYTES for field in fields):
         cut = [_cut(field) for field in fields]
         defects.extend(f"header-truncated:{_name(f)}" for f in fields if len(f) > MAX_HEADER_BYTES)
-        raw = b"".join(cut) + rest
+        raw = b"".join(cut) + raw[end:]  # the body copied only in this rare case
     return raw, list(dict.fromkeys(defects))
 
 

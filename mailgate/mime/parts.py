@@ -92,20 +92,24 @@ def payload_bytes(part: Message, walked: Walked) -> bytes:
     """Transfer-decoded payload of a leaf part, from the original bytes."""
     if part.is_multipart():
         return b""
+    cte = transfer_encoding(part)
+    # The stored payload itself: get_payload() would re-decode 8-bit text by its charset.
+    raw_payload = part._payload
+    if cte == "base64" and isinstance(raw_payload, str):
+        # Decoded here rather than by get_payload(decode=True), which splits the payload
+        # into lines, joins and pads it: four copies of a large attachment at once.
+        data, well_formed = b64decode_lenient(raw_payload.encode("ascii", "surrogateescape"))
+        if not well_formed:
+            walked.add("bad-base64")
+        return data
     # decode=True gives the original bytes, decoded when the stdlib knows the transfer
     # encoding by its exact spelling (decode=False would re-decode 8-bit text lossily, and
     # trips over RFC 2231 charset parameters).
     data = part.get_payload(decode=True)
     data = data if isinstance(data, bytes) else b""
-    cte = transfer_encoding(part)
-    if cte != str(part.get("content-transfer-encoding", "")).lower():
-        # "base64 " or "quoted-printable;": the stdlib left the bytes encoded.
-        if cte == "base64":
-            data, well_formed = b64decode_lenient(data)
-            if not well_formed:
-                walked.add("bad-base64")
-        elif cte == "quoted-printable":
-            data = binascii.a2b_qp(data)
+    if cte == "quoted-printable" and cte != str(part.get("content-transfer-encoding", "")).lower():
+        # "quoted-printable;": the stdlib left the bytes encoded.
+        data = binascii.a2b_qp(data)
     return data
 
 

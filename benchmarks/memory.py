@@ -1,0 +1,220 @@
+"""Peak memory of `mailgate run` while it takes one message with a large attachment, by SMTP
+and by IMAP (a throwaway Dovecot), until the message is a ticket.
+
+Prints the daemon's resident memory when idle, its peak (VmHWM) after the message, and the
+peak against the budget of 4x the message size plus 100 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+
+from aiosmtplib import SMTP
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
+
+from tests.dovecot import Dovecot  # noqa: E402
+
+SUPPORT = "support@example.com"
+MB = 1024 * 1024
+
+
+def big_message(attachment_mb: float, seed: int = 1) -> bytes:
+    rng = random.Random(seed)
+    msg = EmailMessage()
+    msg["From"] = "Pat Customer <pat@customer.example>"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Logs of last night's outage"
+    msg["Message-ID"] = f"<big-{seed}@customer.example>"
+    msg.set_content("Hello,\n\nthe full logs are attached.\n\nPat\n")
+    data = rng.randbytes(int(attachment_mb * MB))
+    msg.add_attachment(data, "application", "octet-stream", filename="logs.tar.gz")
+    return msg.as_bytes()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss(pid: int) -> tuple[int, int]:
+    """(current, peak) resident memory of a process in bytes, from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def config(work: Path, smtp_port: int, imap: str = "") -> Path:
+    path = work / "mailgate.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [database]
+            url = "sqlite:///{work}/mailgate.db"
+            [paths]
+            data_dir = "{work}/data"
+            [smtp]
+            listen = "127.0.0.1:{smtp_port}"
+            addresses = ["{SUPPORT}"]
+            max_message_size = 104857600
+            [outbound]
+            transport = "file"
+            directory = "{work}/sent"
+            from = "Support <{SUPPORT}>"
+            [http]
+            listen = ""
+            [logging]
+            level = "warning"
+            """
+        )
+        + imap,
+        encoding="utf-8",
+    )
+    return path
+
+
+@contextmanager
+def daemon(cfg: Path, port: int) -> Iterator[int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailgate", "-c", str(cfg), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        time.sleep(1.0)  # let start-up settle before the idle figure
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"mailgate does not listen on {port}")
+
+
+def wait_for_ticket(db: Path, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=30) as con:
+                (tickets,) = con.execute("SELECT count(*) FROM ticket").fetchone()
+            if tickets:
+                return
+        except sqlite3.OperationalError:
+            pass  # not created yet
+        time.sleep(0.2)
+    raise SystemExit("the message did not become a ticket")
+
+
+async def send(port: int, raw: bytes) -> None:
+    smtp = SMTP(hostname="127.0.0.1", port=port, timeout=300)
+    await smtp.connect()
+    await smtp.sendmail("pat@customer.example", [SUPPORT], raw)
+    await smtp.quit()
+
+
+def report(path: str, size: int, idle: int, peak: int) -> None:
+    budget = 4 * size + 100 * MB
+    print(
+        f"{path:<6}{size / MB:>10.1f}{idle / MB:>10.1f}{peak / MB:>10.1f}"
+        f"{(peak - idle) / MB:>12.1f}{budget / MB:>10.1f}{peak / budget:>10.2f}"
+    )
+
+
+def by_smtp(work: Path, raw: bytes) -> None:
+    port = free_port()
+    with daemon(config(work, port), port) as pid:
+        idle = rss(pid)[0]
+        asyncio.run(send(port, raw))
+        wait_for_ticket(work / "mailgate.db")
+        report("smtp", len(raw), idle, rss(pid)[1])
+
+
+def by_imap(work: Path, raw: bytes) -> None:
+    server = Dovecot()
+    server.start()
+    try:
+        user = server.add_user()
+        user.append(raw)
+        port = free_port()
+        imap = textwrap.dedent(
+            f"""
+            [[imap]]
+            name = "support"
+            host = "127.0.0.1"
+            port = {server.port}
+            security = "none"
+            username = "{user.name}"
+            password = "{user.password}"
+            """
+        )
+        with daemon(config(work, port, imap), port) as pid:
+            idle = rss(pid)[0]  # may already be fetching: the mailbox is read at start
+            wait_for_ticket(work / "mailgate.db")
+            report("imap", len(raw), idle, rss(pid)[1])
+    finally:
+        server.stop()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--attachment-mb", type=float, default=25, help="attachment size (25)")
+    parser.add_argument("--skip-imap", action="store_true", help="SMTP only (no Dovecot)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raw = big_message(args.attachment_mb)
+    print("mailgate memory benchmark")
+    print(f"message: {len(raw) / MB:.1f} MB with a {args.attachment_mb:g} MB attachment\n")
+    print(f"{'path':<6}{'msg MB':>10}{'idle MB':>10}{'peak MB':>10}{'peak-idle':>12}"
+          f"{'budget':>10}{'of budget':>10}")  # fmt: skip
+    for run in (by_smtp,) if args.skip_imap else (by_smtp, by_imap):
+        work = Path(tempfile.mkdtemp(prefix="mailgate-mem-bench-"))
+        try:
+            run(work, raw)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0 and "--skip-imap" not in sys.argv:
+        print("the IMAP run starts Dovecot, which needs root; use --skip-imap", file=sys.stderr)
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""SMTP intake: C concurrent clients send N generated support mails to `mailgate run` (SQLite)
+and, in the same run, to a bare aiosmtpd server that only writes and fsyncs each message.
+
+Prints messages/s and DATA->250 latency (p50, p99) for both and their ratio, then the time
+until mailgate has turned the last message into a ticket or article and delivered every
+acknowledgement to a local sink relay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiosmtplib import SMTP
+from corpus import SUPPORT, generate
+
+# The baseline: what any SMTP intake must do at least, and nothing more.
+BARE_SERVER = textwrap.dedent(
+    """
+    import asyncio, itertools, os, sys
+    from aiosmtpd.controller import Controller
+
+    directory, port = sys.argv[1], int(sys.argv[2])
+    counter = itertools.count(1)
+
+    def write(name, data):
+        with open(name, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            name = os.path.join(directory, f"{next(counter):06d}.eml")
+            await asyncio.to_thread(write, name, envelope.original_content)
+            return "250 OK stored"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port,
+                            data_size_limit=50_000_000, decode_data=False)
+    controller.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    controller.stop()
+    """
+)
+
+# A relay that takes mailgate's outgoing mail and drops it.
+SINK_SERVER = textwrap.dedent(
+    """
+    import sys
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    controller = Controller(Handler(), hostname="127.0.0.1", port=int(sys.argv[1]))
+    controller.start()
+    print("ready", flush=True)
+    sys.stdin.read()
+    controller.stop()
+    """
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    messages: int
+    seconds: float
+    latencies: list[float]  # DATA -> 250, seconds
+    refused: int
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else float("inf")
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile of the DATA -> 250 latencies, in milliseconds."""
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return float("nan")
+        rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
+        return ordered[rank - 1] * 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s")
+
+
+@contextmanager
+def child(args: Sequence[str], port: int, log: Path | None = None) -> Iterator[None]:
+    """A server in a process of its own, so the clients here do not share its CPU time."""
+    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        wait_for_port(port)
+        yield
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+async def client(port: int, raws: Sequence[bytes], latencies: list[float]) -> int:
+    """One MTA-like connection sending its share of the messages; returns refusals."""
+    refused = 0
+    smtp = SMTP(hostname="127.0.0.1", port=port, timeout=120)
+    await smtp.connect()
+    for raw in raws:
+        await smtp.mail("sender@customer.example")
+        await smtp.rcpt(SUPPORT)
+        start = time.perf_counter()
+        try:
+            await smtp.data(raw)
+        except Exception:  # a 4xx/5xx: counted, the benchmark goes on
+            refused += 1
+            await smtp.rset()
+            continue
+        latencies.append(time.perf_counter() - start)
+    await smtp.quit()
+    return refused
+
+
+async def send_all(
+    port: int, raws: Sequence[bytes], clients: int
+) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    shares = [raws[i::clients] for i in range(clients)]
+    start = time.perf_counter()
+    refused = await asyncio.gather(*(client(port, share, latencies) for share in shares))
+    return time.perf_counter() - start, latencies, sum(refused)
+
+
+def measure(name: str, port: int, raws: Sequence[bytes], clients: int) -> Run:
+    seconds, latencies, refused = asyncio.run(send_all(port, raws, clients))
+    return Run(name, len(raws) - refused, seconds, latencies, refused)
+
+
+def mailgate_config(work: Path, port: int, sink_port: int) -> Path:
+    path = work / "mailgate.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [database]
+            url = "sqlite:///{work}/mailgate.db"
+            [paths]
+            data_dir = "{work}/data"
+            [smtp]
+            listen = "127.0.0.1:{port}"
+            addresses = ["{SUPPORT}"]
+            max_message_size = 50000000
+            [outbound]
+            transport = "smtp"
+            host = "127.0.0.1"
+            port = {sink_port}
+            from = "Support <{SUPPORT}>"
+            [loops]
+            # Every acknowledgement is wanted here: the generator's busiest senders would
+            # otherwise reach the hourly limit on automatic mail.
+            max_auto_mails_per_hour = 100000
+            [http]
+            listen = ""
+            [logging]
+            level = "warning"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def drained(db: Path) -> tuple[int, int, int]:
+    """(stored messages without an outcome, outgoing mail not yet sent, mail sent)."""
+    with sqlite3.connect(db, timeout=30) as con:
+        waiting = con.execute("SELECT count(*) FROM intake WHERE status = 'received'").fetchone()
+        queued = con.execute("SELECT count(*) FROM outbox WHERE status = 'queued'").fetchone()
+        sent = con.execute("SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone()
+    return int(waiting[0]), int(queued[0]), int(sent[0])
+
+
+def wait_until_drained(db: Path, started: float, timeout: float) -> tuple[float, int]:
+    """Seconds from the first DATA until every message has its outcome and every queued
+    mail went to the sink; and the number sent."""
+    while time.perf_counter() - started < timeout:
+        waiting, queued, sent = drained(db)
+        if not waiting and not queued:
+            return time.perf_counter() - started, sent
+        time.sleep(0.1)
+    raise SystemExit(f"not drained after {timeout:.0f} s")
+
+
+def outcomes(db: Path) -> str:
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT status, count(*) FROM intake GROUP BY status").fetchall()
+        tickets = con.execute("SELECT count(*) FROM ticket").fetchone()[0]
+    return ", ".join(f"{s} {n}" for s, n in rows) + f"; tickets {tickets}"
+
+
+def print_runs(runs: Sequence[Run]) -> None:
+    print(f"\n{'server':<28}{'messages':>9}{'refused':>9}{'seconds':>9}{'msg/s':>9}"
+          f"{'p50 ms':>9}{'p99 ms':>9}")  # fmt: skip
+    for r in runs:
+        print(
+            f"{r.name:<28}{r.messages:>9}{r.refused:>9}{r.seconds:>9.2f}{r.rate:>9.1f}"
+            f"{r.percentile(50):>9.1f}{r.percentile(99):>9.1f}"
+        )
+    base, ours = runs
+    print(
+        f"ratio mailgate/bare: throughput {ours.rate / base.rate:.2f}x, "
+        f"p99 DATA->250 {ours.percentile(99) / base.percentile(99):.2f}x"
+    )
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000, help="how many (default 2000)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent SMTP clients (8)")
+    parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    parser.add_argument("--timeout", type=float, default=1800, help="drain limit in seconds")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raws = generate(args.messages, args.seed)
+    total = sum(map(len, raws))
+    print("mailgate SMTP intake benchmark")
+    print(f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(
+        f"corpus: {len(raws)} messages, {total / 1e6:.1f} MB, average "
+        f"{total / len(raws) / 1024:.1f} KB; {args.clients} clients"
+    )
+    work = Path(tempfile.mkdtemp(prefix="mailgate-smtp-bench-"))
+    try:
+        (work / "bare").mkdir()
+        port = free_port()
+        with child([sys.executable, "-c", BARE_SERVER, str(work / "bare"), str(port)], port):
+            bare = measure("bare aiosmtpd + fsync", port, raws, args.clients)
+        port, sink = free_port(), free_port()
+        config = mailgate_config(work, port, sink)
+        mailgate = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
+        with (
+            child([sys.executable, "-c", SINK_SERVER, str(sink)], sink),
+            child(mailgate, port, work / "mailgate.log"),
+        ):
+            started = time.perf_counter()
+            ours = measure("mailgate run (SQLite)", port, raws, args.clients)
+            done, sent = wait_until_drained(work / "mailgate.db", started, args.timeout)
+        print_runs([bare, ours])
+        print(
+            f"until the last message had its outcome and all {sent} acknowledgements were at "
+            f"the sink: {done:.1f} s ({len(raws) / done:.1f} messages/s end to end)"
+        )
+        print(f"outcomes: {outcomes(work / 'mailgate.db')}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
