@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -27,6 +26,8 @@ from aiosmtplib import SMTP
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
+
+from servers import child, free_port  # noqa: E402
 
 from tests.dovecot import Dovecot  # noqa: E402
 
@@ -45,14 +46,6 @@ def big_message(attachment_mb: float, seed: int = 1) -> bytes:
     data = rng.randbytes(int(attachment_mb * MB))
     msg.add_attachment(data, "application", "octet-stream", filename="logs.tar.gz")
     return msg.as_bytes()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss(pid: int) -> tuple[int, int]:
@@ -96,35 +89,9 @@ def config(work: Path, smtp_port: int, imap: str = "") -> Path:
 
 @contextmanager
 def daemon(cfg: Path, port: int) -> Iterator[int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mailgate", "-c", str(cfg), "run"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
+    with child([sys.executable, "-m", "mailgate", "-c", str(cfg), "run"], port) as proc:
         time.sleep(1.0)  # let start-up settle before the idle figure
         yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"mailgate does not listen on {port}")
 
 
 def wait_for_ticket(db: Path, timeout: float = 300.0) -> None:

@@ -13,20 +13,18 @@ import asyncio
 import os
 import platform
 import shutil
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from aiosmtplib import SMTP
 from corpus import SUPPORT, generate
+from servers import child, free_port
 
 # The baseline: what any SMTP intake must do at least, and nothing more.
 BARE_SERVER = textwrap.dedent(
@@ -96,44 +94,6 @@ class Run:
             return float("nan")
         rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
         return ordered[rank - 1] * 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on port {port} after {timeout:.0f} s")
-
-
-@contextmanager
-def child(args: Sequence[str], port: int, log: Path | None = None) -> Iterator[None]:
-    """A server in a process of its own, so the clients here do not share its CPU time."""
-    out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=out)
-    try:
-        wait_for_port(port)
-        yield
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if log:
-            out.close()  # type: ignore[union-attr]
 
 
 async def client(port: int, raws: Sequence[bytes], latencies: list[float]) -> int:

@@ -20,6 +20,7 @@ from mailgate.models import (
     Ticket,
     TimeEntry,
 )
+from mailgate.moments import aware
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,8 @@ def add_contingent(
 
 def _contingent_row(row: Contingent, timezone: ZoneInfo) -> dict[str, object]:
     return {
-        "date": row.created_at.astimezone(timezone).strftime("%Y-%m-%d"),
-        "created_at": row.created_at.isoformat(),
+        "date": aware(row.created_at).astimezone(timezone).strftime("%Y-%m-%d"),
+        "created_at": aware(row.created_at).isoformat(),
         "minutes": row.minutes,
         "note": row.note,
         "actor": row.actor,

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from mailgate import notify, sla, tags
 from mailgate.context import Context
 from mailgate.models import Agent, Contact, Counter, Organisation, Ticket, TicketAgent
+from mailgate.moments import aware
 
 DIGEST_COUNTER = "digest"
 # Sections of an agent's digest, in the order the mail shows them. A ticket is in the first
@@ -140,7 +141,7 @@ def _hold_due(ticket: Ticket, now: datetime) -> bool:
     return (
         ticket.status == "hold"
         and ticket.hold_until is not None
-        and sla.aware(ticket.hold_until) <= now
+        and aware(ticket.hold_until) <= now
     )
 
 
@@ -149,7 +150,7 @@ def _line(session: Session, ctx: Context, ticket: Ticket, now: datetime) -> dict
     requester = session.get(Contact, ticket.requester_id)
     who = (requester.name or requester.email) if requester else ""
     customer = f"{org.name} ({who})" if org and who else (org.name if org else who)
-    age = now - sla.aware(ticket.created_at)
+    age = now - aware(ticket.created_at)
     prefix = ctx.config.tickets.prefix
     return {
         "cid": tags.cid(prefix, ticket.number),

@@ -31,6 +31,7 @@ from mailgate.models import (
     TicketAgent,
     TimeEntry,
 )
+from mailgate.moments import aware
 from mailgate.sheets import _cell as sheet_value
 
 BATCH = 500
@@ -172,7 +173,7 @@ def _text(value: object) -> object:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return sla.aware(value).isoformat()
+        return aware(value).isoformat()
     return value
 
 

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from mailgate import blobs, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
+from mailgate.customers import billable_minutes
 from mailgate.models import (
     Agent,
     Article,
@@ -25,6 +26,7 @@ from mailgate.models import (
     TicketAgent,
     TimeEntry,
 )
+from mailgate.moments import hhmm
 from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
@@ -213,30 +215,21 @@ def _to_customers(
 # --- figures staff and customers see ------------------------------------------------------------
 
 
-def _hours(minutes: int) -> str:
-    """Minutes as h:mm, with a sign when the contingent is overdrawn."""
-    sign = "-" if minutes < 0 else ""
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{sign}{hours}:{rest:02d}"
-
-
-def _billable_minutes(session: Session, *where: object) -> int:
-    query = (
-        select(func.coalesce(func.sum(TimeEntry.minutes), 0))
-        .join(Ticket, col(Ticket.id) == col(TimeEntry.ticket_id))
-        .where(col(TimeEntry.billable).is_(True), *where)  # type: ignore[arg-type]
+def _ticket_billable_minutes(session: Session, ticket_id: int) -> int:
+    query = select(func.coalesce(func.sum(TimeEntry.minutes), 0)).where(
+        TimeEntry.ticket_id == ticket_id, col(TimeEntry.billable).is_(True)
     )
     return int(session.exec(query).one())
 
 
-def support_hours(session: Session, ctx: Context, organisation: Organisation) -> dict[str, object]:
+def supporthhmm(session: Session, ctx: Context, organisation: Organisation) -> dict[str, object]:
     """The organisation's contingent: bought, used by billable time, left (as h:mm)."""
-    used = _billable_minutes(session, Ticket.organisation_id == organisation.id)
+    used = billable_minutes(session, organisation.id or 0)
     left = organisation.support_minutes - used
     return {
-        "total": _hours(organisation.support_minutes),
-        "used": _hours(used),
-        "left": _hours(left),
+        "total": hhmm(organisation.support_minutes),
+        "used": hhmm(used),
+        "left": hhmm(left),
         # An organisation without a contingent is not on hours: nothing to warn about.
         "low": organisation.support_minutes > 0 and left < ctx.config.staff.hours_warning * 60,
     }
@@ -344,7 +337,7 @@ def _staff_context(
         "author": _person(article.from_name, article.from_addr),
         "text": article.text,
         "open_tickets": int(session.exec(open_count).one()),
-        "hours": support_hours(session, ctx, org),
+        "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
     }
 
@@ -415,7 +408,7 @@ def send_status_change(
     who opted out of optional mail get none."""
     if template not in STATUS_TEMPLATES:
         raise ValueError(f"not a status template: {template!r}")
-    minutes = _billable_minutes(session, Ticket.id == ticket.id)
+    minutes = _ticket_billable_minutes(session, ticket.id or 0)
     context = {
         **_base_context(ctx, ticket),
         "old_status": old,
@@ -423,7 +416,7 @@ def send_status_change(
         "old_priority": old_priority if old_priority not in (None, ticket.priority) else None,
         "confirm_words": list(ctx.config.tickets.confirm_words),
         "billable": ticket.billable or minutes > 0,
-        "billable_time": _hours(minutes) if minutes else None,
+        "billable_time": hhmm(minutes) if minutes else None,
     }
     _to_customers(session, ctx, ticket, template, context, optional=True)
 
@@ -484,7 +477,7 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
         "contact": {"name": contact.name, "email": contact.email},
         "organisation": org.name,
         "tickets": [{**r, "last_action_at": _when(r["last_action_at"])} for r in rows],
-        "hours": support_hours(session, ctx, org),
+        "hours": supporthhmm(session, ctx, org),
         "support_address": ctx.from_address,
         "today": now.strftime("%Y-%m-%d"),
     }

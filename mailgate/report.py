@@ -9,7 +9,7 @@ import io
 import re
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.customers import billable_minutes, contingent_minutes
 from mailgate.models import Agent, Organisation, Ticket, TimeEntry
+from mailgate.moments import local_midnight
 
 UNKNOWN_AGENT = "(unknown)"
 CSV_COLUMNS = (
@@ -57,7 +58,7 @@ class Month:
 
     @property
     def start(self) -> datetime:
-        return _local_midnight(date(self.year, self.month, 1), self.timezone)
+        return local_midnight(date(self.year, self.month, 1), ZoneInfo(self.timezone))
 
     @property
     def end(self) -> datetime:
@@ -65,20 +66,7 @@ class Month:
         following = (
             date(self.year + 1, 1, 1) if self.month == 12 else date(self.year, self.month + 1, 1)
         )
-        return _local_midnight(following, self.timezone)
-
-
-def _local_midnight(day: date, timezone: str) -> datetime:
-    # Midnight on the wall clock of the desk, as a UTC moment the database compares.
-    local = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
-    return local.astimezone(UTC)
-
-
-def hhmm(minutes: int) -> str:
-    """Minutes as h:mm, with a sign when negative (an overdrawn contingent)."""
-    sign = "-" if minutes < 0 else ""
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{sign}{hours}:{rest:02d}"
+        return local_midnight(following, ZoneInfo(self.timezone))
 
 
 def _sums(billable: int, free: int) -> dict[str, int]:

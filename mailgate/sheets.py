@@ -10,6 +10,8 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from mailgate.moments import hhmm
+
 # (row key, column heading): the keys callers fill in, in the order the columns appear.
 TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cid", "Ticket"),
@@ -69,12 +71,6 @@ TIME_HEADINGS = (
 HOURS_FORMAT = "0.00"
 
 
-def _h_mm(minutes: int) -> str:
-    sign = "-" if minutes < 0 else ""
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{sign}{hours}:{rest:02d}"
-
-
 def _as_text(sheet: Any) -> None:
     # As in tickets_workbook: a subject such as "=HYPERLINK(...)" is text, never a formula.
     for cell in sheet[sheet.max_row]:
@@ -84,7 +80,7 @@ def _as_text(sheet: Any) -> None:
 
 def _time_row(sheet: Any, label: list[object], minutes: tuple[int, ...], bold: bool) -> None:
     """Label cells, then each duration as decimal hours (0.00) and again as h:mm text."""
-    sheet.append([*label, *(m / 60 for m in minutes), *(_h_mm(m) for m in minutes)])
+    sheet.append([*label, *(m / 60 for m in minutes), *(hhmm(m) for m in minutes)])
     _as_text(sheet)
     row = sheet[sheet.max_row]
     for cell in row[len(label) : len(label) + len(minutes)]:
@@ -135,7 +131,7 @@ def _time_sheet(sheet: Any, block: dict[str, Any], month: str) -> None:
         (f"Billable time used up to the end of {month}", contingent["used_minutes"]),
         ("Support hours left", contingent["left_minutes"]),
     ):
-        sheet.append([label, "", "", "", minutes / 60, "", "", _h_mm(minutes)])
+        sheet.append([label, "", "", "", minutes / 60, "", "", hhmm(minutes)])
         sheet.cell(row=sheet.max_row, column=5).number_format = HOURS_FORMAT
     sheet.freeze_panes = "A4"
     for letter, width in zip("ABCDEFGHIJ", (12, 40, 10, 22, 12, 10, 10, 15, 12, 12), strict=True):

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from mailgate.config import WEEKDAYS, Config, parse_duration
 from mailgate.models import Ticket
+from mailgate.moments import aware
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,6 @@ class Calendar:
 
 
 _CLOCK_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without their zone; they were stored as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def due_at(cfg: Config, calendar: Calendar, priority: str, created_at: datetime) -> datetime | None:

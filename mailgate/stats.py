@@ -23,8 +23,8 @@ from sqlmodel import Session, col, select
 from mailgate import sla
 from mailgate.config import Config
 from mailgate.models import PRIORITIES, STATUSES, Ticket
+from mailgate.moments import hhmm, local_midnight
 from mailgate.tables import PRIORITY_STYLE
-from mailgate.views import local_midnight
 
 NO_CATEGORY = "none"
 
@@ -183,8 +183,7 @@ def hours(seconds: int | None) -> str:
     """Seconds as h:mm, for people."""
     if seconds is None:
         return "-"
-    minutes = round(seconds / 60)
-    return f"{minutes // 60}:{minutes % 60:02d}"
+    return hhmm(round(seconds / 60))
 
 
 def print_stats(console: Console, data: dict[str, Any]) -> None:

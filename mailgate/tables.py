@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from mailgate.moments import hhmm
+
 # As the support desk in seed 001 shows them: high priority red, medium yellow.
 PRIORITY_STYLE = {"A": "bold red", "B": "yellow", "C": "dim"}
 # Customer replies red, staff answers in the default colour, internal comments green.
@@ -127,20 +129,14 @@ def print_agents(console: Console, rows: list[dict[str, Any]]) -> None:
 # --- time and support hours -------------------------------------------------------------------
 
 
-def _h_mm(minutes: int) -> str:
-    sign = "-" if minutes < 0 else ""
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{sign}{hours}:{rest:02d}"
-
-
 def _time_cells(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (_h_mm(row["billable_minutes"]), _h_mm(row["free_minutes"]), _h_mm(row["minutes"]))
+    return (hhmm(row["billable_minutes"]), hhmm(row["free_minutes"]), hhmm(row["minutes"]))
 
 
 def print_contingent_line(console: Console, status: dict[str, Any]) -> None:
     console.print(
-        f"contingent {_h_mm(status['total_minutes'])}, used {_h_mm(status['used_minutes'])}, "
-        f"left {_h_mm(status['left_minutes'])}"
+        f"contingent {hhmm(status['total_minutes'])}, used {hhmm(status['used_minutes'])}, "
+        f"left {hhmm(status['left_minutes'])}"
     )
 
 
@@ -152,7 +148,7 @@ def print_contingent(console: Console, data: dict[str, Any]) -> None:
     table.add_column("by")
     for row in data["history"]:
         sign = "+" if row["minutes"] > 0 else ""
-        table.add_row(row["date"], f"{sign}{_h_mm(row['minutes'])}", row["note"], row["actor"])
+        table.add_row(row["date"], f"{sign}{hhmm(row['minutes'])}", row["note"], row["actor"])
     console.print(table)
     print_contingent_line(console, data)
 

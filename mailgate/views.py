@@ -6,7 +6,7 @@ import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from typing import IO, Any
@@ -34,6 +34,7 @@ from mailgate.models import (
     Ticket,
     TicketAgent,
 )
+from mailgate.moments import local_midnight
 
 # `tickets list --sort` keys and the column each orders by; the number breaks ties.
 SORTS: dict[str, Any] = {
@@ -183,11 +184,6 @@ def _seconds_between_sqlite(element: seconds_between, compiler: Any, **kw: Any) 
         f"(round((julianday({compiler.process(end, **kw)}) - "
         f"julianday({compiler.process(start, **kw)})) * 86400000.0) / 1000.0)"
     )
-
-
-def local_midnight(day: date, zone: ZoneInfo) -> datetime:
-    """The UTC instant a local day begins."""
-    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
 def _between(column: Any, first: date | None, last: date | None, zone: ZoneInfo) -> list[Any]:

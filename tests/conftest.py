@@ -6,7 +6,6 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,51 +14,15 @@ import pytest
 from mailgate.app import build_context
 from mailgate.config import (
     Config,
-    DatabaseConfig,
-    OutboundConfig,
-    PathsConfig,
-    SmtpConfig,
 )
 from mailgate.context import Context
+from tests.helpers import Clock, make_config
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared corpus sits beside the repository; MAILGATE_CORPUS points elsewhere if need be.
 CORPUS = Path(os.environ.get("MAILGATE_CORPUS", REPO.parent / "shared" / "corpus" / "realworld"))
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_SERVER = os.environ.get("MAILGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
-
-
-class Clock:
-    """A clock the test sets; every stage reads time through it."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-def make_config(tmp_path: Path, db_url: str | None = None, **sections: object) -> Config:
-    """A complete configuration under tmp_path; keyword sections replace whole sections."""
-    cfg = Config(
-        source="(test)",
-        database=DatabaseConfig(url=db_url or f"sqlite:///{tmp_path}/mailgate.db"),
-        paths=PathsConfig(data_dir=str(tmp_path / "data")),
-        smtp=SmtpConfig(
-            listen="127.0.0.1:0",
-            addresses=["support@example.com"],
-            comment_address="support-comment@example.com",
-        ),
-        outbound=OutboundConfig(
-            transport="file",
-            directory=str(tmp_path / "sent"),
-            from_="Support <support@example.com>",
-        ),
-    )
-    return dataclasses.replace(cfg, **sections)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -113,3 +76,7 @@ def sqlite_ctx(tmp_path: Path, clock: Clock) -> Iterator[Context]:
     context = dataclasses.replace(build_context(make_config(tmp_path)), clock=clock)
     yield context
     context.store.dispose()
+
+
+# The known desk of the report tests, for every test module that asks for it by name.
+from tests.desk import desk, desk_cli  # noqa: E402, F401

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -16,6 +18,13 @@ from typing import TypeVar
 import pytest
 from sqlmodel import col, select
 
+from mailgate.config import (
+    Config,
+    DatabaseConfig,
+    OutboundConfig,
+    PathsConfig,
+    SmtpConfig,
+)
 from mailgate.context import Context
 from mailgate.intake.spool import accept
 from mailgate.models import Article, Outbox, Ticket
@@ -81,3 +90,36 @@ def sqlite_locked(path: Path) -> Iterator[Callable[[], None]]:
         yield conn.close  # closing rolls the open transaction back
     finally:
         conn.close()
+
+
+class Clock:
+    """A clock the test sets; every stage reads time through it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def make_config(tmp_path: Path, db_url: str | None = None, **sections: object) -> Config:
+    """A complete configuration under tmp_path; keyword sections replace whole sections."""
+    cfg = Config(
+        source="(test)",
+        database=DatabaseConfig(url=db_url or f"sqlite:///{tmp_path}/mailgate.db"),
+        paths=PathsConfig(data_dir=str(tmp_path / "data")),
+        smtp=SmtpConfig(
+            listen="127.0.0.1:0",
+            addresses=["support@example.com"],
+            comment_address="support-comment@example.com",
+        ),
+        outbound=OutboundConfig(
+            transport="file",
+            directory=str(tmp_path / "sent"),
+            from_="Support <support@example.com>",
+        ),
+    )
+    return dataclasses.replace(cfg, **sections)  # type: ignore[arg-type]

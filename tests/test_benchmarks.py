@@ -71,3 +71,24 @@ def test_stats_benchmark_runs_on_a_tiny_desk(
     for label, count in (("export xlsx, 4 tickets:", 4), ("export xlsx, all:", 40)):
         line = re.search(rf"^{re.escape(label)}\s+[\d.]+ s  .* MB, (\d+) tickets", out, re.M)
         assert line is not None and int(line[1]) == count, out
+
+
+def test_smtp_intake_benchmark_runs_on_a_tiny_corpus(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("smtp_intake", monkeypatch)
+    assert bench.main(["--messages", "24", "--clients", "3"]) == 0
+    out = capsys.readouterr().out
+    for server in ("bare aiosmtpd + fsync", "mailgate run (SQLite)"):
+        assert re.search(rf"^{re.escape(server)}\s+24\s+0\s+[\d.]+", out, re.M), out
+    assert "ratio mailgate/bare: throughput" in out
+    assert re.search(r"^outcomes: done 24; tickets \d+$", out, re.M), out
+
+
+def test_memory_benchmark_runs_on_a_small_attachment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("memory", monkeypatch)
+    assert bench.main(["--attachment-mb", "1", "--skip-imap"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^smtp\s+1\.\d\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out

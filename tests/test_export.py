@@ -12,26 +12,8 @@ import openpyxl
 import pytest
 
 from mailgate import export, views
-from mailgate.config import Config
 from mailgate.context import Context
-from tests.test_ticket_list import NOW, build_desk, cli_runner, desk_config
-
-
-@pytest.fixture
-def config(tmp_path: Path, db_url: str) -> Config:
-    return desk_config(tmp_path, db_url)
-
-
-@pytest.fixture
-def desk(ctx: Context) -> Context:
-    build_desk(ctx)
-    ctx.clock.now = NOW  # type: ignore[attr-defined]
-    return ctx
-
-
-@pytest.fixture
-def run(desk: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    return cli_runner(desk, tmp_path, monkeypatch)
+from tests.desk import NOW
 
 
 def write(ctx: Context, path: Path, fmt: str, articles: bool = False, **options: Any) -> Any:
@@ -145,16 +127,16 @@ def test_csv_tickets_or_articles(desk: Context, tmp_path: Path) -> None:
     ]
 
 
-def test_export_command(run: Any, tmp_path: Path) -> None:
+def test_export_command(desk_cli: Any, tmp_path: Path) -> None:
     target = tmp_path / "out.xlsx"
-    result = run("export", "--output", str(target), "--customer", "Acme GmbH")
+    result = desk_cli("export", "--output", str(target), "--customer", "Acme GmbH")
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"exported 3 tickets, 2 articles to {target}\n"
     assert len(sheet_rows(target, "tickets")) == 4
     csv_target = tmp_path / "out.csv"
-    result = run("export", "-o", str(csv_target), "--status", "open")
+    result = desk_cli("export", "-o", str(csv_target), "--status", "open")
     assert result.stdout == f"exported 3 tickets to {csv_target}\n"
-    result = run("export", "--format", "csv", "--articles", "-o", str(csv_target))
+    result = desk_cli("export", "--format", "csv", "--articles", "-o", str(csv_target))
     assert result.stdout == f"exported 8 tickets, 3 articles to {csv_target}\n"
     assert not list(tmp_path.glob(".*.partial"))
 
@@ -171,9 +153,9 @@ def test_export_command(run: Any, tmp_path: Path) -> None:
     ],
 )  # fmt: skip
 def test_export_bad_input(
-    run: Any, tmp_path: Path, args: list[str], status: int, message: str
+    desk_cli: Any, tmp_path: Path, args: list[str], status: int, message: str
 ) -> None:
-    result = run("export", *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    result = desk_cli("export", *[a.replace("{tmp}", str(tmp_path)) for a in args])
     message = message.replace("{tmp}", str(tmp_path))
     assert result.returncode == status
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr

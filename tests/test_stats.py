@@ -4,34 +4,14 @@ nearest-rank medians and p90s, first-response breaches and the backlog, on both 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mailgate import stats
-from mailgate.config import Config
 from mailgate.context import Context
-from tests.test_ticket_list import NOW, build_desk, cli_runner, desk_config
 
 STATUS_ZERO = {"open": 0, "working": 0, "hold": 0, "delivered": 0, "closed": 0}
-
-
-@pytest.fixture
-def config(tmp_path: Path, db_url: str) -> Config:
-    return desk_config(tmp_path, db_url)
-
-
-@pytest.fixture
-def desk(ctx: Context) -> Context:
-    build_desk(ctx)
-    ctx.clock.now = NOW  # type: ignore[attr-defined]
-    return ctx
-
-
-@pytest.fixture
-def run(desk: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    return cli_runner(desk, tmp_path, monkeypatch)
 
 
 def collect(ctx: Context, days: int = 7) -> dict[str, Any]:
@@ -132,11 +112,11 @@ def test_nearest_rank_percentiles(values: list[int], median: int | None, p90: in
     assert (stats.percentile(values, 50), stats.percentile(values, 90)) == (median, p90)
 
 
-def test_stats_command_json_and_table(run: Any) -> None:
-    result = run("stats", "--format", "json")
+def test_stats_command_json_and_table(desk_cli: Any) -> None:
+    result = desk_cli("stats", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sla"]["A"] == {"target": "2h", "tickets": 2, "breached": 1}
-    table = run("stats", "--days", "3")
+    table = desk_cli("stats", "--days", "3")
     assert table.returncode == 0, table.stderr
     lines = table.stdout.splitlines()
     assert any(line.split()[:2] == ["Wed", "2026-11-04"] and line.endswith("█ 1") for line in lines)
@@ -146,7 +126,7 @@ def test_stats_command_json_and_table(run: Any) -> None:
 
 
 @pytest.mark.parametrize("days", ["0", "x", "400"])
-def test_stats_bad_days(run: Any, days: str) -> None:
-    result = run("stats", "--days", days)
+def test_stats_bad_days(desk_cli: Any, days: str) -> None:
+    result = desk_cli("stats", "--days", days)
     assert result.returncode == 64
     assert result.stderr == f"mailgate: --days: {days!r} is not a number of days from 1 to 366\n"
