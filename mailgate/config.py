@@ -73,6 +73,9 @@ class ImapConfig:
     responsible_agent: str = ""
     tls_ca_file: str = ""  # CA bundle for a private CA; empty means the system's
     tls_verify: bool = True  # false accepts any certificate: for testing only
+    # Several instances on PostgreSQL: one polls the mailbox, the others try this often to
+    # take it over (when its holder has died).
+    takeover_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,9 @@ def _validate(cfg: Config) -> None:
         except re.error as exc:
             where = f"tickets.reference_patterns[{i}]"
             raise ConfigError(f"{where}: not a regular expression: {exc}") from None
+    for box in cfg.imap:
+        if box.poll_interval <= 0 or box.takeover_interval <= 0:
+            raise ConfigError(f"imap.{box.name}: poll_interval and takeover_interval must be > 0")
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")

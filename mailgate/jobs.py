@@ -18,6 +18,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from mailgate import digest, outbox, pipeline, reminders
 from mailgate.config import Config
 from mailgate.context import Context
+from mailgate.locks import AdvisoryLock
 from mailgate.transports import Transport
 
 log = logging.getLogger("mailgate.jobs")
@@ -172,6 +173,18 @@ class Scheduler:
         await asyncio.shield(task)
 
     async def _guarded(self, job: Job) -> None:
+        # Several instances on PostgreSQL: a run that finds another instance's run of the
+        # same job in progress leaves the work to it.
+        lock = AdvisoryLock(self.runtime.ctx.store, f"job:{job.name}")
+        if not await asyncio.to_thread(lock.try_acquire):
+            log.debug("event=job_skipped job=%s reason=running_elsewhere", job.name)
+            return
+        try:
+            await self._run_job(job)
+        finally:
+            await asyncio.to_thread(lock.release)
+
+    async def _run_job(self, job: Job) -> None:
         try:
             await job.run(self.runtime)
         except Exception as exc:  # logged once per streak; the next run may succeed

@@ -16,6 +16,7 @@ from imapclient import SEEN, IMAPClient, SocketTimeout
 from mailgate.config import ConfigError, ImapConfig, read_secret
 from mailgate.context import Context
 from mailgate.intake import spool
+from mailgate.locks import AdvisoryLock
 from mailgate.models import ImapState
 from mailgate.store import StoreUnavailable
 
@@ -76,6 +77,9 @@ class ImapIntake:
         self.announced = False  # the first session is logged; later ones only when recovering
         self.backoff = BACKOFF_FIRST  # seconds before the next reconnect; doubles while failing
         self.draining = threading.Lock()
+        # With several instances on one PostgreSQL database, one of them serves the mailbox.
+        self.lock = AdvisoryLock(ctx.store, f"imap-mailbox:{mailbox.name}")
+        self.standing_by = False
         if mailbox.folder == mailbox.processed_folder:
             # Each move would hand the message a new UID, to be read and moved again forever.
             raise ConfigError(f"imap.{mailbox.name}.processed_folder: must differ from folder")
@@ -124,18 +128,37 @@ class ImapIntake:
     # The mailbox loop (worker thread) --------------------------------------------------------
 
     def _serve(self, halt: threading.Event) -> None:
-        while not halt.is_set():
-            try:
-                client = self._connect()
-            except Exception as exc:  # unreachable, refused login, unreadable password_file
-                self._back_off(exc, halt)
-                continue
-            try:
-                self._session(client, halt)
-            except Exception as exc:  # a lost connection, or a fault of ours: start over
-                self._back_off(exc, halt)
-            finally:
-                _close(client)
+        try:
+            while not halt.is_set():
+                if not self._hold_lock():
+                    halt.wait(self.mailbox.takeover_interval)
+                    continue
+                try:
+                    client = self._connect()
+                except Exception as exc:  # unreachable, refused login, unreadable password
+                    self._back_off(exc, halt)
+                    continue
+                try:
+                    self._session(client, halt)
+                except Exception as exc:  # a lost connection, or a fault of ours: start over
+                    self._back_off(exc, halt)
+                finally:
+                    _close(client)
+        finally:
+            self.lock.release()
+
+    def _hold_lock(self) -> bool:
+        """Whether this instance serves the mailbox: it holds the lock or has just taken it."""
+        if self.lock.try_acquire():
+            if self.standing_by:
+                log.info("event=imap_taken_over mailbox=%s", self.mailbox.name)
+            self.standing_by = False
+            return True
+        if not self.standing_by:
+            log.info("event=imap_standby mailbox=%s reason=polled_by_another_instance",
+                     self.mailbox.name)  # fmt: skip
+        self.standing_by = True
+        return False
 
     def _back_off(self, exc: Exception, halt: threading.Event) -> None:
         self.connection_trouble.failed(exc)
@@ -149,6 +172,8 @@ class ImapIntake:
         log.log(level, "event=imap_watching mailbox=%s idle=%s", self.mailbox.name, idle)
         self.announced = True
         while not halt.is_set():
+            if not self.lock.still_held():
+                return  # another instance may serve the mailbox now: ask for the lock again
             try:
                 # Again until nothing is new: mail that came in while we were busy gets no
                 # EXISTS of its own once IDLE starts.
@@ -252,41 +277,36 @@ class ImapIntake:
         self.on_lag(self.mailbox.name, age)
 
     def _batch(self, client: IMAPClient, uidvalidity: int, uids: list[int]) -> int:
-        """Fetch, store and move one batch; a store failure keeps the rest in the folder."""
+        """Fetch a batch, store it in one transaction, then move it. A store failure leaves
+        the whole batch in the folder (raised as StoreUnavailable)."""
         # PEEK: a message we fail to store must look untouched to anyone reading the folder.
         fetched = client.fetch(uids, ["BODY.PEEK[]"])
-        done: list[int] = []
-        stored, failure = 0, None
-        for uid in uids:
-            raw = fetched.get(uid, {}).get(b"BODY[]")
-            if raw is None:  # expunged by someone else in the meantime
-                continue
-            try:
-                stored += self._store(uid, raw)
-            except StoreUnavailable as exc:
-                failure = exc
-                break
-            done.append(uid)
-        if done:
-            self._save_state(uidvalidity, done[-1])
-            self._move(client, done)
-        if failure is not None:
-            raise failure
-        return stored
-
-    def _store(self, uid: int, raw: bytes) -> int:
-        accepted = spool.accept(self.ctx.store, raw, self.source, self.ctx.clock())
-        log.info(
-            "event=imap_stored mailbox=%s uid=%s intake_id=%s duplicate=%s",
-            self.mailbox.name,
-            uid,
-            accepted.intake_id,
-            accepted.duplicate,
-        )
-        if accepted.duplicate:
+        # A UID without a body was expunged by someone else in the meantime.
+        found = [
+            (uid, fetched[uid][b"BODY[]"]) for uid in uids if b"BODY[]" in fetched.get(uid, {})
+        ]
+        if not found:
             return 0
-        self.on_stored(accepted.intake_id)
-        return 1
+        now = self.ctx.clock()
+        results = spool.accept_many(
+            self.ctx.store, [spool.Incoming(raw, self.source, now) for _, raw in found]
+        )
+        stored = 0
+        for (uid, _), accepted in zip(found, results, strict=True):
+            log.info(
+                "event=imap_stored mailbox=%s uid=%s intake_id=%s duplicate=%s",
+                self.mailbox.name,
+                uid,
+                accepted.intake_id,
+                accepted.duplicate,
+            )
+            if not accepted.duplicate:
+                self.on_stored(accepted.intake_id)
+                stored += 1
+        done = [uid for uid, _ in found]
+        self._save_state(uidvalidity, done[-1])
+        self._move(client, done)
+        return stored
 
     def _move(self, client: IMAPClient, uids: list[int]) -> None:
         if not uids:
