@@ -39,7 +39,7 @@ STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within s
 # together, then the processor, then the outbox sender.
 INTAKE_GRACE = 10.0  # SMTP transactions already in DATA get this long to be stored
 JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finish
-INTAKE_FIRST_SECONDS = 0.2  # longest a message waits for SMTP intake to go quiet
+INTAKE_FIRST_SECONDS = 0.2  # longest processing waits for intake's pending commit
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
 HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
@@ -152,11 +152,11 @@ class Daemon:
             await self._process_one(intake_id)
 
     async def _intake_first(self) -> None:
-        """Let messages being stored go first: on SQLite a processing transaction holds the
-        one write lock that intake's commits (and their 250s) wait for. Bounded, so that
-        under steady load processing still keeps up."""
+        """Let a commit of received mail go first: on SQLite a processing transaction holds
+        the one write lock that intake's commits (and their 250s) wait for. Only a commit
+        already waiting counts, so that steady SMTP traffic does not starve processing."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.intake.handler.idle.wait(), INTAKE_FIRST_SECONDS)
+            await asyncio.wait_for(self.intake.handler.committer.idle.wait(), INTAKE_FIRST_SECONDS)
 
     async def _enqueue_pending(self) -> None:
         """Messages stored but not processed before (a crash, a busy database)."""

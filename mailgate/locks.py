@@ -60,7 +60,7 @@ class AdvisoryLock:
             connection.close()
             return False
         self._connection = connection
-        log.info("event=lock_acquired lock=%s", self.name)
+        log.debug("event=lock_acquired lock=%s", self.name)
         return True
 
     def still_held(self) -> bool:
@@ -83,7 +83,7 @@ class AdvisoryLock:
             return
         try:
             self._connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self.key})
-            log.info("event=lock_released lock=%s", self.name)
+            log.debug("event=lock_released lock=%s", self.name)
         except DBAPIError:
             pass  # the connection is gone, and the lock with it
         self._drop()

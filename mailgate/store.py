@@ -24,16 +24,22 @@ class SchemaOutdated(Exception):
     """The database schema is older than this code; `mailgate db upgrade` fixes it."""
 
 
-def _sqlite_pragmas(busy_timeout: float) -> Any:
+def _sqlite_pragmas(busy_timeout: float, synchronous: str) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     return on_connect
+
+
+def _sqlite_engine(url: str, busy_timeout: float, synchronous: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
+    event.listen(engine, "connect", _sqlite_pragmas(busy_timeout, synchronous))
+    return engine
 
 
 class Store:
@@ -44,18 +50,24 @@ class Store:
         self.is_sqlite = url.startswith("sqlite")
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
-            self.engine: Engine = create_engine(
-                url, connect_args={"timeout": busy_timeout, "check_same_thread": False}
-            )
-            event.listen(self.engine, "connect", _sqlite_pragmas(busy_timeout))
+            # WAL with synchronous=NORMAL survives a crash of the process but may lose the
+            # last commits to a power cut; FULL fsyncs each commit. Received mail is stored
+            # with FULL before its 250 (a power cut then loses nothing that was accepted);
+            # the rest can be done again from what was received, so it skips the fsync.
+            # The next FULL commit syncs the log, and with it every earlier commit.
+            self.engine: Engine = _sqlite_engine(url, busy_timeout, "NORMAL")
+            self.durable_engine: Engine = _sqlite_engine(url, busy_timeout, "FULL")
         else:
             self.engine = create_engine(url, pool_pre_ping=True)
+            self.durable_engine = self.engine  # PostgreSQL syncs every commit
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self, durable: bool = False) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises.
-        Database trouble that may pass (a lock, a lost connection) becomes StoreUnavailable."""
-        session = Session(self.engine, expire_on_commit=False)
+        Database trouble that may pass (a lock, a lost connection) becomes StoreUnavailable.
+        `durable`: on disk when committed, even across a power cut (for received mail)."""
+        engine = self.durable_engine if durable else self.engine
+        session = Session(engine, expire_on_commit=False)
         try:
             yield session
             session.commit()
@@ -72,6 +84,7 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.durable_engine.dispose()
 
     # Migrations -------------------------------------------------------------------------
 

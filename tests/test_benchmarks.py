@@ -92,3 +92,28 @@ def test_memory_benchmark_runs_on_a_small_attachment(
     assert bench.main(["--attachment-mb", "1", "--skip-imap"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^smtp\s+1\.\d\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
+
+
+def test_imap_backlog_benchmark_runs_on_a_tiny_backlog(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("imap_backlog", monkeypatch)
+    assert bench.main(["--messages", "20", "--timeout", "120"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^bare imapclient fetch loop\s+20\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    assert re.search(r"^mailgate run: tickets, moved\s+20\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    assert "ratio mailgate/bare:" in out
+
+
+@pytest.mark.postgres
+def test_postgres_cluster_benchmark_runs_on_a_tiny_load(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("postgres_cluster", monkeypatch)
+    argv = ["--messages", "20", "--imap-messages", "6", "--clients", "2", "--timeout", "120"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^all 26 messages with an outcome and 26 acknowledgements sent", out, re.M)
+    # Each of the two mailboxes is served by exactly one instance.
+    served = re.search(r"^mailboxes served per instance: #0 (\d), #1 (\d)$", out, re.M)
+    assert served is not None and int(served[1]) + int(served[2]) == 2, out

@@ -294,3 +294,19 @@ def test_parse_address_converts_international_domains() -> None:
 def test_address_domain() -> None:
     assert address_domain("Support <Support@Example.COM>") == "example.com"
     assert address_domain("nobody") == ""
+
+
+def test_no_header_line_passes_998_octets() -> None:
+    raw = compose(
+        dataclasses.replace(
+            BASE,
+            subject="[CID-1042] " + "x" * 2000,
+            to=(f"{'Ö' * 400} <long@kunde.example>", f"{'N' * 1200} <n@kunde.example>"),
+        ),
+        NOW,
+    )
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert max(map(len, head.split(b"\r\n"))) <= 998
+    msg = message_from_bytes(raw, policy=default)
+    assert str(msg["Subject"]) == "[CID-1042] " + "x" * 2000
+    assert [a.addr_spec for a in msg["To"].addresses] == ["long@kunde.example", "n@kunde.example"]

@@ -45,7 +45,7 @@ def test_one_batch_stores_each_message_once_in_order(ctx: Context) -> None:
 
 def test_concurrent_messages_share_commits(ctx: Context) -> None:
     commits: list[int] = []
-    event.listen(ctx.store.engine, "commit", lambda _conn: commits.append(1))
+    event.listen(ctx.store.durable_engine, "commit", lambda _conn: commits.append(1))
     messages = _incoming(ctx, 40)
 
     async def send_all() -> list[int]:
@@ -84,7 +84,7 @@ def test_a_batch_that_cannot_be_stored_is_refused_for_every_message(
 @pytest.mark.parametrize(("batch", "expected_commits"), [(1, 7), (3, 3)])
 def test_batches_are_capped(ctx: Context, batch: int, expected_commits: int) -> None:
     commits: list[int] = []
-    event.listen(ctx.store.engine, "commit", lambda _conn: commits.append(1))
+    event.listen(ctx.store.durable_engine, "commit", lambda _conn: commits.append(1))
     messages = _incoming(ctx, 7)
 
     async def send_all() -> list[int]:

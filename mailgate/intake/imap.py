@@ -149,9 +149,12 @@ class ImapIntake:
 
     def _hold_lock(self) -> bool:
         """Whether this instance serves the mailbox: it holds the lock or has just taken it."""
+        had_it = self.lock.held
         if self.lock.try_acquire():
             if self.standing_by:
                 log.info("event=imap_taken_over mailbox=%s", self.mailbox.name)
+            elif not had_it:
+                log.info("event=imap_serving mailbox=%s", self.mailbox.name)
             self.standing_by = False
             return True
         if not self.standing_by:

@@ -74,7 +74,7 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
     """Store several messages in one transaction: one commit for all, in their order. The
     same bytes twice (stored before, or twice in this batch) are stored once."""
     digests = [hashlib.sha256(m.raw).hexdigest() for m in messages]
-    with store.session() as session:
+    with store.session(durable=True) as session:
         query = select(Intake.sha256, Intake.id).where(col(Intake.sha256).in_(set(digests)))
         known: dict[str, int] = {digest: row_id or 0 for digest, row_id in session.exec(query)}
         new: dict[str, Intake] = {}
@@ -114,15 +114,24 @@ class GroupCommit:
         self.max_batch = max_batch
         self._queue: list[tuple[Incoming, asyncio.Future[Accepted]]] = []
         self._worker: asyncio.Task[None] | None = None
+        self.idle = asyncio.Event()  # set while no message waits for its commit
+        self.idle.set()
 
     async def accept(self, message: Incoming) -> Accepted:
         future: asyncio.Future[Accepted] = asyncio.get_running_loop().create_future()
         self._queue.append((message, future))
+        self.idle.clear()
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._drain(), name="mailgate-group-commit")
         return await future
 
     async def _drain(self) -> None:
+        try:
+            await self._commit_batches()
+        finally:
+            self.idle.set()
+
+    async def _commit_batches(self) -> None:
         while self._queue:
             batch = self._queue[: self.max_batch]
             del self._queue[: self.max_batch]

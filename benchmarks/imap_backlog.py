@@ -1,0 +1,152 @@
+"""IMAP backlog: N generated support mails APPENDed to a throwaway Dovecot, then `mailgate run`
+started on SQLite: time until every message is a ticket or an article and has been moved out
+of the inbox. Baseline, in the same run: a bare imapclient loop that fetches the same
+messages in batches (what any IMAP consumer must do at least)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from corpus import SUPPORT, generate
+from servers import child, free_port
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
+
+from tests.dovecot import Dovecot, ImapUser  # noqa: E402
+
+BATCH = 50
+
+
+def append_all(user: ImapUser, raws: Sequence[bytes]) -> float:
+    start = time.perf_counter()
+    with user.client() as client:
+        for raw in raws:
+            client.append("INBOX", raw)
+    return time.perf_counter() - start
+
+
+def bare_fetch(user: ImapUser) -> tuple[int, float]:
+    """Select, search, fetch every message's bytes in batches: no storing, no moving."""
+    start = time.perf_counter()
+    fetched = 0
+    with user.client() as client:
+        client.select_folder("INBOX", readonly=True)
+        uids = sorted(client.search("ALL"))
+        for first in range(0, len(uids), BATCH):
+            batch = client.fetch(uids[first : first + BATCH], ["BODY.PEEK[]"])
+            fetched += sum(1 for data in batch.values() if b"BODY[]" in data)
+    return fetched, time.perf_counter() - start
+
+
+def config(work: Path, user: ImapUser) -> tuple[Path, int]:
+    port = free_port()
+    path = work / "mailgate.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [database]
+            url = "sqlite:///{work}/mailgate.db"
+            [paths]
+            data_dir = "{work}/data"
+            [smtp]
+            listen = "127.0.0.1:{port}"
+            addresses = ["{SUPPORT}"]
+            [outbound]
+            transport = "file"
+            directory = "{work}/sent"
+            from = "Support <{SUPPORT}>"
+            [loops]
+            max_auto_mails_per_hour = 100000
+            [http]
+            listen = ""
+            [logging]
+            level = "warning"
+            [[imap]]
+            name = "support"
+            host = "127.0.0.1"
+            port = {user.server.port}
+            security = "none"
+            username = "{user.name}"
+            password = "{user.password}"
+            """
+        ),
+        encoding="utf-8",
+    )
+    return path, port
+
+
+def finished(db: Path) -> int:
+    """Stored messages with their outcome."""
+    try:
+        with sqlite3.connect(db, timeout=30) as con:
+            (done,) = con.execute(
+                "SELECT count(*) FROM intake WHERE status != 'received'"
+            ).fetchone()
+        return int(done)
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def inbox_size(user: ImapUser) -> int:
+    with user.client() as client:
+        return int(client.select_folder("INBOX", readonly=True)[b"EXISTS"])
+
+
+def run_mailgate(work: Path, user: ImapUser, total: int, timeout: float) -> float:
+    path, port = config(work, user)
+    start = time.perf_counter()
+    with child([sys.executable, "-m", "mailgate", "-c", str(path), "run"], port):
+        while time.perf_counter() - start < timeout:
+            if finished(work / "mailgate.db") >= total and inbox_size(user) == 0:
+                return time.perf_counter() - start
+            time.sleep(0.5)
+    raise SystemExit(f"mailgate did not finish the backlog in {timeout:.0f} s")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=10000, help="backlog size (10000)")
+    parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds mailgate may take")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raws = generate(args.messages, args.seed)
+    total = sum(map(len, raws))
+    print("mailgate IMAP backlog benchmark")
+    print(f"machine: {os.cpu_count()} CPUs")
+    print(f"backlog: {len(raws)} messages, {total / 1e6:.1f} MB")
+    server = Dovecot()
+    server.start()
+    work = Path(tempfile.mkdtemp(prefix="mailgate-imap-bench-"))
+    try:
+        user = server.add_user()
+        appended = append_all(user, raws)
+        print(f"APPEND to Dovecot: {appended:.1f} s")
+        fetched, bare = bare_fetch(user)
+        ours = run_mailgate(work, user, len(raws), args.timeout)
+        print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}")
+        print(f"{'bare imapclient fetch loop':<34}{fetched:>9}{bare:>9.1f}{fetched / bare:>9.1f}")
+        rate = len(raws) / ours
+        print(f"{'mailgate run: tickets, moved':<34}{len(raws):>9}{ours:>9.1f}{rate:>9.1f}")
+        print(f"ratio mailgate/bare: {rate / (fetched / bare):.2f}x")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
