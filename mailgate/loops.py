@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailgate.context import Context
-from mailgate.models import RECEIVED, Agent, Intake, Outbox
+from mailgate.models import RECEIVED, Agent, Intake, OutboxRecipient
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
 
@@ -46,14 +46,12 @@ def is_internal(session: Session, ctx: Context, address: str) -> bool:
 
 def automatic_sent(session: Session, address: str, since: datetime) -> int:
     """Automatic mails queued to the address since then (To or Cc)."""
-    query = select(Outbox.to_addrs).where(
-        col(Outbox.created_at) > since,
-        col(Outbox.template).not_in(HUMAN_TEMPLATES),
-        # A coarse filter the database can apply; the exact match is below.
-        func.lower(Outbox.to_addrs).contains(address),
+    query = select(func.count()).where(
+        OutboxRecipient.address == address.lower(),
+        col(OutboxRecipient.created_at) > since,
+        col(OutboxRecipient.automatic).is_(True),
     )
-    rows = session.exec(query).all()
-    return sum(1 for to in rows if address in {a.strip().lower() for a in to.split(",")})
+    return int(session.exec(query).one())
 
 
 def rate_limited(session: Session, ctx: Context, address: str, now: datetime) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, LargeBinary, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 # Stored-message states (ARCHITECTURE: received -> done | ignored | quarantined).
@@ -200,6 +200,19 @@ class Outbox(SQLModel, table=True):
     # Indexed: the rate limit counts an hour's automatic mail before each automatic mail.
     created_at: datetime = Field(index=True)
     sent_at: datetime | None = None
+
+
+class OutboxRecipient(SQLModel, table=True):
+    """One envelope recipient of an outgoing mail: the per-address limit on automatic mail
+    counts these by address instead of searching every recent mail's recipient list."""
+
+    __tablename__ = "outbox_recipient"
+    __table_args__ = (Index("ix_outbox_recipient_address_created_at", "address", "created_at"),)
+
+    outbox_id: int = Field(foreign_key="outbox.id", primary_key=True)
+    address: str = Field(primary_key=True)  # lower case
+    automatic: bool  # not a person's answer (see loops.HUMAN_TEMPLATES)
+    created_at: datetime
 
 
 class ImapState(SQLModel, table=True):

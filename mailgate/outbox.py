@@ -13,7 +13,8 @@ from sqlmodel import Session, col, select
 from mailgate.compose import Outgoing, compose, parse_address
 from mailgate.config import OutboundConfig
 from mailgate.context import Context
-from mailgate.models import FAILED, QUEUED, SENT, Outbox
+from mailgate.loops import HUMAN_TEMPLATES
+from mailgate.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
 from mailgate.store import Store
 from mailgate.transports import PermanentFailure, RelayUnavailable, TemporaryFailure, Transport
 
@@ -62,6 +63,14 @@ def enqueue(
     session.flush()
     row.envelope_from = bounce_address(ctx.from_address, row.id or 0)
     session.add(row)
+    automatic = template not in HUMAN_TEMPLATES
+    for address in dict.fromkeys(a.strip().lower() for a in row.to_addrs.split(",")):
+        if address:
+            session.add(
+                OutboxRecipient(
+                    outbox_id=row.id or 0, address=address, automatic=automatic, created_at=now
+                )
+            )
     return row
 
 
