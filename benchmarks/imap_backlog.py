@@ -11,13 +11,12 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from corpus import SUPPORT, generate
-from servers import child, free_port
+from corpus import generate
+from servers import child, free_port, imap_block, mailgate_toml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
@@ -48,43 +47,6 @@ def bare_fetch(user: ImapUser) -> tuple[int, float]:
     return fetched, time.perf_counter() - start
 
 
-def config(work: Path, user: ImapUser) -> tuple[Path, int]:
-    port = free_port()
-    path = work / "mailgate.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [database]
-            url = "sqlite:///{work}/mailgate.db"
-            [paths]
-            data_dir = "{work}/data"
-            [smtp]
-            listen = "127.0.0.1:{port}"
-            addresses = ["{SUPPORT}"]
-            [outbound]
-            transport = "file"
-            directory = "{work}/sent"
-            from = "Support <{SUPPORT}>"
-            [loops]
-            max_auto_mails_per_hour = 100000
-            [http]
-            listen = ""
-            [logging]
-            level = "warning"
-            [[imap]]
-            name = "support"
-            host = "127.0.0.1"
-            port = {user.server.port}
-            security = "none"
-            username = "{user.name}"
-            password = "{user.password}"
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path, port
-
-
 def finished(db: Path) -> int:
     """Stored messages with their outcome."""
     try:
@@ -103,7 +65,9 @@ def inbox_size(user: ImapUser) -> int:
 
 
 def run_mailgate(work: Path, user: ImapUser, total: int, timeout: float) -> float:
-    path, port = config(work, user)
+    port = free_port()
+    box = imap_block("support", user.server.port, user.name, user.password)
+    path = mailgate_toml(work, port, extra=box)
     start = time.perf_counter()
     with child([sys.executable, "-m", "mailgate", "-c", str(path), "run"], port):
         while time.perf_counter() - start < timeout:

@@ -15,7 +15,6 @@ import shutil
 import sqlite3
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from aiosmtplib import SMTP
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
 
-from servers import child, free_port  # noqa: E402
+from servers import child, free_port, imap_block, mailgate_toml  # noqa: E402
 
 from tests.dovecot import Dovecot  # noqa: E402
 
@@ -56,35 +55,6 @@ def rss(pid: int) -> tuple[int, int]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) * 1024
     return fields["VmRSS"], fields["VmHWM"]
-
-
-def config(work: Path, smtp_port: int, imap: str = "") -> Path:
-    path = work / "mailgate.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [database]
-            url = "sqlite:///{work}/mailgate.db"
-            [paths]
-            data_dir = "{work}/data"
-            [smtp]
-            listen = "127.0.0.1:{smtp_port}"
-            addresses = ["{SUPPORT}"]
-            max_message_size = 104857600
-            [outbound]
-            transport = "file"
-            directory = "{work}/sent"
-            from = "Support <{SUPPORT}>"
-            [http]
-            listen = ""
-            [logging]
-            level = "warning"
-            """
-        )
-        + imap,
-        encoding="utf-8",
-    )
-    return path
 
 
 @contextmanager
@@ -125,7 +95,7 @@ def report(path: str, size: int, idle: int, peak: int) -> None:
 
 def by_smtp(work: Path, raw: bytes) -> None:
     port = free_port()
-    with daemon(config(work, port), port) as pid:
+    with daemon(mailgate_toml(work, port), port) as pid:
         idle = rss(pid)[0]
         asyncio.run(send(port, raw))
         wait_for_ticket(work / "mailgate.db")
@@ -139,18 +109,8 @@ def by_imap(work: Path, raw: bytes) -> None:
         user = server.add_user()
         user.append(raw)
         port = free_port()
-        imap = textwrap.dedent(
-            f"""
-            [[imap]]
-            name = "support"
-            host = "127.0.0.1"
-            port = {server.port}
-            security = "none"
-            username = "{user.name}"
-            password = "{user.password}"
-            """
-        )
-        with daemon(config(work, port, imap), port) as pid:
+        imap = imap_block("support", server.port, user.name, user.password)
+        with daemon(mailgate_toml(work, port, extra=imap), port) as pid:
             idle = rss(pid)[0]  # may already be fetching: the mailbox is read at start
             wait_for_ticket(work / "mailgate.db")
             report("imap", len(raw), idle, rss(pid)[1])

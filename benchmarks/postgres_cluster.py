@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,8 +23,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
-from corpus import SUPPORT, generate
-from servers import child, free_port
+from corpus import generate
+from servers import child, free_port, imap_block, mailgate_toml
 from smtp_intake import SINK_SERVER, measure
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,43 +49,19 @@ def drop_database(name: str) -> None:
 
 
 def config(work: Path, index: int, url: str, sink: int, boxes: Sequence[ImapUser]) -> Path:
-    port = free_port()
-    text = textwrap.dedent(
-        f"""
-        [database]
-        url = "{url}"
-        [paths]
-        data_dir = "{work}/data"
-        [smtp]
-        listen = "127.0.0.1:{port}"
-        addresses = ["{SUPPORT}"]
-        [outbound]
-        transport = "smtp"
-        host = "127.0.0.1"
-        port = {sink}
-        from = "Support <{SUPPORT}>"
-        [loops]
-        max_auto_mails_per_hour = 100000
-        [http]
-        listen = ""
-        """
+    mailboxes = "".join(
+        imap_block(f"box{n}", b.server.port, b.name, b.password, takeover_interval=5.0)
+        for n, b in enumerate(boxes)
     )
-    for number, box in enumerate(boxes):
-        text += textwrap.dedent(
-            f"""
-            [[imap]]
-            name = "box{number}"
-            host = "127.0.0.1"
-            port = {box.server.port}
-            security = "none"
-            username = "{box.name}"
-            password = "{box.password}"
-            takeover_interval = 5.0
-            """
-        )
-    path = work / f"instance{index}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return mailgate_toml(
+        work,
+        free_port(),
+        name=f"instance{index}",
+        database=url,
+        sink=sink,
+        log_level="info",  # the imap_serving lines say which instance serves which mailbox
+        extra=mailboxes,
+    )
 
 
 def port_of(path: Path) -> int:

@@ -48,3 +48,49 @@ def child(
             proc.wait()
         if log:
             out.close()  # type: ignore[union-attr]
+
+
+def mailgate_toml(
+    work: Path,
+    port: int,
+    *,
+    name: str = "mailgate",
+    database: str | None = None,
+    sink: int | None = None,
+    log_level: str = "warning",
+    extra: str = "",
+) -> Path:
+    """A configuration for a benchmark's `mailgate run`: SQLite under `work` unless another
+    database is given, outgoing mail to a sink relay (else to files), no hourly limit on
+    acknowledgements (the generated senders write often), `extra` appended ([[imap]])."""
+    from corpus import SUPPORT
+
+    url = database or f"sqlite:///{work}/mailgate.db"
+    outbound = (
+        f'transport = "smtp"\nhost = "127.0.0.1"\nport = {sink}\n'
+        if sink
+        else f'transport = "file"\ndirectory = "{work}/sent"\n'
+    )
+    path = work / f"{name}.toml"
+    path.write_text(
+        f'[database]\nurl = "{url}"\n'
+        f'[paths]\ndata_dir = "{work}/data"\n'
+        f'[smtp]\nlisten = "127.0.0.1:{port}"\naddresses = ["{SUPPORT}"]\n'
+        "max_message_size = 104857600\n"
+        f'[outbound]\n{outbound}from = "Support <{SUPPORT}>"\n'
+        "[loops]\nmax_auto_mails_per_hour = 100000\n"
+        '[http]\nlisten = ""\n'
+        f'[logging]\nlevel = "{log_level}"\n' + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def imap_block(name: str, port: int, username: str, password: str, **more: object) -> str:
+    """An [[imap]] table for a mailbox on the throwaway Dovecot (plain IMAP on loopback)."""
+    lines = [
+        f'[[imap]]\nname = "{name}"\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"',
+        f'username = "{username}"\npassword = "{password}"',
+        *(f"{key} = {value!r}" for key, value in more.items()),
+    ]
+    return "\n".join(lines) + "\n"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from aiosmtplib import SMTP
 from corpus import SUPPORT, generate
-from servers import child, free_port
+from servers import child, free_port, mailgate_toml
 
 # The baseline: what any SMTP intake must do at least, and nothing more.
 BARE_SERVER = textwrap.dedent(
@@ -131,39 +131,6 @@ def measure(name: str, port: int, raws: Sequence[bytes], clients: int) -> Run:
     return Run(name, len(raws) - refused, seconds, latencies, refused)
 
 
-def mailgate_config(work: Path, port: int, sink_port: int) -> Path:
-    path = work / "mailgate.toml"
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [database]
-            url = "sqlite:///{work}/mailgate.db"
-            [paths]
-            data_dir = "{work}/data"
-            [smtp]
-            listen = "127.0.0.1:{port}"
-            addresses = ["{SUPPORT}"]
-            max_message_size = 50000000
-            [outbound]
-            transport = "smtp"
-            host = "127.0.0.1"
-            port = {sink_port}
-            from = "Support <{SUPPORT}>"
-            [loops]
-            # Every acknowledgement is wanted here: the generator's busiest senders would
-            # otherwise reach the hourly limit on automatic mail.
-            max_auto_mails_per_hour = 100000
-            [http]
-            listen = ""
-            [logging]
-            level = "warning"
-            """
-        ),
-        encoding="utf-8",
-    )
-    return path
-
-
 def drained(db: Path) -> tuple[int, int, int]:
     """(stored messages without an outcome, outgoing mail not yet sent, mail sent)."""
     with sqlite3.connect(db, timeout=30) as con:
@@ -232,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with child([sys.executable, "-c", BARE_SERVER, str(work / "bare"), str(port)], port):
             bare = measure("bare aiosmtpd + fsync", port, raws, args.clients)
         port, sink = free_port(), free_port()
-        config = mailgate_config(work, port, sink)
+        config = mailgate_toml(work, port, sink=sink)
         mailgate = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
         with (
             child([sys.executable, "-c", SINK_SERVER, str(sink)], sink),

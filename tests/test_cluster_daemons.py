@@ -19,8 +19,7 @@ from tests.conftest import make_config
 from tests.daemon_harness import smtp_server
 from tests.dovecot import ImapUser, dovecot, imap_user
 from tests.helpers import free_port, poll
-from tests.mails import make_mail, new_message_id
-from tests.test_crash import Child, Clients, CountingRelay
+from tests.test_crash import Child, Clients, CountingRelay, mails
 
 __all__ = ["dovecot", "imap_user"]  # fixtures, used by name
 
@@ -52,21 +51,6 @@ def write_config(
         encoding="utf-8",
     )
     return path
-
-
-def customer_mails(prefix: str, count: int) -> list[tuple[str, bytes]]:
-    """Distinct senders, so no per-address limit on automatic mail holds an acknowledgement."""
-    result = []
-    for number in range(count):
-        message_id = new_message_id()
-        raw = make_mail(
-            subject=f"{prefix} request {number}",
-            body=f"{prefix} request {number}: the scanner on floor {number % 7} is jammed.\n",
-            sender=f"Customer {number} <{prefix}{number}@org{number % 40}.example>",
-            message_id=message_id,
-        )
-        result.append((message_id, raw))
-    return result
 
 
 class Cluster:
@@ -136,11 +120,11 @@ def test_two_instances_share_smtp_and_one_mailbox(
 ) -> None:
     cluster, relay = cluster_parts
     started = time.monotonic()
-    by_imap = customer_mails("imap", IMAP_MESSAGES)
+    by_imap = mails(IMAP_MESSAGES, "imap")
     imap_user.append(*(raw for _, raw in by_imap[: IMAP_MESSAGES // 2]))
     for child in cluster.children:
         child.start()
-    by_smtp = customer_mails("smtp", MESSAGES)
+    by_smtp = mails(MESSAGES, "smtp")
     # Half the senders deliver to one instance, half to the other (two MX hosts).
     senders = [
         Clients(child.address, by_smtp[index::2]) for index, child in enumerate(cluster.children)
@@ -185,13 +169,13 @@ def test_the_other_instance_takes_the_mailbox_when_its_holder_dies(
         timeout=30,
         what="the second to stand by",
     )
-    before = customer_mails("before", 20)
+    before = mails(20, "before")
     imap_user.append(*(raw for _, raw in before))
     poll(lambda: cluster.settled(len(before)), timeout=60, what="the first batch handled")
     poll(lambda: imap_user.folder() == {}, timeout=30, what="the first batch moved")
     first.kill()
     killed = time.monotonic()
-    after = customer_mails("after", 20)
+    after = mails(20, "after")
     imap_user.append(*(raw for _, raw in after))
     poll(
         lambda: "event=imap_taken_over mailbox=support" in cluster.log(1),

@@ -147,15 +147,15 @@ class Clients:
             return len(self.accepted)
 
 
-def mails() -> list[tuple[str, bytes]]:
+def mails(count: int = MESSAGES, prefix: str = "c") -> list[tuple[str, bytes]]:
     """Distinct senders, so no per-address limit on automatic mail holds an acknowledgement."""
     result = []
-    for number in range(MESSAGES):
+    for number in range(count):
         message_id = new_message_id()
         raw = make_mail(
-            subject=f"Crash test request {number}",
+            subject=f"Crash test request {number} ({prefix})",
             body=f"Request number {number}: the scanner on floor {number % 7} is jammed.\n",
-            sender=f"Customer {number} <c{number}@org{number % 40}.example>",
+            sender=f"Customer {number} <{prefix}{number}@org{number % 40}.example>",
             message_id=message_id,
         )
         result.append((message_id, raw))
