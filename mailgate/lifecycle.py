@@ -14,6 +14,7 @@ from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact
 from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
+from mailgate.moments import aware
 from mailgate.tickets import record_event, set_status
 
 # Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
@@ -135,7 +136,7 @@ def _same_moment(stored: datetime | None, wanted: datetime) -> bool:
     # SQLite hands datetimes back without their zone; they were stored as UTC.
     if stored is None:
         return False
-    return (stored if stored.tzinfo else stored.replace(tzinfo=UTC)) == wanted
+    return aware(stored) == wanted
 
 
 def _field(name: str, label: str) -> Callable[[_Run, Command], str | None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.context import Context
 from mailgate.models import RECEIVED, Agent, Intake, OutboxRecipient
+from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
 
@@ -28,11 +29,6 @@ HEADER_BYTES = 65536
 
 _logged: dict[str, datetime] = {}
 _logged_lock = threading.Lock()
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; everything mailgate stores is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def is_internal(session: Session, ctx: Context, address: str) -> bool:
@@ -86,7 +82,7 @@ def _automatic_times(
     )
     newer = now
     for received_at, raw in session.exec(query):
-        moment = _aware(received_at)
+        moment = aware(received_at)
         if newer - moment >= window:
             return
         if is_automatic(bytes(raw), address):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -26,7 +27,7 @@ from mailgate.models import (
     TicketAgent,
     TimeEntry,
 )
-from mailgate.moments import hhmm
+from mailgate.moments import aware, hhmm
 from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
@@ -539,10 +540,8 @@ def local_time(ctx: Context, moment: datetime | None) -> str:
     """A stored moment (UTC, naive from SQLite) as the desk reads it: in [tickets] timezone."""
     if moment is None:
         return ""
-    from zoneinfo import ZoneInfo
-
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(ZoneInfo(ctx.config.tickets.timezone)).strftime("%Y-%m-%d %H:%M")
+    zone = ZoneInfo(ctx.config.tickets.timezone)
+    return aware(moment).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
 def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dict[str, object]:

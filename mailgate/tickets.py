@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import update
@@ -25,6 +25,7 @@ from mailgate.models import (
     Ticket,
     TicketReference,
 )
+from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
 
@@ -57,9 +58,7 @@ def next_ticket_number(session: Session, start: int) -> int:
 
 def as_utc(moment: datetime | None) -> datetime | None:
     """A mail's Date without a zone is taken as UTC rather than refused."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+    return None if moment is None else aware(moment)
 
 
 def set_status(ticket: Ticket, new_status: str, now: datetime) -> None:
