@@ -217,6 +217,79 @@ def test_line_length_limit(tmp_path: Path) -> None:
         assert send_data(mg.address, plain_mail(b"b" * 1200))[0] == 250
 
 
+@pytest.mark.parametrize("length", [1000, 1200, 200_000])
+def test_over_long_line_gets_500_and_the_session_goes_on(tmp_path: Path, length: int) -> None:
+    """Just over the limit, over the reader's buffer, and far over it (read in pieces)."""
+    good = plain_mail(b"g" * 998)
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        code, message = client.data(plain_mail(b"b" * length))
+        assert code == 500 and b"Line too long" in message
+        # The rest of the message was read and dropped: the next transaction is in step.
+        assert client.sendmail(CUSTOMER, [SUPPORT], good) == {}
+        with mg.ctx.store.session() as session:
+            assert session.exec(select(Intake.raw)).one() == good
+
+
+def test_oversized_message_gets_552_and_the_session_goes_on(tmp_path: Path) -> None:
+    good = make_mail()
+    with running(daemon_config(tmp_path, max_size=2000)) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        code, message = client.data(make_mail(body="a line of text\n" * 300))
+        assert (code, message) == (552, b"5.3.4 message too large")
+        assert client.sendmail(CUSTOMER, [SUPPORT], good) == {}
+        with mg.ctx.store.session() as session:
+            assert session.exec(select(Intake.raw)).one() == good
+
+
+def send_raw_data(client: smtplib.SMTP, wire: bytes) -> tuple[int, bytes]:
+    """DATA with the bytes exactly as given, transparent dots and final dot included
+    (smtplib's data() would add the dots itself)."""
+    assert client.putcmd("data") is None and client.getreply()[0] == 354
+    client.send(wire)
+    return client.getreply()
+
+
+def test_transparent_dots_are_taken_out(tmp_path: Path) -> None:
+    """RFC 5321 4.5.2: the client doubles a leading dot, the server takes one away."""
+    head = f"From: {CUSTOMER}\r\nTo: {SUPPORT}\r\nSubject: dots\r\n"
+    head += f"Message-ID: <{new_message_id()}>\r\n\r\n"
+    body = b".hidden\r\n..two\r\n.\r\nmid.dle\r\n"
+    wire_body = b"..hidden\r\n...two\r\n..\r\nmid.dle\r\n"  # the lone dot inside, doubled
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert send_raw_data(client, head.encode("ascii") + wire_body + b".\r\n")[0] == 250
+        with mg.ctx.store.session() as session:
+            assert session.exec(select(Intake.raw)).one() == head.encode("ascii") + body
+
+
+def test_data_out_of_turn_is_refused(tmp_path: Path) -> None:
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        assert client.docmd("HELP", "DATA") == (250, b"Syntax: DATA")
+        assert client.docmd("DATA")[0] == 503  # no MAIL, no RCPT
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.docmd("DATA")[0] == 503  # no RCPT
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.docmd("DATA", "now")[0] == 501
+        assert client.data(make_mail())[0] == 250
+
+
+def test_hang_up_during_data_stores_nothing(tmp_path: Path) -> None:
+    with running(daemon_config(tmp_path)) as mg:
+        client = connect(mg.address)
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.putcmd("data") is None and client.getreply()[0] == 354
+        client.send(plain_mail(b"half a message"))
+        client.close()  # without the final dot
+        # The daemon goes on serving; only the complete message is stored.
+        assert send_data(mg.address, make_mail())[0] == 250
+        assert count(mg.ctx, Intake) == 1
+
+
 def read_until_closed(address: tuple[str, int], timeout: float = 10.0) -> bytes:
     """Everything the server says to a client that says nothing, until it hangs up."""
     received = b""
