@@ -64,16 +64,21 @@ def inbox_size(user: ImapUser) -> int:
         return int(client.select_folder("INBOX", readonly=True)[b"EXISTS"])
 
 
-def run_mailgate(work: Path, user: ImapUser, total: int, timeout: float) -> float:
+def run_mailgate(work: Path, user: ImapUser, total: int, timeout: float) -> tuple[float, float]:
+    """Seconds until the inbox was empty (every message stored and moved: intake's part),
+    and until every message was a ticket or an article as well."""
     port = free_port()
     box = imap_block("support", user.server.port, user.name, user.password)
     path = mailgate_toml(work, port, extra=box)
     start = time.perf_counter()
+    moved: float | None = None
     with child([sys.executable, "-m", "mailgate", "-c", str(path), "run"], port):
         while time.perf_counter() - start < timeout:
-            if finished(work / "mailgate.db") >= total and inbox_size(user) == 0:
-                return time.perf_counter() - start
-            time.sleep(0.5)
+            if moved is None and inbox_size(user) == 0:
+                moved = time.perf_counter() - start
+            if moved is not None and finished(work / "mailgate.db") >= total:
+                return moved, time.perf_counter() - start
+            time.sleep(0.2)
     raise SystemExit(f"mailgate did not finish the backlog in {timeout:.0f} s")
 
 
@@ -100,12 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         appended = append_all(user, raws)
         print(f"APPEND to Dovecot: {appended:.1f} s")
         fetched, bare = bare_fetch(user)
-        ours = run_mailgate(work, user, len(raws), args.timeout)
-        print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}")
-        print(f"{'bare imapclient fetch loop':<34}{fetched:>9}{bare:>9.1f}{fetched / bare:>9.1f}")
-        rate = len(raws) / ours
-        print(f"{'mailgate run: tickets, moved':<34}{len(raws):>9}{ours:>9.1f}{rate:>9.1f}")
-        print(f"ratio mailgate/bare: {rate / (fetched / bare):.2f}x")
+        moved, ours = run_mailgate(work, user, len(raws), args.timeout)
+        bare_rate = fetched / bare
+        print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'ratio':>8}")
+        print(f"{'bare imapclient fetch loop':<34}{fetched:>9}{bare:>9.1f}{bare_rate:>9.1f}")
+        for name, seconds in (("mailgate run: stored, moved", moved), ("... and tickets", ours)):
+            rate = len(raws) / seconds
+            print(f"{name:<34}{len(raws):>9}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>7.2f}x")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         server.stop()

@@ -27,9 +27,10 @@ from sqlmodel import select
 
 from mailgate import outbox, pipeline
 from mailgate.app import build_context, build_transport
+from mailgate.cli import INGEST_BATCH
 from mailgate.config import Config, DatabaseConfig, OutboundConfig, PathsConfig, SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.spool import accept
+from mailgate.intake.spool import Incoming, accept_many
 from mailgate.models import Outbox, Ticket
 from mailgate.parse import parse
 from mailgate.pipeline import Outcome
@@ -118,12 +119,14 @@ def timed(name: str, raws: Sequence[bytes], step: Callable[[bytes], object]) -> 
 
 
 def run_pipeline(ctx: Context, raws: Sequence[bytes], tick: Callable[[], None]) -> list[Outcome]:
-    """accept + process, one message at a time, as `mailgate ingest` does."""
+    """Store and process in batches, as `mailgate ingest` does with many files."""
     outcomes = []
-    for raw in raws:
-        accepted = accept(ctx.store, raw, "file", ctx.clock())
-        outcomes.append(pipeline.process(ctx, accepted.intake_id))
-        tick()
+    for start in range(0, len(raws), INGEST_BATCH):
+        chunk = raws[start : start + INGEST_BATCH]
+        accepted = accept_many(ctx.store, [Incoming(raw, "file", ctx.clock()) for raw in chunk])
+        outcomes += pipeline.process_batch(ctx, [a.intake_id for a in accepted])
+        for _ in chunk:
+            tick()
     return outcomes
 
 

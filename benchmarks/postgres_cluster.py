@@ -1,8 +1,9 @@
 """PostgreSQL cluster: K `mailgate run` instances on one PostgreSQL database take N generated
 mails by SMTP from C clients (spread over the instances) while two IMAP mailboxes on a
-throwaway Dovecot, which every instance watches, hold M more. Prints the SMTP intake rate,
-the time until every message is a ticket or article with its acknowledgement sent, and how
-the IMAP mailboxes were shared (one instance polls each).
+throwaway Dovecot, which every instance watches, hold M more. Baseline, in the same run:
+the same load on one instance. Prints the SMTP intake rate, the time until every message is
+a ticket or article with its acknowledgement sent, the ratios, and how the IMAP mailboxes
+were shared (one instance polls each).
 
 Needs a PostgreSQL server where tests find it ($MAILGATE_TEST_PG, else 127.0.0.1:5432 as
 postgres with trust) and root for Dovecot."""
@@ -20,6 +21,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -92,25 +94,19 @@ async def send_spread(ports: Sequence[int], raws: Sequence[bytes], clients: int)
     return time.perf_counter() - start
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instances", type=int, default=2, help="mailgate instances (2)")
-    parser.add_argument("--messages", type=int, default=2000, help="by SMTP (2000)")
-    parser.add_argument("--imap-messages", type=int, default=400, help="over 2 mailboxes (400)")
-    parser.add_argument("--clients", type=int, default=8, help="SMTP clients (8)")
-    parser.add_argument("--timeout", type=float, default=1800, help="drain limit in seconds")
-    return parser.parse_args(argv)
+@dataclass(frozen=True)
+class Figures:
+    instances: int
+    intake_seconds: float  # until the last SMTP message had its 250
+    finished_seconds: float  # until everything had its outcome and its mail was sent
+    sent: int
+    serving: dict[int, int]  # instance -> mailboxes it served
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    raws = generate(args.messages + args.imap_messages, seed=3)
-    by_smtp, by_imap = raws[: args.messages], raws[args.messages :]
-    print("mailgate PostgreSQL cluster benchmark")
-    print(
-        f"{args.instances} instances, {len(by_smtp)} messages by SMTP from {args.clients} "
-        f"clients, {len(by_imap)} in 2 IMAP mailboxes"
-    )
+def run_instances(
+    count: int, by_smtp: Sequence[bytes], by_imap: Sequence[bytes], args: argparse.Namespace
+) -> Figures:
+    """`count` instances on a fresh database and fresh mailboxes, the whole load once."""
     name, url = create_database()
     server = Dovecot()
     server.start()
@@ -120,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for number, raw in enumerate(by_imap):
             boxes[number % 2].append(raw)
         sink = free_port()
-        configs = [config(work, i, url, sink, boxes) for i in range(args.instances)]
+        configs = [config(work, i, url, sink, boxes) for i in range(count)]
         upgrade = [sys.executable, "-m", "mailgate", "-c", str(configs[0]), "db", "upgrade"]
         subprocess.run(upgrade, check=True, capture_output=True)
         with ExitStack() as stack:
@@ -131,29 +127,66 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack.enter_context(child(command, port_of(path), work / f"{index}.log"))
             ports = [port_of(path) for path in configs]
             intake = asyncio.run(send_spread(ports, by_smtp, args.clients))
-            total = len(raws)
+            total = len(by_smtp) + len(by_imap)
             while time.perf_counter() - started < args.timeout:
                 done, unsent, sent = counts(url)
                 if done >= total and not unsent:
                     break
                 time.sleep(0.5)
+            else:
+                raise SystemExit(f"{count} instance(s) did not finish in {args.timeout:.0f} s")
             finished = time.perf_counter() - started
         serving = {
             i: (work / f"{i}.log").read_text(errors="replace").count("event=imap_serving")
-            for i in range(args.instances)
+            for i in range(count)
         }
-        print(f"\nSMTP intake: {len(by_smtp) / intake:.1f} messages/s ({intake:.1f} s)")
-        print(
-            f"all {total} messages with an outcome and {sent} acknowledgements sent after "
-            f"{finished:.1f} s: {total / finished:.1f} messages/s end to end"
-        )
-        print(
-            "mailboxes served per instance: " + ", ".join(f"#{i} {n}" for i, n in serving.items())
-        )
+        return Figures(count, intake, finished, sent, serving)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         server.stop()
         drop_database(name)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instances", type=int, default=2, help="mailgate instances (2)")
+    parser.add_argument("--messages", type=int, default=2000, help="by SMTP (2000)")
+    parser.add_argument("--imap-messages", type=int, default=400, help="over 2 mailboxes (400)")
+    parser.add_argument("--clients", type=int, default=8, help="SMTP clients (8)")
+    parser.add_argument("--timeout", type=float, default=1800, help="drain limit in seconds")
+    return parser.parse_args(argv)
+
+
+def print_figures(runs: Sequence[Figures], smtp: int, total: int) -> None:
+    print(f"\n{'setup':<14}{'SMTP msg/s':>12}{'end-to-end s':>14}{'msg/s':>9}{'acks sent':>11}")
+    for r in runs:
+        print(
+            f"{f'{r.instances} instance(s)':<14}{smtp / r.intake_seconds:>12.1f}"
+            f"{r.finished_seconds:>14.1f}{total / r.finished_seconds:>9.1f}{r.sent:>11}"
+        )
+    single, cluster = runs
+    print(
+        f"ratio {cluster.instances} instances / 1: SMTP intake "
+        f"{single.intake_seconds / cluster.intake_seconds:.2f}x, end to end "
+        f"{single.finished_seconds / cluster.finished_seconds:.2f}x"
+    )
+    print(
+        "mailboxes served per instance: "
+        + ", ".join(f"#{i} {n}" for i, n in cluster.serving.items())
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raws = generate(args.messages + args.imap_messages, seed=3)
+    by_smtp, by_imap = raws[: args.messages], raws[args.messages :]
+    print("mailgate PostgreSQL cluster benchmark")
+    print(
+        f"{len(by_smtp)} messages by SMTP from {args.clients} clients, {len(by_imap)} in 2 IMAP "
+        f"mailboxes; baseline: the same load on one instance, in the same run"
+    )
+    runs = [run_instances(n, by_smtp, by_imap, args) for n in (1, args.instances)]
+    print_figures(runs, len(by_smtp), len(raws))
     return 0
 
 

@@ -207,8 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ):
             started = time.perf_counter()
             ours = measure("mailgate run (SQLite)", port, raws, args.clients)
+            print_runs([bare, ours])  # before the wait, which may run out
             done, sent = wait_until_drained(work / "mailgate.db", started, args.timeout)
-        print_runs([bare, ours])
         print(
             f"until the last message had its outcome and all {sent} acknowledgements were at "
             f"the sink: {done:.1f} s ({len(raws) / done:.1f} messages/s end to end)"

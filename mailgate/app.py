@@ -16,9 +16,13 @@ def build_context(config: Config, migrate: bool = True) -> Context:
     store = Store(config.database.url, config.database.busy_timeout)
     if migrate:
         store.ensure_schema()
+    return Context(config=config, store=store, renderer=build_renderer(config))
+
+
+def build_renderer(config: Config) -> Renderer:
+    """The built-in templates, with the operator's directory over them."""
     override = Path(config.paths.templates) if config.paths.templates else None
-    renderer = Renderer(builtin_template_dir(), override, config.tickets.default_language)
-    return Context(config=config, store=store, renderer=renderer)
+    return Renderer(builtin_template_dir(), override, config.tickets.default_language)
 
 
 def build_transport(config: Config) -> Transport:

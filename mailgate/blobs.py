@@ -6,9 +6,23 @@ import hashlib
 import os
 from pathlib import Path
 
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from mailgate.models import Blob
+
+# Directories that got a new name in a session's transaction, synced when it commits.
+_UNSYNCED = "mailgate.unsynced_directories"
+# The row, unless it exists (the same content in an earlier mail, or in another instance's
+# transaction that got there first): one statement instead of a look-up and an insert.
+_BLOBS = Blob.__table__  # type: ignore[attr-defined]
+_INSERT_NEW = {
+    name: dialect.insert(_BLOBS)
+    .on_conflict_do_nothing(index_elements=["sha256"])
+    .returning(_BLOBS.c.sha256)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def blob_path(data_dir: Path, sha256: str) -> Path:
@@ -18,23 +32,66 @@ def blob_path(data_dir: Path, sha256: str) -> Path:
 def put(session: Session, data_dir: Path, payload: bytes) -> str:
     """Store the content unless it is there already; returns its sha256.
 
-    The file is written and synced before the row is committed, so a row never points at a
-    missing file; a rolled-back transaction leaves at most an orphan file, which is harmless."""
+    The file is written and synced, and its name synced into its directory, before the row
+    that refers to it is committed: a committed row never points at a missing file, even
+    after a power cut. A rolled-back transaction leaves at most an orphan file, harmless,
+    which the next mail with the same content takes over instead of writing it again."""
     digest = hashlib.sha256(payload).hexdigest()
-    if session.get(Blob, digest) is not None:
-        return digest
     path = blob_path(data_dir, digest)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    session.add(Blob(sha256=digest, size=len(payload), path=str(path.relative_to(data_dir))))
-    session.flush()
+    named = [] if path.exists() else _write(path, payload)
+    if _add_row(session, digest, len(payload), str(path.relative_to(data_dir))) and not named:
+        # An orphan file: its writer may have died before its name was synced.
+        named = [path.parent]
+    session.info.setdefault(_UNSYNCED, set()).update(named)
     return digest
+
+
+def _write(path: Path, payload: bytes) -> list[Path]:
+    """Write the file under a temporary name, sync it, then rename it: the final name only
+    ever holds complete content. Returns the directories that got a new name: the file's,
+    and the parent of each directory made for it."""
+    made = _make_directories(path.parent)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return [path.parent, *(d.parent for d in made)]
+
+
+def _make_directories(directory: Path) -> list[Path]:
+    """Create the directory and any missing parents; the ones created, outermost first.
+    A look first: once the store has filled up, most blobs go to a directory that exists."""
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    made = list(reversed(missing))
+    for directory in made:
+        directory.mkdir(exist_ok=True)
+    return made
+
+
+@event.listens_for(Session, "before_commit")
+def _sync_names(session: Session) -> None:
+    """Put the new names on disk before the rows that point at them commit; once for each
+    directory, however many files of the transaction it got."""
+    for directory in session.info.pop(_UNSYNCED, ()):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _add_row(session: Session, digest: str, size: int, path: str) -> bool:
+    """Insert the Blob row at once, unless it exists; whether it was inserted. At once, so
+    that it is in the database before the attachment rows that refer to it."""
+    insert = _INSERT_NEW[session.get_bind().dialect.name]
+    with session.no_autoflush:  # it refers to nothing: nothing pending need go first
+        result = session.execute(insert, {"sha256": digest, "size": size, "path": path})
+    return result.first() is not None
 
 
 def read(data_dir: Path, sha256: str) -> bytes:

@@ -19,7 +19,7 @@ from mailgate import agents, importer, outbox, pipeline, views
 from mailgate.app import build_context, build_transport
 from mailgate.config import Config, ConfigError, load
 from mailgate.context import Context
-from mailgate.intake.spool import accept
+from mailgate.intake.spool import Incoming, accept_many
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable
@@ -125,16 +125,21 @@ def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
     with progress_bar(len(files), "ingesting") as advance:
-        for name in files:
-            raw = _read_message(name)
-            if raw is None:
-                status = EX_NOINPUT
-            else:
-                click.echo(f"{name}: {_ingest_one(ctx, raw, 'pipe' if name == '-' else 'file')}")
-            advance()
+        for start in range(0, len(files), INGEST_BATCH):
+            names = files[start : start + INGEST_BATCH]
+            raws = {name: _read_message(name) for name in names}
+            status = EX_NOINPUT if None in raws.values() else status
+            for name, outcome in _ingest_batch(ctx, raws):
+                click.echo(f"{name}: {outcome}")
+            for _ in names:
+                advance()
     if deliver:
         asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
     return status
+
+
+# Files stored by one commit and processed by one transaction (pipeline.process_batch).
+INGEST_BATCH = 50
 
 
 def _read_message(name: str) -> bytes | None:
@@ -145,13 +150,27 @@ def _read_message(name: str) -> bytes | None:
         return None
 
 
-def _ingest_one(ctx: Context, raw: bytes, source: str) -> str:
-    accepted = accept(ctx.store, raw, source, ctx.clock())
-    if accepted.duplicate:
-        with ctx.store.session() as session:
-            earlier = _intake_status(session, accepted.intake_id)
-        return f"duplicate of stored message {accepted.intake_id} ({earlier})"
-    return pipeline.process(ctx, accepted.intake_id).describe()
+def _ingest_batch(ctx: Context, raws: dict[str, bytes | None]) -> list[tuple[str, str]]:
+    """Store the readable messages, process the new ones; each file's outcome, in order."""
+    readable = {name: raw for name, raw in raws.items() if raw is not None}
+    now = ctx.clock()
+    incoming = [
+        Incoming(raw, "pipe" if name == "-" else "file", now) for name, raw in readable.items()
+    ]
+    accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
+    fresh = [a.intake_id for a in accepted.values() if not a.duplicate]
+    outcomes = {o.intake_id: o.describe() for o in pipeline.process_batch(ctx, fresh)}
+    if not any(a.duplicate for a in accepted.values()):
+        return [(name, outcomes[a.intake_id]) for name, a in accepted.items()]
+    with ctx.store.session() as session:
+        return [
+            (name, _duplicate(session, a.intake_id) if a.duplicate else outcomes[a.intake_id])
+            for name, a in accepted.items()
+        ]
+
+
+def _duplicate(session: Any, intake_id: int) -> str:
+    return f"duplicate of stored message {intake_id} ({_intake_status(session, intake_id)})"
 
 
 def _intake_status(session: Any, intake_id: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import secrets
 import unicodedata
@@ -80,6 +81,9 @@ def address_domain(addr: str) -> str:
     return domain.lower() if local and at else ""
 
 
+# Remembered: every mail names the support address twice (From, Reply-To), and each of its
+# recipients is read by compose and again by the outbox. The answer depends on the value alone.
+@functools.lru_cache(maxsize=4096)
 def parse_address(value: str) -> Address:
     """Exactly one mailbox, display name allowed; anything else raises InvalidAddress."""
     pairs = getaddresses([clean_header(value)])

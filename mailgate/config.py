@@ -215,6 +215,15 @@ class LoopsConfig:
 
 
 @dataclass(frozen=True)
+class ProcessingConfig:
+    # Processes that turn stored mail into tickets, beside the one that takes mail in. 0:
+    # processing shares the daemon's process (and its one core for Python code).
+    workers: int = 1
+    # Stored messages processed in one transaction (one commit, one claim).
+    batch_size: int = 20
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     format: Literal["keyvalue", "json"] = "keyvalue"
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -241,6 +250,7 @@ class Config:
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     loops: LoopsConfig = field(default_factory=LoopsConfig)
+    processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
 
@@ -310,6 +320,10 @@ def _validate(cfg: Config) -> None:
     _validate_limits(cfg.smtp, cfg.outbound)
     _validate_loops(cfg.loops)
     _validate_schedules(cfg)
+    if cfg.processing.workers < 0:
+        raise ConfigError("processing.workers: must be 0 (in the daemon's process) or more")
+    if cfg.processing.batch_size < 1:
+        raise ConfigError("processing.batch_size: must be at least 1")
     for i, pattern in enumerate(cfg.tickets.reference_patterns):
         try:
             re.compile(pattern)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, event, func
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from mailgate.commands import parse_duration
@@ -21,6 +23,71 @@ from mailgate.models import (
     TimeEntry,
 )
 from mailgate.moments import aware
+
+Row = TypeVar("Row")
+
+
+# --- rows a transaction has looked up already ------------------------------------------------
+
+_REMEMBERED = "mailgate.remembered"
+# Built once: every message looks up its sender, and building a statement costs about as
+# much again as running it.
+_AGENT_BY_EMAIL = select(Agent).where(Agent.email == bindparam("address"))
+_CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("address"))
+
+
+def remembered(session: Session, kind: str) -> dict[Any, Any]:
+    """What this transaction has looked up already, of one kind, by key. One message's steps
+    ask for the same sender, contact and organisation again and again, and the messages of a
+    batch share them. The session's identity map does not spare those reads: it holds rows
+    nobody changed only weakly, so a row one step read is gone by the next."""
+    return session.info.setdefault(_REMEMBERED, {}).setdefault(kind, {})
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    # Rows looked up in a transaction that ended may have changed since, or (rolled back)
+    # be gone. Each flush runs in a transaction of its own inside: those do not count.
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_REMEMBERED, None)
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _remember_added(session: Session, row: object) -> None:
+    # However an agent or a contact is added, an address this transaction found unknown
+    # is unknown no longer: the look-ups below remember "none" too.
+    if isinstance(row, Agent | Contact) and _REMEMBERED in session.info:
+        remembered(session, type(row).__name__)[row.email] = row
+
+
+def hold(session: Session, row: Row) -> Row:
+    """Keep a row for the rest of the transaction, so that the steps after this one find it
+    by primary key (session.get) without reading it again."""
+    if row is not None:
+        remembered(session, "held")[id(row)] = row
+    return row
+
+
+def organisation(session: Session, organisation_id: int) -> Organisation | None:
+    """The organisation by id, read once a transaction: routing, the acknowledgement and the
+    staff notification all need the sender's."""
+    return hold(session, session.get(Organisation, organisation_id))
+
+
+def agent_by_email(session: Session, address: str) -> Agent | None:
+    """The agent with exactly this address, active or not."""
+    known = remembered(session, Agent.__name__)
+    if address not in known:
+        known[address] = session.exec(_AGENT_BY_EMAIL, params={"address": address}).first()
+    return known[address]
+
+
+def contact_by_email(session: Session, address: str) -> Contact | None:
+    """The contact with exactly this address."""
+    known = remembered(session, Contact.__name__)
+    if address not in known:
+        known[address] = session.exec(_CONTACT_BY_EMAIL, params={"address": address}).first()
+    return known[address]
 
 
 @dataclass(frozen=True)
@@ -42,14 +109,14 @@ def domain_of(address: str) -> str:
 
 def identify(session: Session, address: str) -> Sender:
     address = address.lower()
-    agent = session.exec(select(Agent).where(Agent.email == address, Agent.active)).first()
-    contact = session.exec(select(Contact).where(Contact.email == address)).first()
-    return Sender(address=address, agent=agent, contact=contact)
+    agent = agent_by_email(session, address)
+    contact = contact_by_email(session, address)
+    return Sender(address=address, agent=agent if agent and agent.active else None, contact=contact)
 
 
 def organisation_for_domain(session: Session, domain: str) -> Organisation | None:
-    claim = session.get(OrganisationDomain, domain.lower())
-    return session.get(Organisation, claim.organisation_id) if claim else None
+    claim = hold(session, session.get(OrganisationDomain, domain.lower()))
+    return organisation(session, claim.organisation_id) if claim else None
 
 
 def get_or_create_organisation(session: Session, name: str, now: datetime) -> Organisation:
@@ -80,7 +147,7 @@ def ensure_contact(
     """The contact for an address: found by address, else placed in the organisation that
     claims its domain, else in a new (or the "unassigned") organisation as configured."""
     address = address.lower()
-    contact = session.exec(select(Contact).where(Contact.email == address)).first()
+    contact = contact_by_email(session, address)
     if contact is not None:
         return contact
     org = organisation_for_domain(session, domain_of(address))
@@ -90,7 +157,7 @@ def ensure_contact(
             if policy.unknown_sender == "unassigned"
             else _new_organisation_name(address, name, policy)
         )
-        org = get_or_create_organisation(session, org_name, now)
+        org = hold(session, get_or_create_organisation(session, org_name, now))
         if org_name == domain_of(address):
             session.add(OrganisationDomain(domain=org_name, organisation_id=org.id))
     contact = Contact(
@@ -103,7 +170,7 @@ def ensure_contact(
 
 def is_known_customer(session: Session, address: str) -> bool:
     """Whether the reject policy lets this sender open a ticket."""
-    if session.exec(select(Contact.id).where(Contact.email == address.lower())).first():
+    if contact_by_email(session, address.lower()) is not None:
         return True
     return organisation_for_domain(session, domain_of(address)) is not None
 

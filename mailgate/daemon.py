@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -17,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from mailgate import outbox, pipeline
-from mailgate.app import build_context, build_transport
+from mailgate.app import build_context, build_renderer, build_transport
 from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
 from mailgate.intake.imap import ImapIntake
@@ -26,10 +25,11 @@ from mailgate.jobs import Scheduler, jobs_for
 from mailgate.logs import configure_logging
 from mailgate.metrics import HttpEndpoints, Metrics, start_http
 from mailgate.models import Outbox
-from mailgate.render import Renderer, builtin_template_dir, normalise_language
+from mailgate.render import Renderer, normalise_language
 from mailgate.sdnotify import Notifier
 from mailgate.store import Store, StoreUnavailable
 from mailgate.transports import Transport
+from mailgate.workers import Processor, WorkerDied, build_processor
 
 log = logging.getLogger("mailgate.daemon")
 
@@ -39,12 +39,21 @@ STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within s
 # together, then the processor, then the outbox sender.
 INTAKE_GRACE = 10.0  # SMTP transactions already in DATA get this long to be stored
 JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finish
-INTAKE_FIRST_SECONDS = 0.2  # longest processing waits for intake's pending commit
+# While senders crowd in (SMTP messages queue for their commit, see GroupCommit.crowding;
+# within the last INTAKE_BUSY_SECONDS), processing and sending wait, at most the time given:
+# answering senders comes first. A burst is taken at the speed of the disk, then processed.
+# Mail that trickles in, however steadily, does not crowd, and so delays nothing.
+INTAKE_BUSY_SECONDS = 0.5
+PROCESSING_DEFER_SECONDS = 5.0  # then a batch anyway: a long flood still gets processed
+OUTBOX_DEFER_SECONDS = 5.0
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
 HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
 # Sections a reload cannot apply: sockets are bound and the database is open.
-RESTART_ONLY = ("database", "smtp", "imap", "http", "logging")
+RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
+# A batch whose worker process died is taken up again message by message; a message that
+# was in hand at this many deaths is quarantined, since it is likely what kills the worker.
+MAX_WORKER_DEATHS = 2
 
 
 class Trouble:
@@ -86,6 +95,9 @@ class Daemon:
         self.imap_stop = asyncio.Event()
         self.imap_tasks: list[asyncio.Task[None]] = []
         self.queue: asyncio.Queue[int | None] = asyncio.Queue()  # None: no more work
+        self.processor: Processor = build_processor(ctx)
+        # Messages in hand when a worker process died, and how often; processed alone.
+        self.suspects: dict[int, int] = {}
         # Stored messages queued or being processed, with when they were handed over.
         self.in_hand: dict[int, float] = {}
         # Ids this run has taken up; the left-over job skips them (see offer_pending).
@@ -105,15 +117,19 @@ class Daemon:
 
     async def start(self) -> None:
         await self.intake.start()
-        self.tasks = [
-            asyncio.create_task(self.process_loop(), name="mailgate-processor"),
-            asyncio.create_task(self.outbox_loop(), name="mailgate-outbox"),
+        self.processing = [
+            asyncio.create_task(self.process_loop(), name=f"mailgate-processor-{n}")
+            for n in range(max(1, self.ctx.config.processing.workers))
         ]
+        self.sender = asyncio.create_task(self.outbox_loop(), name="mailgate-outbox")
+        self.tasks = [*self.processing, self.sender]
         self.imap_tasks = [
             asyncio.create_task(box.run(self.imap_stop), name=f"mailgate-{box.source}")
             for box in self.mailboxes
         ]
         await self._start_http()
+        # Not awaited: mail can be taken (and stored) while the workers start.
+        self._helper(asyncio.to_thread(self.processor.warm_up), "warm-up")
         self.scheduler.start()
         if self.notifier.watchdog_interval:
             self._helper(self.watchdog_loop(self.notifier.watchdog_interval), "watchdog")
@@ -147,16 +163,28 @@ class Daemon:
 
     async def process_loop(self) -> None:
         await self._enqueue_pending()
-        while (intake_id := await self.queue.get()) is not None:
-            await self._intake_first()
-            await self._process_one(intake_id)
+        while batch := await self._next_batch(self.ctx.config.processing.batch_size):
+            await self._quiet_intake(PROCESSING_DEFER_SECONDS)
+            await self._process(batch)
 
-    async def _intake_first(self) -> None:
-        """Let a commit of received mail go first: on SQLite a processing transaction holds
-        the one write lock that intake's commits (and their 250s) wait for. Only a commit
-        already waiting counts, so that steady SMTP traffic does not starve processing."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.intake.handler.committer.idle.wait(), INTAKE_FIRST_SECONDS)
+    def _intake_busy(self) -> bool:
+        committer = self.intake.handler.committer
+        return time.monotonic() - committer.last_crowded < INTAKE_BUSY_SECONDS
+
+    async def _next_batch(self, size: int) -> list[int]:
+        """What is queued, up to a batch; empty once shutdown says there is no more work.
+        A message that was in hand when a worker died goes alone."""
+        first = await self.queue.get()
+        if first is None:
+            return []
+        batch = [first]
+        while len(batch) < size and first not in self.suspects and not self.queue.empty():
+            intake_id = self.queue.get_nowait()
+            if intake_id is None or intake_id in self.suspects:
+                self.queue.put_nowait(intake_id)  # for the next round (or the next task)
+                break
+            batch.append(intake_id)
+        return batch
 
     async def _enqueue_pending(self) -> None:
         """Messages stored but not processed before (a crash, a busy database)."""
@@ -170,28 +198,60 @@ class Daemon:
             self.offer_pending(ids)
             return
 
-    async def _process_one(self, intake_id: int) -> None:
+    async def _process(self, batch: list[int]) -> None:
         try:
-            outcome = await asyncio.to_thread(pipeline.process, self.ctx, intake_id)
+            outcomes = await self.processor.process(self.ctx, batch)
         except StoreUnavailable as exc:
-            # The message stays `received`; try again shortly (or at the next start).
-            self.store_trouble.failed(f"intake_id={intake_id} error={str(exc)!r}")
-            if not self.stopping:
-                await asyncio.sleep(STORE_RETRY_DELAY)
-                self.queue.put_nowait(intake_id)
-                return
-            self.in_hand.pop(intake_id, None)
+            # The messages stay `received`; try again shortly (or at the next start).
+            self.store_trouble.failed(f"intake_ids={_ids(batch)} error={str(exc)!r}")
+            await self._retry_later(batch)
             return
-        except Exception:  # process() quarantines bad mail itself; this is a fault of ours
-            log.exception("event=process_failed intake_id=%s", intake_id)
-            self.in_hand.pop(intake_id, None)
+        except WorkerDied as exc:
+            await self._worker_died(batch, exc)
             return
-        handed = self.in_hand.pop(intake_id, None)
-        if outcome.source:  # an outcome reached now, not a repeat delivery of a done one
-            waited = None if handed is None else time.monotonic() - handed
-            self.metrics.outcome(outcome.source, outcome.status, outcome.created, waited)
+        except Exception:  # process_batch() quarantines bad mail itself; this is a fault of ours
+            log.exception("event=process_failed intake_ids=%s", _ids(batch))
+            for intake_id in batch:
+                self.in_hand.pop(intake_id, None)
+            return
+        for outcome in outcomes:
+            handed = self.in_hand.pop(outcome.intake_id, None)
+            self.suspects.pop(outcome.intake_id, None)
+            if outcome.source:  # an outcome reached now, not a repeat delivery of a done one
+                waited = None if handed is None else time.monotonic() - handed
+                self.metrics.outcome(outcome.source, outcome.status, outcome.created, waited)
         self.store_trouble.recovered()
         self.wake_outbox.set()
+
+    async def _retry_later(self, batch: list[int]) -> None:
+        if self.stopping:
+            for intake_id in batch:
+                self.in_hand.pop(intake_id, None)
+            return
+        await asyncio.sleep(STORE_RETRY_DELAY)
+        for intake_id in batch:
+            self.queue.put_nowait(intake_id)
+
+    async def _worker_died(self, batch: list[int], exc: WorkerDied) -> None:
+        """Take the batch up again, each message alone; quarantine one that was in hand at
+        every death, rather than let it kill worker after worker."""
+        log.error("event=worker_died intake_ids=%s error=%r", _ids(batch), str(exc))
+        doomed = []
+        for intake_id in batch:
+            self.suspects[intake_id] = self.suspects.get(intake_id, 0) + 1
+            if self.suspects[intake_id] >= MAX_WORKER_DEATHS:
+                doomed.append(intake_id)
+        for intake_id in doomed:
+            reason = f"processing it ended the worker process {MAX_WORKER_DEATHS} times"
+            try:
+                outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
+            except StoreUnavailable:
+                continue  # still suspect: taken up again below, and alone
+            log.error("event=quarantine intake_id=%s error=%r", intake_id, reason)
+            self.suspects.pop(intake_id, None)
+            self.in_hand.pop(intake_id, None)
+            self.metrics.outcome(outcome.source, outcome.status, False, None)
+        await self._retry_later([i for i in batch if i in self.suspects])
 
     async def outbox_loop(self) -> None:
         # Woken by new mail to send; retries that come due are the outbox-retry job's.
@@ -202,7 +262,16 @@ class Daemon:
             if final:
                 return
             await self.wake_outbox.wait()
+            await self._quiet_intake(OUTBOX_DEFER_SECONDS)
             self.wake_outbox.clear()
+
+    async def _quiet_intake(self, longest: float) -> None:
+        """Wait while senders crowd in, `longest` at most. Processing and sending take the
+        core intake needs to answer them, and on SQLite a processing transaction holds the
+        one write lock that intake's commits (and their 250s) wait for."""
+        deadline = time.monotonic() + longest
+        while self._intake_busy() and time.monotonic() < deadline and not self.stopping:
+            await asyncio.sleep(INTAKE_BUSY_SECONDS / 5)
 
     async def _deliver(self) -> None:
         try:
@@ -263,6 +332,7 @@ class Daemon:
             self.notifier.ready(f"reload refused, previous configuration kept: {exc}")
             return
         await self._adopt(runtime_part(old, fresh), renderer)
+        self.processor.reloaded()
         changed = [name for name in RESTART_ONLY if getattr(old, name) != getattr(fresh, name)]
         if changed:
             log.warning(
@@ -295,12 +365,13 @@ class Daemon:
             self.intake.stop(INTAKE_GRACE),
             *(_finish(task, INTAKE_GRACE) for task in self.imap_tasks),
         )
-        self.queue.put_nowait(None)
-        processor, sender = self.tasks
-        await _finish(processor, DRAIN_SECONDS)
+        for _ in self.processing:
+            self.queue.put_nowait(None)
+        await asyncio.gather(*(_finish(task, DRAIN_SECONDS) for task in self.processing))
+        await asyncio.to_thread(self.processor.close)
         self.last_round = True
         self.wake_outbox.set()
-        await _finish(sender, FLUSH_SECONDS)
+        await _finish(self.sender, FLUSH_SECONDS)
         for task in self.helpers:
             task.cancel()
         await asyncio.gather(*self.helpers, return_exceptions=True)
@@ -315,6 +386,10 @@ async def _finish(task: asyncio.Task[None], timeout: float) -> None:
         await asyncio.wait_for(task, timeout)
     except TimeoutError:
         log.warning("event=shutdown_timeout task=%s", task.get_name())
+
+
+def _ids(batch: list[int]) -> str:
+    return ",".join(map(str, batch))
 
 
 def outbox_counts(store: Store) -> dict[str, int]:
@@ -346,7 +421,7 @@ def renewed_renderer(config: Config, current: Renderer) -> Renderer:
     override = Path(config.paths.templates) if config.paths.templates else None
     wanted = (override, normalise_language(config.tickets.default_language))
     if wanted != (current.override_dir, current.default_language):
-        return Renderer(builtin_template_dir(), override, config.tickets.default_language)
+        return build_renderer(config)
     current.reload()
     return current
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from mailgate.context import Context
-from mailgate.models import RECEIVED, Agent, Intake, OutboxRecipient
+from mailgate.customers import agent_by_email
+from mailgate.models import RECEIVED, Intake, OutboxRecipient
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
@@ -26,6 +28,24 @@ RATE_WINDOW = timedelta(hours=1)
 # How far back the breaker reads one address's stored mail at most (rows, newest first).
 BREAKER_LOOKBACK = 200
 HEADER_BYTES = 65536
+# An empty line, which ends the header block. Lines end as the stdlib's parser splits them:
+# at CRLF, LF, or a CR that no LF follows.
+_EMPTY_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r|\n)")
+
+# Built once, as they are asked before every automatic mail: building a statement costs
+# about as much again as running it.
+_AUTOMATIC_SENT = select(func.count()).where(
+    OutboxRecipient.address == bindparam("address"),
+    col(OutboxRecipient.created_at) > bindparam("since"),
+    col(OutboxRecipient.automatic).is_(True),
+)
+_RECENT_MAIL = (
+    select(Intake.id, Intake.received_at, Intake.automatic)
+    # The pipeline stores senders lower-cased, so a plain comparison can use the index.
+    .where(Intake.from_addr == bindparam("address"), Intake.status != RECEIVED)
+    .order_by(col(Intake.received_at).desc())
+    .limit(BREAKER_LOOKBACK)
+)
 
 _logged: dict[str, datetime] = {}
 _logged_lock = threading.Lock()
@@ -37,17 +57,13 @@ def is_internal(session: Session, ctx: Context, address: str) -> bool:
     team = ctx.config.staff.team_address
     if address in ctx.own_addresses or (team and address == parseaddr(team)[1].lower()):
         return True
-    return session.exec(select(Agent.id).where(Agent.email == address)).first() is not None
+    return agent_by_email(session, address) is not None
 
 
 def automatic_sent(session: Session, address: str, since: datetime) -> int:
     """Automatic mails queued to the address since then (To or Cc)."""
-    query = select(func.count()).where(
-        OutboxRecipient.address == address.lower(),
-        col(OutboxRecipient.created_at) > since,
-        col(OutboxRecipient.automatic).is_(True),
-    )
-    return int(session.exec(query).one())
+    params = {"address": address.lower(), "since": since}
+    return int(session.exec(_AUTOMATIC_SENT, params=params).one())
 
 
 def rate_limited(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
@@ -66,26 +82,45 @@ def is_automatic(raw: bytes, address: str) -> bool:
     return any(rule(mail) for rule in AUTOMATIC_MAIL_RULES)
 
 
+def header_block(raw: bytes) -> bytes:
+    """The part of a stored message the breaker reads: its first HEADER_BYTES, cut after
+    the empty line that ends the headers. The parser reads no header past that line, so
+    is_automatic says the same of both, without working through the body."""
+    head = bytes(raw[:HEADER_BYTES])
+    end = _EMPTY_LINE.search(head)
+    return head[: end.end()] if end else head
+
+
+def verdict(intake: Intake) -> bool | None:
+    """Whether a stored message is automatic mail, noted with its outcome: the breaker then
+    reads a column instead of parsing each of the sender's recent mails again. None without
+    a sender: the breaker asks only about addresses we write to."""
+    if not intake.from_addr:
+        return None
+    return is_automatic(header_block(intake.raw), intake.from_addr)
+
+
+def _stored_verdict(session: Session, intake_id: int, address: str) -> bool:
+    """is_automatic for a message processed before its verdict was noted with it. The head
+    is enough for the headers, and keeps a large mail from being read whole."""
+    query = select(func.substr(Intake.raw, 1, HEADER_BYTES)).where(Intake.id == intake_id)
+    return is_automatic(header_block(session.exec(query).one()), address)
+
+
 def _automatic_times(
     session: Session, address: str, window: timedelta, now: datetime
 ) -> Iterator[datetime]:
     """Arrival times of the address's automatic mails, newest first, back to the first gap of
     a whole window (a quiet window resets the breaker, so nothing before it matters)."""
-    query = (
-        # The head of each message is enough for its headers, and keeps a run of large
-        # mails from being read whole.
-        select(Intake.received_at, func.substr(Intake.raw, 1, HEADER_BYTES))
-        # The pipeline stores senders lower-cased, so a plain comparison can use the index.
-        .where(Intake.from_addr == address, Intake.status != RECEIVED)
-        .order_by(col(Intake.received_at).desc())
-        .limit(BREAKER_LOOKBACK)
-    )
     newer = now
-    for received_at, raw in session.exec(query):
+    rows = session.exec(_RECENT_MAIL, params={"address": address}).all()
+    for intake_id, received_at, automatic in rows:
         moment = aware(received_at)
         if newer - moment >= window:
             return
-        if is_automatic(bytes(raw), address):
+        if automatic is None:
+            automatic = _stored_verdict(session, intake_id or 0, address)
+        if automatic:
             yield moment
             newer = moment
 

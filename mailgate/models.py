@@ -131,6 +131,9 @@ class Intake(SQLModel, table=True):
     message_id: str = Field(default="", index=True)
     # Indexed: the loop breaker reads one sender's recent mail before each automatic mail.
     from_addr: str = Field(default="", index=True)
+    # Whether the loop breaker counts it as automatic mail from from_addr (loops.is_automatic),
+    # noted when it is processed. None: processed without the note; the breaker reads its head.
+    automatic: bool | None = None
     subject: str = ""
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     article_id: int | None = None

@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
 from mailgate import blobs, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
-from mailgate.customers import billable_minutes
+from mailgate.customers import billable_minutes, organisation
 from mailgate.models import (
     Agent,
     Article,
@@ -30,6 +30,7 @@ from mailgate.models import (
 from mailgate.moments import aware, hhmm
 from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
+from mailgate.render import Rendered
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
 from mailgate.tickets import record_event
 
@@ -37,9 +38,14 @@ log = logging.getLogger("mailgate.notify")
 
 StaffEvent = Literal["new", "reply"]
 AttachmentData = tuple[str, str, bytes]
+# One mail's renderings by language, shared by its recipients (one mail per agent).
+Renderings = dict[str | None, Rendered]
 # The mails send_status_change may write: they share its recipients and its context.
 STATUS_TEMPLATES = frozenset({"status_changed", "delivered", "closed", "reopened"})
 CLOSED = "closed"
+# Built once: asked for every ticket a customer writes to, and building a statement costs
+# about as much again as running it.
+_TICKET_AGENTS = select(TicketAgent.agent_id).where(TicketAgent.ticket_id == bindparam("ticket"))
 
 
 def ticket_view(ctx: Context, ticket: Ticket) -> dict[str, object]:
@@ -80,14 +86,16 @@ def _queue(
     thread: Sequence[str] = (),
     auto_submitted: str | None = "auto-replied",
     attachments: Sequence[AttachmentData] = (),
+    renderings: Renderings | None = None,
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
-    (without brackets) of the mail this one replies to; `thread` the earlier ids before it."""
+    (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
+    `renderings`: what other recipients' copies of the same mail were rendered to."""
     if auto_submitted is not None:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
-    rendered = ctx.renderer.render(template, language, context)
+    rendered = _render(ctx, template, language, context, renderings)
     ids = [i for i in (*thread, answering) if i]
     outgoing = Outgoing(
         from_addr=ctx.config.outbound.from_,
@@ -115,6 +123,21 @@ def _queue(
                 session, ticket, "system", "mail_not_sent", f"{template}: {exc}", ctx.clock()
             )
         log.warning("event=mail_not_sent template=%s error=%r", template, str(exc))
+
+
+def _render(
+    ctx: Context,
+    template: str,
+    language: str | None,
+    context: Mapping[str, object],
+    renderings: Renderings | None,
+) -> Rendered:
+    """The template rendered, once per language for all recipients of the same mail."""
+    if renderings is None:
+        return ctx.renderer.render(template, language, context)
+    if language not in renderings:
+        renderings[language] = ctx.renderer.render(template, language, context)
+    return renderings[language]
 
 
 def _loop_checked(
@@ -254,7 +277,7 @@ def acknowledge(
     """Tell the customer their request has a number, threaded under their own mail."""
     if contact.failing:
         return
-    org = session.get(Organisation, contact.organisation_id)
+    org = organisation(session, contact.organisation_id)
     context = {
         **_base_context(ctx, ticket),
         "contact": {"name": contact.name, "email": contact.email},
@@ -277,7 +300,7 @@ def _staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tu
     """The assignee and further agents who take notifications, else the team address:
     (address, language) each."""
     ids = [ticket.assignee_id] if ticket.assignee_id else []
-    ids += session.exec(select(TicketAgent.agent_id).where(TicketAgent.ticket_id == ticket.id))
+    ids += session.exec(_TICKET_AGENTS, params={"ticket": ticket.id})
     agents = [session.get(Agent, i) for i in dict.fromkeys(ids)]
     found = [(a.email, _language(ctx, a)) for a in agents if a and a.notify and a.active]
     team = ctx.config.staff.team_address
@@ -348,15 +371,18 @@ def notify_staff(
 ) -> None:
     """Tell the assignee and further agents (else the team) about a new ticket or a
     customer's reply."""
-    org = session.get(Organisation, ticket.organisation_id)
     recipients = _staff_recipients(session, ctx, ticket)
-    if not recipients or org is None:
+    if not recipients:
+        return  # nobody to tell: the organisation need not be read
+    org = organisation(session, ticket.organisation_id)
+    if org is None:
         return
     files, listed = _article_files(session, ctx, article)
     context = {**_staff_context(session, ctx, ticket, article, org), "event": event}
     context["attachments"] = listed
+    renderings: Renderings = {}
     for address, language in recipients:
-        _notify_one(session, ctx, ticket, article, address, language, context, files)
+        _notify_one(session, ctx, ticket, article, address, language, context, files, renderings)
 
 
 def _notify_one(
@@ -368,6 +394,7 @@ def _notify_one(
     language: str,
     context: dict[str, object],
     files: list[AttachmentData],
+    renderings: Renderings,
 ) -> None:
     _queue(
         session,
@@ -378,10 +405,12 @@ def _notify_one(
         to=[address],
         ticket=ticket,
         answering=article.message_id or None,
+        # Read again for each agent: it includes the notifications queued for the ones before.
         thread=_thread(session, ticket)[1],
         # Not a reply to the agent: a notification of something that happened elsewhere.
         auto_submitted="auto-generated",
         attachments=files,
+        renderings=renderings,
     )
 
 
@@ -565,6 +594,7 @@ def _to_staff(
 ) -> None:
     """One mail per agent of the ticket (else the team), threaded with the ticket."""
     thread = _thread(session, ticket)[1]
+    renderings: Renderings = {}
     for address, language in _staff_recipients(session, ctx, ticket):
         _queue(
             session,
@@ -576,6 +606,7 @@ def _to_staff(
             ticket=ticket,
             thread=thread,
             auto_submitted="auto-generated",
+            renderings=renderings,
         )
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailgate import notify, tags
+from mailgate import loops, notify, tags
 from mailgate.context import Context
 from mailgate.customers import Sender, ensure_contact, identify
 from mailgate.language import preferred_language
@@ -26,6 +29,9 @@ from mailgate.store import StoreUnavailable
 from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
 
 log = logging.getLogger("mailgate.pipeline")
+
+PARSE_AHEAD_BYTES = 1 << 20  # a batch parses messages up to this size before storing
+CONFLICT_ATTEMPTS = 3  # tries of a message whose rows collide with a concurrent transaction
 
 
 @dataclass(frozen=True)
@@ -186,48 +192,120 @@ def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Cont
         intake.message_id = mail.message_id or ""
         intake.from_addr = mail.from_addr
         intake.subject = mail.subject[:500]
+        intake.automatic = loops.verdict(intake)
 
 
 def process(ctx: Context, intake_id: int) -> Outcome:
     """Bring one stored message to its outcome, in one transaction. Never raises for a bad
     message (it is quarantined with the reason); StoreUnavailable means try again later."""
-    try:
-        with ctx.store.session() as session:
-            intake = _claim(session, ctx, intake_id)
-            if intake is None:
-                if session.get(Intake, intake_id) is not None:
-                    return Outcome(intake_id, RECEIVED, "being processed by another instance")
-                return Outcome(intake_id, QUARANTINED, "no such stored message")
-            if intake.status != RECEIVED:
-                return Outcome(intake_id, intake.status, "already processed")
-            mail = parse(intake.raw)
-            outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
-            _record(intake, outcome, mail, ctx)
-            session.add(intake)
-    except StoreUnavailable:
-        raise
-    except OSError as exc:
-        # The data directory cannot be written (full disk, wrong permissions): no fault of
-        # the message's, so it stays stored and waits, instead of being quarantined.
-        raise StoreUnavailable(f"data directory: {exc}") from exc
-    except Exception as exc:  # one bad message must never stop the others
-        log.error(
-            "event=quarantine intake_id=%s error=%r", intake_id, f"{type(exc).__name__}: {exc}"
-        )
-        log.debug("event=quarantine_traceback intake_id=%s", intake_id, exc_info=True)
-        return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
-    log.info("event=processed intake_id=%s outcome=%s", intake_id, outcome.describe())
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            with _storage_trouble_deferred(), ctx.store.session() as session:
+                claimed = _claim(session, ctx, [intake_id])
+                outcome = _outcome(session, ctx, intake_id, claimed.get(intake_id))
+            break
+        except StoreUnavailable:
+            raise
+        except IntegrityError as exc:
+            # Another transaction created the same contact or organisation meanwhile (a
+            # second worker or instance, the same new sender): once it is committed, a new
+            # try finds it. Only a conflict that stays is the message's fault.
+            if attempt == CONFLICT_ATTEMPTS:
+                return _quarantined_for(ctx, intake_id, exc)
+            log.info("event=conflict_retry intake_id=%s attempt=%d", intake_id, attempt)
+        except Exception as exc:  # one bad message must never stop the others
+            return _quarantined_for(ctx, intake_id, exc)
+    _log_processed(outcome)
     return outcome
 
 
-def _claim(session: Session, ctx: Context, intake_id: int) -> Intake | None:
-    """The stored message, locked for this transaction. On PostgreSQL several instances may
+def _quarantined_for(ctx: Context, intake_id: int, exc: Exception) -> Outcome:
+    log.error("event=quarantine intake_id=%s error=%r", intake_id, f"{type(exc).__name__}: {exc}")
+    log.debug("event=quarantine_traceback intake_id=%s", intake_id, exc_info=exc)
+    return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
+
+
+def process_batch(ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+    """process() for several stored messages, in one transaction: one commit (and on
+    PostgreSQL one claim) for all, and what they share (agents, organisations, the ticket
+    a reply threads to) is read once. Each is parsed before the first write, so the write
+    lock of SQLite is held for storing only. A message that fails rolls the batch back, and
+    the batch is done again one message at a time, so that only the bad one is quarantined."""
+    if len(intake_ids) <= 1:
+        return [process(ctx, intake_id) for intake_id in intake_ids]
+    try:
+        with _storage_trouble_deferred(), ctx.store.session() as session:
+            claimed = _claim(session, ctx, intake_ids)
+            mails = {i: _parsed(intake) for i, intake in claimed.items()}
+            outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # find the bad one: each alone
+        log.info("event=batch_split messages=%d error=%r", len(intake_ids), type(exc).__name__)
+        return [process(ctx, intake_id) for intake_id in intake_ids]
+    for outcome in outcomes:
+        _log_processed(outcome)
+    return outcomes
+
+
+@contextmanager
+def _storage_trouble_deferred() -> Iterator[None]:
+    """The data directory cannot be written (full disk, wrong permissions): no fault of the
+    message's, so it stays stored and waits, instead of being quarantined."""
+    try:
+        yield
+    except OSError as exc:
+        raise StoreUnavailable(f"data directory: {exc}") from exc
+
+
+def _parsed(intake: Intake) -> ParsedMail | Exception | None:
+    """The parsed message, or why it cannot be parsed (raised when its turn comes); None
+    for a large one, parsed at its turn, so that a batch holds one large mail's parts at
+    a time and not all of them."""
+    if intake.status != RECEIVED or intake.size > PARSE_AHEAD_BYTES:
+        return None
+    try:
+        return parse(intake.raw)
+    except Exception as exc:  # parse() turns malformed mail into defects; this is a fault
+        return exc
+
+
+def _outcome(
+    session: Session,
+    ctx: Context,
+    intake_id: int,
+    intake: Intake | None,
+    mail: ParsedMail | Exception | None = None,
+) -> Outcome:
+    if intake is None:
+        if session.get(Intake, intake_id) is not None:
+            return Outcome(intake_id, RECEIVED, "being processed by another instance")
+        return Outcome(intake_id, QUARANTINED, "no such stored message")
+    if intake.status != RECEIVED:
+        return Outcome(intake_id, intake.status, "already processed")
+    if mail is None:
+        mail = parse(intake.raw)
+    if isinstance(mail, Exception):
+        raise mail
+    outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
+    _record(intake, outcome, mail, ctx)
+    session.add(intake)
+    return outcome
+
+
+def _log_processed(outcome: Outcome) -> None:
+    if outcome.source:  # reached now, not found done or taken by another instance
+        log.info("event=processed intake_id=%s outcome=%s", outcome.intake_id, outcome.describe())
+
+
+def _claim(session: Session, ctx: Context, intake_ids: Sequence[int]) -> dict[int, Intake]:
+    """The stored messages, locked for this transaction. On PostgreSQL several instances may
     pick up the same message (left over after a crash, say): the row lock lets one process
     it, and the others skip it rather than wait and find it done. SQLite has one writer."""
-    query = select(Intake).where(Intake.id == intake_id)
+    query = select(Intake).where(col(Intake.id).in_(intake_ids)).order_by(col(Intake.id))
     if not ctx.store.is_sqlite:
         query = query.with_for_update(skip_locked=True)
-    return session.exec(query).first()
+    return {intake.id or 0: intake for intake in session.exec(query)}
 
 
 def quarantine(ctx: Context, intake_id: int, reason: str) -> Outcome:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from mailgate import tags
 from mailgate.compose import ticket_number_from_message_id
 from mailgate.config import Config
-from mailgate.customers import Sender, domain_of, is_known_customer, organisation_for_domain
+from mailgate.customers import (
+    Sender,
+    domain_of,
+    hold,
+    is_known_customer,
+    organisation_for_domain,
+)
 from mailgate.mime.report import qmail_original_ids
 from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
 from mailgate.outbox import bounce_outbox_id
@@ -54,6 +61,15 @@ class Quarantine:
 
 Decision = NewTicket | FollowUp | ListRequest | Ignore | Quarantine
 
+# Built once, like the other look-ups every message makes: building a statement costs
+# about as much again as running it.
+_TICKET_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
+# Only the Message-ID in the WHERE clause, so the database walks that index and never
+# the status index (nearly every row is `done`); the rest is checked on the few rows.
+_SAME_MESSAGE_ID = select(Intake.id, Intake.status, Intake.content_sha256).where(
+    Intake.message_id == bindparam("message_id")
+)
+
 
 @dataclass(frozen=True)
 class Envelope:
@@ -85,7 +101,7 @@ def _bounce(session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket |
     the report (RFC 3464, qmail or Exchange text), else the recipients of our bounced mail."""
     row = verp_outbox_row(session, mail, intake)
     if ticket is None and row is not None and row.ticket_id is not None:
-        ticket = session.get(Ticket, row.ticket_id)
+        ticket = hold(session, session.get(Ticket, row.ticket_id))
     if ticket is None:
         return Ignore("bounce about no ticket of ours")
     failing = failed_recipients(mail)
@@ -96,10 +112,15 @@ def _bounce(session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket |
 
 
 def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
-    """The ticket a mail belongs to: by tag in the subject, else by the Message-IDs it answers."""
+    """The ticket a mail belongs to: by tag in the subject, else by the Message-IDs it answers.
+    Held for the transaction: the steps that apply the decision read it again by id."""
+    return hold(session, _find_ticket(session, mail, cfg, own_domain))
+
+
+def _find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
     number = tags.find_number(mail.subject, cfg.tickets.prefix)
     if number is not None:
-        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        ticket = session.exec(_TICKET_BY_NUMBER, params={"number": number}).first()
         if ticket is not None:
             return ticket
     ids = referenced_ids(mail)
@@ -115,7 +136,7 @@ def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str
     for mid in ids:
         encoded = ticket_number_from_message_id(mid, own_domain)
         if encoded is not None:
-            return session.exec(select(Ticket).where(Ticket.number == encoded)).first()
+            return session.exec(_TICKET_BY_NUMBER, params={"number": encoded}).first()
     return None
 
 
@@ -138,12 +159,9 @@ def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> int | 
     a ticket or an article: this one is the same mail delivered again."""
     if not mail.message_id:
         return None
-    # Only the Message-ID in the WHERE clause, so the database walks that index and never
-    # the status index (nearly every row is `done`); the rest is checked on the few rows.
-    query = select(Intake.id, Intake.status, Intake.content_sha256).where(
-        Intake.message_id == mail.message_id
-    )
-    for other_id, status, digest in session.exec(query):
+    for other_id, status, digest in session.exec(
+        _SAME_MESSAGE_ID, params={"message_id": mail.message_id}
+    ):
         if other_id != intake.id and status == DONE and digest == intake.content_sha256:
             return other_id
     return None
@@ -208,11 +226,14 @@ def route(
 def is_list_request(
     session: Session, mail: ParsedMail, sender: Sender, screening: Screening, cfg: Config
 ) -> bool:
-    """Only a known customer's own (not automatic) mail gets a list: never a stranger's."""
-    if sender.is_agent or screening.automatic or not is_known_customer(session, mail.from_addr):
+    """Only a known customer's own (not automatic) mail gets a list: never a stranger's.
+    The subject is looked at first: few mails ask for a list, and it needs no query."""
+    if sender.is_agent or screening.automatic:
         return False
     wanted = {s.strip().lower() for s in cfg.tickets.list_subjects}
-    return tags.strip_reply_prefixes(mail.subject).strip().lower() in wanted
+    if tags.strip_reply_prefixes(mail.subject).strip().lower() not in wanted:
+        return False
+    return is_known_customer(session, mail.from_addr)
 
 
 def _new_ticket(

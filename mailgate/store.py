@@ -31,6 +31,12 @@ def _sqlite_pragmas(busy_timeout: float, synchronous: str) -> Any:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        if synchronous == "FULL":
+            # The commit that passes the log's size limit copies the log into the database
+            # (a checkpoint, with fsyncs): not in a commit of received mail, whose sender
+            # waits for it. Processing, which follows every intake, commits the rest and
+            # checkpoints for both.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     return on_connect

@@ -16,14 +16,16 @@ from typing import Any
 
 import aiosmtplib
 import pytest
+from sqlalchemy import update
 from sqlmodel import col, select
 
 from mailgate import notify
 from mailgate.app import build_context
 from mailgate.config import HttpConfig, LoopsConfig, OutboundConfig, StaffConfig
 from mailgate.context import Context
+from mailgate.loops import HEADER_BYTES, header_block, is_automatic
 from mailgate.models import QUEUED, RECEIVED, Article, Event, Intake, Outbox, Ticket
-from tests.conftest import Clock
+from tests.conftest import CORPUS, Clock
 from tests.daemon_harness import DaemonThread, daemon_config, smtp_server
 from tests.helpers import ingest, outbox, parsed, poll, tickets
 from tests.mails import make_mail, new_message_id
@@ -126,6 +128,71 @@ def test_breaker_and_limit_follow_the_configuration(ctx: Context, clock: Clock) 
     new_request(ctx, "Four")
     assert len(acks_to(ctx, CUSTOMER)) == 2
     assert "circuit breaker" in events(ctx)[-1]
+
+
+# --- the breaker's verdict on stored mail -------------------------------------------------------
+
+
+def test_processing_notes_the_verdict_the_breaker_would_read(ctx: Context) -> None:
+    new_request(ctx, "Out of office", AUTO)
+    new_request(ctx, "A real question")
+    with ctx.store.session() as session:
+        rows = list(session.exec(select(Intake).order_by(col(Intake.id))))
+    assert [r.automatic for r in rows] == [True, False]
+    assert [r.automatic for r in rows] == [
+        is_automatic(r.raw[:HEADER_BYTES], r.from_addr) for r in rows
+    ]
+
+
+def test_breaker_reads_the_headers_of_mail_processed_without_a_verdict(
+    ctx: Context, clock: Clock
+) -> None:
+    """Mail processed before the verdict was noted (by a daemon that ran on across the
+    upgrade, say) counts as it always did."""
+    for n in range(3):
+        new_request(ctx, f"Out of office {n}", AUTO)
+        clock.advance(minutes=10)
+    with ctx.store.session() as session:
+        session.execute(update(Intake).values(automatic=None))
+    new_request(ctx, "A real question")
+    assert acks_to(ctx, CUSTOMER) == []
+    assert "circuit breaker" in events(ctx)[-1]
+
+
+# Where headers end: lines end at CRLF, LF or a lone CR, and the parser stops early at a
+# line that is no header. In each case the block must read as the whole head does.
+HEADER_ENDS = [
+    b"From: a@x.example\r\nAuto-Submitted: auto-replied\r\n\r\nbody\r\nList-Id: <x>\r\n",
+    b"From: a@x.example\nSubject: hi\n\nList-Id: <in the body>\n",
+    b"From: a@x.example\rPrecedence: bulk\r\rList-Id: <x>",
+    b"From: a@x.example\r\n\nList-Id: <x>\n",
+    b"From: a@x.example\r\r\nList-Id: <x>\r\n",
+    b"From: a@x.example\r\nX-Long: " + b"y" * HEADER_BYTES + b"\r\nList-Id: <x>\r\n\r\n",
+    b"\r\nList-Id: <x>\r\n\r\n",
+    b"From: a@x.example\r\nnot a header\r\nList-Id: <x>\r\n\r\n",
+    b"From: a@x.example\r\nSubject: folded\r\n\r\n continued\r\nPrecedence: list\r\n",
+    b"From: a@x.example\r\nPrecedence: list\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", HEADER_ENDS)
+def test_header_block_reads_as_the_whole_head(raw: bytes) -> None:
+    assert header_block(raw) == raw[: len(header_block(raw))]
+    for address in ("a@x.example", "noreply@x.example"):
+        assert is_automatic(header_block(raw), address) == is_automatic(raw[:HEADER_BYTES], address)
+
+
+def test_header_block_reads_as_the_whole_head_across_the_corpus() -> None:
+    from email.parser import BytesHeaderParser
+
+    def headers(raw: bytes) -> list[tuple[str, str]]:
+        return BytesHeaderParser().parsebytes(raw).items()
+
+    files = sorted(CORPUS.rglob("*.eml"))
+    assert files, f"no corpus at {CORPUS}"
+    for path in files:
+        raw = path.read_bytes()
+        assert headers(header_block(raw)) == headers(raw[:HEADER_BYTES]), path.name
 
 
 # --- display names ------------------------------------------------------------------------------

@@ -40,20 +40,24 @@ def test_numbering_convention_names_alembic_head(ctx: Context) -> None:
     assert ScriptDirectory.from_config(cfg).get_current_head() == ctx.store.head_revision()
 
 
+def store_at(db: str, tmp_path: Path, request: pytest.FixtureRequest, revision: str) -> Store:
+    """A fresh database of the kind, migrated up to `revision` only."""
+    if db == "sqlite":
+        store = Store(f"sqlite:///{tmp_path}/old.db")
+    else:
+        store = Store(request.getfixturevalue("postgres_url"))
+    alembic = AlembicConfig()
+    alembic.set_main_option("script_location", str(MIGRATIONS))
+    alembic.attributes["engine"] = store.engine
+    command.upgrade(alembic, revision)
+    return store
+
+
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_0008_counts_mail_queued_before_it_toward_the_limit(
     db: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    url = (
-        f"sqlite:///{tmp_path}/old.db"
-        if db == "sqlite"
-        else request.getfixturevalue("postgres_url")
-    )
-    store = Store(url)
-    alembic = AlembicConfig()
-    alembic.set_main_option("script_location", str(MIGRATIONS))
-    alembic.attributes["engine"] = store.engine
-    command.upgrade(alembic, "0007")
+    store = store_at(db, tmp_path, request, "0007")
     now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     with store.engine.begin() as conn:
         for template in ("acknowledgement", "staff_answer"):
@@ -71,4 +75,37 @@ def test_0008_counts_mail_queued_before_it_toward_the_limit(
         # The person's answer does not count; the acknowledgement counts for both recipients.
         assert automatic_sent(session, "anna@kunde.example", now - timedelta(hours=1)) == 1
         assert automatic_sent(session, "bob@kunde.example", now - timedelta(hours=1)) == 1
+    store.dispose()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_0009_notes_the_breakers_verdict_on_mail_processed_before_it(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = store_at(db, tmp_path, request, "0008")
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    rows = [  # status, sender, the message's head
+        ("done", "alice@acme.example", b"From: alice@acme.example\r\n\r\nHello"),
+        ("ignored", "alice@acme.example", b"Auto-Submitted: auto-replied\r\n\r\nAway"),
+        ("done", "noreply@acme.example", b"From: noreply@acme.example\r\n\r\nReceipt"),
+        ("received", "", b"Auto-Submitted: auto-replied\r\n\r\nWaiting"),
+        ("quarantined", "", b"Precedence: bulk\r\n\r\nNo sender"),
+    ]
+    with store.engine.begin() as conn:
+        for status, sender, raw in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO intake (received_at, source, envelope_from, envelope_to,"
+                    " sha256, content_sha256, size, raw, status, reason, attempts,"
+                    " message_id, from_addr, subject)"
+                    " VALUES (:now, 'smtp', '', '', 'x', '', 1, :raw, :status, '', 1, '',"
+                    " :sender, '')"
+                ),
+                {"now": now, "raw": raw, "status": status, "sender": sender},
+            )
+    store.upgrade()
+    with store.engine.connect() as conn:
+        noted = list(conn.execute(text("SELECT automatic FROM intake ORDER BY id")).scalars())
+    # Mail still waiting, and mail without a sender, get theirs when they are processed.
+    assert [None if v is None else bool(v) for v in noted] == [False, True, True, None, None]
     store.dispose()

@@ -414,3 +414,36 @@ def test_further_agents_are_notified_with_the_assignee(ctx: Context) -> None:
         ("staff_notification", "bob@example.com"),
         ("staff_notification", "eva@example.com"),
     ]
+
+
+def test_agents_sharing_a_language_share_one_rendering(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailgate.agents import add_agent
+    from mailgate.models import TicketAgent
+
+    ingest(ctx, make_mail())
+    rendered: list[tuple[str, str | None]] = []
+    render = ctx.renderer.render
+
+    def counted(name: str, language: str | None, context: object) -> object:
+        rendered.append((name, language))
+        return render(name, language, context)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ctx.renderer, "render", counted)
+    with loaded(ctx, 1000) as (session, ticket, article):
+        agents = [
+            add_agent(session, f"{name}@example.com", name, language, ctx.clock())
+            for name, language in (("bob", "en"), ("eva", "de"), ("tom", "en"))
+        ]
+        ticket.assignee_id = agents[0].id
+        for agent in agents[1:]:
+            session.add(TicketAgent(ticket_id=ticket.id or 0, agent_id=agent.id or 0))
+        session.flush()
+        before = mark(ctx)
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    assert sorted(rendered) == [("staff_notification", "de"), ("staff_notification", "en")]
+    mails = {m["To"]: m for m in sent(ctx, "staff_notification", before)}
+    assert sorted(mails) == ["bob@example.com", "eva@example.com", "tom@example.com"]
+    assert text_of(mails["bob@example.com"]) == text_of(mails["tom@example.com"])
+    assert text_of(mails["eva@example.com"]) != text_of(mails["bob@example.com"])

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from mailgate import blobs
+from mailgate import blobs, pipeline
 from mailgate.context import Context
+from mailgate.intake.spool import Incoming, accept_many
 from mailgate.models import Attachment, Contact, Intake, Ticket
+from mailgate.pipeline import process_batch
 from tests.helpers import articles, ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 
@@ -414,3 +417,67 @@ def test_unwritable_data_directory_defers_instead_of_quarantining(
         waiting = session.get(Intake, stored.intake_id)
         assert waiting is not None and waiting.status == "received"
     assert process(ctx, stored.intake_id).describe() == "ticket CID-1000"
+
+
+def _stored(ctx: Context, *raws: bytes) -> list[int]:
+    now = ctx.clock()
+    return [a.intake_id for a in accept_many(ctx.store, [Incoming(r, "smtp", now) for r in raws])]
+
+
+def test_batch_threads_a_reply_to_the_ticket_opened_earlier_in_it(ctx: Context) -> None:
+    ids = _stored(
+        ctx,
+        make_mail(subject="Printer broken"),
+        make_mail(subject="Re: [CID-1000] Printer broken", body="It is on fire now."),
+        make_mail(sender="bob@other.example", subject="VPN down"),
+    )
+    outcomes = process_batch(ctx, ids)
+    assert [o.describe() for o in outcomes] == [
+        "ticket CID-1000",
+        "reply CID-1000",
+        "ticket CID-1001",
+    ]
+    assert len(articles(ctx, 1000)) == 2
+    assert sorted(o.to_addrs for o in outbox(ctx)) == ["alice@acme.example", "bob@other.example"]
+
+
+def test_a_failing_message_in_a_batch_is_quarantined_alone(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_route = pipeline.route
+
+    def route_failing_on_poison(*args: Any, **kwargs: Any) -> Any:
+        if args[1].subject == "poison":
+            raise RuntimeError("stage broke")
+        return real_route(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "route", route_failing_on_poison)
+    ids = _stored(
+        ctx,
+        make_mail(subject="first"),
+        make_mail(subject="poison", sender="mallory@evil.example"),
+        make_mail(subject="third", sender="bob@other.example"),
+    )
+    with caplog.at_level("INFO", logger="mailgate.pipeline"):
+        outcomes = process_batch(ctx, ids)
+    assert [o.describe() for o in outcomes] == [
+        "ticket CID-1000",
+        "quarantined: RuntimeError: stage broke",
+        "ticket CID-1001",
+    ]
+    assert "event=batch_split messages=3" in caplog.text
+    assert [t.subject for t in tickets(ctx)] == ["first", "third"]
+    assert len(outbox(ctx)) == 2  # the rolled-back first try queued nothing twice
+
+
+def test_batch_reports_messages_already_done_or_missing(ctx: Context) -> None:
+    (done,) = _stored(ctx, make_mail())
+    process_batch(ctx, [done])
+    (fresh,) = _stored(ctx, make_mail(subject="Another", sender="bob@other.example"))
+    outcomes = process_batch(ctx, [done, fresh, 999_999])
+    assert [o.describe() for o in outcomes] == [
+        "done: already processed",
+        "ticket CID-1001",
+        "quarantined: no such stored message",
+    ]
+    assert [o.source for o in outcomes] == ["", "smtp", ""]

@@ -1,0 +1,135 @@
+"""The daemon's worker processes: mail is processed there, and a dead worker loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from mailgate import daemon
+from mailgate.config import Config, ProcessingConfig
+from mailgate.context import Context
+from mailgate.models import Intake, Outbox, Ticket
+from mailgate.pipeline import Outcome
+from mailgate.workers import WorkerProcessor
+from tests.daemon_harness import count, daemon_config, running, send_data
+from tests.helpers import poll
+from tests.mails import make_mail
+
+POISON = "Subject: poison"
+
+
+def with_workers(config: Config, workers: int = 1) -> Config:
+    return dataclasses.replace(config, processing=ProcessingConfig(workers=workers))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # The command name in parentheses may hold spaces: the fields after it are fixed.
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def worker_pids() -> list[int]:
+    """The worker processes: children of the fork server, itself a child of this process."""
+    servers = [
+        pid
+        for pid in children(os.getpid())
+        if b"forkserver" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    return [worker for server in servers for worker in children(server)]
+
+
+def ticket_subjects(ctx: Context) -> list[str]:
+    with ctx.store.session() as session:
+        return sorted(t.subject for t in session.exec(select(Ticket)))
+
+
+def test_workers_process_mail_apart_from_the_daemon(tmp_path: Path) -> None:
+    with running(with_workers(daemon_config(tmp_path), 2)) as mg:
+        for n in range(6):
+            mail = make_mail(subject=f"Request {n}", sender=f"customer{n}@acme.example")
+            assert send_data(mg.address, mail)[0] == 250
+        poll(lambda: count(mg.ctx, Outbox) == 6 or None, what="six acknowledgements")
+        workers = poll(lambda: worker_pids() or None, what="worker processes")
+        assert len(workers) == 2 and os.getpid() not in workers
+    assert ticket_subjects(mg.ctx) == [f"Request {n}" for n in range(6)]
+    assert worker_pids() == []  # stopped with the daemon
+
+
+def test_killed_idle_worker_is_replaced_and_nothing_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running(with_workers(daemon_config(tmp_path))) as mg:
+        assert send_data(mg.address, make_mail(subject="Before"))[0] == 250
+        poll(lambda: count(mg.ctx, Ticket) == 1 or None, what="first ticket")
+        for pid in worker_pids():
+            os.kill(pid, signal.SIGKILL)
+        assert send_data(mg.address, make_mail(subject="After"))[0] == 250
+        poll(lambda: count(mg.ctx, Outbox) == 2 or None, what="second acknowledgement")
+    assert ticket_subjects(mg.ctx) == ["After", "Before"]
+    assert "event=worker_pool_restarted" in caplog.text
+    with mg.ctx.store.session() as session:
+        assert {i.status for i in session.exec(select(Intake))} == {"done"}
+
+
+class KillingProcessor(WorkerProcessor):
+    """Worker processes, and an outside force (the OOM killer, say) that ends the worker
+    whenever the poison message is in its hands."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx.config, ctx.config.processing.workers)
+        self.store = ctx.store
+
+    async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+        with self.store.session() as session:
+            raws = [session.get(Intake, i).raw for i in intake_ids]  # type: ignore[union-attr]
+        if not any(POISON.encode() in raw for raw in raws):
+            return await super().process(ctx, intake_ids)
+        pool = self._pool
+        work = super().process(ctx, intake_ids)
+        task = asyncio.ensure_future(work)
+        await asyncio.sleep(0)  # the batch is handed over
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        return await task
+
+
+def test_message_that_kills_its_worker_is_quarantined_after_two_deaths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(daemon, "build_processor", KillingProcessor)
+    attachment = (("dump.bin", "application/octet-stream", os.urandom(2_000_000)),)
+    with running(with_workers(daemon_config(tmp_path, max_size=5_000_000))) as mg:
+        assert send_data(mg.address, make_mail(subject="poison", attachments=attachment))[0] == 250
+        assert send_data(mg.address, make_mail(subject="Innocent"))[0] == 250
+        poll(lambda: count(mg.ctx, Ticket) == 1 or None, what="the innocent ticket")
+        quarantined = poll(
+            lambda: _intake_with_status(mg.ctx, "quarantined"), timeout=20, what="quarantine"
+        )
+        assert send_data(mg.address, make_mail(subject="Later"))[0] == 250
+        poll(lambda: count(mg.ctx, Ticket) == 2 or None, what="the later ticket")
+    assert quarantined.reason == "processing it ended the worker process 2 times"
+    assert quarantined.subject == ""  # never parsed to the end
+    assert ticket_subjects(mg.ctx) == ["Innocent", "Later"]
+    assert caplog.text.count("event=worker_died") == 2
+
+
+def _intake_with_status(ctx: Context, status: str) -> Intake | None:
+    with ctx.store.session() as session:
+        return session.exec(select(Intake).where(Intake.status == status)).first()
