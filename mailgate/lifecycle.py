@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
@@ -14,8 +15,10 @@ from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact
 from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
-from mailgate.moments import aware
+from mailgate.moments import aware, local_midnight
 from mailgate.tickets import record_event, set_status
+
+UTC_ZONE = ZoneInfo("UTC")
 
 # Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
 # customer's reply (the pipeline decides whether that reopens or starts a new ticket).
@@ -82,6 +85,7 @@ class _Run:
     now: datetime
     policy: CustomersConfig
     outcome: CommandOutcome
+    zone: ZoneInfo  # the desk's: a hold date is a day there
 
     def event(self, action: str, detail: str) -> None:
         record_event(self.session, self.ticket, self.agent.email, action, detail, self.now)
@@ -119,9 +123,9 @@ def _reopen(run: _Run, cmd: Command) -> str | None:
 
 def _hold(run: _Run, cmd: Command) -> str | None:
     day = date.fromisoformat(cmd.args[0])
-    if day < run.now.astimezone(UTC).date():
+    if day < run.now.astimezone(run.zone).date():
         raise Refused(f"{day.isoformat()} is in the past")
-    until = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    until = local_midnight(day, run.zone)
     check_transition(run.ticket.status, "hold")
     if run.ticket.status == "hold" and _same_moment(run.ticket.hold_until, until):
         return None
@@ -284,9 +288,11 @@ def apply_commands(
     agent: Agent,
     policy: CustomersConfig,
     now: datetime,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> CommandOutcome:
-    """Apply each command in order; one that cannot be applied is an error, the rest apply."""
-    run = _Run(session, ticket, agent, now, policy, CommandOutcome())
+    """Apply each command in order; one that cannot be applied is an error, the rest apply.
+    `zone` is the desk's ([tickets] timezone): `#hold DATE` holds until that day begins there."""
+    run = _Run(session, ticket, agent, now, policy, CommandOutcome(), zone)
     acted = False
     for cmd in commands:
         handler = _HANDLERS.get(cmd.name)

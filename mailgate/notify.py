@@ -481,17 +481,15 @@ def send_command_errors(
 
 
 def ticket_rows(session: Session, ctx: Context, organisation_id: int) -> list[dict[str, object]]:
-    """The organisation's open tickets, one dict each (keys of sheets.TICKET_COLUMNS)."""
+    """The organisation's open tickets, one dict each (keys of sheets.TICKET_COLUMNS). Times
+    are the desk's wall clock ([tickets] timezone), as the customer reads them: naive, since
+    a spreadsheet cell holds no time zone."""
+    zone = ZoneInfo(ctx.config.tickets.timezone)
     rows: list[dict[str, object]] = []
     for ticket in _open_tickets(session, organisation_id):
         view = ticket_view(ctx, ticket)
-        rows.append(
-            {
-                **view,
-                "last_action_by": ticket.last_action_by,
-                "last_action_at": ticket.last_action_at,
-            }
-        )
+        local = aware(ticket.last_action_at).astimezone(zone).replace(tzinfo=None)
+        rows.append({**view, "last_action_by": ticket.last_action_by, "last_action_at": local})
     return rows
 
 
@@ -502,7 +500,7 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
     if contact.failing or org is None:
         return
     rows = ticket_rows(session, ctx, org.id or 0)
-    now = ctx.clock()
+    now = ctx.clock().astimezone(ZoneInfo(ctx.config.tickets.timezone))
     context = {
         "contact": {"name": contact.name, "email": contact.email},
         "organisation": org.name,
@@ -510,6 +508,7 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
         "hours": supporthhmm(session, ctx, org),
         "support_address": ctx.from_address,
         "today": now.strftime("%Y-%m-%d"),
+        "timezone": ctx.config.tickets.timezone,
     }
     sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows))
     _queue(

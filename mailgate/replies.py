@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
 
@@ -70,8 +71,9 @@ def after_staff_mail(
     """Apply the commands, answer the customer (unless internal), tell the agent what failed."""
     errors = list(staff.errors)
     if staff.verified:
+        commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
         outcome = apply_commands(
-            session, ticket, list(staff.commands), agent, ctx.config.customers, ctx.clock()
+            session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone
         )
         errors += outcome.errors
         answered = staff.direction == "staff" and bool(staff.text.strip())

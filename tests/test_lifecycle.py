@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
@@ -30,7 +31,7 @@ from mailgate.models import (
     TicketAgent,
     TimeEntry,
 )
-from tests.helpers import ingest
+from tests.helpers import Clock, ingest
 from tests.mails import make_mail
 
 LEGAL = {
@@ -208,6 +209,24 @@ def test_hold_with_date(ctx: Context, ticket_id: int) -> None:
     # Leaving hold forgets the resubmission date.
     run(ctx, ticket_id, "#status working")
     assert load(ctx, ticket_id).hold_until is None
+
+
+def test_hold_date_is_a_day_of_the_desks_time_zone(
+    ctx: Context, ticket_id: int, clock: Clock
+) -> None:
+    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)  # the 3rd already, in Berlin
+    berlin = ZoneInfo("Europe/Berlin")
+    with ctx.store.session() as session:
+        ticket = session.get(Ticket, ticket_id)
+        agent = session.exec(select(Agent).where(Agent.email == AGENT)).one()
+        assert ticket is not None
+        commands = parse_commands("#hold 2026-11-02\n#hold 2026-11-20").commands
+        outcome = apply_commands(
+            session, ticket, commands, agent, CustomersConfig(), clock(), berlin
+        )
+    assert outcome.errors == ["#hold 2026-11-02: 2026-11-02 is in the past"]
+    # Midnight in Berlin, an hour before midnight UTC: reminders come at the desk's day start.
+    assert utc(load(ctx, ticket_id).hold_until) == datetime(2026, 11, 19, 23, 0, tzinfo=UTC)
 
 
 def test_hold_refuses_a_past_date_and_delivered(ctx: Context, ticket_id: int) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from email.message import Message
 
 import openpyxl
@@ -26,7 +27,7 @@ from mailgate.models import (
     TimeEntry,
 )
 from mailgate.parse import parse
-from tests.helpers import ingest, outbox, parsed
+from tests.helpers import Clock, ingest, outbox, parsed
 from tests.mails import make_mail, new_message_id
 
 SUPPORT = "support@example.com"
@@ -371,6 +372,24 @@ def test_ticket_list_holds_only_the_senders_organisation(ctx: Context) -> None:
     assert [r[0] for r in rows[1:]] == [f"CID-{first}", f"CID-{second}"]
     # A subject that looks like a formula stays text.
     assert book["Tickets"]["B2"].data_type == "s"
+
+
+def test_ticket_list_shows_the_desks_date_and_times(ctx: Context, clock: Clock) -> None:
+    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)  # already the 3rd in Berlin
+    tickets = dataclasses.replace(ctx.config.tickets, timezone="Europe/Berlin")
+    berlin = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, tickets=tickets))
+    number = new_ticket(berlin)
+    before = mark(berlin)
+    with loaded(berlin, number) as (session, ticket, _):
+        notify.send_ticket_list(session, berlin, requester(session, ticket), parse(make_mail()))
+    [msg] = sent(berlin, "ticket_list", before)
+    assert msg["Subject"] == "Open tickets of acme.example (2026-11-03)"
+    text = text_of(msg)
+    assert "as of 2026-11-03 (times in Europe/Berlin)" in text
+    assert "2026-11-03 00:30 you" in text
+    [sheet] = list(msg.iter_attachments())  # type: ignore[attr-defined]
+    book = openpyxl.load_workbook(io.BytesIO(sheet.get_content()))
+    assert datetime(2026, 11, 3, 0, 30) in list(book["Tickets"].values)[1]
 
 
 def test_rejected_sender_and_too_large(ctx: Context) -> None:
