@@ -333,6 +333,7 @@ class Daemon:
             return
         await self._adopt(runtime_part(old, fresh), renderer)
         self.processor.reloaded()
+        self.scheduler.update(jobs_for(self.ctx.config))
         changed = [name for name in RESTART_ONLY if getattr(old, name) != getattr(fresh, name)]
         if changed:
             log.warning(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -151,6 +151,37 @@ class Scheduler:
             )
         self._scheduler.start()
         log.info("event=jobs_scheduled jobs=%s", ",".join(job.name for job in self.jobs))
+
+    def update(self, jobs: Sequence[Job]) -> list[str]:
+        """Take a new job list (a reload changed the digest's schedule, or turned it on or
+        off): jobs whose schedule changed are rescheduled, new ones added, dropped ones
+        removed; a run in progress finishes. The names of the jobs that changed."""
+        old = {job.name: job for job in self.jobs}
+        new = {job.name: job for job in jobs}
+        changed = sorted(
+            name
+            for name in old.keys() | new.keys()
+            if name not in old or name not in new or old[name].schedule != new[name].schedule
+        )
+        self.jobs = tuple(jobs)
+        if self._scheduler is None or not changed:
+            return changed
+        for name in changed:
+            if name in old:
+                self._scheduler.remove_job(name)
+            if name in new:
+                job = new[name]
+                self._scheduler.add_job(
+                    self._run, job.schedule.trigger(), args=[job], id=job.name, name=job.name
+                )
+        log.info("event=jobs_rescheduled jobs=%s", ",".join(changed))
+        return changed
+
+    def next_runs(self) -> dict[str, datetime]:
+        """When each scheduled job runs next."""
+        if self._scheduler is None:
+            return {}
+        return {job.id: job.next_run_time for job in self._scheduler.get_jobs()}
 
     async def stop(self, timeout: float) -> None:
         """No new runs; let runs in progress finish within `timeout` (then they are cancelled)."""

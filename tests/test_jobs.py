@@ -19,7 +19,7 @@ from sqlmodel import select
 
 from mailgate import jobs
 from mailgate.app import build_context, build_transport
-from mailgate.config import Config
+from mailgate.config import Config, DigestConfig, TicketsConfig
 from mailgate.context import Context
 from mailgate.intake.spool import accept
 from mailgate.jobs import Every, Job, Scheduler
@@ -208,3 +208,33 @@ def test_failing_job_is_logged_once_then_its_recovery(
         ctx.store.dispose()
     assert caplog.text.count("event=job_failed job=left-over-messages") == 1
     assert "processor gone" in caplog.text
+
+
+def test_a_reload_reschedules_the_digest_and_leaves_the_rest(tmp_path: Path) -> None:
+    ctx = build_context(daemon_config(tmp_path))
+
+    def config(schedule: str) -> Config:
+        return Config(
+            tickets=TicketsConfig(timezone="Europe/Berlin"),
+            digest=DigestConfig(schedule=schedule),
+        )
+
+    async def scenario() -> None:
+        runtime = Runtime(ctx, build_transport(ctx.config))
+        scheduler = Scheduler(runtime, jobs.jobs_for(config("0 7 * * *")))
+        scheduler.start()
+        try:
+            before = scheduler.next_runs()
+            assert (before["daily-digest"].hour, before["daily-digest"].minute) == (7, 0)
+            assert scheduler.update(jobs.jobs_for(config("30 18 * * *"))) == ["daily-digest"]
+            after = scheduler.next_runs()
+            assert (after["daily-digest"].hour, after["daily-digest"].minute) == (18, 30)
+            assert str(after["daily-digest"].tzinfo) == "Europe/Berlin"
+            assert after["outbox-retry"] == before["outbox-retry"]  # untouched
+            assert scheduler.update(jobs.jobs_for(config(""))) == ["daily-digest"]
+            assert "daily-digest" not in scheduler.next_runs()
+        finally:
+            await scheduler.stop(5)
+
+    asyncio.run(scenario())
+    ctx.store.dispose()
