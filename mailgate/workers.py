@@ -11,7 +11,10 @@ import asyncio
 import dataclasses
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -74,7 +77,7 @@ class WorkerProcessor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["mailgate.workers"])
         return ProcessPoolExecutor(
-            self.workers, context, initializer=_start_worker, initargs=(config,)
+            self.workers, context, initializer=_start_worker, initargs=(config, os.getpid())
         )
 
     async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
@@ -124,18 +127,38 @@ def build_processor(ctx: Context) -> Processor:
 
 # In the worker process ---------------------------------------------------------------------
 
+ORPHAN_CHECK_SECONDS = 1.0
 _worker: tuple[int, Context] | None = None  # the generation it was built for, and the context
 
 
-def _start_worker(config: Config) -> None:
+def _start_worker(config: Config, daemon_pid: int) -> None:
     # The daemon decides when its workers stop (after draining): Ctrl-C in a terminal or
     # systemd's SIGTERM to the whole group must not end a worker in the middle of a batch.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(
+        target=_end_with, args=(daemon_pid,), name="mailgate-orphan-check", daemon=True
+    ).start()
     configure_logging(config.logging)
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.
     _worker = (0, build_context(config, migrate=False))
+
+
+def _end_with(daemon_pid: int) -> None:
+    """End this worker once the daemon is gone (killed, crashed). Its pool would never say
+    so: a worker holds a copy of its own job queue's writing end, and the fork server lives
+    as long as any worker does. An unfinished transaction is rolled back by the database;
+    its messages wait, stored, for the next start."""
+    while True:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+        try:
+            os.kill(daemon_pid, 0)
+        except ProcessLookupError:
+            log.warning("event=worker_orphaned daemon_pid=%d", daemon_pid)
+            os._exit(1)
+        except PermissionError:  # alive, and another user's (a reused pid): not ours
+            os._exit(1)
 
 
 def _ready() -> bool:

@@ -19,8 +19,9 @@ from mailgate.models import Intake, Outbox, Ticket
 from mailgate.pipeline import Outcome
 from mailgate.workers import WorkerProcessor
 from tests.daemon_harness import count, daemon_config, running, send_data
-from tests.helpers import poll
+from tests.helpers import free_port, poll
 from tests.mails import make_mail
+from tests.test_crash import Child, write_config
 
 POISON = "Subject: poison"
 
@@ -133,3 +134,20 @@ def test_message_that_kills_its_worker_is_quarantined_after_two_deaths(
 def _intake_with_status(ctx: Context, status: str) -> Intake | None:
     with ctx.store.session() as session:
         return session.exec(select(Intake).where(Intake.status == status)).first()
+
+
+def test_a_killed_daemon_leaves_no_worker_behind(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    daemon_process = Child(write_config(tmp_path, listen, free_port()), listen, tmp_path / "log")
+    daemon_process.start()
+    assert daemon_process.proc is not None
+    pid = daemon_process.proc.pid
+    helpers = poll(lambda: _descendants(pid) if len(_descendants(pid)) >= 3 else None)
+    daemon_process.kill()  # SIGKILL: no chance to stop its workers
+    poll(lambda: not any(Path(f"/proc/{p}").exists() for p in helpers), what="orphans gone")
+    assert "event=worker_orphaned" in (tmp_path / "log").read_text()
+
+
+def _descendants(pid: int) -> list[int]:
+    """Children and grandchildren: the fork server, its worker, the resource tracker."""
+    return [p for child in children(pid) for p in (child, *children(child))]
