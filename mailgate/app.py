@@ -30,5 +30,10 @@ def build_transport(config: Config) -> Transport:
     if out.transport == "file":
         return FileTransport(Path(out.directory))
     return SmtpTransport(
-        out.host, out.port, out.security, out.username or None, out.password or None
+        out.host,
+        out.port,
+        out.security,
+        out.username or None,
+        out.password or None,
+        connections=out.connections,
     )

@@ -91,6 +91,7 @@ class OutboundConfig:
     max_attempts: int = 10
     retry_base_seconds: float = 60.0
     max_age_hours: float = 48.0  # a mail still failing temporarily after this is failed
+    connections: int = 4  # to the relay at once, each kept open for the next mail
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,8 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
         raise ConfigError("smtp.tls_cert_file: required for tls_key_file and require_tls")
     if out.max_age_hours <= 0:
         raise ConfigError("outbound.max_age_hours: must be more than 0")
+    if out.connections < 1:
+        raise ConfigError("outbound.connections: must be at least 1")
 
 
 def _validate_loops(loops: LoopsConfig) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
@@ -128,22 +130,19 @@ def backoff(attempts: int, cfg: OutboundConfig) -> timedelta:
     return min(delay, MAX_BACKOFF)
 
 
-def record_result(
-    store: Store, item: Claimed, error: Exception | None, cfg: OutboundConfig, now: datetime
-) -> str:
-    """Mark one delivery's result; returns the row's new status."""
-    return record_results(store, [item], error, cfg, now)[0]
+Result = tuple[Claimed, Exception | None]  # a delivery and its error, None when it was sent
 
 
 def record_results(
-    store: Store, items: list[Claimed], error: Exception | None, cfg: OutboundConfig, now: datetime
+    store: Store, results: Sequence[Result], cfg: OutboundConfig, now: datetime
 ) -> list[str]:
-    """Mark the same result on several rows in one transaction; their new statuses."""
+    """Mark each delivery's result, all in one transaction; their new statuses, in order."""
     with store.session() as session:
+        ids = [item.id for item, _ in results]
+        rows = {row.id: row for row in session.exec(select(Outbox).where(col(Outbox.id).in_(ids)))}
         statuses = []
-        for item in items:
-            row = session.get(Outbox, item.id)
-            assert row is not None
+        for item, error in results:
+            row = rows[item.id]
             _mark(row, item.attempts, error, cfg, now)
             session.add(row)
             statuses.append(row.status)
@@ -171,50 +170,103 @@ def _mark(
 
 
 async def deliver_due(ctx: Context, transport: Transport, batch: int = 100) -> dict[str, int]:
-    """Send everything that is due, a batch at a time so memory stays bounded; counts of the
-    new statuses (sent, queued for a later retry, failed)."""
+    """Send everything that is due, a batch at a time so memory stays bounded, up to
+    [outbound] connections messages at once; counts of the new statuses (sent, queued for a
+    later retry, failed)."""
     counts = {SENT: 0, QUEUED: 0, FAILED: 0}
     while claimed := await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), batch):
-        for index, item in enumerate(claimed):
-            try:
-                status = await _deliver_one(ctx, transport, item)
-            except RelayUnavailable as exc:
-                # One failed connection speaks for the whole batch: every row records it and
-                # keeps its turn (the same backoff as after its own try), and the round ends
-                # instead of knocking on a closed door once per row. The transport logs it.
-                rest = claimed[index:]
-                for status in await asyncio.to_thread(
-                    record_results, ctx.store, rest, exc, ctx.config.outbound, ctx.clock()
-                ):
-                    counts[status] += 1
-                return counts
-            counts[status] += 1
+        if not await _deliver_batch(ctx, transport, claimed, counts):
+            return counts
     return counts
 
 
-async def _deliver_one(ctx: Context, transport: Transport, item: Claimed) -> str:
-    """Send one row and record the result; RelayUnavailable is left to the caller."""
-    error: Exception | None = None
+async def _deliver_batch(
+    ctx: Context, transport: Transport, claimed: list[Claimed], counts: dict[str, int]
+) -> bool:
+    """Send the claimed rows over `connections` lanes and record each result; False when
+    the relay is unavailable, which ends the round."""
+    results: asyncio.Queue[Result | None] = asyncio.Queue()
+    todo = iter(claimed)  # shared: a lane that is free takes the next row
+    down: RelayUnavailable | None = None
+
+    async def lane() -> None:
+        nonlocal down
+        for item in todo:
+            if down is not None:
+                # One failed connection speaks for the rest of the round: every row not yet
+                # tried records it and keeps its turn (the same backoff as after its own try),
+                # instead of knocking on a closed door once per row. The transport logs it.
+                results.put_nowait((item, down))
+                continue
+            try:
+                results.put_nowait((item, await _attempt(transport, item)))
+            except RelayUnavailable as exc:
+                down = down or exc
+                results.put_nowait((item, exc))
+
+    async def lanes() -> None:
+        await asyncio.gather(*(lane() for _ in range(ctx.config.outbound.connections)))
+        results.put_nowait(None)
+
+    await _together(lanes(), _record_as_they_come(ctx, results, counts))
+    return down is None
+
+
+async def _attempt(transport: Transport, item: Claimed) -> Exception | None:
+    """Send one row; the error to record, if any. RelayUnavailable is left to the caller."""
     try:
         await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
     except RelayUnavailable:
         raise
     except (TemporaryFailure, PermanentFailure) as exc:
-        error = exc
         log.warning(
             "event=delivery_failed outbox_id=%s attempt=%s error=%r",
             item.id,
             item.attempts,
             str(exc),
         )
-    status = await asyncio.to_thread(
-        record_result, ctx.store, item, error, ctx.config.outbound, ctx.clock()
-    )
-    if status == SENT:
-        log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
-    elif status == FAILED:
-        log.warning("event=delivery_gave_up outbox_id=%s attempt=%s", item.id, item.attempts)
-    return status
+        return exc
+    return None
+
+
+async def _record_as_they_come(
+    ctx: Context, results: asyncio.Queue[Result | None], counts: dict[str, int]
+) -> None:
+    """Store results until the lanes are done (None). Whatever finished while one write ran
+    goes into the next: few transactions, and each result stored moments after its send
+    (a crash in between sends that mail again once its lease runs out)."""
+    done = False
+    while not done:
+        taken = [await results.get()]
+        while not results.empty():
+            taken.append(results.get_nowait())
+        done = taken[-1] is None  # the lanes put it last
+        written = [r for r in taken if r is not None]
+        if not written:
+            continue
+        statuses = await asyncio.to_thread(
+            record_results, ctx.store, written, ctx.config.outbound, ctx.clock()
+        )
+        for (item, _), status in zip(written, statuses, strict=True):
+            counts[status] += 1
+            if status == SENT:
+                log.info("event=sent outbox_id=%s to=%s", item.id, ",".join(item.recipients))
+            elif status == FAILED:
+                log.warning(
+                    "event=delivery_gave_up outbox_id=%s attempt=%s", item.id, item.attempts
+                )
+
+
+async def _together(*steps: Coroutine[Any, Any, None]) -> None:
+    """Run the steps side by side; the first to fail cancels the others and its error is
+    raised as it is (TaskGroup would wrap it, and the daemon logs the error's type)."""
+    tasks = [asyncio.create_task(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def retry_failed(store: Store, now: datetime, ids: list[int] | None = None) -> int:
