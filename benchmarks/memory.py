@@ -32,6 +32,7 @@ sys.path.insert(0, str(REPO))  # the tests' throwaway Dovecot
 from servers import child, free_port, imap_block, mailgate_toml  # noqa: E402
 
 from tests.dovecot import Dovecot  # noqa: E402
+from tests.helpers import children  # noqa: E402
 
 SUPPORT = "support@example.com"
 MB = 1024 * 1024
@@ -58,18 +59,6 @@ def rss(pid: int) -> tuple[int, int]:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) * 1024
     return fields["VmRSS"], fields["VmHWM"]
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
-        except OSError:  # ended meanwhile
-            continue
-        if stat and int(stat.rpartition(")")[2].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def family(pid: int) -> dict[str, int]:

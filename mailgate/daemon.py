@@ -211,8 +211,7 @@ class Daemon:
             return
         except Exception:  # process_batch() quarantines bad mail itself; this is a fault of ours
             log.exception("event=process_failed intake_ids=%s", _ids(batch))
-            for intake_id in batch:
-                self.in_hand.pop(intake_id, None)
+            self._let_go(batch)
             return
         for outcome in outcomes:
             handed = self.in_hand.pop(outcome.intake_id, None)
@@ -223,10 +222,14 @@ class Daemon:
         self.store_trouble.recovered()
         self.wake_outbox.set()
 
+    def _let_go(self, batch: list[int]) -> None:
+        """No longer in hand: the left-over job or the next start takes them up."""
+        for intake_id in batch:
+            self.in_hand.pop(intake_id, None)
+
     async def _retry_later(self, batch: list[int]) -> None:
         if self.stopping:
-            for intake_id in batch:
-                self.in_hand.pop(intake_id, None)
+            self._let_go(batch)
             return
         await asyncio.sleep(STORE_RETRY_DELAY)
         for intake_id in batch:

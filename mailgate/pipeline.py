@@ -258,16 +258,13 @@ def _storage_trouble_deferred() -> Iterator[None]:
         raise StoreUnavailable(f"data directory: {exc}") from exc
 
 
-def _parsed(intake: Intake) -> ParsedMail | Exception | None:
-    """The parsed message, or why it cannot be parsed (raised when its turn comes); None
-    for a large one, parsed at its turn, so that a batch holds one large mail's parts at
-    a time and not all of them."""
+def _parsed(intake: Intake) -> ParsedMail | None:
+    """The parsed message; None for a large one, parsed at its turn, so that a batch holds
+    one large mail's parts at a time and not all of them. A parse that fails splits the
+    batch like any other failure."""
     if intake.status != RECEIVED or intake.size > PARSE_AHEAD_BYTES:
         return None
-    try:
-        return parse(intake.raw)
-    except Exception as exc:  # parse() turns malformed mail into defects; this is a fault
-        return exc
+    return parse(intake.raw)
 
 
 def _outcome(
@@ -275,7 +272,7 @@ def _outcome(
     ctx: Context,
     intake_id: int,
     intake: Intake | None,
-    mail: ParsedMail | Exception | None = None,
+    mail: ParsedMail | None = None,
 ) -> Outcome:
     if intake is None:
         if session.get(Intake, intake_id) is not None:
@@ -285,8 +282,6 @@ def _outcome(
         return Outcome(intake_id, intake.status, "already processed")
     if mail is None:
         mail = parse(intake.raw)
-    if isinstance(mail, Exception):
-        raise mail
     outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
     _record(intake, outcome, mail, ctx)
     session.add(intake)

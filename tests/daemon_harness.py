@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import smtplib
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +31,7 @@ from mailgate.config import (
 from mailgate.context import Context
 from mailgate.daemon import serve
 from mailgate.intake.smtp import split_listen
-from tests.helpers import free_port
+from tests.helpers import free_port, poll
 
 CUSTOMER = "alice@acme.example"
 SUPPORT = "support@example.com"
@@ -180,3 +183,58 @@ def relay() -> Iterator[tuple[Sink, int]]:
     sink = Sink()
     with smtp_server(sink) as port:
         yield sink, port
+
+
+# `mailgate run` as a process of its own -------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_config(tmp_path: Path, listen: str, relay_port: int) -> Path:
+    path = tmp_path / "mailgate.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/mailgate.db"\n'
+        f'[paths]\ndata_dir = "{tmp_path}/data"\n'
+        f'[smtp]\nlisten = "{listen}"\naddresses = ["{SUPPORT}"]\n'
+        f'[outbound]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {relay_port}\n'
+        f'from = "Support <{SUPPORT}>"\n'
+        '[http]\nlisten = ""\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+class Child:
+    """`python -m mailgate -c CONFIG run`, started, killed and restarted by the test."""
+
+    def __init__(self, config: Path, listen: str, log: Path) -> None:
+        self.command = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
+        host, _, port = listen.rpartition(":")
+        self.address = (host, int(port))
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env["PYTHONPATH"] = str(REPO)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(self.command, stderr=log, env=env)
+        poll(self._answers, timeout=30, what="mailgate to take SMTP connections")
+
+    def _answers(self) -> bool:
+        try:
+            with smtplib.SMTP(*self.address, timeout=2) as client:
+                return client.noop()[0] == 250
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM: drain and stop cleanly."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            assert self.proc.wait(timeout=60) == 0

@@ -123,3 +123,20 @@ def make_config(tmp_path: Path, db_url: str | None = None, **sections: object) -
         ),
     )
     return dataclasses.replace(cfg, **sections)  # type: ignore[arg-type]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux, from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # The command name in parentheses may hold spaces: the fields after it are fixed.
+        parent = int(stat.rpartition(")")[2].split()[1])
+        if parent == pid:
+            found.append(int(entry.name))
+    return found

@@ -18,32 +18,15 @@ from mailgate.context import Context
 from mailgate.models import Intake, Outbox, Ticket
 from mailgate.pipeline import Outcome
 from mailgate.workers import WorkerProcessor
-from tests.daemon_harness import count, daemon_config, running, send_data
-from tests.helpers import free_port, poll
+from tests.daemon_harness import Child, count, daemon_config, running, send_data, write_config
+from tests.helpers import children, free_port, poll
 from tests.mails import make_mail
-from tests.test_crash import Child, write_config
 
 POISON = "Subject: poison"
 
 
 def with_workers(config: Config, workers: int = 1) -> Config:
     return dataclasses.replace(config, processing=ProcessingConfig(workers=workers))
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # ended meanwhile
-            continue
-        # The command name in parentheses may hold spaces: the fields after it are fixed.
-        parent = int(stat.rpartition(")")[2].split()[1])
-        if parent == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def worker_pids() -> list[int]:
