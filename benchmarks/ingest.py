@@ -25,18 +25,20 @@ from rich.progress import Progress
 from sqlalchemy import func
 from sqlmodel import select
 
-from mailgate import outbox, pipeline
+from mailgate import outbox
 from mailgate.app import build_context, build_transport
-from mailgate.cli import INGEST_BATCH
 from mailgate.config import Config, DatabaseConfig, OutboundConfig, PathsConfig, SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.spool import Incoming, accept_many
+from mailgate.intake.files import in_batches, ingest
 from mailgate.models import Outbox, Ticket
 from mailgate.parse import parse
 from mailgate.pipeline import Outcome
 
-OWNED = ("bench.db", "bench.db-wal", "bench.db-shm", "bench.db-journal")
-OWNED_DIRS = ("messages", "data", "sent")
+DATABASES = ("bench", "one")  # parse ahead; one process
+OWNED = tuple(f"{db}.db{end}" for db in DATABASES for end in ("", "-wal", "-shm", "-journal"))
+OWNED_DIRS = ("messages", "data", "sent", "one-data", "one-sent")
+ONE_PROCESS = "pipeline, one process"
+PARSE_AHEAD = "mailgate pipeline"  # as `mailgate ingest` runs it: parsing ahead
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,17 @@ class Figure:
         return self.messages / self.seconds if self.seconds > 0 else float("inf")
 
 
-def bench_config(work: Path) -> Config:
+def bench_config(work: Path, prefix: str = "") -> Config:
     """A complete configuration under the work directory: SQLite, file transport."""
     return Config(
         source="(benchmark)",
-        database=DatabaseConfig(url=f"sqlite:///{work}/bench.db"),
-        paths=PathsConfig(data_dir=str(work / "data")),
+        database=DatabaseConfig(url=f"sqlite:///{work}/{prefix or 'bench'}.db"),
+        paths=PathsConfig(data_dir=str(work / f"{prefix}{'-' if prefix else ''}data")),
         smtp=SmtpConfig(addresses=[SUPPORT]),
         outbound=OutboundConfig(
-            transport="file", directory=str(work / "sent"), from_=f"Support <{SUPPORT}>"
+            transport="file",
+            directory=str(work / f"{prefix}{'-' if prefix else ''}sent"),
+            from_=f"Support <{SUPPORT}>",
         ),
     )
 
@@ -118,14 +122,17 @@ def timed(name: str, raws: Sequence[bytes], step: Callable[[bytes], object]) -> 
     return Figure(name, len(raws), sum(map(len, raws)), seconds)
 
 
-def run_pipeline(ctx: Context, raws: Sequence[bytes], tick: Callable[[], None]) -> list[Outcome]:
+def run_pipeline(
+    ctx: Context, raws: Sequence[bytes], tick: Callable[[], None], parse_ahead: bool
+) -> list[Outcome]:
     """Store and process in batches, as `mailgate ingest` does with many files."""
+    named = {f"{index:05d}.eml": raw for index, raw in enumerate(raws, 1)}
+    names = list(named)
     outcomes = []
-    for start in range(0, len(raws), INGEST_BATCH):
-        chunk = raws[start : start + INGEST_BATCH]
-        accepted = accept_many(ctx.store, [Incoming(raw, "file", ctx.clock()) for raw in chunk])
-        outcomes += pipeline.process_batch(ctx, [a.intake_id for a in accepted])
-        for _ in chunk:
+    for results in ingest(ctx, in_batches(names, named.__getitem__), parse_ahead):
+        for result in results:
+            assert result.outcome is not None, f"{result.name} was not processed"
+            outcomes.append(result.outcome)
             tick()
     return outcomes
 
@@ -140,20 +147,21 @@ def progress(total: int, label: str) -> Iterator[Callable[[], None]]:
 
 
 def timed_pipeline(
-    ctx: Context, raws: Sequence[bytes], profile: str | None
+    ctx: Context, raws: Sequence[bytes], profile: str | None, parse_ahead: bool
 ) -> tuple[Figure, list[Outcome]]:
     profiler = cProfile.Profile() if profile else None
-    with progress(len(raws), "pipeline") as tick:
+    name = PARSE_AHEAD if parse_ahead else ONE_PROCESS
+    with progress(len(raws), name) as tick:
         start = time.perf_counter()
         if profiler:
             profiler.enable()
-        outcomes = run_pipeline(ctx, raws, tick)
+        outcomes = run_pipeline(ctx, raws, tick, parse_ahead)
         if profiler:
             profiler.disable()
         seconds = time.perf_counter() - start
     if profiler and profile:
         profiler.dump_stats(profile)
-    return Figure("mailgate pipeline", len(raws), sum(map(len, raws)), seconds), outcomes
+    return Figure(name, len(raws), sum(map(len, raws)), seconds), outcomes
 
 
 def timed_delivery(ctx: Context) -> Figure:
@@ -195,9 +203,14 @@ def print_figures(figures: Sequence[Figure]) -> None:
     by_name = {f.name: f for f in figures}
     base = by_name["baseline (stdlib)"].seconds
     if base > 0:
-        mailgate = by_name["mailgate pipeline"].seconds / base
+        mailgate = by_name[PARSE_AHEAD].seconds / base
         parse_only = by_name["mailgate parse"].seconds / base
         print(f"time ratios: mailgate/baseline {mailgate:.2f}x, parse/baseline {parse_only:.2f}x")
+        rate = by_name["baseline (stdlib)"].rate
+        print(
+            f"rate ratios: mailgate pipeline {by_name[PARSE_AHEAD].rate / rate:.2f}x the "
+            f"baseline's messages/s (in one process {by_name[ONE_PROCESS].rate / rate:.2f}x)"
+        )
 
 
 def expected(sample: Sample, prefix: str) -> str:
@@ -235,7 +248,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=2000, help="how many (default 2000)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     parser.add_argument("--dir", help="work directory, kept (default: a temporary one)")
-    parser.add_argument("--profile", metavar="FILE", help="cProfile the pipeline stage to FILE")
+    parser.add_argument(
+        "--profile", metavar="FILE", help="cProfile the (parse-ahead) pipeline stage to FILE"
+    )
     return parser.parse_args(argv)
 
 
@@ -251,15 +266,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         raws = [path.read_bytes() for path in paths]
         baseline = timed("baseline (stdlib)", raws, stdlib_extract)
         parse_only = timed("mailgate parse", raws, parse)
+        single = build_context(bench_config(work, "one"))
+        try:
+            one_process, alone = timed_pipeline(single, raws, None, parse_ahead=False)
+        finally:
+            single.store.dispose()
         ctx = build_context(cfg)
         try:
-            figure, outcomes = timed_pipeline(ctx, raws, args.profile)
+            figure, outcomes = timed_pipeline(ctx, raws, args.profile, parse_ahead=True)
             delivery = timed_delivery(ctx)
-            print_figures([baseline, parse_only, figure, delivery])
+            print_figures([baseline, parse_only, one_process, figure, delivery])
             ok = verify(samples, paths, outcomes, ctx)
+            same = [o.describe() for o in alone] == [o.describe() for o in outcomes]
+            print(f"one process: {'the same outcomes' if same else 'OTHER OUTCOMES'}")
         finally:
             ctx.store.dispose()
-    return 0 if ok else 1
+    return 0 if ok and same else 1
 
 
 if __name__ == "__main__":

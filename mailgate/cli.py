@@ -19,7 +19,8 @@ from mailgate import agents, importer, outbox, pipeline, views
 from mailgate.app import build_context, build_transport
 from mailgate.config import Config, ConfigError, load
 from mailgate.context import Context
-from mailgate.intake.spool import Incoming, accept_many
+from mailgate.intake.files import Ingested, in_batches
+from mailgate.intake.files import ingest as ingest_files
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable
@@ -125,21 +126,16 @@ def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
     with progress_bar(len(files), "ingesting") as advance:
-        for start in range(0, len(files), INGEST_BATCH):
-            names = files[start : start + INGEST_BATCH]
-            raws = {name: _read_message(name) for name in names}
-            status = EX_NOINPUT if None in raws.values() else status
-            for name, outcome in _ingest_batch(ctx, raws):
-                click.echo(f"{name}: {outcome}")
-            for _ in names:
+        for results in ingest_files(ctx, in_batches(files, _read_message)):
+            for result in results:
                 advance()
+                if result.accepted is None:
+                    status = EX_NOINPUT  # said by _read_message
+                    continue
+                click.echo(f"{result.name}: {_described(ctx, result)}")
     if deliver:
         asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
     return status
-
-
-# Files stored by one commit and processed by one transaction (pipeline.process_batch).
-INGEST_BATCH = 50
 
 
 def _read_message(name: str) -> bytes | None:
@@ -150,32 +146,16 @@ def _read_message(name: str) -> bytes | None:
         return None
 
 
-def _ingest_batch(ctx: Context, raws: dict[str, bytes | None]) -> list[tuple[str, str]]:
-    """Store the readable messages, process the new ones; each file's outcome, in order."""
-    readable = {name: raw for name, raw in raws.items() if raw is not None}
-    now = ctx.clock()
-    incoming = [
-        Incoming(raw, "pipe" if name == "-" else "file", now) for name, raw in readable.items()
-    ]
-    accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
-    fresh = [a.intake_id for a in accepted.values() if not a.duplicate]
-    outcomes = {o.intake_id: o.describe() for o in pipeline.process_batch(ctx, fresh)}
-    if not any(a.duplicate for a in accepted.values()):
-        return [(name, outcomes[a.intake_id]) for name, a in accepted.items()]
+def _described(ctx: Context, result: Ingested) -> str:
+    if result.outcome is not None:
+        return result.outcome.describe()
+    assert result.accepted is not None, "only stored messages are described"
     with ctx.store.session() as session:
-        return [
-            (name, _duplicate(session, a.intake_id) if a.duplicate else outcomes[a.intake_id])
-            for name, a in accepted.items()
-        ]
-
-
-def _duplicate(session: Any, intake_id: int) -> str:
-    return f"duplicate of stored message {intake_id} ({_intake_status(session, intake_id)})"
-
-
-def _intake_status(session: Any, intake_id: int) -> str:
-    row = session.get(Intake, intake_id)
-    return f"{row.status}: {row.reason}" if row and row.reason else (row.status if row else "?")
+        row = session.get(Intake, result.accepted.intake_id)
+        state = (
+            f"{row.status}: {row.reason}" if row and row.reason else (row.status if row else "?")
+        )
+    return f"duplicate of stored message {result.accepted.intake_id} ({state})"
 
 
 # tickets ---------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,6 +31,20 @@ from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, op
 
 log = logging.getLogger("mailgate.pipeline")
 
+_OUTCOME_COLUMNS = (
+    "status",
+    "reason",
+    "attempts",
+    "processed_at",
+    "message_id",
+    "from_addr",
+    "subject",
+    "automatic",
+    "ticket_id",
+    "article_id",
+)
+_INTAKES = Intake.__table__  # type: ignore[attr-defined]
+_UPDATE_INTAKE = update(_INTAKES).where(_INTAKES.c.id == bindparam("intake_id"))
 PARSE_AHEAD_BYTES = 1 << 20  # a batch parses messages up to this size before storing
 CONFLICT_ATTEMPTS = 3  # tries of a message whose rows collide with a concurrent transaction
 
@@ -195,6 +210,15 @@ def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Cont
         intake.automatic = loops.verdict(intake)
 
 
+def _write_outcome(session: Session, intake: Intake) -> None:
+    """The claimed message's outcome, written at once: the next message of the batch may ask
+    for it (a duplicate, the loop breaker). A plain update: the claimed rows are not in the
+    session, so its unit of work does not write them again."""
+    row = {name: getattr(intake, name) for name in _OUTCOME_COLUMNS}
+    with session.no_autoflush:
+        session.execute(_UPDATE_INTAKE, {"intake_id": intake.id, **row})
+
+
 def process(ctx: Context, intake_id: int) -> Outcome:
     """Bring one stored message to its outcome, in one transaction. Never raises for a bad
     message (it is quarantined with the reason); StoreUnavailable means try again later."""
@@ -225,18 +249,22 @@ def _quarantined_for(ctx: Context, intake_id: int, exc: Exception) -> Outcome:
     return quarantine(ctx, intake_id, f"{type(exc).__name__}: {exc}")
 
 
-def process_batch(ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+def process_batch(
+    ctx: Context, intake_ids: Sequence[int], parsed: Mapping[int, ParsedMail] | None = None
+) -> list[Outcome]:
     """process() for several stored messages, in one transaction: one commit (and on
     PostgreSQL one claim) for all, and what they share (agents, organisations, the ticket
     a reply threads to) is read once. Each is parsed before the first write, so the write
-    lock of SQLite is held for storing only. A message that fails rolls the batch back, and
-    the batch is done again one message at a time, so that only the bad one is quarantined."""
+    lock of SQLite is held for storing only; `parsed` has those parsed already (from their
+    stored bytes) by id. A message that fails rolls the batch back, and the batch is done
+    again one message at a time, so that only the bad one is quarantined."""
     if len(intake_ids) <= 1:
         return [process(ctx, intake_id) for intake_id in intake_ids]
+    given = parsed or {}
     try:
         with _storage_trouble_deferred(), ctx.store.session() as session:
             claimed = _claim(session, ctx, intake_ids)
-            mails = {i: _parsed(intake) for i, intake in claimed.items()}
+            mails = {i: given.get(i) or _parsed(intake) for i, intake in claimed.items()}
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise
@@ -284,7 +312,7 @@ def _outcome(
         mail = parse(intake.raw)
     outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
     _record(intake, outcome, mail, ctx)
-    session.add(intake)
+    _write_outcome(session, intake)
     return outcome
 
 
@@ -300,7 +328,10 @@ def _claim(session: Session, ctx: Context, intake_ids: Sequence[int]) -> dict[in
     query = select(Intake).where(col(Intake.id).in_(intake_ids)).order_by(col(Intake.id))
     if not ctx.store.is_sqlite:
         query = query.with_for_update(skip_locked=True)
-    return {intake.id or 0: intake for intake in session.exec(query)}
+    claimed = {intake.id or 0: intake for intake in session.exec(query)}
+    for intake in claimed.values():
+        session.expunge(intake)  # read-only from here on; _write_outcome writes the outcome
+    return claimed
 
 
 def quarantine(ctx: Context, intake_id: int, reason: str) -> Outcome:

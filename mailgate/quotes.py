@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from mailparser_reply import EmailMessage
 
@@ -59,20 +59,26 @@ def _library_headers() -> re.Pattern[str]:
 
 
 def _quote_header(lines: list[str]) -> tuple[int, int] | None:
-    """(first line, line after) of the earliest plausible quote header, or None."""
-    spans = sorted({*_library_headers_in(lines), *_own_headers_in(lines)})
-    return next((span for span in spans if _plausible(lines, span)), None)
+    """(first line, line after) of the earliest plausible quote header, or None.
+    The library's pattern is costly over a long quoted history, so its matches are taken
+    in order only until they start after a plausible header of our own, or one is found."""
+    own = next((s for s in sorted(_own_headers_in(lines)) if _plausible(lines, s)), None)
+    for span in _library_headers_in(lines):
+        if own is not None and span > own:
+            break
+        if _plausible(lines, span):
+            return span
+    return own
 
 
-def _library_headers_in(lines: list[str]) -> list[tuple[int, int]]:
+def _library_headers_in(lines: list[str]) -> Iterator[tuple[int, int]]:
+    """The library's header matches, earliest first (its matches never overlap)."""
     # Matched against stripped lines (as the library itself does); the line count is kept.
     stripped = "\n".join(_header_candidate(line) for line in lines)[:_LIBRARY_SCAN_LIMIT]
-    spans = []
     for match in _library_headers().finditer(stripped):
         block = match.group(0)
         start = match.start() + len(block) - len(block.lstrip("\n"))
-        spans.append((stripped.count("\n", 0, start), stripped.count("\n", 0, match.end()) + 1))
-    return spans
+        yield stripped.count("\n", 0, start), stripped.count("\n", 0, match.end()) + 1
 
 
 def _own_headers_in(lines: list[str]) -> list[tuple[int, int]]:
@@ -89,9 +95,9 @@ def _own_headers_in(lines: list[str]) -> list[tuple[int, int]]:
 def _is_attribution(line: str) -> bool:
     """ "On <date>, <name> wrote:" or "Am <date> schrieb <name>:" (string tests, not a
     backtracking pattern, so that the time stays linear in the line's length)."""
-    text = _QUOTE_PREFIX.sub("", line).strip().lower()
-    if not text.endswith(":"):
+    if not line.rstrip().endswith(":"):  # most lines: no need to look further
         return False
+    text = _QUOTE_PREFIX.sub("", line).strip().lower()
     head = text[:-1].rstrip()
     if text.startswith("on "):
         return head.endswith(" wrote")

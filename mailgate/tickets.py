@@ -35,6 +35,7 @@ from mailgate.models import (
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
+from mailgate.store import insert_row
 
 TICKET_COUNTER = "ticket"
 # Plain statements on the tables, built once: the counter, events and attachment records
@@ -142,8 +143,7 @@ def add_article(
         intake_id=intake.id,
         created_at=now,
     )
-    session.add(article)
-    session.flush()
+    insert_row(session, article)  # read, never changed, by what follows in the transaction
     attachments = [
         {
             "article_id": article.id or 0,
@@ -209,8 +209,7 @@ def open_ticket(
         last_action_by="customer",
         last_action_at=now,
     )
-    session.add(ticket)
-    session.flush()
+    insert_row(session, ticket, track=True)  # commands and notifications may change it
     detail = f"from {mail.from_addr}"
     if decision.linked_ticket_id:
         detail += f"; follows closed ticket id {decision.linked_ticket_id}"

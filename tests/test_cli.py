@@ -132,6 +132,40 @@ def test_ingest_files_and_stdin_then_list_and_show(cfg: Path, tmp_path: Path) ->
     ]
 
 
+def test_ingest_many_files_batch_by_batch_in_order(cfg: Path, tmp_path: Path) -> None:
+    """More files than one batch: each next batch is parsed in a second process meanwhile,
+    yet a reply finds the ticket an earlier batch opened, and every file is answered."""
+    names: list[str] = []
+    expected: list[str] = []
+    for n in range(60):  # 60 requests, each answered 60 files later: three batches of 50
+        path = tmp_path / f"new-{n:02d}.eml"
+        sender = f"Kunde {n} <kunde{n}@firma{n}.example>"
+        path.write_bytes(make_mail(subject=f"Anfrage {n}", body=f"Frage {n}", sender=sender))
+        names.append(str(path))
+        expected.append(f"{path}: ticket CID-{1000 + n}")
+    for n in range(60):
+        path = tmp_path / f"reply-{n:02d}.eml"
+        subject, sender = f"AW: [CID-{1000 + n}] Anfrage {n}", f"kunde{n}@firma{n}.example"
+        path.write_bytes(make_mail(subject=subject, body="Noch offen.", sender=sender))
+        names.append(str(path))
+        expected.append(f"{path}: reply CID-{1000 + n}")
+    nosender = tmp_path / "nosender.eml"
+    nosender.write_bytes(b"To: support@example.com\r\nSubject: anonymous\r\n\r\nhello\r\n")
+    again = tmp_path / "again.eml"
+    again.write_bytes(Path(names[3]).read_bytes())
+    names[70:70] = [str(nosender), str(again), str(tmp_path / "missing.eml")]
+    expected[70:70] = [
+        f"{nosender}: quarantined: no usable sender address in From",
+        f"{again}: duplicate of stored message 4 (done)",
+    ]
+
+    result = mailgate("ingest", "--no-deliver", *names, config=cfg)
+
+    assert result.returncode == 66, "a file that cannot be read is an error"
+    assert "missing.eml: cannot read" in result.stderr
+    assert result.stdout.splitlines() == expected
+
+
 def test_quarantine_list_show_and_retry(cfg: Path, tmp_path: Path) -> None:
     bad = tmp_path / "nosender.eml"
     bad.write_bytes(b"To: support@example.com\r\nSubject: anonymous\r\n\r\nhello\r\n")

@@ -1,0 +1,119 @@
+"""Messages from files and standard input (`mailgate ingest`): stored and processed a batch
+at a time, while a second process parses the next batch.
+
+Parsing is a third of the work on a message and needs nothing from the database; writing
+tickets needs the database and must go in order (a reply finds the ticket an earlier mail
+opened). So one process writes, batch after batch, and another parses ahead of it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from mailgate import pipeline
+from mailgate.context import Context
+from mailgate.intake.spool import Accepted, Incoming, accept_many
+from mailgate.parse import ParsedMail, parse
+from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
+
+# Files stored by one commit and processed by one transaction (pipeline.process_batch).
+BATCH = 50
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What became of one file: stored (or found stored before), and its outcome."""
+
+    name: str
+    accepted: Accepted | None = None  # None: it could not be read
+    outcome: Outcome | None = None  # None: not processed now (a duplicate, or unreadable)
+
+
+Batch = Mapping[str, bytes | None]  # file name -> its bytes, None when it could not be read
+
+
+def ingest(
+    ctx: Context, batches: Iterable[Batch], parse_ahead: bool = True
+) -> Iterator[list[Ingested]]:
+    """Store and process each batch in turn; yields each batch's results in file order.
+    `parse_ahead`: parse the next batch in a second process (when there are two cores)."""
+    with _parser(parse_ahead and (os.cpu_count() or 1) > 1) as submit:
+        batches = iter(batches)
+        current = next(batches, None)
+        parsed = submit(current) if current is not None else None
+        while current is not None:
+            following = next(batches, None)
+            upcoming = submit(following) if following is not None else None
+            yield _store_and_process(ctx, current, parsed.result() if parsed else {})
+            current, parsed = following, upcoming
+
+
+def _store_and_process(
+    ctx: Context, batch: Batch, mails: Mapping[str, ParsedMail]
+) -> list[Ingested]:
+    readable = {name: raw for name, raw in batch.items() if raw is not None}
+    now = ctx.clock()
+    incoming = [
+        Incoming(raw, "pipe" if name == "-" else "file", now) for name, raw in readable.items()
+    ]
+    accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
+    fresh = {a.intake_id: name for name, a in accepted.items() if not a.duplicate}
+    given = {i: mails[name] for i, name in fresh.items() if name in mails}
+    outcomes = {o.intake_id: o for o in pipeline.process_batch(ctx, list(fresh), given)}
+    return [
+        Ingested(name, accepted.get(name), _own(outcomes, accepted.get(name))) for name in batch
+    ]
+
+
+def _own(outcomes: Mapping[int, Outcome], accepted: Accepted | None) -> Outcome | None:
+    if accepted is None or accepted.duplicate:
+        return None
+    return outcomes.get(accepted.intake_id)
+
+
+@contextmanager
+def _parser(
+    in_second_process: bool,
+) -> Iterator[Callable[[Batch], Future[dict[str, ParsedMail]] | None]]:
+    """A function that starts parsing a batch and returns its future; one that returns None
+    (each message is parsed at its turn) without a second process."""
+    if not in_second_process:
+        yield lambda batch: None
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["mailgate.intake.files"])
+    with ProcessPoolExecutor(1, context) as pool:
+        yield lambda batch: pool.submit(_parse_all, _small(batch))
+
+
+def _small(batch: Batch) -> dict[str, bytes]:
+    """The messages worth parsing ahead: a large one is parsed at its turn, so that its parts
+    are held once, in the process that stores them."""
+    return {
+        name: raw
+        for name, raw in batch.items()
+        if raw is not None and len(raw) <= PARSE_AHEAD_BYTES
+    }
+
+
+def _parse_all(raws: Mapping[str, bytes]) -> dict[str, ParsedMail]:
+    """In the second process. A message that fails to parse is left out: parsed again at its
+    turn, it fails there, where the failure is handled (quarantine with the reason)."""
+    mails = {}
+    for name, raw in raws.items():
+        try:
+            mails[name] = parse(raw)
+        except Exception:
+            continue
+    return mails
+
+
+def in_batches(names: Sequence[str], read: Callable[[str], bytes | None]) -> Iterator[Batch]:
+    """The files' contents, read a batch at a time (all at once could exhaust memory)."""
+    for start in range(0, len(names), BATCH):
+        yield {name: read(name) for name in names[start : start + BATCH]}
