@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session
 
+from mailgate.disk import sync_directory
 from mailgate.models import Blob
 
 # Directories that got a new name in a session's transaction, synced when it commits.
 _UNSYNCED = "mailgate.unsynced_directories"
+# Files being written for a session's transaction, by sha256: written by threads while the
+# transaction goes on (writing and syncing a file is mostly waiting), awaited at its end.
+_WRITES = "mailgate.blob_writes"
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="mailgate-blobs")
 # The row, unless it exists (the same content in an earlier mail, or in another instance's
 # transaction that got there first): one statement instead of a look-up and an insert.
 _BLOBS = Blob.__table__  # type: ignore[attr-defined]
@@ -38,11 +46,13 @@ def put(session: Session, data_dir: Path, payload: bytes) -> str:
     which the next mail with the same content takes over instead of writing it again."""
     digest = hashlib.sha256(payload).hexdigest()
     path = blob_path(data_dir, digest)
-    named = [] if path.exists() else _write(path, payload)
-    if _add_row(session, digest, len(payload), str(path.relative_to(data_dir))) and not named:
+    writes: dict[str, Future[list[Path]]] = session.info.setdefault(_WRITES, {})
+    if digest not in writes and not path.exists():
+        writes[digest] = _WRITERS.submit(_write, path, payload)
+    inserted = _add_row(session, digest, len(payload), str(path.relative_to(data_dir)))
+    if inserted and digest not in writes:
         # An orphan file: its writer may have died before its name was synced.
-        named = [path.parent]
-    session.info.setdefault(_UNSYNCED, set()).update(named)
+        session.info.setdefault(_UNSYNCED, set()).add(path.parent)
     return digest
 
 
@@ -51,7 +61,7 @@ def _write(path: Path, payload: bytes) -> list[Path]:
     ever holds complete content. Returns the directories that got a new name: the file's,
     and the parent of each directory made for it."""
     made = _make_directories(path.parent)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(payload)
         fh.flush()
@@ -75,14 +85,23 @@ def _make_directories(directory: Path) -> list[Path]:
 
 @event.listens_for(Session, "before_commit")
 def _sync_names(session: Session) -> None:
-    """Put the new names on disk before the rows that point at them commit; once for each
-    directory, however many files of the transaction it got."""
-    for directory in session.info.pop(_UNSYNCED, ()):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Put the new files and names on disk before the rows that point at them commit; each
+    directory once, however many files of the transaction it got. A failed write (a full
+    disk) raises here, and the transaction is rolled back."""
+    directories = session.info.pop(_UNSYNCED, set())
+    for write in session.info.pop(_WRITES, {}).values():
+        directories.update(write.result())
+    # At once: the file system commits its journal once for syncs that wait together.
+    for synced in [_WRITERS.submit(sync_directory, d) for d in directories]:
+        synced.result()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _finish_writes(session: Session, _transaction: SessionTransaction) -> None:
+    """A rolled-back transaction's files are finished all the same (orphans, harmless), so
+    that the next mail with the same content finds each file whole or not at all."""
+    session.info.pop(_UNSYNCED, None)
+    wait(session.info.pop(_WRITES, {}).values())
 
 
 def _add_row(session: Session, digest: str, size: int, path: str) -> bool:

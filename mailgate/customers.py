@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -91,6 +92,23 @@ def contact_by_email(session: Session, address: str) -> Contact | None:
     if address not in known:
         known[address] = session.exec(_CONTACT_BY_EMAIL, params={"address": address}).first()
     return known[address]
+
+
+def look_up_contacts(session: Session, addresses: Iterable[str]) -> None:
+    """Read the contacts of several addresses (a batch's senders) and their organisations,
+    a query each; each is then remembered as contact_by_email and organisation remember
+    what they read, a contact found or not."""
+    known = remembered(session, Contact.__name__)
+    wanted = {address.lower() for address in addresses if address} - known.keys()
+    if not wanted:
+        return
+    found = list(session.exec(select(Contact).where(col(Contact.email).in_(wanted))))
+    known.update(dict.fromkeys(wanted))
+    known.update({contact.email: contact for contact in found})
+    organisation_ids = {contact.organisation_id for contact in found}
+    query = select(Organisation).where(col(Organisation.id).in_(organisation_ids))
+    for row in session.exec(query) if organisation_ids else ():
+        hold(session, row)
 
 
 @dataclass(frozen=True)

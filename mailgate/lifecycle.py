@@ -13,10 +13,10 @@ from sqlmodel import Session, select
 from mailgate.agents import find_agent, valid_address
 from mailgate.commands import Command
 from mailgate.config import CustomersConfig
-from mailgate.customers import ensure_contact
+from mailgate.customers import ensure_contact, remembered
 from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
 from mailgate.moments import aware, local_midnight
-from mailgate.tickets import record_event, set_status
+from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -219,6 +219,7 @@ def _add_agent(run: _Run, agent: Agent) -> str | None:
     if run.session.get(TicketAgent, (run.ticket.id, agent.id)) is not None:
         return None
     run.session.add(TicketAgent(ticket_id=run.ticket.id or 0, agent_id=agent.id or 0))
+    remembered(run.session, WITHOUT_FURTHER_AGENTS).pop(run.ticket.id, None)
     run.event("agent", f"{agent.email} added")
     return f"agent {agent.email} added"
 

@@ -91,13 +91,14 @@ def header_block(raw: bytes) -> bytes:
     return head[: end.end()] if end else head
 
 
-def verdict(intake: Intake) -> bool | None:
-    """Whether a stored message is automatic mail, noted with its outcome: the breaker then
-    reads a column instead of parsing each of the sender's recent mails again. None without
-    a sender: the breaker asks only about addresses we write to."""
-    if not intake.from_addr:
+def verdict(mail: ParsedMail) -> bool | None:
+    """Whether a processed message is automatic mail, noted with its outcome: the breaker
+    then reads a column instead of parsing each of the sender's recent mails again. The
+    rules of is_automatic, on the headers as parsed already. None without a sender: the
+    breaker asks only about addresses we write to."""
+    if not mail.from_addr:
         return None
-    return is_automatic(header_block(intake.raw), intake.from_addr)
+    return any(rule(mail) for rule in AUTOMATIC_MAIL_RULES)
 
 
 def _stored_verdict(session: Session, intake_id: int, address: str) -> bool:

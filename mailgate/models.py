@@ -113,6 +113,15 @@ class Participant(SQLModel, table=True):
 class Intake(SQLModel, table=True):
     """One received message, raw bytes first; its outcome is filled in by the pipeline."""
 
+    # Each holds all a frequent look-up reads (see migration 0010): on SQLite, reading a
+    # column after `raw` from the table means reading through the whole message.
+    __table_args__ = (
+        # The loop breaker: one sender's recent mail, before each automatic mail.
+        Index("ix_intake_sender_recent", "from_addr", "received_at", "status", "automatic"),
+        # The duplicate check: the same Message-ID already processed, and its body.
+        Index("ix_intake_message_id_outcome", "message_id", "status", "content_sha256"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     received_at: datetime = Field(index=True)
     source: str  # smtp, imap:<mailbox>, pipe, file
@@ -128,9 +137,8 @@ class Intake(SQLModel, table=True):
     reason: str = ""
     attempts: int = 0
     processed_at: datetime | None = None
-    message_id: str = Field(default="", index=True)
-    # Indexed: the loop breaker reads one sender's recent mail before each automatic mail.
-    from_addr: str = Field(default="", index=True)
+    message_id: str = ""
+    from_addr: str = ""
     # Whether the loop breaker counts it as automatic mail from from_addr (loops.is_automatic),
     # noted when it is processed. None: processed without the note; the breaker reads its head.
     automatic: bool | None = None

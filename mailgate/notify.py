@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from mailgate import blobs, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
-from mailgate.customers import billable_minutes, organisation
+from mailgate.customers import billable_minutes, organisation, remembered
 from mailgate.models import (
     Agent,
     Article,
@@ -32,7 +32,7 @@ from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
 from mailgate.render import Rendered
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
-from mailgate.tickets import record_event
+from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event
 
 log = logging.getLogger("mailgate.notify")
 
@@ -300,7 +300,8 @@ def _staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tu
     """The assignee and further agents who take notifications, else the team address:
     (address, language) each."""
     ids = [ticket.assignee_id] if ticket.assignee_id else []
-    ids += session.exec(_TICKET_AGENTS, params={"ticket": ticket.id})
+    if ticket.id not in remembered(session, WITHOUT_FURTHER_AGENTS):
+        ids += session.exec(_TICKET_AGENTS, params={"ticket": ticket.id})
     agents = [session.get(Agent, i) for i in dict.fromkeys(ids)]
     found = [(a.email, _language(ctx, a)) for a in agents if a and a.notify and a.active]
     team = ctx.config.staff.team_address

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailgate import loops, notify, tags
 from mailgate.context import Context
-from mailgate.customers import Sender, ensure_contact, identify
+from mailgate.customers import Sender, ensure_contact, identify, look_up_contacts
 from mailgate.language import preferred_language
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
@@ -207,7 +207,7 @@ def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Cont
         intake.message_id = mail.message_id or ""
         intake.from_addr = mail.from_addr
         intake.subject = mail.subject[:500]
-        intake.automatic = loops.verdict(intake)
+        intake.automatic = loops.verdict(mail)
 
 
 def _write_outcome(session: Session, intake: Intake) -> None:
@@ -265,6 +265,7 @@ def process_batch(
         with _storage_trouble_deferred(), ctx.store.session() as session:
             claimed = _claim(session, ctx, intake_ids)
             mails = {i: given.get(i) or _parsed(intake) for i, intake in claimed.items()}
+            look_up_contacts(session, [m.from_addr for m in mails.values() if m is not None])
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise

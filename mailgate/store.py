@@ -8,10 +8,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, event, insert, inspect, text
+from sqlalchemy import Insert, Table, event, insert, inspect, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,6 +34,17 @@ def insert_row(session: Session, row: Row, *, track: bool = False) -> Row:
         make_transient_to_detached(row)
         session.add(row)
     return row
+
+
+def update_row(session: Session, row: SQLModel, **values: Any) -> None:
+    """Change a read row at once by a plain statement, and its object as if it had been
+    read so: the unit of work would otherwise write the same change again, at a cost of
+    several statements. Other changes to the object are written on flush as before."""
+    table = row.__table__  # type: ignore[attr-defined]
+    with session.no_autoflush:
+        session.execute(update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
+    for key, value in values.items():
+        set_committed_value(row, key, value)
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from mailgate.customers import (
     ensure_contact,
     organisation,
     organisation_for_domain,
+    remembered,
 )
 from mailgate.details import find_details
 from mailgate.models import (
@@ -35,9 +36,12 @@ from mailgate.models import (
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
-from mailgate.store import insert_row
+from mailgate.store import insert_row, update_row
 
 TICKET_COUNTER = "ticket"
+# Tickets this transaction opened and gave no further agent (#cc AGENT) so far: the staff
+# notification need not look for any.
+WITHOUT_FURTHER_AGENTS = "tickets without further agents"
 # Plain statements on the tables, built once: the counter, events and attachment records
 # are written at once. Nothing reads them back as objects in the transaction, and as ORM
 # statements, or through the unit of work, each costs several times as much. They refer
@@ -210,6 +214,7 @@ def open_ticket(
         last_action_at=now,
     )
     insert_row(session, ticket, track=True)  # commands and notifications may change it
+    remembered(session, WITHOUT_FURTHER_AGENTS)[ticket.id] = ticket
     detail = f"from {mail.from_addr}"
     if decision.linked_ticket_id:
         detail += f"; follows closed ticket id {decision.linked_ticket_id}"
@@ -247,17 +252,16 @@ def add_follow_up(
     record_event(
         session, ticket, actor, "article", f"{decision.direction} {decision.note}".strip(), now
     )
-    ticket.updated_at = now
+    changes: dict[str, object] = {"updated_at": now}
     # Automatic mail and unverified senders are stored, but are nobody's action on the ticket.
     if not decision.automatic and decision.direction in ("customer", "staff"):
-        ticket.last_action_by = decision.direction
-        ticket.last_action_at = now
+        changes.update(last_action_by=decision.direction, last_action_at=now)
+    update_row(session, ticket, **changes)
     if decision.reopen:
         record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
         set_status(ticket, "open", now)
     if decision.failing:
         mark_failing(session, decision.failing)
-    session.add(ticket)
     return Applied(ticket, article, contact, created=False)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import aiosmtplib
 
 from mailgate.compose import is_plain_address
+from mailgate.disk import sync_directory
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -102,7 +103,7 @@ class FileTransport:
             path = _publish(Path(tmp), self.directory, stem)
         finally:
             Path(tmp).unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        sync_directory(self.directory)
         return path
 
 
@@ -122,15 +123,6 @@ def _publish(tmp: Path, directory: Path, stem: str) -> Path:
             continue
         return path
     raise FileExistsError(f"no free file name for {stem} in {directory}")
-
-
-def _fsync_dir(directory: Path) -> None:
-    """The new directory entry itself must survive a crash, not just the file's data."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # Idle connections are closed after this long. Relays drop idle clients themselves, usually

@@ -46,9 +46,11 @@ def test_file_and_its_directories_are_synced_before_the_row_commits(
     made = [d for d in path.parents if not d.exists()]
     with ctx.store.session() as session:
         assert blobs.put(session, data_dir(ctx), PAYLOAD) == path.name
-        # Written and synced at once; the new names are synced when the row commits.
-        assert synced == [f"{path}.{os.getpid()}.tmp"]
-    # The file's directory, and the parent of each directory made for it, once each.
+        # Written by a writer thread meanwhile; no name is synced before the commit.
+        assert all(name.endswith(".tmp") for name in synced)
+    # The file under its temporary name first; then the file's directory and the parent of
+    # each directory made for it, once each, before the commit returned.
+    assert synced[0].startswith(f"{path}.{os.getpid()}.") and synced[0].endswith(".tmp")
     assert made and sorted(synced[1:]) == sorted({str(path.parent), *(str(d.parent) for d in made)})
     assert path.read_bytes() == PAYLOAD
     assert [(b.sha256, b.size) for b in stored(ctx)] == [(path.name, len(PAYLOAD))]

@@ -8,18 +8,24 @@ opened). So one process writes, batch after batch, and another parses ahead of i
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import chain
 
 from mailgate import pipeline
 from mailgate.context import Context
 from mailgate.intake.spool import Accepted, Incoming, accept_many
 from mailgate.parse import ParsedMail, parse
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
+
+log = logging.getLogger("mailgate.ingest")
 
 # Files stored by one commit and processed by one transaction (pipeline.process_batch).
 BATCH = 50
@@ -42,15 +48,33 @@ def ingest(
 ) -> Iterator[list[Ingested]]:
     """Store and process each batch in turn; yields each batch's results in file order.
     `parse_ahead`: parse the next batch in a second process (when there are two cores)."""
-    with _parser(parse_ahead and (os.cpu_count() or 1) > 1) as submit:
-        batches = iter(batches)
-        current = next(batches, None)
+    batches = iter(batches)
+    current, following = next(batches, None), next(batches, None)
+    batches = chain([following] if following is not None else [], batches)
+    # One batch (a mail piped in by the MTA, say) is not worth starting a process for.
+    worth_it = following is not None and (os.cpu_count() or 1) > 1
+    with _parser(parse_ahead and worth_it) as submit:
         parsed = submit(current) if current is not None else None
         while current is not None:
             following = next(batches, None)
             upcoming = submit(following) if following is not None else None
-            yield _store_and_process(ctx, current, parsed.result() if parsed else {})
+            yield _store_and_process(ctx, current, _if_ready(parsed))
             current, parsed = following, upcoming
+
+
+def _if_ready(parsed: Future[dict[str, ParsedMail]] | None) -> dict[str, ParsedMail]:
+    """The batch as parsed ahead if that is done, else nothing: its messages are parsed at
+    their turn. The second process only ever saves time; it is never waited for (it takes
+    a second to start, and a busy machine may slow it down)."""
+    if parsed is None or not parsed.done():
+        if parsed is not None:
+            parsed.cancel()  # not started yet: then it never will
+        return {}
+    try:
+        return parsed.result()
+    except BrokenProcessPool:
+        log.warning("event=parse_ahead_stopped reason=%r", "the second process ended")
+        return {}
 
 
 def _store_and_process(
@@ -88,7 +112,20 @@ def _parser(
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mailgate.intake.files"])
     with ProcessPoolExecutor(1, context) as pool:
-        yield lambda batch: pool.submit(_parse_all, _small(batch))
+        # Starting the process takes about a second, during which submit() blocks: it is
+        # started from a thread, and the batches meanwhile are parsed at their turn.
+        starting = threading.Thread(target=pool.submit, args=(int,), name="mailgate-parser")
+        starting.start()
+
+        def submit(batch: Batch) -> Future[dict[str, ParsedMail]] | None:
+            if starting.is_alive():
+                return None
+            try:
+                return pool.submit(_parse_all, _small(batch))
+            except BrokenProcessPool:  # gone (killed, out of memory): parsed here from now on
+                return None
+
+        yield submit
 
 
 def _small(batch: Batch) -> dict[str, bytes]:
