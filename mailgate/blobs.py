@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from mailgate.disk import sync_directory
 from mailgate.models import Blob
+from mailgate.store import write
 
 # Directories that got a new name in a session's transaction, synced when it commits.
 _UNSYNCED = "mailgate.unsynced_directories"
@@ -89,8 +90,8 @@ def _sync_names(session: Session) -> None:
     directory once, however many files of the transaction it got. A failed write (a full
     disk) raises here, and the transaction is rolled back."""
     directories = session.info.pop(_UNSYNCED, set())
-    for write in session.info.pop(_WRITES, {}).values():
-        directories.update(write.result())
+    for written in session.info.pop(_WRITES, {}).values():
+        directories.update(written.result())
     # At once: the file system commits its journal once for syncs that wait together.
     for synced in [_WRITERS.submit(sync_directory, d) for d in directories]:
         synced.result()
@@ -108,8 +109,7 @@ def _add_row(session: Session, digest: str, size: int, path: str) -> bool:
     """Insert the Blob row at once, unless it exists; whether it was inserted. At once, so
     that it is in the database before the attachment rows that refer to it."""
     insert = _INSERT_NEW[session.get_bind().dialect.name]
-    with session.no_autoflush:  # it refers to nothing: nothing pending need go first
-        result = session.execute(insert, {"sha256": digest, "size": size, "path": path})
+    result = write(session, insert, {"sha256": digest, "size": size, "path": path})
     return result.first() is not None
 
 

@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.header import Header
 from email.headerregistry import Address
 from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses, parseaddr
 
@@ -181,8 +180,34 @@ def _text_header(name: str, value: str) -> str:
     # A word too long for any line goes the encoded way, which splits it.
     if value.isascii() and max(map(len, words)) < MAX_WORD:
         return _fold(name, words) if value else f"{name}: "
-    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
-    return f"{name}: {encoded}"
+    return _encoded_header(name, value)
+
+
+ENCODED_WORD_MAX = 75  # RFC 2047's limit on one encoded word
+_ENCODED_WORD_FRAME = len("=?utf-8?b??=")
+
+
+def _encoded_header(name: str, value: str) -> str:
+    """RFC 2047 encoded words (UTF-8, base64), one to a line, each a run of whole
+    characters. Written here: the stdlib's Header searches for each line's split by
+    encoding every candidate again, which cost most of an acknowledgement's composing."""
+    words, chunk = [], b""
+    room = _word_bytes(LINE_WIDTH - len(name) - 2)
+    for character in value:
+        encoded = character.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > room:
+            words.append(chunk)
+            chunk, room = b"", _word_bytes(LINE_WIDTH - 1)
+        chunk += encoded
+    words.append(chunk)
+    lines = [f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words]
+    return f"{name}: " + "\r\n ".join(lines)
+
+
+def _word_bytes(columns: int) -> int:
+    """How many bytes of text an encoded word of at most `columns` columns carries."""
+    width = min(columns, ENCODED_WORD_MAX) - _ENCODED_WORD_FRAME
+    return max(width // 4 * 3, 6)
 
 
 def _mailbox(address: Address) -> str:

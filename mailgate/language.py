@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 
+from mailgate.parse import ParsedMail, once_per_mail
+
 # Short words that are frequent in one language and rare in the other; enough to tell the
 # shipped template languages apart in a support request, not a general language detector.
 _COMMON_WORDS = {
@@ -33,12 +35,23 @@ def from_headers(headers: Mapping[str, str], available: Collection[str]) -> str 
 
 
 def from_text(text: str, available: Collection[str]) -> str | None:
+    return _best(_scores(text), available)
+
+
+@once_per_mail
+def text_scores(mail: ParsedMail) -> dict[str, int]:
+    """How many common words of each language the mail's text has (once a mail)."""
+    return _scores(mail.text)
+
+
+def _scores(text: str) -> dict[str, int]:
+    """How many of each language's common words the text has."""
     words = [w.lower() for w in _WORD.findall(text[:4000])]
-    scores = {
-        lang: sum(w in common for w in words)
-        for lang, common in _COMMON_WORDS.items()
-        if lang in available
-    }
+    return {lang: sum(w in common for w in words) for lang, common in _COMMON_WORDS.items()}
+
+
+def _best(scores: Mapping[str, int], available: Collection[str]) -> str | None:
+    scores = {lang: score for lang, score in scores.items() if lang in available}
     best = max(scores, key=lambda lang: scores[lang], default=None)
     if best is None or scores[best] < ENOUGH:
         return None
@@ -52,3 +65,8 @@ def preferred_language(
     """The sender's language if we write it: Content-Language or Accept-Language first,
     since the client knows; else what the text looks like."""
     return from_headers(headers, available) or from_text(text, available)
+
+
+def mail_language(mail: ParsedMail, available: Collection[str]) -> str | None:
+    """preferred_language of a parsed mail; its text is looked at once per mail."""
+    return from_headers(mail.headers, available) or _best(text_scores(mail), available)

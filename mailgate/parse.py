@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.feedparser import BytesFeedParser
@@ -10,7 +12,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
@@ -59,6 +61,25 @@ class ParsedMail:
     report_original_ids: tuple[str, ...] = ()  # Message-IDs of the mail a report is about
     report_failed_recipients: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
+    # What once_per_mail functions computed from it, by function.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+T = TypeVar("T")
+
+
+def once_per_mail(compute: Callable[[ParsedMail], T]) -> Callable[[ParsedMail], T]:
+    """A function of the parsed mail alone, computed once a mail: the result is kept with it,
+    and goes along where the mail goes (from the process that parsed it ahead, say)."""
+    name = f"{compute.__module__}.{compute.__qualname__}"
+
+    @functools.wraps(compute)
+    def once(mail: ParsedMail) -> T:
+        if name not in mail.derived:
+            mail.derived[name] = compute(mail)
+        return cast(T, mail.derived[name])
+
+    return once
 
 
 # --- headers ----------------------------------------------------------------------------------

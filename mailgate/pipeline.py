@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from mailgate import loops, notify, tags
 from mailgate.context import Context
 from mailgate.customers import Sender, ensure_contact, identify, look_up_contacts
-from mailgate.language import preferred_language
+from mailgate.language import mail_language, text_scores
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
 from mailgate.replies import (
@@ -26,7 +26,7 @@ from mailgate.replies import (
 )
 from mailgate.route import Envelope, FollowUp, Ignore, ListRequest, NewTicket, Quarantine, route
 from mailgate.screen import screen
-from mailgate.store import StoreUnavailable
+from mailgate.store import StoreUnavailable, write
 from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
 
 log = logging.getLogger("mailgate.pipeline")
@@ -124,7 +124,7 @@ def _new_ticket(
     """A customer's new request; or an agent's `#customer ADDRESS` for a customer who phoned
     (None when an agent's untagged mail names no customer: the agent is told)."""
     now, staff = ctx.clock(), None
-    language = preferred_language(mail.headers, mail.text, ctx.languages)
+    language = mail_language(mail, ctx.languages)
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
         staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
@@ -215,8 +215,7 @@ def _write_outcome(session: Session, intake: Intake) -> None:
     for it (a duplicate, the loop breaker). A plain update: the claimed rows are not in the
     session, so its unit of work does not write them again."""
     row = {name: getattr(intake, name) for name in _OUTCOME_COLUMNS}
-    with session.no_autoflush:
-        session.execute(_UPDATE_INTAKE, {"intake_id": intake.id, **row})
+    write(session, _UPDATE_INTAKE, {"intake_id": intake.id, **row})
 
 
 def process(ctx: Context, intake_id: int) -> Outcome:
@@ -285,6 +284,15 @@ def _storage_trouble_deferred() -> Iterator[None]:
         yield
     except OSError as exc:
         raise StoreUnavailable(f"data directory: {exc}") from exc
+
+
+def prepared(raw: bytes) -> ParsedMail:
+    """The message parsed, with what processing computes from the mail alone computed
+    already (once_per_mail): a second process does this ahead of the one that writes."""
+    mail = parse(raw)
+    written_text(mail)
+    text_scores(mail)
+    return mail
 
 
 def _parsed(intake: Intake) -> ParsedMail | None:

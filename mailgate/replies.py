@@ -18,7 +18,7 @@ from mailgate.lifecycle import (
     customer_reply_status,
 )
 from mailgate.models import Agent, Article, Contact, Ticket
-from mailgate.parse import ParsedMail
+from mailgate.parse import ParsedMail, once_per_mail
 from mailgate.quotes import strip_quotes
 from mailgate.verify import verify_agent
 
@@ -143,6 +143,7 @@ def after_customer_mail(
 _FORWARD = re.compile(r"^\s*(fwd?|wg|tr|vs)\s*:", re.IGNORECASE)
 
 
+@once_per_mail
 def written_text(mail: ParsedMail) -> str:
     """What the sender wrote, without the quoted history; a forward keeps what it forwards,
     since that is the point of it."""

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, event, insert, inspect, text, update
+from sqlalchemy import CursorResult, Executable, Insert, Table, event, insert, inspect, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
@@ -21,14 +21,20 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 Row = TypeVar("Row", bound=SQLModel)
 
 
+def write(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
+    """Run a plain statement in the session's transaction, on its connection: not through
+    the ORM, which would first flush whatever is pending and cost as much again. For
+    statements that refer only to rows already written."""
+    return session.connection().execute(statement, params)
+
+
 def insert_row(session: Session, row: Row, *, track: bool = False) -> Row:
     """Insert one new row at once by a plain statement and give it its id: the unit of work
     costs several times as much for a row written once. `track`: the session then holds the
     row as if it had been read, so that later changes to it are written on flush."""
     table = row.__table__  # type: ignore[attr-defined]
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    with session.no_autoflush:  # the row refers to rows already written
-        row_id = session.execute(_returning_id(table), values).scalar_one()
+    row_id = write(session, _returning_id(table), values).scalar_one()
     row.id = row_id  # type: ignore[attr-defined]
     if track:
         make_transient_to_detached(row)
@@ -41,8 +47,7 @@ def update_row(session: Session, row: SQLModel, **values: Any) -> None:
     read so: the unit of work would otherwise write the same change again, at a cost of
     several statements. Other changes to the object are written on flush as before."""
     table = row.__table__  # type: ignore[attr-defined]
-    with session.no_autoflush:
-        session.execute(update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
+    write(session, update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
     for key, value in values.items():
         set_committed_value(row, key, value)
 

@@ -180,6 +180,31 @@ def test_non_ascii_subject_is_encoded_and_decodes_back() -> None:
     assert str(msg["Subject"]) == subject
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Ä" * 200,  # two bytes a character
+        ("Störung 🚨🖨️ " * 12).strip(),  # four-byte characters and a joiner
+        "打印机坏了，请尽快帮忙。" * 10,  # three bytes a character
+        "x" * 950 + " ünd",  # a word longer than any line
+    ],
+)
+def test_long_encoded_subjects_fold_between_characters(subject: str) -> None:
+    raw = compose(dataclasses.replace(BASE, subject=subject), NOW)
+    head = raw.split(b"\r\n\r\n")[0].decode("ascii")
+    block = head[head.index("Subject:") :]
+    subject_lines = []
+    for line in block.split("\r\n"):
+        if subject_lines and not line.startswith(" "):
+            break
+        subject_lines.append(line)
+    assert all(len(line) <= 78 for line in subject_lines), subject_lines
+    words = " ".join(subject_lines).split()[1:]
+    assert all(len(word) <= 75 and word.startswith("=?utf-8?b?") for word in words)
+    msg = message_from_bytes(raw, policy=default)
+    assert str(msg["Subject"]) == subject
+
+
 def test_threading_headers() -> None:
     msg = build(
         in_reply_to="<orig@kunde.example>",

@@ -21,8 +21,8 @@ from itertools import chain
 
 from mailgate import pipeline
 from mailgate.context import Context
-from mailgate.intake.spool import Accepted, Incoming, accept_many
-from mailgate.parse import ParsedMail, parse
+from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
+from mailgate.parse import ParsedMail
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
 
 log = logging.getLogger("mailgate.ingest")
@@ -62,7 +62,7 @@ def ingest(
             current, parsed = following, upcoming
 
 
-def _if_ready(parsed: Future[dict[str, ParsedMail]] | None) -> dict[str, ParsedMail]:
+def _if_ready(parsed: Future[dict[str, Ahead]] | None) -> dict[str, Ahead]:
     """The batch as parsed ahead if that is done, else nothing: its messages are parsed at
     their turn. The second process only ever saves time; it is never waited for (it takes
     a second to start, and a busy machine may slow it down)."""
@@ -77,17 +77,16 @@ def _if_ready(parsed: Future[dict[str, ParsedMail]] | None) -> dict[str, ParsedM
         return {}
 
 
-def _store_and_process(
-    ctx: Context, batch: Batch, mails: Mapping[str, ParsedMail]
-) -> list[Ingested]:
+def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
     readable = {name: raw for name, raw in batch.items() if raw is not None}
     now = ctx.clock()
     incoming = [
-        Incoming(raw, "pipe" if name == "-" else "file", now) for name, raw in readable.items()
+        Incoming(raw, "pipe" if name == "-" else "file", now, digests=_digests(ahead, name))
+        for name, raw in readable.items()
     ]
     accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
     fresh = {a.intake_id: name for name, a in accepted.items() if not a.duplicate}
-    given = {i: mails[name] for i, name in fresh.items() if name in mails}
+    given = {i: ahead[name].mail for i, name in fresh.items() if name in ahead}
     outcomes = {o.intake_id: o for o in pipeline.process_batch(ctx, list(fresh), given)}
     return [
         Ingested(name, accepted.get(name), _own(outcomes, accepted.get(name))) for name in batch
@@ -103,7 +102,7 @@ def _own(outcomes: Mapping[int, Outcome], accepted: Accepted | None) -> Outcome 
 @contextmanager
 def _parser(
     in_second_process: bool,
-) -> Iterator[Callable[[Batch], Future[dict[str, ParsedMail]] | None]]:
+) -> Iterator[Callable[[Batch], Future[dict[str, Ahead]] | None]]:
     """A function that starts parsing a batch and returns its future; one that returns None
     (each message is parsed at its turn) without a second process."""
     if not in_second_process:
@@ -117,7 +116,7 @@ def _parser(
         starting = threading.Thread(target=pool.submit, args=(int,), name="mailgate-parser")
         starting.start()
 
-        def submit(batch: Batch) -> Future[dict[str, ParsedMail]] | None:
+        def submit(batch: Batch) -> Future[dict[str, Ahead]] | None:
             if starting.is_alive():
                 return None
             try:
@@ -138,16 +137,28 @@ def _small(batch: Batch) -> dict[str, bytes]:
     }
 
 
-def _parse_all(raws: Mapping[str, bytes]) -> dict[str, ParsedMail]:
+@dataclass(frozen=True)
+class Ahead:
+    """What the second process made of one message."""
+
+    mail: ParsedMail  # parsed, with what processing computes from the mail alone
+    digests: Digests
+
+
+def _digests(ahead: Mapping[str, Ahead], name: str) -> Digests | None:
+    return ahead[name].digests if name in ahead else None
+
+
+def _parse_all(raws: Mapping[str, bytes]) -> dict[str, Ahead]:
     """In the second process. A message that fails to parse is left out: parsed again at its
     turn, it fails there, where the failure is handled (quarantine with the reason)."""
-    mails = {}
+    done = {}
     for name, raw in raws.items():
         try:
-            mails[name] = parse(raw)
+            done[name] = Ahead(pipeline.prepared(raw), Digests.of(raw))
         except Exception:
             continue
-    return mails
+    return done
 
 
 def in_batches(names: Sequence[str], read: Callable[[str], bytes | None]) -> Iterator[Batch]:

@@ -32,6 +32,20 @@ class Incoming:
     received_at: datetime
     envelope_from: str = ""
     envelope_to: Sequence[str] = ()
+    # The digests of raw, when computed already (a second process of `mailgate ingest`).
+    digests: Digests | None = None
+
+
+@dataclass(frozen=True)
+class Digests:
+    """What identifies a message's bytes: all of them, and its body alone."""
+
+    sha256: str
+    content_sha256: str
+
+    @classmethod
+    def of(cls, raw: bytes) -> Digests:
+        return cls(hashlib.sha256(raw).hexdigest(), content_digest(raw))
 
 
 CROWDING_SPAN = 10  # messages the crowding average reaches back over, about
@@ -76,12 +90,14 @@ def accept(
 def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
     """Store several messages in one transaction: one commit for all, in their order. The
     same bytes twice (stored before, or twice in this batch) are stored once."""
-    digests = [hashlib.sha256(m.raw).hexdigest() for m in messages]
+    computed = [m.digests or Digests.of(m.raw) for m in messages]
+    digests = [d.sha256 for d in computed]
     with store.session(durable=True) as session:
         query = select(Intake.sha256, Intake.id).where(col(Intake.sha256).in_(set(digests)))
         known: dict[str, int] = {digest: row_id or 0 for digest, row_id in session.exec(query)}
         new: dict[str, dict[str, object]] = {}
-        for message, digest in zip(messages, digests, strict=True):
+        for message, both in zip(messages, computed, strict=True):
+            digest = both.sha256
             if digest in known or digest in new:
                 continue
             new[digest] = {
@@ -91,7 +107,7 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
                 "envelope_to": "\n".join(message.envelope_to),
                 "sha256": digest,
                 "size": len(message.raw),
-                "content_sha256": content_digest(message.raw),
+                "content_sha256": both.content_sha256,
                 "raw": message.raw,
             }
         # Rows, not ORM objects: nothing reads them back here, and intake's share of the

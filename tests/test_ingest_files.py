@@ -1,0 +1,104 @@
+"""`mailgate ingest` of many files: what the second process works out ahead must change
+nothing about what becomes of a message, only when the work is done."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from mailgate.app import build_context
+from mailgate.context import Context
+from mailgate.intake import files
+from mailgate.intake.spool import Digests
+from mailgate.models import Article, Intake
+from mailgate.parse import parse
+from tests.conftest import CORPUS
+from tests.helpers import Clock, make_config
+from tests.mails import make_mail
+
+
+def a_desk(directory: Path) -> Iterator[Context]:
+    directory.mkdir()
+    context = dataclasses.replace(build_context(make_config(directory)), clock=Clock())
+    yield context
+    context.store.dispose()
+
+
+@pytest.fixture
+def ahead_desk(tmp_path: Path) -> Iterator[Context]:
+    yield from a_desk(tmp_path / "ahead")
+
+
+@pytest.fixture
+def turn_desk(tmp_path: Path) -> Iterator[Context]:
+    yield from a_desk(tmp_path / "turn")
+
+
+def batch() -> dict[str, bytes | None]:
+    """New requests, their replies with quoted history, and real-world oddities."""
+    mails: dict[str, bytes | None] = {}
+    for n in range(8):
+        sender = f"Kunde {n} <kunde{n}@firma{n}.example>"
+        mails[f"new-{n}"] = make_mail(
+            subject=f"Drucker {n} druckt nicht", body="Hallo, bitte helfen Sie uns.", sender=sender
+        )
+        reply = f"Noch offen.\n\nAm Montag schrieb Support:\n> Wir sehen nach.\n> Ticket {n}\n"
+        mails[f"reply-{n}"] = make_mail(
+            subject=f"AW: [CID-{1000 + n}] Drucker {n} druckt nicht", body=reply, sender=sender
+        )
+    for path in sorted(CORPUS.rglob("*.eml")):
+        mails[str(path.relative_to(CORPUS))] = path.read_bytes()
+    mails["unreadable"] = None
+    return mails
+
+
+def test_a_batch_parsed_ahead_ends_as_one_parsed_at_its_turn(
+    ahead_desk: Context, turn_desk: Context
+) -> None:
+    given = batch()
+    ahead = files._parse_all({name: raw for name, raw in given.items() if raw is not None})
+    assert set(ahead) == {name for name, raw in given.items() if raw is not None}
+    for name, done in ahead.items():
+        raw = given[name]
+        assert raw is not None
+        assert done.mail == parse(raw)
+        assert done.digests == Digests.of(raw)
+
+    with_ahead = files._store_and_process(ahead_desk, given, ahead)
+    at_turn = files._store_and_process(turn_desk, given, {})
+
+    def outcomes(results: list[files.Ingested]) -> list[tuple[str, str | None]]:
+        return [(r.name, r.outcome.describe() if r.outcome else None) for r in results]
+
+    assert outcomes(with_ahead) == outcomes(at_turn)
+    assert len(with_ahead) > 100
+    assert ("reply-3", "reply CID-1003") in outcomes(with_ahead)
+    assert ("unreadable", None) in outcomes(with_ahead)
+
+    def stored(ctx: Context) -> tuple[list[tuple[str, str, str]], list[str]]:
+        with ctx.store.session() as session:
+            intakes = session.exec(select(Intake.sha256, Intake.content_sha256, Intake.status))
+            texts = session.exec(select(Article.text).order_by(Article.id))
+            return sorted(intakes), list(texts)
+
+    assert stored(ahead_desk) == stored(turn_desk)
+
+
+def test_one_batch_starts_no_second_process(
+    ahead_desk: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[bool] = []
+    real = files._parser
+
+    def parser(in_second_process: bool):  # type: ignore[no-untyped-def]
+        started.append(in_second_process)
+        return real(in_second_process)
+
+    monkeypatch.setattr(files, "_parser", parser)
+    (results,) = files.ingest(ahead_desk, [{"-": make_mail()}])
+    assert [r.outcome.describe() for r in results if r.outcome] == ["ticket CID-1000"]
+    assert started == [False]
