@@ -132,30 +132,36 @@ _worker: tuple[int, Context] | None = None  # the generation it was built for, a
 
 
 def _start_worker(config: Config, daemon_pid: int) -> None:
-    # The daemon decides when its workers stop (after draining): Ctrl-C in a terminal or
-    # systemd's SIGTERM to the whole group must not end a worker in the middle of a batch.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(
-        target=_end_with, args=(daemon_pid,), name="mailgate-orphan-check", daemon=True
-    ).start()
+    serve(daemon_pid)
     configure_logging(config.logging)
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.
     _worker = (0, build_context(config, migrate=False))
 
 
-def _end_with(daemon_pid: int) -> None:
-    """End this worker once the daemon is gone (killed, crashed). Its pool would never say
+def serve(parent_pid: int) -> None:
+    """Make this pool process one that its parent alone ends: the parent decides when its
+    workers stop (the daemon after draining), so Ctrl-C in a terminal or systemd's SIGTERM
+    to the whole group must not end one in the middle of a batch; and it ends by itself
+    once the parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(
+        target=_end_with, args=(parent_pid,), name="mailgate-orphan-check", daemon=True
+    ).start()
+
+
+def _end_with(parent_pid: int) -> None:
+    """End this worker once its parent is gone (killed, crashed). Its pool would never say
     so: a worker holds a copy of its own job queue's writing end, and the fork server lives
     as long as any worker does. An unfinished transaction is rolled back by the database;
     its messages wait, stored, for the next start."""
     while True:
         time.sleep(ORPHAN_CHECK_SECONDS)
         try:
-            os.kill(daemon_pid, 0)
+            os.kill(parent_pid, 0)
         except ProcessLookupError:
-            log.warning("event=worker_orphaned daemon_pid=%d", daemon_pid)
+            log.warning("event=worker_orphaned parent_pid=%d", parent_pid)
             os._exit(1)
         except PermissionError:  # alive, and another user's (a reused pid): not ours
             os._exit(1)

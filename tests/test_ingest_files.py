@@ -4,6 +4,9 @@ nothing about what becomes of a message, only when the work is done."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +20,7 @@ from mailgate.intake.spool import Digests
 from mailgate.models import Article, Intake
 from mailgate.parse import parse
 from tests.conftest import CORPUS
-from tests.helpers import Clock, make_config
+from tests.helpers import Clock, children, make_config
 from tests.mails import make_mail
 
 
@@ -102,3 +105,34 @@ def test_one_batch_starts_no_second_process(
     (results,) = files.ingest(ahead_desk, [{"-": make_mail()}])
     assert [r.outcome.describe() for r in results if r.outcome] == ["ticket CID-1000"]
     assert started == [False]
+
+
+def test_ingest_goes_on_when_the_second_process_dies(
+    ahead_desk: Context, caplog: pytest.LogCaptureFixture
+) -> None:
+    def batches() -> Iterator[dict[str, bytes | None]]:
+        for b in range(6):
+            yield {
+                f"{b}-{n}": make_mail(subject=f"Frage {b}/{n}", sender=f"k{b}x{n}@firma.example")
+                for n in range(50)
+            }
+
+    results = files.ingest(ahead_desk, batches())
+    done = list(next(results))
+    deadline = time.monotonic() + 15
+    while not (helpers := _grandchildren()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert helpers, "the second process started"
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    for more in results:
+        done += more
+
+    assert len(done) == 300
+    assert all(r.outcome is not None and r.outcome.describe().startswith("ticket") for r in done)
+    assert "event=parse_ahead_stopped" in caplog.text
+
+
+def _grandchildren() -> list[int]:
+    """The pool's process: a child of the fork server, which is a child of this process."""
+    return [pid for child in children(os.getpid()) for pid in children(child)]

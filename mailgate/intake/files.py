@@ -24,6 +24,7 @@ from mailgate.context import Context
 from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
+from mailgate.workers import serve
 
 log = logging.getLogger("mailgate.ingest")
 
@@ -72,8 +73,7 @@ def _if_ready(parsed: Future[dict[str, Ahead]] | None) -> dict[str, Ahead]:
         return {}
     try:
         return parsed.result()
-    except BrokenProcessPool:
-        log.warning("event=parse_ahead_stopped reason=%r", "the second process ended")
+    except BrokenProcessPool:  # submit() says so, and parses nothing ahead from then on
         return {}
 
 
@@ -110,21 +110,35 @@ def _parser(
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mailgate.intake.files"])
-    with ProcessPoolExecutor(1, context) as pool:
+    with ProcessPoolExecutor(1, context, initializer=serve, initargs=(os.getpid(),)) as pool:
         # Starting the process takes about a second, during which submit() blocks: it is
         # started from a thread, and the batches meanwhile are parsed at their turn.
-        starting = threading.Thread(target=pool.submit, args=(int,), name="mailgate-parser")
+        gone = threading.Event()
+        starting = threading.Thread(target=_start, args=(pool, gone), name="mailgate-parser")
         starting.start()
 
         def submit(batch: Batch) -> Future[dict[str, Ahead]] | None:
-            if starting.is_alive():
+            if starting.is_alive() or gone.is_set():
                 return None
             try:
                 return pool.submit(_parse_all, _small(batch))
-            except BrokenProcessPool:  # gone (killed, out of memory): parsed here from now on
+            except Exception as exc:  # gone (killed, out of memory): parsed here from now on
+                _stopped(gone, exc)
                 return None
 
         yield submit
+
+
+def _start(pool: ProcessPoolExecutor, gone: threading.Event) -> None:
+    try:
+        pool.submit(int)
+    except Exception as exc:  # no second process: each batch is parsed at its turn
+        _stopped(gone, exc)
+
+
+def _stopped(gone: threading.Event, exc: Exception) -> None:
+    gone.set()
+    log.warning("event=parse_ahead_stopped reason=%r", str(exc) or type(exc).__name__)
 
 
 def _small(batch: Batch) -> dict[str, bytes]:
