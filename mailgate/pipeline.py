@@ -24,7 +24,17 @@ from mailgate.replies import (
     read_staff_mail,
     written_text,
 )
-from mailgate.route import Envelope, FollowUp, Ignore, ListRequest, NewTicket, Quarantine, route
+from mailgate.route import (
+    Envelope,
+    FollowUp,
+    Ignore,
+    ListRequest,
+    NewTicket,
+    Quarantine,
+    look_up_message_ids,
+    note_outcome,
+    route,
+)
 from mailgate.screen import screen
 from mailgate.store import StoreUnavailable, write
 from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
@@ -216,6 +226,7 @@ def _write_outcome(session: Session, intake: Intake) -> None:
     session, so its unit of work does not write them again."""
     row = {name: getattr(intake, name) for name in _OUTCOME_COLUMNS}
     write(session, _UPDATE_INTAKE, {"intake_id": intake.id, **row})
+    note_outcome(session, intake)
 
 
 def process(ctx: Context, intake_id: int) -> Outcome:
@@ -265,6 +276,7 @@ def process_batch(
             claimed = _claim(session, ctx, intake_ids)
             mails = {i: given.get(i) or _parsed(intake) for i, intake in claimed.items()}
             look_up_contacts(session, [m.from_addr for m in mails.values() if m is not None])
+            look_up_message_ids(session, [m.message_id or "" for m in mails.values() if m])
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from mailgate.customers import (
     hold,
     is_known_customer,
     organisation_for_domain,
+    remembered,
 )
 from mailgate.mime.report import qmail_original_ids
 from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
@@ -69,6 +71,8 @@ _TICKET_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
 _SAME_MESSAGE_ID = select(Intake.id, Intake.status, Intake.content_sha256).where(
     Intake.message_id == bindparam("message_id")
 )
+# What the transaction knows of the stored messages of a Message-ID: id -> (status, body).
+_SAME_MESSAGE_ID_KIND = "stored messages by Message-ID"
 
 
 @dataclass(frozen=True)
@@ -159,12 +163,37 @@ def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> int | 
     a ticket or an article: this one is the same mail delivered again."""
     if not mail.message_id:
         return None
-    for other_id, status, digest in session.exec(
-        _SAME_MESSAGE_ID, params={"message_id": mail.message_id}
-    ):
+    known = remembered(session, _SAME_MESSAGE_ID_KIND)
+    if mail.message_id not in known:
+        rows = session.exec(_SAME_MESSAGE_ID, params={"message_id": mail.message_id})
+        known[mail.message_id] = {row_id: (status, digest) for row_id, status, digest in rows}
+    for other_id, (status, digest) in known[mail.message_id].items():
         if other_id != intake.id and status == DONE and digest == intake.content_sha256:
             return other_id
     return None
+
+
+def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
+    """Read the stored messages with any of these Message-IDs (a batch's) with one query,
+    for find_duplicate; note_outcome keeps what it read up to date."""
+    known = remembered(session, _SAME_MESSAGE_ID_KIND)
+    wanted = {message_id for message_id in message_ids if message_id} - known.keys()
+    if not wanted:
+        return
+    query = select(Intake.id, Intake.status, Intake.content_sha256, Intake.message_id)
+    found: dict[str, dict[int, tuple[str, str]]] = {message_id: {} for message_id in wanted}
+    for row_id, status, digest, message_id in session.exec(
+        query.where(col(Intake.message_id).in_(wanted))
+    ):
+        found[message_id][row_id or 0] = (status, digest)
+    known.update(found)
+
+
+def note_outcome(session: Session, intake: Intake) -> None:
+    """A message's outcome, written in this transaction, for find_duplicate's look-ups."""
+    rows = remembered(session, _SAME_MESSAGE_ID_KIND).get(intake.message_id)
+    if rows is not None:
+        rows[intake.id or 0] = (intake.status, intake.content_sha256)
 
 
 def _for_existing(

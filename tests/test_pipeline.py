@@ -54,6 +54,20 @@ def test_same_message_by_another_path_is_ignored_as_duplicate(ctx: Context) -> N
     assert len(articles(ctx, 1000)) == 1
 
 
+def test_same_message_twice_in_one_batch_is_one_ticket(ctx: Context) -> None:
+    """The duplicate check of a batch reads its Message-IDs once, and still sees what the
+    batch itself has done (the first copy's ticket) by the time the second copy comes."""
+    raw = make_mail()
+    other = make_mail(subject="Something else")
+    copies = [raw, other, b"Received: from relay2.example by mx\r\n" + raw]
+    stored = accept_many(ctx.store, [Incoming(r, "smtp", ctx.clock()) for r in copies])
+    outcomes = process_batch(ctx, [a.intake_id for a in stored])
+    assert [o.describe() for o in outcomes[:2]] == ["ticket CID-1000", "ticket CID-1001"]
+    assert outcomes[2].status == "ignored"
+    assert outcomes[2].reason == f"duplicate of stored message {stored[0].intake_id}"
+    assert len(tickets(ctx)) == 2
+
+
 def test_automatic_mail_opens_ticket_without_acknowledgement(ctx: Context) -> None:
     raw = make_mail(headers={"Auto-Submitted": "auto-generated"})
     assert ingest(ctx, raw).describe() == "ticket CID-1000"
