@@ -263,8 +263,9 @@ def process_batch(
     ctx: Context, intake_ids: Sequence[int], parsed: Mapping[int, ParsedMail] | None = None
 ) -> list[Outcome]:
     """process() for several stored messages, in one transaction: one commit (and on
-    PostgreSQL one claim) for all, and what they share (agents, organisations, the ticket
-    a reply threads to) is read once. Each is parsed before the first write, so the write
+    PostgreSQL one claim) for all, and what they share is read once: the agents, the
+    senders' contacts and organisations, earlier copies by Message-ID, the ticket a reply
+    threads to. Each is parsed before the first write, so the write
     lock of SQLite is held for storing only; `parsed` has those parsed already (from their
     stored bytes) by id. A message that fails rolls the batch back, and the batch is done
     again one message at a time, so that only the bad one is quarantined."""
@@ -275,8 +276,9 @@ def process_batch(
         with _storage_trouble_deferred(), ctx.store.session() as session:
             claimed = _claim(session, ctx, intake_ids)
             mails = {i: given.get(i) or _parsed(intake) for i, intake in claimed.items()}
-            look_up_contacts(session, [m.from_addr for m in mails.values() if m is not None])
-            look_up_message_ids(session, [m.message_id or "" for m in mails.values() if m])
+            known = [mail for mail in mails.values() if mail is not None]
+            look_up_contacts(session, [mail.from_addr for mail in known])
+            look_up_message_ids(session, [mail.message_id or "" for mail in known])
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise
