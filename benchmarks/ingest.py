@@ -57,16 +57,16 @@ class Figure:
 
 
 def bench_config(work: Path, prefix: str = "") -> Config:
-    """A complete configuration under the work directory: SQLite, file transport."""
+    """A complete configuration under the work directory: SQLite, file transport. A prefix
+    names another desk beside the first (its database and directories)."""
+    named = f"{prefix}-" if prefix else ""
     return Config(
         source="(benchmark)",
         database=DatabaseConfig(url=f"sqlite:///{work}/{prefix or 'bench'}.db"),
-        paths=PathsConfig(data_dir=str(work / f"{prefix}{'-' if prefix else ''}data")),
+        paths=PathsConfig(data_dir=str(work / f"{named}data")),
         smtp=SmtpConfig(addresses=[SUPPORT]),
         outbound=OutboundConfig(
-            transport="file",
-            directory=str(work / f"{prefix}{'-' if prefix else ''}sent"),
-            from_=f"Support <{SUPPORT}>",
+            transport="file", directory=str(work / f"{named}sent"), from_=f"Support <{SUPPORT}>"
         ),
     )
 

@@ -20,7 +20,7 @@ from mailgate.app import build_context, build_transport
 from mailgate.config import Config, ConfigError, load
 from mailgate.context import Context
 from mailgate.intake.files import Ingested, in_batches
-from mailgate.intake.files import ingest as ingest_files
+from mailgate.intake.files import ingest as ingest_files  # the command is named ingest too
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable

@@ -31,10 +31,10 @@ Row = TypeVar("Row")
 # --- rows a transaction has looked up already ------------------------------------------------
 
 _REMEMBERED = "mailgate.remembered"
-# Built once: every message looks up its sender, and building a statement costs about as
-# much again as running it.
 # Marks the agents remembered in a transaction as all of them (an added one joins them).
 _ALL_AGENTS = object()
+# Built once: every message looks up its sender, and building a statement costs about as
+# much again as running it.
 _CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("address"))
 
 

@@ -34,23 +34,14 @@ def from_headers(headers: Mapping[str, str], available: Collection[str]) -> str 
     return None
 
 
-def from_text(text: str, available: Collection[str]) -> str | None:
-    return _best(_scores(text), available)
-
-
 @once_per_mail
 def text_scores(mail: ParsedMail) -> dict[str, int]:
-    """How many common words of each language the mail's text has (once a mail)."""
-    return _scores(mail.text)
-
-
-def _scores(text: str) -> dict[str, int]:
-    """How many of each language's common words the text has."""
-    words = [w.lower() for w in _WORD.findall(text[:4000])]
+    """How many of each language's common words the mail's text has (once a mail)."""
+    words = [w.lower() for w in _WORD.findall(mail.text[:4000])]
     return {lang: sum(w in common for w in words) for lang, common in _COMMON_WORDS.items()}
 
 
-def _best(scores: Mapping[str, int], available: Collection[str]) -> str | None:
+def from_text(scores: Mapping[str, int], available: Collection[str]) -> str | None:
     scores = {lang: score for lang, score in scores.items() if lang in available}
     best = max(scores, key=lambda lang: scores[lang], default=None)
     if best is None or scores[best] < ENOUGH:
@@ -59,14 +50,7 @@ def _best(scores: Mapping[str, int], available: Collection[str]) -> str | None:
     return best if scores[best] > runner_up else None
 
 
-def preferred_language(
-    headers: Mapping[str, str], text: str, available: Collection[str]
-) -> str | None:
+def mail_language(mail: ParsedMail, available: Collection[str]) -> str | None:
     """The sender's language if we write it: Content-Language or Accept-Language first,
     since the client knows; else what the text looks like."""
-    return from_headers(headers, available) or from_text(text, available)
-
-
-def mail_language(mail: ParsedMail, available: Collection[str]) -> str | None:
-    """preferred_language of a parsed mail; its text is looked at once per mail."""
-    return from_headers(mail.headers, available) or _best(text_scores(mail), available)
+    return from_headers(mail.headers, available) or from_text(text_scores(mail), available)

@@ -66,11 +66,6 @@ Decision = NewTicket | FollowUp | ListRequest | Ignore | Quarantine
 # Built once, like the other look-ups every message makes: building a statement costs
 # about as much again as running it.
 _TICKET_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
-# Only the Message-ID in the WHERE clause, so the database walks that index and never
-# the status index (nearly every row is `done`); the rest is checked on the few rows.
-_SAME_MESSAGE_ID = select(Intake.id, Intake.status, Intake.content_sha256).where(
-    Intake.message_id == bindparam("message_id")
-)
 # What the transaction knows of the stored messages of a Message-ID: id -> (status, body).
 _SAME_MESSAGE_ID_KIND = "stored messages by Message-ID"
 
@@ -163,10 +158,8 @@ def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> int | 
     a ticket or an article: this one is the same mail delivered again."""
     if not mail.message_id:
         return None
+    look_up_message_ids(session, [mail.message_id])
     known = remembered(session, _SAME_MESSAGE_ID_KIND)
-    if mail.message_id not in known:
-        rows = session.exec(_SAME_MESSAGE_ID, params={"message_id": mail.message_id})
-        known[mail.message_id] = {row_id: (status, digest) for row_id, status, digest in rows}
     for other_id, (status, digest) in known[mail.message_id].items():
         if other_id != intake.id and status == DONE and digest == intake.content_sha256:
             return other_id
@@ -180,6 +173,8 @@ def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
     wanted = {message_id for message_id in message_ids if message_id} - known.keys()
     if not wanted:
         return
+    # Only the Message-ID in the WHERE clause, so the database walks that index and never
+    # the status index (nearly every row is `done`); the rest is checked on the few rows.
     query = select(Intake.id, Intake.status, Intake.content_sha256, Intake.message_id)
     found: dict[str, dict[int, tuple[str, str]]] = {message_id: {} for message_id in wanted}
     for row_id, status, digest, message_id in session.exec(

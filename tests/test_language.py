@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.language import preferred_language
+from mailgate.language import mail_language
+from mailgate.parse import ParsedMail
 
 BOTH = ("de", "en")
 
@@ -22,10 +23,13 @@ BOTH = ("de", "en")
     ],
 )
 def test_preferred_language(headers: dict[str, str], text: str, expected: str | None) -> None:
-    assert preferred_language(headers, text, BOTH) == expected
+    assert mail_language(mail(headers, text), BOTH) == expected
 
 
 def test_only_languages_we_write() -> None:
-    assert (
-        preferred_language({}, "Hallo, das ist nicht gut und ich bitte um Hilfe", ("en",)) is None
-    )
+    text = "Hallo, das ist nicht gut und ich bitte um Hilfe"
+    assert mail_language(mail({}, text), ("en",)) is None
+
+
+def mail(headers: dict[str, str], text: str) -> ParsedMail:
+    return ParsedMail(None, "", "kunde@example.com", "", headers=headers, text=text)
