@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,48 @@ def test_a_batch_parsed_ahead_ends_as_one_parsed_at_its_turn(
             return sorted(intakes), list(texts)
 
     assert stored(ahead_desk) == stored(turn_desk)
+
+
+def _parts_of(given: dict[str, bytes | None]) -> tuple[Future[dict[str, files.Ahead]], ...]:
+    """Parts of a batch as the second process leaves them: done, being parsed, not begun."""
+    done, working, waiting = Future(), Future(), Future()  # type: ignore[var-annotated]
+    done.set_result(files._parse_all({"m0": given["m0"] or b""}))
+    working.set_running_or_notify_cancel()
+    return done, working, waiting
+
+
+def test_a_batch_takes_what_is_parsed_waits_for_what_is_being_parsed_and_parses_the_rest(
+    ahead_desk: Context,
+) -> None:
+    given: dict[str, bytes | None] = {
+        f"m{n}": make_mail(subject=f"Frage {n}", sender=f"k{n}@firma.example") for n in range(3)
+    }
+    done, working, waiting = _parts_of(given)
+    finish = files._parse_all({"m1": given["m1"] or b""})
+    threading.Timer(0.2, working.set_result, [finish]).start()
+
+    batch, ahead = files._collected((given, [done, working, waiting]))
+
+    assert batch is given and sorted(ahead) == ["m0", "m1"]
+    assert waiting.cancelled()  # m2: this process parses it at its turn
+    results = files._store_and_process(ahead_desk, batch, ahead)
+    assert [r.outcome.describe() for r in results if r.outcome] == [
+        "ticket CID-1000",
+        "ticket CID-1001",
+        "ticket CID-1002",
+    ]
+
+
+def test_a_part_stuck_in_the_second_process_is_parsed_here(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(files, "WAIT", 0.1)
+    given: dict[str, bytes | None] = {"m0": make_mail(), "m1": make_mail(subject="Zweite")}
+    done, stuck, _ = _parts_of(given)
+    start = time.monotonic()
+    _, ahead = files._collected((given, [done, stuck]))
+    assert sorted(ahead) == ["m0"]
+    assert time.monotonic() - start < 5
 
 
 def test_one_batch_starts_no_second_process(

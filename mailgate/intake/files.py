@@ -12,9 +12,9 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
@@ -30,6 +30,13 @@ log = logging.getLogger("mailgate.ingest")
 
 # Files stored by one commit and processed by one transaction (pipeline.process_batch).
 BATCH = 50
+# Batches handed to the second process before this one reaches them: with one, a batch the
+# second process was slow with was parsed here whole, a third of all messages in a run.
+AHEAD = 2
+# Messages the second process parses per task: what it has not begun of a batch when this
+# process reaches it, this one parses; what it is working on, this one waits for.
+PART = 10
+WAIT = 2.0  # seconds, at most, for a part the second process is working on
 
 
 @dataclass(frozen=True)
@@ -48,33 +55,37 @@ def ingest(
     ctx: Context, batches: Iterable[Batch], parse_ahead: bool = True
 ) -> Iterator[list[Ingested]]:
     """Store and process each batch in turn; yields each batch's results in file order.
-    `parse_ahead`: parse the next batch in a second process (when there are two cores)."""
+    `parse_ahead`: parse the next batches in a second process (when there are two cores)."""
     batches = iter(batches)
-    current, following = next(batches, None), next(batches, None)
-    batches = chain([following] if following is not None else [], batches)
+    first, second = next(batches, None), next(batches, None)
     # One batch (a mail piped in by the MTA, say) is not worth starting a process for.
-    worth_it = following is not None and (os.cpu_count() or 1) > 1
+    worth_it = second is not None and (os.cpu_count() or 1) > 1
+    batches = chain([b for b in (first, second) if b is not None], batches)
     with _parser(parse_ahead and worth_it) as submit:
-        parsed = submit(current) if current is not None else None
-        while current is not None:
-            following = next(batches, None)
-            upcoming = submit(following) if following is not None else None
-            yield _store_and_process(ctx, current, _if_ready(parsed))
-            current, parsed = following, upcoming
+        queued: deque[tuple[Batch, Parsing]] = deque()
+        for batch in batches:
+            queued.append((batch, submit(batch)))
+            if len(queued) > AHEAD:
+                yield _store_and_process(ctx, *_collected(queued.popleft()))
+        while queued:
+            yield _store_and_process(ctx, *_collected(queued.popleft()))
 
 
-def _if_ready(parsed: Future[dict[str, Ahead]] | None) -> dict[str, Ahead]:
-    """The batch as parsed ahead if that is done, else nothing: its messages are parsed at
-    their turn. The second process only ever saves time; it is never waited for (it takes
-    a second to start, and a busy machine may slow it down)."""
-    if parsed is None or not parsed.done():
-        if parsed is not None:
-            parsed.cancel()  # not started yet: then it never will
-        return {}
-    try:
-        return parsed.result()
-    except BrokenProcessPool:  # submit() says so, and parses nothing ahead from then on
-        return {}
+def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
+    """The batch, with what the second process has made of it by now. A part it is working
+    on is waited for (milliseconds, unless it is in trouble: then at most WAIT seconds); a
+    part it has not begun is taken back and parsed at its turn here. So neither process
+    idles while the other has work, and the second process only ever saves time."""
+    batch, parsing = queued
+    ahead: dict[str, Ahead] = {}
+    for part in parsing:
+        if part.cancel():  # not begun: parsed at its turn instead
+            continue
+        try:
+            ahead.update(part.result(timeout=WAIT))
+        except Exception:  # gone (submit() says so) or stuck: parsed at its turn
+            continue
+    return batch, ahead
 
 
 def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
@@ -100,13 +111,11 @@ def _own(outcomes: Mapping[int, Outcome], accepted: Accepted | None) -> Outcome 
 
 
 @contextmanager
-def _parser(
-    in_second_process: bool,
-) -> Iterator[Callable[[Batch], Future[dict[str, Ahead]] | None]]:
-    """A function that starts parsing a batch and returns its future; one that returns None
-    (each message is parsed at its turn) without a second process."""
+def _parser(in_second_process: bool) -> Iterator[Callable[[Batch], Parsing]]:
+    """A function that starts parsing a batch and returns a future for each part; one that
+    returns none (each message is parsed at its turn) without a second process."""
     if not in_second_process:
-        yield lambda batch: None
+        yield lambda batch: []
         return
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["mailgate.intake.files"])
@@ -117,14 +126,14 @@ def _parser(
         starting = threading.Thread(target=_start, args=(pool, gone), name="mailgate-parser")
         starting.start()
 
-        def submit(batch: Batch) -> Future[dict[str, Ahead]] | None:
+        def submit(batch: Batch) -> Parsing:
             if starting.is_alive() or gone.is_set():
-                return None
+                return []
             try:
-                return pool.submit(_parse_all, _small(batch))
+                return [pool.submit(_parse_all, part) for part in _parts(batch)]
             except Exception as exc:  # gone (killed, out of memory): parsed here from now on
                 _stopped(gone, exc)
-                return None
+                return []
 
         yield submit
 
@@ -141,14 +150,15 @@ def _stopped(gone: threading.Event, exc: Exception) -> None:
     log.warning("event=parse_ahead_stopped reason=%r", str(exc) or type(exc).__name__)
 
 
-def _small(batch: Batch) -> dict[str, bytes]:
-    """The messages worth parsing ahead: a large one is parsed at its turn, so that its parts
-    are held once, in the process that stores them."""
-    return {
-        name: raw
+def _parts(batch: Batch) -> list[dict[str, bytes]]:
+    """The messages worth parsing ahead, PART at a time: a large one is parsed at its turn,
+    so that its parts are held once, in the process that stores them."""
+    small = [
+        (name, raw)
         for name, raw in batch.items()
         if raw is not None and len(raw) <= PARSE_AHEAD_BYTES
-    }
+    ]
+    return [dict(small[start : start + PART]) for start in range(0, len(small), PART)]
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,10 @@ class Ahead:
 
     mail: ParsedMail  # parsed, with what processing computes from the mail alone
     digests: Digests
+
+
+# A batch handed to the second process: a future for each part of it.
+Parsing = list[Future[dict[str, Ahead]]]
 
 
 def _digests(ahead: Mapping[str, Ahead], name: str) -> Digests | None:
