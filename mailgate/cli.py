@@ -360,7 +360,7 @@ def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
         if row is None:
             say_error(f"mailgate: no stored message {intake_id}")
             return EX_DATAERR
-        data = views.intake_dict(row, with_raw=True)
+        data = views.intake_dict(session, row, with_headers=True)
     if fmt == "json":
         print_json(data)
     else:

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.context import Context
 from mailgate.customers import agent_by_email
-from mailgate.models import RECEIVED, Intake, OutboxRecipient
+from mailgate.models import RECEIVED, Intake, IntakeRaw, OutboxRecipient
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
@@ -104,7 +104,8 @@ def verdict(mail: ParsedMail) -> bool | None:
 def _stored_verdict(session: Session, intake_id: int, address: str) -> bool:
     """is_automatic for a message processed before its verdict was noted with it. The head
     is enough for the headers, and keeps a large mail from being read whole."""
-    query = select(func.substr(Intake.raw, 1, HEADER_BYTES)).where(Intake.id == intake_id)
+    head = func.substr(IntakeRaw.raw, 1, HEADER_BYTES)
+    query = select(head).where(IntakeRaw.intake_id == intake_id)
     return is_automatic(header_block(session.exec(query).one()), address)
 
 

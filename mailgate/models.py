@@ -111,10 +111,10 @@ class Participant(SQLModel, table=True):
 
 
 class Intake(SQLModel, table=True):
-    """One received message, raw bytes first; its outcome is filled in by the pipeline."""
+    """One received message (its bytes in IntakeRaw); its outcome is filled in by the
+    pipeline."""
 
-    # Each holds all a frequent look-up reads (see migration 0010): on SQLite, reading a
-    # column after `raw` from the table means reading through the whole message.
+    # Each holds all a frequent look-up reads (see migration 0010), without the table.
     __table_args__ = (
         # The loop breaker: one sender's recent mail, before each automatic mail.
         Index("ix_intake_sender_recent", "from_addr", "received_at", "status", "automatic"),
@@ -132,7 +132,6 @@ class Intake(SQLModel, table=True):
     # (their trace headers differ), which is what duplicate detection compares.
     content_sha256: str = ""
     size: int
-    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default=RECEIVED, index=True)
     reason: str = ""
     attempts: int = 0
@@ -145,6 +144,17 @@ class Intake(SQLModel, table=True):
     subject: str = ""
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     article_id: int | None = None
+
+
+class IntakeRaw(SQLModel, table=True):
+    """A received message's bytes, as they came, written once when it is stored. A table of
+    their own: on SQLite a row is rewritten whole when any of its columns changes, and the
+    outcome of each message is written after it is stored (migration 0011)."""
+
+    __tablename__ = "intake_raw"
+
+    intake_id: int = Field(foreign_key="intake.id", primary_key=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
 
 
 class Article(SQLModel, table=True):

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from mailgate import loops, notify, tags
 from mailgate.context import Context
 from mailgate.customers import Sender, ensure_contact, identify, look_up_contacts
+from mailgate.intake.spool import stored_raw, stored_raws
 from mailgate.language import mail_language, text_scores
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
@@ -137,7 +138,7 @@ def _new_ticket(
     language = mail_language(mail, ctx.languages)
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
-        staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
+        staff = read_staff_mail(mail, _raw(session, intake), ctx, envelope.is_comment_address)
         customer = next((c.args[0] for c in staff.commands if c.name == "customer"), None)
         if customer is None or not staff.verified:
             problems = list(staff.errors)
@@ -191,7 +192,7 @@ def _follow_up(
     if decision.automatic or decision.direction == "system":
         return add_follow_up(session, decision, mail, intake, sender, ctx.config, ctx.clock())
     if sender.agent is not None:
-        staff = read_staff_mail(mail, intake.raw, ctx, envelope.is_comment_address)
+        staff = read_staff_mail(mail, _raw(session, intake), ctx, envelope.is_comment_address)
         decision = dataclasses.replace(decision, direction=staff.direction, note=staff.note)
         applied = add_follow_up(
             session, decision, mail, intake, sender, ctx.config, ctx.clock(), staff.text
@@ -275,8 +276,8 @@ def process_batch(
     try:
         with _storage_trouble_deferred(), ctx.store.session() as session:
             claimed = _claim(session, ctx, intake_ids)
-            mails = {i: given.get(i) or _parsed(intake) for i, intake in claimed.items()}
-            known = [mail for mail in mails.values() if mail is not None]
+            mails = _parsed(session, claimed, given)
+            known = list(mails.values())
             look_up_contacts(session, [mail.from_addr for mail in known])
             look_up_message_ids(session, [mail.message_id or "" for mail in known])
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
@@ -309,13 +310,23 @@ def prepared(raw: bytes) -> ParsedMail:
     return mail
 
 
-def _parsed(intake: Intake) -> ParsedMail | None:
-    """The parsed message; None for a large one, parsed at its turn, so that a batch holds
-    one large mail's parts at a time and not all of them. A parse that fails splits the
-    batch like any other failure."""
-    if intake.status != RECEIVED or intake.size > PARSE_AHEAD_BYTES:
-        return None
-    return parse(intake.raw)
+def _parsed(
+    session: Session, claimed: Mapping[int, Intake], given: Mapping[int, ParsedMail]
+) -> dict[int, ParsedMail]:
+    """The claimed messages parsed, those given parsed already; without a large one, parsed
+    at its turn, so that a batch holds one large mail's parts at a time and not all of them.
+    A parse that fails splits the batch like any other failure."""
+    wanted = [
+        intake_id
+        for intake_id, intake in claimed.items()
+        if intake_id not in given and intake.status == RECEIVED and intake.size <= PARSE_AHEAD_BYTES
+    ]
+    parsed = {i: parse(raw) for i, raw in stored_raws(session, wanted).items()}
+    return {i: given[i] for i in claimed if i in given} | parsed
+
+
+def _raw(session: Session, intake: Intake) -> bytes:
+    return stored_raw(session, intake.id or 0)
 
 
 def _outcome(
@@ -332,7 +343,7 @@ def _outcome(
     if intake.status != RECEIVED:
         return Outcome(intake_id, intake.status, "already processed")
     if mail is None:
-        mail = parse(intake.raw)
+        mail = parse(_raw(session, intake))
     outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
     _record(intake, outcome, mail, ctx)
     _write_outcome(session, intake)
@@ -409,7 +420,7 @@ def release(
     acknowledgement to a hostile or looping sender is what the quarantine prevented."""
     with ctx.store.session() as session:
         intake = _quarantined(session, intake_id)
-        mail = parse(intake.raw)
+        mail = parse(_raw(session, intake))
         address = (from_addr or mail.from_addr).strip().lower()
         if "@" not in address:
             raise OperatorError(f"message {intake_id} has no sender address: give --from ADDRESS")

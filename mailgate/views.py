@@ -19,6 +19,7 @@ from sqlmodel import Session, UTCDateTime, col, select
 
 from mailgate import sla, tags
 from mailgate.config import Config, parse_duration
+from mailgate.intake.spool import stored_raw
 from mailgate.models import (
     PRIORITIES,
     STATUSES,
@@ -473,10 +474,12 @@ def _peek(raw: bytes) -> tuple[str, str]:
         return "", ""
 
 
-def intake_dict(row: Intake, with_raw: bool = False) -> dict[str, Any]:
+def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> dict[str, Any]:
+    """A stored message as listed; its bytes are read only for what processing did not note
+    (a message quarantined before it parsed) and for its headers."""
     sender, subject = (row.from_addr, row.subject)
     if not sender and not subject:
-        sender, subject = _peek(row.raw)
+        sender, subject = _peek(stored_raw(session, row.id or 0))
     data: dict[str, Any] = {
         "id": row.id,
         "status": row.status,
@@ -489,16 +492,17 @@ def intake_dict(row: Intake, with_raw: bool = False) -> dict[str, Any]:
         "attempts": row.attempts,
         "message_id": row.message_id,
     }
-    if with_raw:
+    if with_headers:
+        raw = stored_raw(session, row.id or 0)
         data["headers"] = (
-            row.raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
+            raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
         )
     return data
 
 
 def intake_rows(session: Session, status: str) -> list[dict[str, Any]]:
     query = select(Intake).where(Intake.status == status).order_by(col(Intake.id))
-    return [intake_dict(row) for row in session.exec(query)]
+    return [intake_dict(session, row) for row in session.exec(query)]
 
 
 def outbox_rows(session: Session, status: str | None = None) -> list[dict[str, Any]]:

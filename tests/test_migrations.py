@@ -10,11 +10,13 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
-from sqlmodel import SQLModel
+from sqlalchemy import Connection, inspect, text
+from sqlmodel import SQLModel, col, select
 
 from mailgate.context import Context
+from mailgate.intake.spool import stored_raws
 from mailgate.loops import automatic_sent
+from mailgate.models import Intake
 from mailgate.store import MIGRATIONS, Store
 
 
@@ -51,6 +53,22 @@ def store_at(db: str, tmp_path: Path, request: pytest.FixtureRequest, revision: 
     alembic.attributes["engine"] = store.engine
     command.upgrade(alembic, revision)
     return store
+
+
+def insert_old_intake(
+    conn: Connection, now: datetime, raw: bytes, status: str, sender: str
+) -> None:
+    """A stored message as revisions before 0011 kept it: its bytes inside the intake row."""
+    conn.execute(
+        text(
+            "INSERT INTO intake (received_at, source, envelope_from, envelope_to,"
+            " sha256, content_sha256, size, raw, status, reason, attempts,"
+            " message_id, from_addr, subject)"
+            " VALUES (:now, 'smtp', '', '', 'x', '', :size, :raw, :status, '', 1, '',"
+            " :sender, '')"
+        ),
+        {"now": now, "raw": raw, "size": len(raw), "status": status, "sender": sender},
+    )
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -93,19 +111,30 @@ def test_0009_notes_the_breakers_verdict_on_mail_processed_before_it(
     ]
     with store.engine.begin() as conn:
         for status, sender, raw in rows:
-            conn.execute(
-                text(
-                    "INSERT INTO intake (received_at, source, envelope_from, envelope_to,"
-                    " sha256, content_sha256, size, raw, status, reason, attempts,"
-                    " message_id, from_addr, subject)"
-                    " VALUES (:now, 'smtp', '', '', 'x', '', 1, :raw, :status, '', 1, '',"
-                    " :sender, '')"
-                ),
-                {"now": now, "raw": raw, "status": status, "sender": sender},
-            )
+            insert_old_intake(conn, now, raw, status, sender)
     store.upgrade()
     with store.engine.connect() as conn:
         noted = list(conn.execute(text("SELECT automatic FROM intake ORDER BY id")).scalars())
     # Mail still waiting, and mail without a sender, get theirs when they are processed.
     assert [None if v is None else bool(v) for v in noted] == [False, True, True, None, None]
+    store.dispose()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_0011_moves_each_stored_message_to_its_own_table_byte_for_byte(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store = store_at(db, tmp_path, request, "0010")
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    raws = [b"From: a@acme.example\r\n\r\nfirst", bytes(range(256)) * 300]
+    with store.engine.begin() as conn:
+        for raw in raws:
+            insert_old_intake(conn, now, raw, "received", "")
+    store.upgrade()
+    with store.session() as session:
+        ids = list(session.exec(select(Intake.id).order_by(col(Intake.id))))
+        assert stored_raws(session, ids) == dict(zip(ids, raws, strict=True))
+    with store.engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("intake")}
+    assert "raw" not in columns and "status" in columns
     store.dispose()

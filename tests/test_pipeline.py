@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from mailgate import blobs, pipeline
 from mailgate.context import Context
-from mailgate.intake.spool import Incoming, accept_many
+from mailgate.intake.spool import Incoming, accept_many, stored_raw
 from mailgate.models import Attachment, Contact, Intake, Ticket
 from mailgate.pipeline import process_batch
 from tests.helpers import articles, ingest, outbox, parsed, tickets
@@ -93,8 +93,7 @@ def test_mail_without_sender_is_quarantined(ctx: Context) -> None:
     outcome = ingest(ctx, raw)
     assert (outcome.status, outcome.reason) == ("quarantined", "no usable sender address in From")
     with ctx.store.session() as session:
-        stored = session.get(Intake, outcome.intake_id)
-        assert stored is not None and stored.raw == raw
+        assert stored_raw(session, outcome.intake_id) == raw
 
 
 def _bounce_for(message_id: str, recipient: str) -> bytes:

@@ -25,8 +25,8 @@ from mailgate.config import (
     Config,
 )
 from mailgate.intake.smtp import ListenError, SmtpIntake, split_listen
-from mailgate.intake.spool import accept
-from mailgate.models import RECEIVED, Intake, Ticket
+from mailgate.intake.spool import accept, stored_raw
+from mailgate.models import RECEIVED, Intake, IntakeRaw, Ticket
 from tests.daemon_harness import (
     CUSTOMER,
     SUPPORT,
@@ -92,7 +92,8 @@ def test_mail_is_stored_then_becomes_a_ticket_with_acknowledgement(tmp_path: Pat
         files = poll(lambda: sorted(sent_dir.glob("*.eml")), what="the acknowledgement file")
         with mg.ctx.store.session() as session:
             stored = session.exec(select(Intake)).one()
-    assert stored.raw == raw  # byte for byte, as the client sent it
+            stored_bytes = stored_raw(session, stored.id or 0)
+    assert stored_bytes == raw  # byte for byte, as the client sent it
     assert stored.envelope_from == CUSTOMER and stored.envelope_to == SUPPORT
     assert len(files) == 1
     ack = message_from_bytes(files[0].read_bytes(), policy=default)
@@ -229,7 +230,7 @@ def test_over_long_line_gets_500_and_the_session_goes_on(tmp_path: Path, length:
         # The rest of the message was read and dropped: the next transaction is in step.
         assert client.sendmail(CUSTOMER, [SUPPORT], good) == {}
         with mg.ctx.store.session() as session:
-            assert session.exec(select(Intake.raw)).one() == good
+            assert session.exec(select(IntakeRaw.raw)).one() == good
 
 
 def test_oversized_message_gets_552_and_the_session_goes_on(tmp_path: Path) -> None:
@@ -241,7 +242,7 @@ def test_oversized_message_gets_552_and_the_session_goes_on(tmp_path: Path) -> N
         assert (code, message) == (552, b"5.3.4 message too large")
         assert client.sendmail(CUSTOMER, [SUPPORT], good) == {}
         with mg.ctx.store.session() as session:
-            assert session.exec(select(Intake.raw)).one() == good
+            assert session.exec(select(IntakeRaw.raw)).one() == good
 
 
 def send_raw_data(client: smtplib.SMTP, wire: bytes) -> tuple[int, bytes]:
@@ -263,7 +264,7 @@ def test_transparent_dots_are_taken_out(tmp_path: Path) -> None:
         assert client.rcpt(SUPPORT)[0] == 250
         assert send_raw_data(client, head.encode("ascii") + wire_body + b".\r\n")[0] == 250
         with mg.ctx.store.session() as session:
-            assert session.exec(select(Intake.raw)).one() == head.encode("ascii") + body
+            assert session.exec(select(IntakeRaw.raw)).one() == head.encode("ascii") + body
 
 
 def test_data_out_of_turn_is_refused(tmp_path: Path) -> None:

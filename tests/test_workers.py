@@ -15,6 +15,7 @@ from sqlmodel import select
 from mailgate import daemon
 from mailgate.config import Config, ProcessingConfig
 from mailgate.context import Context
+from mailgate.intake.spool import stored_raws
 from mailgate.models import Intake, Outbox, Ticket
 from mailgate.pipeline import Outcome
 from mailgate.workers import WorkerProcessor
@@ -82,7 +83,7 @@ class KillingProcessor(WorkerProcessor):
 
     async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
         with self.store.session() as session:
-            raws = [session.get(Intake, i).raw for i in intake_ids]  # type: ignore[union-attr]
+            raws = list(stored_raws(session, intake_ids).values())
         if not any(POISON.encode() in raw for raw in raws):
             return await super().process(ctx, intake_ids)
         pool = self._pool

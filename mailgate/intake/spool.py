@@ -6,14 +6,14 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
-from mailgate.models import Intake
+from mailgate.models import Intake, IntakeRaw
 from mailgate.store import Store
 
 
@@ -96,6 +96,7 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
         query = select(Intake.sha256, Intake.id).where(col(Intake.sha256).in_(set(digests)))
         known: dict[str, int] = {digest: row_id or 0 for digest, row_id in session.exec(query)}
         new: dict[str, dict[str, object]] = {}
+        raws: dict[str, bytes] = {}
         for message, both in zip(messages, computed, strict=True):
             digest = both.sha256
             if digest in known or digest in new:
@@ -108,8 +109,8 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
                 "sha256": digest,
                 "size": len(message.raw),
                 "content_sha256": both.content_sha256,
-                "raw": message.raw,
             }
+            raws[digest] = message.raw
         # Rows, not ORM objects: nothing reads them back here, and intake's share of the
         # core is what sets how fast senders hear their 250.
         ids: dict[str, int] = {}
@@ -117,12 +118,27 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
             insert_rows = insert(Intake).returning(Intake.id, sort_by_parameter_order=True)
             inserted = session.execute(insert_rows, list(new.values())).scalars()
             ids = dict(zip(new, inserted, strict=True))
+            stored = [{"intake_id": ids[digest], "raw": raw} for digest, raw in raws.items()]
+            session.execute(insert(IntakeRaw), stored)
         results, seen = [], set(known)
         for digest in digests:
             first = digest in ids and digest not in seen
             seen.add(digest)
             results.append(Accepted(known.get(digest) or ids[digest], not first))
         return results
+
+
+def stored_raws(session: Session, intake_ids: Collection[int]) -> dict[int, bytes]:
+    """The bytes of stored messages, as they came, by id."""
+    if not intake_ids:
+        return {}
+    wanted = col(IntakeRaw.intake_id).in_(intake_ids)
+    return dict(session.exec(select(IntakeRaw.intake_id, IntakeRaw.raw).where(wanted)).all())
+
+
+def stored_raw(session: Session, intake_id: int) -> bytes:
+    """The bytes of one stored message, as they came."""
+    return stored_raws(session, [intake_id])[intake_id]
 
 
 class GroupCommit:
