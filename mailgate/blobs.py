@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from mailgate.disk import sync_directory
 from mailgate.models import Blob
-from mailgate.store import write
+from mailgate.store import direct
 
 # Directories that got a new name in a session's transaction, synced when it commits.
 _UNSYNCED = "mailgate.unsynced_directories"
@@ -109,7 +109,7 @@ def _add_row(session: Session, digest: str, size: int, path: str) -> bool:
     """Insert the Blob row at once, unless it exists; whether it was inserted. At once, so
     that it is in the database before the attachment rows that refer to it."""
     insert = _INSERT_NEW[session.get_bind().dialect.name]
-    result = write(session, insert, {"sha256": digest, "size": size, "path": path})
+    result = direct(session, insert, {"sha256": digest, "size": size, "path": path})
     return result.first() is not None
 
 

@@ -19,6 +19,7 @@ from mailgate.models import RECEIVED, Intake, IntakeRaw, OutboxRecipient
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
+from mailgate.store import direct
 
 log = logging.getLogger("mailgate.loops")
 
@@ -63,7 +64,7 @@ def is_internal(session: Session, ctx: Context, address: str) -> bool:
 def automatic_sent(session: Session, address: str, since: datetime) -> int:
     """Automatic mails queued to the address since then (To or Cc)."""
     params = {"address": address.lower(), "since": since}
-    return int(session.exec(_AUTOMATIC_SENT, params=params).one())
+    return int(direct(session, _AUTOMATIC_SENT, params).scalar_one())
 
 
 def rate_limited(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
@@ -115,7 +116,7 @@ def _automatic_times(
     """Arrival times of the address's automatic mails, newest first, back to the first gap of
     a whole window (a quiet window resets the breaker, so nothing before it matters)."""
     newer = now
-    rows = session.exec(_RECENT_MAIL, params={"address": address}).all()
+    rows = direct(session, _RECENT_MAIL, {"address": address}).all()
     for intake_id, received_at, automatic in rows:
         moment = aware(received_at)
         if newer - moment >= window:

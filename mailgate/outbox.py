@@ -18,7 +18,7 @@ from mailgate.config import OutboundConfig
 from mailgate.context import Context
 from mailgate.loops import HUMAN_TEMPLATES
 from mailgate.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
-from mailgate.store import Store, write
+from mailgate.store import Store, direct
 from mailgate.transports import PermanentFailure, RelayUnavailable, TemporaryFailure, Transport
 
 log = logging.getLogger("mailgate.outbox")
@@ -72,16 +72,16 @@ def enqueue(
     }
     automatic = template not in HUMAN_TEMPLATES
     addresses = [a for a in dict.fromkeys(a.strip().lower() for a in to_addrs.split(",")) if a]
-    row_id = int(write(session, _INSERT_OUTBOX, row).scalar_one())
+    row_id = int(direct(session, _INSERT_OUTBOX, row).scalar_one())
     # The row id exists only once the row is inserted; the envelope sender needs it.
     envelope_from = bounce_address(ctx.from_address, row_id)
-    write(session, _SET_ENVELOPE_FROM, {"row_id": row_id, "envelope_from": envelope_from})
+    direct(session, _SET_ENVELOPE_FROM, {"row_id": row_id, "envelope_from": envelope_from})
     recipients = [
         {"outbox_id": row_id, "address": a, "automatic": automatic, "created_at": now}
         for a in addresses
     ]
     if recipients:
-        write(session, _INSERT_RECIPIENTS, recipients)
+        direct(session, _INSERT_RECIPIENTS, recipients)
     return row_id
 
 

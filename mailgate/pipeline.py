@@ -37,7 +37,7 @@ from mailgate.route import (
     route,
 )
 from mailgate.screen import screen
-from mailgate.store import StoreUnavailable, write
+from mailgate.store import StoreUnavailable, direct
 from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
 
 log = logging.getLogger("mailgate.pipeline")
@@ -226,7 +226,7 @@ def _write_outcome(session: Session, intake: Intake) -> None:
     for it (a duplicate, the loop breaker). A plain update: the claimed rows are not in the
     session, so its unit of work does not write them again."""
     row = {name: getattr(intake, name) for name in _OUTCOME_COLUMNS}
-    write(session, _UPDATE_INTAKE, {"intake_id": intake.id, **row})
+    direct(session, _UPDATE_INTAKE, {"intake_id": intake.id, **row})
     note_outcome(session, intake)
 
 

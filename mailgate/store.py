@@ -21,7 +21,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 Row = TypeVar("Row", bound=SQLModel)
 
 
-def write(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
+def direct(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
     """Run a plain statement in the session's transaction, on its connection: not through
     the ORM, which would first flush whatever is pending and cost as much again. For
     statements that refer only to rows already written."""
@@ -34,7 +34,7 @@ def insert_row(session: Session, row: Row, *, track: bool = False) -> Row:
     row as if it had been read, so that later changes to it are written on flush."""
     table = row.__table__  # type: ignore[attr-defined]
     values = {c.key: getattr(row, c.key) for c in table.columns if not c.primary_key}
-    row_id = write(session, _returning_id(table), values).scalar_one()
+    row_id = direct(session, _returning_id(table), values).scalar_one()
     row.id = row_id  # type: ignore[attr-defined]
     if track:
         make_transient_to_detached(row)
@@ -47,7 +47,7 @@ def update_row(session: Session, row: SQLModel, **values: Any) -> None:
     read so: the unit of work would otherwise write the same change again, at a cost of
     several statements. Other changes to the object are written on flush as before."""
     table = row.__table__  # type: ignore[attr-defined]
-    write(session, update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
+    direct(session, update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
     for key, value in values.items():
         set_committed_value(row, key, value)
 

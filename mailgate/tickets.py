@@ -36,7 +36,7 @@ from mailgate.models import (
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
-from mailgate.store import insert_row, update_row, write
+from mailgate.store import direct, insert_row, update_row
 
 TICKET_COUNTER = "ticket"
 # Tickets this transaction opened and gave no further agent (#cc AGENT) so far: the staff
@@ -81,7 +81,7 @@ def next_ticket_number(session: Session, start: int) -> int:
 
 def _count_up(session: Session) -> int | None:
     """The counter's next value, taken; None while there is no counter row."""
-    value = write(session, _COUNT_UP).scalar_one_or_none()
+    value = direct(session, _COUNT_UP).scalar_one_or_none()
     return None if value is None else int(value)
 
 
@@ -115,7 +115,7 @@ def record_event(
         "detail": detail,
         "created_at": now,
     }
-    write(session, _INSERT_EVENT, row)
+    direct(session, _INSERT_EVENT, row)
 
 
 def add_article(
@@ -159,7 +159,7 @@ def add_article(
         for part in mail.parts
     ]
     if attachments:
-        write(session, _INSERT_ATTACHMENTS, attachments)
+        direct(session, _INSERT_ATTACHMENTS, attachments)
     return article
 
 
