@@ -478,8 +478,10 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
     """A stored message as listed; its bytes are read only for what processing did not note
     (a message quarantined before it parsed) and for its headers."""
     sender, subject = (row.from_addr, row.subject)
-    if not sender and not subject:
-        sender, subject = _peek(stored_raw(session, row.id or 0))
+    unnoted = not sender and not subject
+    raw = stored_raw(session, row.id or 0) if unnoted or with_headers else b""
+    if unnoted:
+        sender, subject = _peek(raw)
     data: dict[str, Any] = {
         "id": row.id,
         "status": row.status,
@@ -493,7 +495,6 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
         "message_id": row.message_id,
     }
     if with_headers:
-        raw = stored_raw(session, row.id or 0)
         data["headers"] = (
             raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
         )
