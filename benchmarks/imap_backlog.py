@@ -64,12 +64,14 @@ def inbox_size(user: ImapUser) -> int:
         return int(client.select_folder("INBOX", readonly=True)[b"EXISTS"])
 
 
-def run_mailgate(work: Path, user: ImapUser, total: int, timeout: float) -> tuple[float, float]:
+def run_mailgate(
+    work: Path, user: ImapUser, total: int, timeout: float, workers: int
+) -> tuple[float, float]:
     """Seconds until the inbox was empty (every message stored and moved: intake's part),
     and until every message was a ticket or an article as well."""
     port = free_port()
     box = imap_block("support", user.server.port, user.name, user.password)
-    path = mailgate_toml(work, port, extra=box)
+    path = mailgate_toml(work, port, extra=f"[processing]\nworkers = {workers}\n{box}")
     start = time.perf_counter()
     moved: float | None = None
     with child([sys.executable, "-m", "mailgate", "-c", str(path), "run"], port):
@@ -87,6 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=10000, help="backlog size (10000)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed (default 1)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds mailgate may take")
+    parser.add_argument("--workers", type=int, default=1, help="[processing] workers (1)")
     return parser.parse_args(argv)
 
 
@@ -105,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         appended = append_all(user, raws)
         print(f"APPEND to Dovecot: {appended:.1f} s")
         fetched, bare = bare_fetch(user)
-        moved, ours = run_mailgate(work, user, len(raws), args.timeout)
+        moved, ours = run_mailgate(work, user, len(raws), args.timeout, args.workers)
         bare_rate = fetched / bare
         print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'ratio':>8}")
         print(f"{'bare imapclient fetch loop':<34}{fetched:>9}{bare:>9.1f}{bare_rate:>9.1f}")

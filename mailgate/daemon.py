@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import signal
 import time
@@ -46,6 +47,9 @@ JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finis
 INTAKE_BUSY_SECONDS = 0.5
 PROCESSING_DEFER_SECONDS = 5.0  # then a batch anyway: a long flood still gets processed
 OUTBOX_DEFER_SECONDS = 5.0
+# Queued messages parsed ahead of the worker (where a second process does that), in batches:
+# with one, a batch the parser was slow with would be parsed by the worker instead.
+LOOK_AHEAD_BATCHES = 2
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
 HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
@@ -54,6 +58,15 @@ RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
 # A batch whose worker process died is taken up again message by message; a message that
 # was in hand at this many deaths is quarantined, since it is likely what kills the worker.
 MAX_WORKER_DEATHS = 2
+
+
+class WorkQueue(asyncio.Queue[int | None]):
+    """Stored messages for the processing tasks, first come first; None: no more work."""
+
+    def waiting(self, limit: int) -> list[int]:
+        """The ids queued next, up to limit, left in the queue (to parse them ahead)."""
+        # `_queue` is the deque that asyncio.Queue keeps for its subclasses to use.
+        return [i for i in itertools.islice(self._queue, limit) if i is not None]
 
 
 class Trouble:
@@ -94,7 +107,7 @@ class Daemon:
         ]
         self.imap_stop = asyncio.Event()
         self.imap_tasks: list[asyncio.Task[None]] = []
-        self.queue: asyncio.Queue[int | None] = asyncio.Queue()  # None: no more work
+        self.queue = WorkQueue()
         self.processor: Processor = build_processor(ctx)
         # Messages in hand when a worker process died, and how often; processed alone.
         self.suspects: dict[int, int] = {}
@@ -165,7 +178,7 @@ class Daemon:
         await self._enqueue_pending()
         while batch := await self._next_batch(self.ctx.config.processing.batch_size):
             await self._quiet_intake(PROCESSING_DEFER_SECONDS)
-            await self._process(batch)
+            await self._process(batch, self.queue.waiting(LOOK_AHEAD_BATCHES * len(batch)))
 
     def _intake_busy(self) -> bool:
         committer = self.intake.handler.committer
@@ -198,9 +211,9 @@ class Daemon:
             self.offer_pending(ids)
             return
 
-    async def _process(self, batch: list[int]) -> None:
+    async def _process(self, batch: list[int], queued: Sequence[int] = ()) -> None:
         try:
-            outcomes = await self.processor.process(self.ctx, batch)
+            outcomes = await self.processor.process(self.ctx, batch, queued)
         except StoreUnavailable as exc:
             # The messages stay `received`; try again shortly (or at the next start).
             self.store_trouble.failed(f"intake_ids={_ids(batch)} error={str(exc)!r}")

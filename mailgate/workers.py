@@ -12,19 +12,19 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-import signal
-import threading
-import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 from mailgate import pipeline
+from mailgate.ahead import StoredAhead, worth_it
 from mailgate.app import build_context, build_renderer
+from mailgate.children import owned_by
 from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.logs import configure_logging
+from mailgate.parse import ParsedMail
 from mailgate.pipeline import Outcome
 
 log = logging.getLogger("mailgate.workers")
@@ -35,7 +35,11 @@ class WorkerDied(Exception):
 
 
 class Processor(Protocol):
-    async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]: ...
+    async def process(
+        self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
+    ) -> list[Outcome]:
+        """Bring the batch to its outcomes; `queued`: what is likely to come next."""
+        ...
 
     def warm_up(self) -> None: ...
 
@@ -47,7 +51,9 @@ class Processor(Protocol):
 class InlineProcessor:
     """Processing in a thread of the daemon's own process (`[processing] workers = 0`)."""
 
-    async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+    async def process(
+        self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
+    ) -> list[Outcome]:
         return await asyncio.to_thread(pipeline.process_batch, ctx, intake_ids)
 
     def warm_up(self) -> None:
@@ -64,12 +70,17 @@ class WorkerProcessor:
     """Processing in worker processes, each with its own database connections and renderer.
 
     Every batch carries the configuration and a generation number that a reload raises: a
-    worker builds its context again (templates read anew) when the number changed."""
+    worker builds its context again (templates read anew) when the number changed.
+
+    One worker writes one batch after another; on a machine with a core to spare, a second
+    process parses the queued messages meanwhile (ahead.py), and the worker gets them parsed
+    with their batch. Several workers parse side by side already and need none."""
 
     def __init__(self, config: Config, workers: int) -> None:
         self.workers = workers
         self.generation = 0
         self._pool = self._new_pool(config)
+        self.ahead = StoredAhead.start(config) if workers == 1 and worth_it() else None
 
     def _new_pool(self, config: Config) -> ProcessPoolExecutor:
         # Not fork: the daemon has threads (SQLite, IMAP) whose locks a fork would copy
@@ -80,8 +91,15 @@ class WorkerProcessor:
             self.workers, context, initializer=_start_worker, initargs=(config, os.getpid())
         )
 
-    async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
-        job = (ctx.config, self.generation, list(intake_ids))
+    async def process(
+        self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
+    ) -> list[Outcome]:
+        parsed: dict[int, ParsedMail] = {}
+        if self.ahead is not None:
+            parsed = await asyncio.to_thread(self.ahead.taken, intake_ids)
+            self.ahead.look_ahead([i for i in queued if i not in intake_ids])
+            log.debug("event=batch messages=%d parsed_ahead=%d", len(intake_ids), len(parsed))
+        job = (ctx.config, self.generation, list(intake_ids), parsed)
         try:
             future = self._pool.submit(_process_in_worker, *job)
         except BrokenProcessPool:
@@ -115,6 +133,8 @@ class WorkerProcessor:
         self.generation += 1
 
     def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -127,58 +147,31 @@ def build_processor(ctx: Context) -> Processor:
 
 # In the worker process ---------------------------------------------------------------------
 
-ORPHAN_CHECK_SECONDS = 1.0
 _worker: tuple[int, Context] | None = None  # the generation it was built for, and the context
 
 
 def _start_worker(config: Config, daemon_pid: int) -> None:
-    serve(daemon_pid)
+    owned_by(daemon_pid)
     configure_logging(config.logging)
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.
     _worker = (0, build_context(config, migrate=False))
 
 
-def serve(parent_pid: int) -> None:
-    """Make this pool process one that its parent alone ends: the parent decides when its
-    workers stop (the daemon after draining), so Ctrl-C in a terminal or systemd's SIGTERM
-    to the whole group must not end one in the middle of a batch; and it ends by itself
-    once the parent is gone."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    threading.Thread(
-        target=_end_with, args=(parent_pid,), name="mailgate-orphan-check", daemon=True
-    ).start()
-
-
-def _end_with(parent_pid: int) -> None:
-    """End this worker once its parent is gone (killed, crashed). Its pool would never say
-    so: a worker holds a copy of its own job queue's writing end, and the fork server lives
-    as long as any worker does. An unfinished transaction is rolled back by the database;
-    its messages wait, stored, for the next start."""
-    while True:
-        time.sleep(ORPHAN_CHECK_SECONDS)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            log.warning("event=worker_orphaned parent_pid=%d", parent_pid)
-            os._exit(1)
-        except PermissionError:  # alive, and another user's (a reused pid): not ours
-            os._exit(1)
-
-
 def _ready() -> bool:
     return _worker is not None
 
 
-def _process_in_worker(config: Config, generation: int, intake_ids: list[int]) -> list[Outcome]:
+def _process_in_worker(
+    config: Config, generation: int, intake_ids: list[int], parsed: dict[int, ParsedMail]
+) -> list[Outcome]:
     global _worker
     assert _worker is not None, "worker used before its initializer ran"
     built_for, ctx = _worker
     if built_for != generation:
         ctx = _reloaded(ctx, config)
         _worker = (generation, ctx)
-    return pipeline.process_batch(ctx, intake_ids)
+    return pipeline.process_batch(ctx, intake_ids, parsed)
 
 
 def _reloaded(ctx: Context, config: Config) -> Context:

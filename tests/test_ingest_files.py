@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
+from mailgate import ahead as ahead_module
 from mailgate.app import build_context
 from mailgate.context import Context
 from mailgate.intake import files
@@ -126,7 +127,7 @@ def test_a_batch_takes_what_is_parsed_waits_for_what_is_being_parsed_and_parses_
 def test_a_part_stuck_in_the_second_process_is_parsed_here(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(files, "WAIT", 0.1)
+    monkeypatch.setattr(ahead_module, "WAIT", 0.1)
     given: dict[str, bytes | None] = {"m0": make_mail(), "m1": make_mail(subject="Zweite")}
     done, stuck, _ = _parts_of(given)
     start = time.monotonic()

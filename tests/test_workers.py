@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import os
+import re
 import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sqlmodel import select
+from sqlmodel import func, select
 
 from mailgate import daemon
+from mailgate.ahead import worth_it
+from mailgate.app import build_context
 from mailgate.config import Config, ProcessingConfig
 from mailgate.context import Context
-from mailgate.intake.spool import stored_raws
-from mailgate.models import Intake, Outbox, Ticket
+from mailgate.intake.spool import Incoming, accept_many, stored_raws
+from mailgate.models import Article, Intake, Outbox, Ticket
 from mailgate.pipeline import Outcome
 from mailgate.workers import WorkerProcessor
 from tests.daemon_harness import Child, count, daemon_config, running, send_data, write_config
@@ -73,6 +77,36 @@ def test_killed_idle_worker_is_replaced_and_nothing_is_lost(
         assert {i.status for i in session.exec(select(Intake))} == {"done"}
 
 
+@pytest.mark.skipif(not worth_it(), reason="parsing ahead needs a second core")
+def test_a_backlog_is_parsed_ahead_of_the_worker_and_ends_as_without(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mailgate.workers")
+    config = with_workers(daemon_config(tmp_path))
+    backlog = build_context(config)
+    requests = [
+        make_mail(subject=f"Drucker {n}", sender=f"k{n}@firma{n}.example") for n in range(300)
+    ]
+    replies = [
+        make_mail(subject=f"AW: [CID-{1000 + n}] Drucker {n}", sender=f"k{n}@firma{n}.example")
+        for n in range(300)
+    ]
+    now = backlog.clock()
+    accept_many(backlog.store, [Incoming(raw, "smtp", now) for raw in requests + replies])
+    backlog.store.dispose()
+
+    with running(config) as mg:
+        poll(lambda: count(mg.ctx, Article) == 600 or None, timeout=120, what="the backlog")
+
+    assert ticket_subjects(mg.ctx) == sorted(f"Drucker {n}" for n in range(300))
+    with mg.ctx.store.session() as session:
+        assert {i.status for i in session.exec(select(Intake))} == {"done"}
+        per_ticket = session.exec(select(Article.ticket_id, func.count()).group_by("ticket_id"))
+        assert {n for _, n in per_ticket} == {2}  # each request and its reply
+    handed = re.findall(r"event=batch messages=\d+ parsed_ahead=(\d+)", caplog.text)
+    assert sum(map(int, handed)) > 0, "no batch came parsed ahead"
+
+
 class KillingProcessor(WorkerProcessor):
     """Worker processes, and an outside force (the OOM killer, say) that ends the worker
     whenever the poison message is in its hands."""
@@ -81,13 +115,15 @@ class KillingProcessor(WorkerProcessor):
         super().__init__(ctx.config, ctx.config.processing.workers)
         self.store = ctx.store
 
-    async def process(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+    async def process(
+        self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
+    ) -> list[Outcome]:
         with self.store.session() as session:
             raws = list(stored_raws(session, intake_ids).values())
         if not any(POISON.encode() in raw for raw in raws):
-            return await super().process(ctx, intake_ids)
+            return await super().process(ctx, intake_ids, queued)
         pool = self._pool
-        work = super().process(ctx, intake_ids)
+        work = super().process(ctx, intake_ids, queued)
         task = asyncio.ensure_future(work)
         await asyncio.sleep(0)  # the batch is handed over
         for pid in list(pool._processes):
@@ -126,12 +162,14 @@ def test_a_killed_daemon_leaves_no_worker_behind(tmp_path: Path) -> None:
     daemon_process.start()
     assert daemon_process.proc is not None
     pid = daemon_process.proc.pid
-    helpers = poll(lambda: _descendants(pid) if len(_descendants(pid)) >= 3 else None)
+    # The fork server, the resource tracker, the worker, and on 2+ cores the parser.
+    expected = 4 if worth_it() else 3
+    helpers = poll(lambda: _descendants(pid) if len(_descendants(pid)) >= expected else None)
     daemon_process.kill()  # SIGKILL: no chance to stop its workers
     poll(lambda: not any(Path(f"/proc/{p}").exists() for p in helpers), what="orphans gone")
     assert "event=worker_orphaned" in (tmp_path / "log").read_text()
 
 
 def _descendants(pid: int) -> list[int]:
-    """Children and grandchildren: the fork server, its worker, the resource tracker."""
+    """Children and grandchildren."""
     return [p for child in children(pid) for p in (child, *children(child))]

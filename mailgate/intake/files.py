@@ -1,9 +1,5 @@
 """Messages from files and standard input (`mailgate ingest`): stored and processed a batch
-at a time, while a second process parses the next batch.
-
-Parsing is a third of the work on a message and needs nothing from the database; writing
-tickets needs the database and must go in order (a reply finds the ticket an earlier mail
-opened). So one process writes, batch after batch, and another parses ahead of it.
+at a time, in the order given, while a second process parses the next batches (ahead.py).
 """
 
 from __future__ import annotations
@@ -11,20 +7,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 
 from mailgate import pipeline
+from mailgate.ahead import PART, SecondProcess, finished, worth_it
+from mailgate.children import owned_by
 from mailgate.context import Context
 from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
-from mailgate.workers import serve
 
 log = logging.getLogger("mailgate.ingest")
 
@@ -33,10 +29,6 @@ BATCH = 50
 # Batches handed to the second process before this one reaches them: with one, a batch the
 # second process was slow with was parsed here whole, a third of all messages in a run.
 AHEAD = 2
-# Messages the second process parses per task: what it has not begun of a batch when this
-# process reaches it, this one parses; what it is working on, this one waits for.
-PART = 10
-WAIT = 2.0  # seconds, at most, for a part the second process is working on
 
 
 @dataclass(frozen=True)
@@ -59,9 +51,9 @@ def ingest(
     batches = iter(batches)
     first, second = next(batches, None), next(batches, None)
     # One batch (a mail piped in by the MTA, say) is not worth starting a process for.
-    worth_it = second is not None and (os.cpu_count() or 1) > 1
+    several = second is not None
     batches = chain([b for b in (first, second) if b is not None], batches)
-    with _parser(parse_ahead and worth_it) as submit:
+    with _parser(parse_ahead and several and worth_it()) as submit:
         queued: deque[tuple[Batch, Parsing]] = deque()
         for batch in batches:
             queued.append((batch, submit(batch)))
@@ -72,20 +64,9 @@ def ingest(
 
 
 def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
-    """The batch, with what the second process has made of it by now. A part it is working
-    on is waited for (milliseconds, unless it is in trouble: then at most WAIT seconds); a
-    part it has not begun is taken back and parsed at its turn here. So neither process
-    idles while the other has work, and the second process only ever saves time."""
+    """The batch, with what the second process has made of it by now."""
     batch, parsing = queued
-    ahead: dict[str, Ahead] = {}
-    for part in parsing:
-        if part.cancel():  # not begun: parsed at its turn instead
-            continue
-        try:
-            ahead.update(part.result(timeout=WAIT))
-        except Exception:  # gone (submit() says so) or stuck: parsed at its turn
-            continue
-    return batch, ahead
+    return batch, finished(parsing)
 
 
 def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
@@ -117,37 +98,17 @@ def _parser(in_second_process: bool) -> Iterator[Callable[[Batch], Parsing]]:
     if not in_second_process:
         yield lambda batch: []
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["mailgate.intake.files"])
-    with ProcessPoolExecutor(1, context, initializer=serve, initargs=(os.getpid(),)) as pool:
-        # Starting the process takes about a second, during which submit() blocks: it is
-        # started from a thread, and the batches meanwhile are parsed at their turn.
-        gone = threading.Event()
-        starting = threading.Thread(target=_start, args=(pool, gone), name="mailgate-parser")
-        starting.start()
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["mailgate.intake.files"])
+    second = SecondProcess(owned_by, os.getpid())
 
-        def submit(batch: Batch) -> Parsing:
-            if starting.is_alive() or gone.is_set():
-                return []
-            try:
-                return [pool.submit(_parse_all, part) for part in _parts(batch)]
-            except Exception as exc:  # gone (killed, out of memory): parsed here from now on
-                _stopped(gone, exc)
-                return []
+    def submit(batch: Batch) -> Parsing:
+        parts = [second.submit(_parse_all, part) for part in _parts(batch)]
+        return [part for part in parts if part is not None]
 
-        yield submit
-
-
-def _start(pool: ProcessPoolExecutor, gone: threading.Event) -> None:
     try:
-        pool.submit(int)
-    except Exception as exc:  # no second process: each batch is parsed at its turn
-        _stopped(gone, exc)
-
-
-def _stopped(gone: threading.Event, exc: Exception) -> None:
-    gone.set()
-    log.warning("event=parse_ahead_stopped reason=%r", str(exc) or type(exc).__name__)
+        yield submit
+    finally:
+        second.close()
 
 
 def _parts(batch: Batch) -> list[dict[str, bytes]]:
