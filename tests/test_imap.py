@@ -167,6 +167,21 @@ def test_connection_lost_while_idling_is_picked_up_again(
     assert caplog.text.count("event=imap_connection_recovered") == 1
 
 
+def test_processed_folder_deleted_while_serving_is_created_again(
+    sqlite_ctx: Context, imap_user: ImapUser
+) -> None:
+    stored = Recorder()
+    imap_user.append(make_mail(subject="Before"))
+    with serving(ImapIntake(sqlite_ctx, mailbox_for(imap_user), stored)):
+        poll(lambda: len(imap_user.folder(PROCESSED)) == 1, what="the first move")
+        with imap_user.client() as client:
+            client.delete_folder(PROCESSED)  # someone tidies up the mailbox
+        imap_user.append(make_mail(subject="After"))
+        poll(lambda: len(imap_user.folder(PROCESSED)) == 1, timeout=20, what="the second move")
+        assert imap_user.folder("INBOX") == {}
+    assert len(stored.snapshot()) == 2  # each stored once; the second moved after reconnecting
+
+
 def test_without_idle_and_move_it_polls_and_copies(
     sqlite_ctx: Context, imap_user: ImapUser
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import ssl
 import threading
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from imapclient import SEEN, IMAPClient, SocketTimeout
+from sqlmodel import Session
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
 from mailgate.context import Context
@@ -77,6 +79,7 @@ class ImapIntake:
         self.announced = False  # the first session is logged; later ones only when recovering
         self.backoff = BACKOFF_FIRST  # seconds before the next reconnect; doubles while failing
         self.draining = threading.Lock()
+        self.target_checked_on: IMAPClient | None = None  # the connection that saw it exist
         # With several instances on one PostgreSQL database, one of them serves the mailbox.
         self.lock = AdvisoryLock(ctx.store, f"imap-mailbox:{mailbox.name}")
         self.standing_by = False
@@ -291,9 +294,11 @@ class ImapIntake:
         if not found:
             return 0
         now = self.ctx.clock()
-        results = spool.accept_many(
-            self.ctx.store, [spool.Incoming(raw, self.source, now) for _, raw in found]
-        )
+        incoming = [spool.Incoming(raw, self.source, now) for _, raw in found]
+        # How far the folder is read is committed with the messages: never one without the other.
+        done = [uid for uid, _ in found]
+        read_up_to = functools.partial(self._save_state, uidvalidity=uidvalidity, last_uid=done[-1])
+        results = spool.accept_many(self.ctx.store, incoming, then=read_up_to)
         stored = 0
         for (uid, _), accepted in zip(found, results, strict=True):
             log.info(
@@ -306,8 +311,6 @@ class ImapIntake:
             if not accepted.duplicate:
                 self.on_stored(accepted.intake_id)
                 stored += 1
-        done = [uid for uid, _ in found]
-        self._save_state(uidvalidity, done[-1])
         self._move(client, done)
         return stored
 
@@ -315,8 +318,12 @@ class ImapIntake:
         if not uids:
             return
         target = self.mailbox.processed_folder
-        if not client.folder_exists(target):
-            client.create_folder(target)
+        # Looked up once a connection (a round trip per batch otherwise); should someone
+        # delete it meanwhile, the move fails and the new connection creates it again.
+        if self.target_checked_on is not client:
+            if not client.folder_exists(target):
+                client.create_folder(target)
+            self.target_checked_on = client
         # Read with PEEK until now; whoever browses the processed folder sees them as handled.
         client.add_flags(uids, [SEEN])
         if client.has_capability("MOVE"):
@@ -351,23 +358,20 @@ class ImapIntake:
                 state.uidvalidity,
                 uidvalidity,
             )
-            self._save_state(uidvalidity, 0)
+            with self.ctx.store.session() as session:
+                self._save_state(session, uidvalidity, 0)
             return 0
         return state.last_uid
 
-    def _save_state(self, uidvalidity: int, last_uid: int) -> None:
-        with self.ctx.store.session() as session:
-            state = session.get(ImapState, self.mailbox.name)
-            if state is None:
-                state = ImapState(
-                    mailbox=self.mailbox.name,
-                    uidvalidity=0,
-                    last_uid=0,
-                    updated_at=self.ctx.clock(),
-                )
-            state.uidvalidity, state.last_uid = uidvalidity, last_uid
-            state.updated_at = self.ctx.clock()
-            session.add(state)
+    def _save_state(self, session: Session, uidvalidity: int, last_uid: int) -> None:
+        state = session.get(ImapState, self.mailbox.name)
+        if state is None:
+            state = ImapState(
+                mailbox=self.mailbox.name, uidvalidity=0, last_uid=0, updated_at=self.ctx.clock()
+            )
+        state.uidvalidity, state.last_uid = uidvalidity, last_uid
+        state.updated_at = self.ctx.clock()
+        session.add(state)
 
 
 def _close(client: IMAPClient) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,9 +87,12 @@ def accept(
     return accept_many(store, [Incoming(raw, source, now, envelope_from, envelope_to)])[0]
 
 
-def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
+def accept_many(
+    store: Store, messages: Sequence[Incoming], then: Callable[[Session], None] | None = None
+) -> list[Accepted]:
     """Store several messages in one transaction: one commit for all, in their order. The
-    same bytes twice (stored before, or twice in this batch) are stored once."""
+    same bytes twice (stored before, or twice in this batch) are stored once. `then` writes
+    what must be committed with them (how far the IMAP poller has read)."""
     computed = [m.digests or Digests.of(m.raw) for m in messages]
     digests = [d.sha256 for d in computed]
     with store.session(durable=True) as session:
@@ -125,6 +128,8 @@ def accept_many(store: Store, messages: Sequence[Incoming]) -> list[Accepted]:
             first = digest in ids and digest not in seen
             seen.add(digest)
             results.append(Accepted(known.get(digest) or ids[digest], not first))
+        if then is not None:
+            then(session)
         return results
 
 
