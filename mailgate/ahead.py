@@ -131,7 +131,14 @@ class StoredAhead:
         """The batch's messages that the second process parsed (see finished()). Blocks for
         at most WAIT seconds: called in a thread of the daemon."""
         tasks = {self._tasks[i] for i in intake_ids if i in self._tasks}
-        self._tasks = {i: task for i, task in self._tasks.items() if task not in tasks}
+        # Batches come in the order stored. What is older than this one and still here had
+        # its batch go elsewhere (let go after a fault, to come back later): not kept for
+        # ever, it is parsed by the worker when it comes back.
+        oldest = min(intake_ids, default=0)
+        self._tasks = {
+            i: task for i, task in self._tasks.items() if task not in tasks and i >= oldest
+        }
+        self._ready = {i: mail for i, mail in self._ready.items() if i >= oldest}
         self._ready.update(finished(tasks))
         return {i: self._ready.pop(i) for i in intake_ids if i in self._ready}
 

@@ -124,3 +124,18 @@ def test_a_task_not_begun_is_taken_back_and_a_stuck_one_is_not_waited_for(
     assert time.monotonic() - start < 5
     # Taken back, not lost: those not parsed are handed over again when queued again.
     assert len(stored_ahead.look_ahead(ids[10:])) == 2
+
+
+def test_parsed_mail_whose_batch_went_elsewhere_is_not_kept(desk: Context) -> None:
+    raws = [make_mail(subject=f"Frage {n}") for n in range(30)]
+    ids = [store(desk, raw) for raw in raws]
+    stored_ahead = StoredAhead(HandMade())
+    tasks = stored_ahead.look_ahead(ids)
+    for task, start in zip(tasks, (0, 10, 20), strict=True):
+        task.set_result({i: prepared(raws[start]) for i in ids[start : start + 10]})
+
+    # The first ten were let go (a fault of ours): the next batch is the second ten.
+    assert sorted(stored_ahead.taken(ids[10:20])) == ids[10:20]
+
+    assert sorted(stored_ahead.taken(ids[20:])) == ids[20:]  # later ones are kept
+    assert len(stored_ahead.look_ahead(ids[:10])) == 1  # the older ones were not
