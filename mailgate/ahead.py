@@ -9,10 +9,12 @@ reads the queued messages from the database by id (StoredAhead, below).
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -34,6 +36,9 @@ log = logging.getLogger("mailgate.ahead")
 # task's messages itself if the task has not begun, and waits for a task being worked on.
 PART = 10
 WAIT = 2.0  # seconds, at most, for a task the second process is working on
+# The daemon replaces a second process that died, this long after the last start at the
+# soonest: one that dies at every start must not cost a process start per batch.
+RESTART_SECONDS = 60.0
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -63,6 +68,10 @@ class SecondProcess:
         if not self._gone.is_set():
             self._gone.set()
             log.warning("event=parse_ahead_stopped reason=%r", str(exc) or type(exc).__name__)
+
+    @property
+    def gone(self) -> bool:
+        return self._gone.is_set()
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T] | None:
         if self._starting.is_alive() or self._gone.is_set():
@@ -104,18 +113,21 @@ class StoredAhead:
     the second process; the worker gets them parsed with the batch they come in. For one
     processing task: look_ahead() and taken() are called one after the other."""
 
-    def __init__(self, second: SecondProcess) -> None:
-        self._second = second
+    def __init__(self, start: Callable[[], SecondProcess]) -> None:
+        self._start = start
+        self._second = start()
+        self._started_at = time.monotonic()
         self._tasks: dict[int, Future[dict[int, ParsedMail]]] = {}  # queued id -> its task
         self._ready: dict[int, ParsedMail] = {}  # parsed in a task taken with an earlier batch
 
     @classmethod
     def start(cls, config: Config) -> StoredAhead:
-        return cls(SecondProcess(_start_reader, config, os.getpid()))
+        return cls(functools.partial(SecondProcess, _start_reader, config, os.getpid()))
 
     def look_ahead(self, queued: Sequence[int]) -> list[Future[dict[int, ParsedMail]]]:
         """Start parsing the queued messages not handed over before, PART a task; returns
         the tasks started (none while the second process starts, or once it is gone)."""
+        self._replace_if_gone()
         fresh = [i for i in queued if i not in self._tasks and i not in self._ready]
         started = []
         for start in range(0, len(fresh), PART):
@@ -141,6 +153,17 @@ class StoredAhead:
         self._ready = {i: mail for i, mail in self._ready.items() if i >= oldest}
         self._ready.update(finished(tasks))
         return {i: self._ready.pop(i) for i in intake_ids if i in self._ready}
+
+    def _replace_if_gone(self) -> None:
+        """A second process that died (killed, out of memory) is replaced: the daemon runs
+        for months, and one death must not cost the speed for the rest of them."""
+        if not self._second.gone or time.monotonic() - self._started_at < RESTART_SECONDS:
+            return
+        log.warning("event=parse_ahead_restarted")
+        self._second.close()
+        self._tasks.clear()  # the old process's: failed or cancelled
+        self._second = self._start()
+        self._started_at = time.monotonic()
 
     def close(self) -> None:
         self._second.close()

@@ -6,6 +6,8 @@ only ever save time: a task not begun is taken back, one that is stuck is not wa
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
@@ -90,11 +92,32 @@ def test_only_messages_still_waiting_and_small_enough_are_parsed_ahead(
     assert parsed[waiting].subject == "Wartet noch"
 
 
+def test_a_second_process_that_died_is_replaced(
+    desk: Context, stored_ahead: StoredAhead, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ahead_module, "RESTART_SECONDS", 0.0)
+    raws = [make_mail(subject=f"Frage {n}") for n in range(20)]
+    ids = [store(desk, raw) for raw in raws]
+    handed_over(stored_ahead, ids[:10])
+    assert sorted(stored_ahead.taken(ids[:10])) == ids[:10]
+
+    for pid in list(stored_ahead._second._pool._processes):  # the OOM killer, say
+        os.kill(pid, signal.SIGKILL)
+    poll(lambda: stored_ahead._second.submit(int) is None, what="the loss noticed")
+
+    handed_over(stored_ahead, ids[10:])  # by a new second process
+    assert sorted(stored_ahead.taken(ids[10:])) == ids[10:]
+
+
 class HandMade(SecondProcess):
     """A second process whose tasks the test finishes (or not) by hand."""
 
     def __init__(self) -> None:
         self.tasks: list[Future[Any]] = []
+
+    @property
+    def gone(self) -> bool:
+        return False
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         self.tasks.append(Future())
@@ -111,7 +134,7 @@ def test_a_task_not_begun_is_taken_back_and_a_stuck_one_is_not_waited_for(
     raws = [make_mail(subject=f"Frage {n}") for n in range(30)]
     ids = [store(desk, raw) for raw in raws]
     second = HandMade()
-    stored_ahead = StoredAhead(second)
+    stored_ahead = StoredAhead(lambda: second)
     done, stuck, waiting = stored_ahead.look_ahead(ids)
     done.set_result({i: prepared(raw) for i, raw in zip(ids[:10], raws, strict=False)})
     stuck.set_running_or_notify_cancel()
@@ -129,7 +152,7 @@ def test_a_task_not_begun_is_taken_back_and_a_stuck_one_is_not_waited_for(
 def test_parsed_mail_whose_batch_went_elsewhere_is_not_kept(desk: Context) -> None:
     raws = [make_mail(subject=f"Frage {n}") for n in range(30)]
     ids = [store(desk, raw) for raw in raws]
-    stored_ahead = StoredAhead(HandMade())
+    stored_ahead = StoredAhead(HandMade)
     tasks = stored_ahead.look_ahead(ids)
     for task, start in zip(tasks, (0, 10, 20), strict=True):
         task.set_result({i: prepared(raws[start]) for i in ids[start : start + 10]})
