@@ -62,12 +62,15 @@ def rss(pid: int) -> tuple[int, int]:
 
 
 def family(pid: int) -> dict[str, int]:
-    """The daemon and its descendants (the fork server, the workers) by role and pid."""
+    """The daemon and its descendants by role and pid: the fork server and the resource
+    tracker (helper0, helper1), and the fork server's children by the name ps shows for
+    them (worker, parser)."""
     roles = {"daemon": pid}
     for n, server in enumerate(children(pid)):
         roles[f"helper{n}"] = server
-        for k, worker in enumerate(children(server)):
-            roles[f"worker{k}"] = worker
+        for k, process in enumerate(children(server)):
+            name = Path(f"/proc/{process}/comm").read_text().strip().removeprefix("mailgate-")
+            roles[name if name not in roles else f"{name}{k}"] = process
     return roles
 
 

@@ -39,6 +39,7 @@ WAIT = 2.0  # seconds, at most, for a task the second process is working on
 # The daemon replaces a second process that died, this long after the last start at the
 # soonest: one that dies at every start must not cost a process start per batch.
 RESTART_SECONDS = 60.0
+PARSER_NAME = "mailgate-parser"  # what ps and top show
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -175,7 +176,7 @@ _store: Store | None = None
 
 
 def _start_reader(config: Config, daemon_pid: int) -> None:
-    owned_by(daemon_pid)
+    owned_by(daemon_pid, PARSER_NAME)
     configure_logging(config.logging)
     global _store
     _store = Store(config.database.url, config.database.busy_timeout)

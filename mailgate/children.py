@@ -3,27 +3,38 @@ ahead): their parent alone decides when they stop, and they end once it is gone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 log = logging.getLogger("mailgate.workers")
 
 ORPHAN_CHECK_SECONDS = 1.0
 
 
-def owned_by(parent_pid: int) -> None:
+def owned_by(parent_pid: int, name: str) -> None:
     """Make this pool process one that its parent alone ends: the parent decides when its
     children stop (the daemon after draining), so Ctrl-C in a terminal or systemd's SIGTERM
     to the whole group must not end one in the middle of a batch; and it ends by itself
-    once the parent is gone."""
+    once the parent is gone. `name`: what ps and top show for it."""
+    _call_it(name)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(
         target=_end_with, args=(parent_pid,), name="mailgate-orphan-check", daemon=True
     ).start()
+
+
+def _call_it(name: str) -> None:
+    """Name this process where ps and top read it (Linux; 15 bytes at most): otherwise
+    every process of mailgate is just `python3`, and an operator cannot tell which one
+    grows or spins."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name[:15], encoding="ascii")
 
 
 def _end_with(parent_pid: int) -> None:

@@ -151,7 +151,7 @@ _worker: tuple[int, Context] | None = None  # the generation it was built for, a
 
 
 def _start_worker(config: Config, daemon_pid: int) -> None:
-    owned_by(daemon_pid)
+    owned_by(daemon_pid, "mailgate-worker")
     configure_logging(config.logging)
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.

@@ -92,7 +92,7 @@ def test_memory_benchmark_runs_on_a_small_attachment(
     assert bench.main(["--attachment-mb", "1", "--skip-imap"]) == 0
     out = capsys.readouterr().out
     # The daemon (takes the mail in) and its worker (parses it) each have a row, and a sum.
-    for process in ("daemon", "worker0"):
+    for process in ("daemon", "worker"):
         row = rf"^smtp\s+{process}\s+1\.\d\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+[\d.]+\s+[\d.]+$"
         assert re.search(row, out, re.M), out
     assert re.search(r"^smtp\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out

@@ -165,9 +165,19 @@ def test_a_killed_daemon_leaves_no_worker_behind(tmp_path: Path) -> None:
     # The fork server, the resource tracker, the worker, and on 2+ cores the parser.
     expected = 4 if worth_it() else 3
     helpers = poll(lambda: _descendants(pid) if len(_descendants(pid)) >= expected else None)
+    # Named for ps and top, which would show each as python3 otherwise.
+    names = {"mailgate-worker", "mailgate-parser"} if worth_it() else {"mailgate-worker"}
+    poll(lambda: names <= {_name(p) for p in helpers}, what="the children's names")
     daemon_process.kill()  # SIGKILL: no chance to stop its workers
     poll(lambda: not any(Path(f"/proc/{p}").exists() for p in helpers), what="orphans gone")
     assert "event=worker_orphaned" in (tmp_path / "log").read_text()
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except FileNotFoundError:
+        return ""
 
 
 def _descendants(pid: int) -> list[int]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from mailgate import pipeline
-from mailgate.ahead import PART, SecondProcess, finished, worth_it
+from mailgate.ahead import PARSER_NAME, PART, SecondProcess, finished, worth_it
 from mailgate.children import owned_by
 from mailgate.context import Context
 from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
@@ -99,7 +99,7 @@ def _parser(in_second_process: bool) -> Iterator[Callable[[Batch], Parsing]]:
         yield lambda batch: []
         return
     multiprocessing.get_context("forkserver").set_forkserver_preload(["mailgate.intake.files"])
-    second = SecondProcess(owned_by, os.getpid())
+    second = SecondProcess(owned_by, os.getpid(), PARSER_NAME)
 
     def submit(batch: Batch) -> Parsing:
         parts = [second.submit(_parse_all, part) for part in _parts(batch)]
