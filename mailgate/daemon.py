@@ -176,9 +176,10 @@ class Daemon:
 
     async def process_loop(self) -> None:
         await self._enqueue_pending()
-        while batch := await self._next_batch(self.ctx.config.processing.batch_size):
+        size = self.ctx.config.processing.batch_size
+        while batch := await self._next_batch(size):
             await self._quiet_intake(PROCESSING_DEFER_SECONDS)
-            await self._process(batch, self.queue.waiting(LOOK_AHEAD_BATCHES * len(batch)))
+            await self._process(batch, self.queue.waiting(LOOK_AHEAD_BATCHES * size))
 
     def _intake_busy(self) -> bool:
         committer = self.intake.handler.committer

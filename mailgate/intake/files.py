@@ -4,7 +4,6 @@ at a time, in the order given, while a second process parses the next batches (a
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import os
 from collections import deque
@@ -21,8 +20,6 @@ from mailgate.context import Context
 from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
-
-log = logging.getLogger("mailgate.ingest")
 
 # Files stored by one commit and processed by one transaction (pipeline.process_batch).
 BATCH = 50
