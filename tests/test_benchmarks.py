@@ -96,6 +96,8 @@ def test_memory_benchmark_runs_on_a_small_attachment(
         row = rf"^smtp\s+{process}\s+1\.\d\s+[\d.]+\s+[\d.]+\s+-?[\d.]+\s+[\d.]+\s+[\d.]+$"
         assert re.search(row, out, re.M), out
     assert re.search(r"^smtp\s+sum\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), out
+    together = re.search(r"^smtp\s+all, PSS\s+([\d.]+)\s+[\d.]+\s+[\d.]+$", out, re.M)
+    assert together and float(together[1]) > 0, out
 
 
 def test_imap_backlog_benchmark_runs_on_a_tiny_backlog(
