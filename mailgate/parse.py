@@ -17,6 +17,7 @@ from typing import Any, TypeVar, cast
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
+from mailgate.mime.aside import restore, set_aside
 from mailgate.mime.charsets import charset_hint, decode_bytes
 from mailgate.mime.headers import decode_header, mended_headers
 from mailgate.mime.htmltext import html_to_text, sanitize_html
@@ -271,7 +272,11 @@ def _parse(raw: bytes) -> ParsedMail:
     raw, notes = check_raw(raw)
     if any(note.startswith("limit:") for note in notes):
         return _headers_only(raw, notes)
-    msg = _message(raw)
+    fed, aside = set_aside(raw)
+    msg = _message(fed)
+    if aside and not restore(msg, aside):
+        msg = _message(raw)
+    del fed, aside  # held by the parts that need them
     hint = None if raw.isascii() else charset_hint(raw)  # a hint only helps with 8-bit bytes
     if (mended := mended_headers(raw, msg)) is not None:
         msg = _message(mended)

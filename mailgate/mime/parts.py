@@ -88,10 +88,17 @@ def transfer_encoding(part: Message) -> str:
     return re.split(r"[\s;]", value, maxsplit=1)[0]
 
 
+# The attribute on a parsed part that holds its body, decoded before parsing (mime/aside.py).
+SET_ASIDE = "_mailgate_set_aside"
+
+
 def payload_bytes(part: Message, walked: Walked) -> bytes:
     """Transfer-decoded payload of a leaf part, from the original bytes."""
     if part.is_multipart():
         return b""
+    set_aside: bytes | None = getattr(part, SET_ASIDE, None)
+    if set_aside is not None:
+        return set_aside
     cte = transfer_encoding(part)
     # The stored payload itself: get_payload() would re-decode 8-bit text by its charset.
     raw_payload = part._payload
