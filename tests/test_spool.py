@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mails import make_mail
 from sqlalchemy import event
-from sqlmodel import select
+from sqlmodel import Session, func, select
 
 from mailgate.context import Context
 from mailgate.intake import spool
 from mailgate.intake.spool import GroupCommit, Incoming, accept_many
-from mailgate.models import Intake
+from mailgate.models import Intake, IntakeRaw
 from mailgate.store import StoreUnavailable
 
 
@@ -115,3 +116,25 @@ def test_content_digest_hashes_in_slices_as_if_normalised_whole(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(spool, "_DIGEST_CHUNK", chunk)  # slice edges fall inside CRLFs
         assert spool.content_digest(raw) == _reference_digest(raw)
+
+
+def test_a_large_message_is_stored_in_its_transaction_and_read_back_as_it_came(
+    ctx: Context,
+) -> None:
+    scan = (("scan.pdf", "application/pdf", os.urandom(3 << 20)),)
+    big, small = make_mail(subject="Scan", attachments=scan), make_mail(subject="Frage")
+    now = ctx.clock()
+
+    def fails(_session: Session) -> None:
+        raise RuntimeError("the IMAP state could not be written")
+
+    with pytest.raises(RuntimeError):
+        accept_many(ctx.store, [Incoming(big, "imap:support", now)], then=fails)
+    with ctx.store.session() as session:
+        assert session.exec(select(func.count()).select_from(IntakeRaw)).one() == 0
+
+    stored = accept_many(ctx.store, [Incoming(big, "smtp", now), Incoming(small, "smtp", now)])
+    ids = [s.intake_id for s in stored]
+    with ctx.store.session() as session:
+        assert [spool.stored_raw(session, i) for i in ids] == [big, small]
+        assert spool.stored_raws(session, ids) == dict(zip(ids, [big, small], strict=True))

@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlmodel import Session, col, select
 
 from mailgate.models import Intake, IntakeRaw
-from mailgate.store import Store
+from mailgate.store import Store, direct
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,12 @@ class Digests:
 
 
 CROWDING_SPAN = 10  # messages the crowding average reaches back over, about
+# Messages from this size on are written into their row a piece at a time (_write_large).
+_STREAMED = 1 << 20
+_STREAM_PIECE = 1 << 20
+_INSERT_ZEROES = text(
+    "INSERT INTO intake_raw (intake_id, raw) VALUES (:intake_id, zeroblob(:size))"
+)
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _DIGEST_CHUNK = 1 << 20
 
@@ -121,8 +128,7 @@ def accept_many(
             insert_rows = insert(Intake).returning(Intake.id, sort_by_parameter_order=True)
             inserted = session.execute(insert_rows, list(new.values())).scalars()
             ids = dict(zip(new, inserted, strict=True))
-            stored = [{"intake_id": ids[digest], "raw": raw} for digest, raw in raws.items()]
-            session.execute(insert(IntakeRaw), stored)
+            _store_raws(session, {ids[digest]: raw for digest, raw in raws.items()})
         results, seen = [], set(known)
         for digest in digests:
             first = digest in ids and digest not in seen
@@ -131,6 +137,30 @@ def accept_many(
         if then is not None:
             then(session)
         return results
+
+
+def _store_raws(session: Session, raws: dict[int, bytes]) -> None:
+    small = [{"intake_id": i, "raw": raw} for i, raw in raws.items() if len(raw) < _STREAMED]
+    if small:
+        session.execute(insert(IntakeRaw), small)
+    for intake_id, raw in raws.items():
+        if len(raw) >= _STREAMED:
+            _write_large(session, intake_id, raw)
+
+
+def _write_large(session: Session, intake_id: int, raw: bytes) -> None:
+    """A large message's bytes into its row. SQLite copies a bound value twice on its way
+    into a table (the value, then the record it builds): twice the message again, in the
+    process that answers senders. So its row is made with zeroes, which SQLite writes
+    without holding them, and the bytes are written into it a piece at a time."""
+    if not _is_sqlite(session):
+        session.execute(insert(IntakeRaw), [{"intake_id": intake_id, "raw": raw}])
+        return
+    direct(session, _INSERT_ZEROES, {"intake_id": intake_id, "size": len(raw)})
+    view = memoryview(raw)
+    with _sqlite(session).blobopen("intake_raw", "raw", intake_id) as blob:
+        for start in range(0, len(raw), _STREAM_PIECE):
+            blob.write(view[start : start + _STREAM_PIECE])
 
 
 def stored_raws(session: Session, intake_ids: Collection[int]) -> dict[int, bytes]:
@@ -142,8 +172,22 @@ def stored_raws(session: Session, intake_ids: Collection[int]) -> dict[int, byte
 
 
 def stored_raw(session: Session, intake_id: int) -> bytes:
-    """The bytes of one stored message, as they came."""
+    """The bytes of one stored message, as they came. On SQLite read from the row straight
+    into the result: a query would hold them twice (SQLite's copy, then Python's)."""
+    if _is_sqlite(session):
+        with _sqlite(session).blobopen("intake_raw", "raw", intake_id, readonly=True) as blob:
+            return blob.read()
     return stored_raws(session, [intake_id])[intake_id]
+
+
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _sqlite(session: Session) -> sqlite3.Connection:
+    """The session's own SQLite connection, in its transaction."""
+    connection: sqlite3.Connection = session.connection().connection.driver_connection
+    return connection
 
 
 class GroupCommit:
