@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from sqlmodel import select
 from mailgate.app import build_context
 from mailgate.config import DatabaseConfig, ImapConfig
 from mailgate.context import Context
+from mailgate.intake import spool
 from mailgate.intake.imap import ImapIntake
 from mailgate.models import ImapState, Intake, Ticket
 from mailgate.pipeline import process
@@ -127,6 +130,26 @@ def test_appended_mail_becomes_tickets_and_moves(ctx: Context, imap_user: ImapUs
     assert (state.mailbox, state.uidvalidity) == ("support", imap_user.uidvalidity())
     assert state.last_uid == 3
     assert intake.poll_once() == 0
+
+
+def test_a_large_mail_is_fetched_without_copies_of_it(
+    sqlite_ctx: Context, imap_user: ImapUser
+) -> None:
+    files = (("logs.tar.gz", "application/gzip", os.urandom(3 << 20)),)
+    raw = make_mail(subject="Logs", attachments=files)
+    imap_user.append(raw)
+    intake = ImapIntake(sqlite_ctx, mailbox_for(imap_user), Recorder())
+    tracemalloc.start()
+    try:
+        assert intake.poll_once() == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The mail itself, and pieces of it for the digests; imaplib's debug output once made
+    # its repr as well (four times its size).
+    assert peak < 2 * len(raw)
+    with sqlite_ctx.store.session() as session:
+        assert spool.stored_raw(session, rows(sqlite_ctx, Intake)[0].id) == raw
 
 
 def test_large_folder_is_read_in_batches(sqlite_ctx: Context, imap_user: ImapUser) -> None:

@@ -239,6 +239,7 @@ class ImapIntake:
             _close(client)
             raise
         log.debug("event=imap_connected mailbox=%s host=%s", box.name, box.host)
+        _quiet_imaplib(client)
         return client
 
     def _tls_context(self) -> ssl.SSLContext:
@@ -372,6 +373,16 @@ class ImapIntake:
         state.uidvalidity, state.last_uid = uidvalidity, last_uid
         state.updated_at = self.ctx.clock()
         session.add(state)
+
+
+def _quiet_imaplib(client: IMAPClient) -> None:
+    """imapclient turns imaplib's debugging on and sends it to a logger of its own, and
+    imaplib formats each of those messages before the logger is asked: every fetched mail
+    was turned into its repr, four times its size, and thrown away - most of the IMAP
+    intake's memory for a large mail, and a share of its time for every one. Off unless
+    that logger would show them."""
+    if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+        client._imap.debug = 0
 
 
 def _close(client: IMAPClient) -> None:
