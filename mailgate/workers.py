@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
@@ -101,12 +101,12 @@ class WorkerProcessor:
             log.debug("event=batch messages=%d parsed_ahead=%d", len(intake_ids), len(parsed))
         job = (ctx.config, self.generation, list(intake_ids), parsed)
         try:
-            future = self._pool.submit(_process_in_worker, *job)
+            future = self._pool.submit(self._job(), *job)
         except BrokenProcessPool:
             # A worker ended while idle (killed from outside): nothing of this batch was
             # in hand, so a fresh pool simply takes it.
             self._replace_pool(ctx.config)
-            future = self._pool.submit(_process_in_worker, *job)
+            future = self._pool.submit(self._job(), *job)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
@@ -114,6 +114,10 @@ class WorkerProcessor:
             # and waiting, for a fresh pool to take up again.
             self._replace_pool(ctx.config)
             raise WorkerDied(str(exc) or "a worker process ended abruptly") from exc
+
+    def _job(self) -> Callable[..., list[Outcome]]:
+        """What a worker runs for a batch (tests put one there that a poison mail ends)."""
+        return _process_in_worker
 
     def _replace_pool(self, config: Config) -> None:
         log.warning("event=worker_pool_restarted workers=%d", self.workers)

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import os
 import re
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlmodel import func, select
 
-from mailgate import daemon
+from mailgate import daemon, workers
 from mailgate.ahead import worth_it
 from mailgate.app import build_context
 from mailgate.config import Config, ProcessingConfig
 from mailgate.context import Context
 from mailgate.intake.spool import Incoming, accept_many, stored_raws
 from mailgate.models import Article, Intake, Outbox, Ticket
+from mailgate.parse import ParsedMail
 from mailgate.pipeline import Outcome
 from mailgate.workers import WorkerProcessor
 from tests.daemon_harness import Child, count, daemon_config, running, send_data, write_config
@@ -107,34 +107,33 @@ def test_a_backlog_is_parsed_ahead_of_the_worker_and_ends_as_without(
     assert sum(map(int, handed)) > 0, "no batch came parsed ahead"
 
 
-class KillingProcessor(WorkerProcessor):
-    """Worker processes, and an outside force (the OOM killer, say) that ends the worker
-    whenever the poison message is in its hands."""
+class PoisonedWorkers(WorkerProcessor):
+    """Worker processes that end, as the OOM killer would end them, whenever the poison
+    message is in their hands."""
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx.config, ctx.config.processing.workers)
-        self.store = ctx.store
+    def _job(self) -> Callable[..., list[Outcome]]:
+        return _dies_of_poison
 
-    async def process(
-        self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
-    ) -> list[Outcome]:
-        with self.store.session() as session:
-            raws = list(stored_raws(session, intake_ids).values())
-        if not any(POISON.encode() in raw for raw in raws):
-            return await super().process(ctx, intake_ids, queued)
-        pool = self._pool
-        work = super().process(ctx, intake_ids, queued)
-        task = asyncio.ensure_future(work)
-        await asyncio.sleep(0)  # the batch is handed over
-        for pid in list(pool._processes):
-            os.kill(pid, signal.SIGKILL)
-        return await task
+
+def _dies_of_poison(
+    config: Config, generation: int, intake_ids: list[int], parsed: dict[int, ParsedMail]
+) -> list[Outcome]:
+    """In the worker process: the batch, unless it holds the poison message."""
+    assert workers._worker is not None
+    with workers._worker[1].store.session() as session:
+        if any(POISON.encode() in raw for raw in stored_raws(session, intake_ids).values()):
+            os._exit(1)
+    return workers._process_in_worker(config, generation, intake_ids, parsed)
 
 
 def test_message_that_kills_its_worker_is_quarantined_after_two_deaths(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(daemon, "build_processor", KillingProcessor)
+    monkeypatch.setattr(
+        daemon,
+        "build_processor",
+        lambda ctx: PoisonedWorkers(ctx.config, ctx.config.processing.workers),
+    )
     attachment = (("dump.bin", "application/octet-stream", os.urandom(2_000_000)),)
     with running(with_workers(daemon_config(tmp_path, max_size=5_000_000))) as mg:
         assert send_data(mg.address, make_mail(subject="poison", attachments=attachment))[0] == 250
