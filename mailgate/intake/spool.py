@@ -140,22 +140,20 @@ def accept_many(
 
 
 def _store_raws(session: Session, raws: dict[int, bytes]) -> None:
-    small = [{"intake_id": i, "raw": raw} for i, raw in raws.items() if len(raw) < _STREAMED]
-    if small:
-        session.execute(insert(IntakeRaw), small)
-    for intake_id, raw in raws.items():
-        if len(raw) >= _STREAMED:
-            _write_large(session, intake_id, raw)
+    sqlite = _is_sqlite(session)  # PostgreSQL takes every size by a plain statement
+    streamed = {i: raw for i, raw in raws.items() if sqlite and len(raw) >= _STREAMED}
+    plain = [{"intake_id": i, "raw": raw} for i, raw in raws.items() if i not in streamed]
+    if plain:
+        session.execute(insert(IntakeRaw), plain)
+    for intake_id, raw in streamed.items():
+        _write_large(session, intake_id, raw)
 
 
 def _write_large(session: Session, intake_id: int, raw: bytes) -> None:
-    """A large message's bytes into its row. SQLite copies a bound value twice on its way
-    into a table (the value, then the record it builds): twice the message again, in the
-    process that answers senders. So its row is made with zeroes, which SQLite writes
-    without holding them, and the bytes are written into it a piece at a time."""
-    if not _is_sqlite(session):
-        session.execute(insert(IntakeRaw), [{"intake_id": intake_id, "raw": raw}])
-        return
+    """A large message's bytes into its row on SQLite. SQLite copies a bound value twice on
+    its way into a table (the value, then the record it builds): twice the message again,
+    in the process that answers senders. So its row is made with zeroes, which SQLite
+    writes without holding them, and the bytes are written into it a piece at a time."""
     direct(session, _INSERT_ZEROES, {"intake_id": intake_id, "size": len(raw)})
     view = memoryview(raw)
     with _sqlite(session).blobopen("intake_raw", "raw", intake_id) as blob:
