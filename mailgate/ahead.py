@@ -88,9 +88,9 @@ class SecondProcess:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def worth_it(workers: int = 1) -> bool:
+def worth_it() -> bool:
     """A second process only helps when it has a core to itself beside the writer."""
-    return (os.cpu_count() or 1) > workers
+    return (os.cpu_count() or 1) > 1
 
 
 def finished(tasks: Iterable[Future[dict[K, V]]]) -> dict[K, V]:

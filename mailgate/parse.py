@@ -258,6 +258,16 @@ _FEED_CHUNK = 1 << 16
 
 
 def _message(raw: bytes) -> Message:
+    """The MIME tree, with large base64 bodies decoded aside (mime/aside.py); the raw bytes
+    parsed as they are when a stand-in did not come out where it belongs."""
+    fed, aside = set_aside(raw)
+    msg = _fed(fed)
+    if aside and not restore(msg, aside):
+        msg = _fed(raw)
+    return msg
+
+
+def _fed(raw: bytes) -> Message:
     """The MIME tree, fed to the parser in pieces. email.message_from_bytes would first
     decode the whole message into one string and wrap it in a StringIO, which holds it at
     four bytes a character: over 130 MB at once for a 34 MB mail with a large attachment."""
@@ -272,11 +282,7 @@ def _parse(raw: bytes) -> ParsedMail:
     raw, notes = check_raw(raw)
     if any(note.startswith("limit:") for note in notes):
         return _headers_only(raw, notes)
-    fed, aside = set_aside(raw)
-    msg = _message(fed)
-    if aside and not restore(msg, aside):
-        msg = _message(raw)
-    del fed, aside  # held by the parts that need them
+    msg = _message(raw)
     hint = None if raw.isascii() else charset_hint(raw)  # a hint only helps with 8-bit bytes
     if (mended := mended_headers(raw, msg)) is not None:
         msg = _message(mended)
