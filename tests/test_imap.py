@@ -386,10 +386,18 @@ def test_lag_is_the_age_of_the_oldest_waiting_message(
     assert after == 0.0  # nothing waits once the mail is stored and moved
 
 
+def over(security: str, user: ImapUser, dovecot: Dovecot) -> ImapConfig:
+    """The test's mailbox, in plain text or over TLS (imaplib then reads through ssl)."""
+    if security == "none":
+        return mailbox_for(user)
+    return mailbox_for(user, security="ssl", port=dovecot.tls_port, tls_ca_file=str(dovecot.cert))
+
+
+@pytest.mark.parametrize("security", ["none", "ssl"])
 def test_mail_arriving_just_before_idle_is_not_missed(
-    sqlite_ctx: Context, imap_user: ImapUser
+    sqlite_ctx: Context, imap_user: ImapUser, dovecot: Dovecot, security: str
 ) -> None:
-    intake = ImapIntake(sqlite_ctx, mailbox_for(imap_user), Recorder())
+    intake = ImapIntake(sqlite_ctx, over(security, imap_user, dovecot), Recorder())
     client = intake._connect()
     try:
         client.select_folder("INBOX")
@@ -401,3 +409,31 @@ def test_mail_arriving_just_before_idle_is_not_missed(
         assert time.monotonic() - started < 5
     finally:
         client.logout()
+
+
+@pytest.mark.parametrize("security", ["none", "ssl"])
+def test_an_idle_mailbox_waits_in_idle_rather_than_asking_again(
+    sqlite_ctx: Context, imap_user: ImapUser, dovecot: Dovecot, security: str
+) -> None:
+    """Once drained, the intake waits for the server's news. It once took the EXISTS of its
+    own SELECT for news, and drained the empty folder again and again: a core's worth of CPU
+    and a stream of commands to the server, for as long as nothing came in."""
+    imap_user.append(make_mail(subject="Before"))
+    stored = Recorder()
+    intake = ImapIntake(sqlite_ctx, over(security, imap_user, dovecot), stored)
+    drains: list[float] = []
+    drain = intake._drain
+
+    def counted(client: Any) -> int:
+        drains.append(time.monotonic())
+        return drain(client)
+
+    intake._drain = counted  # type: ignore[method-assign]
+    with serving(intake):
+        poll(lambda: imap_user.folder("INBOX") == {}, what="the first move")
+        settled = len(drains)
+        time.sleep(1.5)
+        quiet = len(drains) - settled
+        imap_user.append(make_mail(subject="While idling"))
+        poll(lambda: len(stored.snapshot()) == 2, timeout=5, what="the mail IDLE announced")
+    assert quiet <= 1  # at most the drain that found the folder empty

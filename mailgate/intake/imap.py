@@ -201,9 +201,7 @@ class ImapIntake:
     def _idle(self, client: IMAPClient, halt: threading.Event) -> None:
         """Wait in IDLE until the folder changes, we are halted, or IDLE is due for renewal."""
         client.idle()
-        # Mail that came in between the last search and IDLE is announced before IDLE's "+"
-        # reply, and imaplib files that EXISTS away instead of handing it back: look there.
-        if client._imap.untagged_responses.pop("EXISTS", None):
+        if _changed_since_select(client) or _news_with_idle_reply(client):
             client.idle_done()
             return
         # Also after poll_interval: a safety net for news that slipped between two commands.
@@ -373,6 +371,34 @@ class ImapIntake:
         state.uidvalidity, state.last_uid = uidvalidity, last_uid
         state.updated_at = self.ctx.clock()
         session.add(state)
+
+
+def _changed_since_select(client: IMAPClient) -> bool:
+    """Whether the folder changed after the drain's SELECT. Mail that came in between the
+    last search and IDLE is announced before IDLE's "+" reply, and imaplib files that EXISTS
+    away instead of handing it back: look there. SELECT flushed what imaplib held before and
+    left its own EXISTS, the size the drain started from: only another size (or an EXPUNGE,
+    which may hide an arrival behind an unchanged size) is news. Taking that EXISTS for news
+    drained the folder again and again, never waiting in IDLE."""
+    held = client._imap.untagged_responses
+    sizes = set(held.pop("EXISTS", []))
+    return len(sizes) > 1 or bool(held.pop("EXPUNGE", None))
+
+
+def _news_with_idle_reply(client: IMAPClient) -> bool:
+    """Whether the server sent news along with IDLE's "+" reply, as Dovecot does for mail
+    that came in just before IDLE. imaplib read those lines into its buffer with the reply,
+    and idle_check, which waits for the socket, would not see them until the server next
+    speaks. A look without waiting: at what is buffered, else at what has arrived."""
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        return bool(client._imap.file.peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError):
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def _quiet_imaplib(client: IMAPClient) -> None:
