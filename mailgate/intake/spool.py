@@ -125,9 +125,13 @@ def accept_many(
         # core is what sets how fast senders hear their 250.
         ids: dict[str, int] = {}
         if new:
-            insert_rows = insert(Intake).returning(Intake.id, sort_by_parameter_order=True)
-            inserted = session.execute(insert_rows, list(new.values())).scalars()
-            ids = dict(zip(new, inserted, strict=True))
+            # Each new row's digest comes back with its id: asked to keep the rows' order
+            # instead, SQLAlchemy inserts them one statement each on SQLite.
+            insert_rows = insert(Intake).returning(Intake.sha256, Intake.id)
+            ids = {
+                digest: row_id
+                for digest, row_id in session.execute(insert_rows, list(new.values()))
+            }
             _store_raws(session, {ids[digest]: raw for digest, raw in raws.items()})
         results, seen = [], set(known)
         for digest in digests:
