@@ -18,6 +18,7 @@ from mailgate.cli import run_cli
 from mailgate.config import SmtpConfig, TicketsConfig
 from mailgate.context import Context
 from mailgate.intake.spool import stored_raw
+from mailgate.mime.limits import MAX_PARTS, check_raw
 from mailgate.models import Article, Attachment, Contact, Intake, Ticket
 from mailgate.parse import parse
 from mailgate.pipeline import Outcome
@@ -568,3 +569,11 @@ def test_quarantine_commands(tmp_path: Path) -> None:
         65,
         "mailgate: no stored message 99\n",
     )
+
+
+def test_part_count_counts_content_type_lines_in_any_case_the_first_too() -> None:
+    spellings = (b"CONTENT-TYPE", b"content-type", b"Content-Type \t")
+    lines = b"".join(b"\r\n%s: text/plain" % spellings[i % 3] for i in range(MAX_PARTS + 1))
+    mentioned = b"\r\nX-Note: content-type: not a line of its own"
+    assert check_raw(b"Subject: x" + lines + mentioned)[1] == []  # the limit, not over it
+    assert check_raw(b"content-type: multipart/mixed" + lines)[1] == ["limit:part-count"]
