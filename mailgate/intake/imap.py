@@ -374,9 +374,9 @@ class ImapIntake:
 
 
 def _changed_since_select(client: IMAPClient) -> bool:
-    """Whether the folder changed after the drain's SELECT. Mail that came in between the
-    last search and IDLE is announced before IDLE's "+" reply, and imaplib files that EXISTS
-    away instead of handing it back: look there. SELECT flushed what imaplib held before and
+    """Whether the folder changed after the drain's SELECT. A server may announce mail that
+    came in between the last search and IDLE before IDLE's "+" reply, and imaplib files that
+    EXISTS away instead of handing it back: look there. SELECT flushed what imaplib held and
     left its own EXISTS, the size the drain started from: only another size (or an EXPUNGE,
     which may hide an arrival behind an unchanged size) is news. Taking that EXISTS for news
     drained the folder again and again, never waiting in IDLE."""
