@@ -128,10 +128,7 @@ def accept_many(
             # Each new row's digest comes back with its id: asked to keep the rows' order
             # instead, SQLAlchemy inserts them one statement each on SQLite.
             insert_rows = insert(Intake).returning(Intake.sha256, Intake.id)
-            ids = {
-                digest: row_id
-                for digest, row_id in session.execute(insert_rows, list(new.values()))
-            }
+            ids = dict(session.execute(insert_rows, list(new.values())).all())
             _store_raws(session, {ids[digest]: raw for digest, raw in raws.items()})
         results, seen = [], set(known)
         for digest in digests:
