@@ -240,16 +240,7 @@ class _Lookups:
     ) -> dict[str, Any]:
         tid, target = t.id or 0, sla.first_response(cfg, calendar, t, now)
         return {
-            "cid": tags.cid(cfg.tickets.prefix, t.number),
-            "number": t.number,
-            "subject": t.subject,
-            "status": t.status,
-            "priority": t.priority,
-            "type": t.type,
-            "category": t.category,
-            "customer": self.orgs.get(t.organisation_id),
-            "requester": self.contacts.get(t.requester_id),
-            "assignee": self.agents.get(t.assignee_id) if t.assignee_id else None,
+            **views.ticket_fields(t, cfg.tickets.prefix, self.orgs, self.contacts, self.agents),
             "agents": ", ".join(self.further.get(tid, [])),
             "billable": t.billable,
             "source": t.source,

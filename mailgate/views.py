@@ -368,9 +368,11 @@ def write_csv(stream: IO[str], fields: Sequence[str], rows: Iterable[dict[str, A
     return count
 
 
-def ticket_dict(
+def ticket_fields(
     t: Ticket, prefix: str, orgs: dict[int, str], contacts: dict[int, str], agents: dict[int, str]
 ) -> dict[str, Any]:
+    """What a ticket is and whose, as every listing and export names it: the organisation,
+    the requester and the assignee by name and address from the given look-ups."""
     return {
         "cid": tags.cid(prefix, t.number),
         "number": t.number,
@@ -382,6 +384,14 @@ def ticket_dict(
         "customer": orgs.get(t.organisation_id),
         "requester": contacts.get(t.requester_id),
         "assignee": agents.get(t.assignee_id) if t.assignee_id else None,
+    }
+
+
+def ticket_dict(
+    t: Ticket, prefix: str, orgs: dict[int, str], contacts: dict[int, str], agents: dict[int, str]
+) -> dict[str, Any]:
+    return {
+        **ticket_fields(t, prefix, orgs, contacts, agents),
         "billable": t.billable,
         "source": t.source,
         "created_at": iso(t.created_at),
