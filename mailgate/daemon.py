@@ -46,6 +46,9 @@ JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finis
 # Mail that trickles in, however steadily, does not crowd, and so delays nothing.
 INTAKE_BUSY_SECONDS = 0.5
 PROCESSING_DEFER_SECONDS = 5.0  # then a batch anyway: a long flood still gets processed
+# ... a small one: on SQLite it holds the write lock that senders' commits wait for, for as
+# long as it takes (a full batch stalled every sender for a tenth of a second or more).
+FLOOD_BATCH_SIZE = 2
 OUTBOX_DEFER_SECONDS = 5.0
 # Queued messages parsed ahead of the worker (where a second process does that), in batches:
 # with one, a batch the parser was slow with would be parsed by the worker instead.
@@ -177,20 +180,18 @@ class Daemon:
     async def process_loop(self) -> None:
         await self._enqueue_pending()
         size = self.ctx.config.processing.batch_size
-        while batch := await self._next_batch(size):
-            await self._quiet_intake(PROCESSING_DEFER_SECONDS)
+        while (first := await self.queue.get()) is not None:
+            flooded = await self._quiet_intake(PROCESSING_DEFER_SECONDS)
+            batch = self._batch_from(first, min(size, FLOOD_BATCH_SIZE) if flooded else size)
             await self._process(batch, self.queue.waiting(LOOK_AHEAD_BATCHES * size))
 
     def _intake_busy(self) -> bool:
         committer = self.intake.handler.committer
         return time.monotonic() - committer.last_crowded < INTAKE_BUSY_SECONDS
 
-    async def _next_batch(self, size: int) -> list[int]:
-        """What is queued, up to a batch; empty once shutdown says there is no more work.
-        A message that was in hand when a worker died goes alone."""
-        first = await self.queue.get()
-        if first is None:
-            return []
+    def _batch_from(self, first: int, size: int) -> list[int]:
+        """The first message and what is queued after it, up to `size`. A message that was
+        in hand when a worker died goes alone."""
         batch = [first]
         while len(batch) < size and first not in self.suspects and not self.queue.empty():
             intake_id = self.queue.get_nowait()
@@ -282,13 +283,16 @@ class Daemon:
             await self._quiet_intake(OUTBOX_DEFER_SECONDS)
             self.wake_outbox.clear()
 
-    async def _quiet_intake(self, longest: float) -> None:
-        """Wait while senders crowd in, `longest` at most. Processing and sending take the
-        core intake needs to answer them, and on SQLite a processing transaction holds the
-        one write lock that intake's commits (and their 250s) wait for."""
+    async def _quiet_intake(self, longest: float) -> bool:
+        """Wait while senders crowd in, `longest` at most; whether they still do. Processing
+        and sending take the core intake needs to answer them, and on SQLite a processing
+        transaction holds the one write lock that intake's commits (and their 250s) wait for."""
         deadline = time.monotonic() + longest
-        while self._intake_busy() and time.monotonic() < deadline and not self.stopping:
+        while self._intake_busy() and not self.stopping:
+            if time.monotonic() >= deadline:
+                return True
             await asyncio.sleep(INTAKE_BUSY_SECONDS / 5)
+        return False
 
     async def _deliver(self) -> None:
         try:
