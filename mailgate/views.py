@@ -371,8 +371,8 @@ def write_csv(stream: IO[str], fields: Sequence[str], rows: Iterable[dict[str, A
 def ticket_fields(
     t: Ticket, prefix: str, orgs: dict[int, str], contacts: dict[int, str], agents: dict[int, str]
 ) -> dict[str, Any]:
-    """What a ticket is and whose, as every listing and export names it: the organisation,
-    the requester and the assignee by name and address from the given look-ups."""
+    """What a ticket is and whose, as every listing and export names it: the organisation by
+    name, the requester and the assignee by address, from the given look-ups (by id)."""
     return {
         "cid": tags.cid(prefix, t.number),
         "number": t.number,
