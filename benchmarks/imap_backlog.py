@@ -1,7 +1,8 @@
 """IMAP backlog: N generated support mails APPENDed to a throwaway Dovecot, then `mailgate run`
 started on SQLite: time until every message is a ticket or an article and has been moved out
 of the inbox. Baseline, in the same run: a bare imapclient loop that fetches the same
-messages in batches (what any IMAP consumer must do at least)."""
+messages in batches (what any IMAP consumer must do at least); and, to show what reading the
+mail costs, the same loop parsing each message with the standard library as it goes."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from corpus import generate
+from ingest import stdlib_extract
 from servers import child, free_port, imap_block, mailgate_toml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +36,9 @@ def append_all(user: ImapUser, raws: Sequence[bytes]) -> float:
     return time.perf_counter() - start
 
 
-def bare_fetch(user: ImapUser) -> tuple[int, float]:
-    """Select, search, fetch every message's bytes in batches: no storing, no moving."""
+def bare_fetch(user: ImapUser, step: Callable[[bytes], object] | None = None) -> tuple[int, float]:
+    """Select, search, fetch every message's bytes in batches (and `step` each): no storing,
+    no moving."""
     start = time.perf_counter()
     fetched = 0
     with user.client() as client:
@@ -43,7 +46,11 @@ def bare_fetch(user: ImapUser) -> tuple[int, float]:
         uids = sorted(client.search("ALL"))
         for first in range(0, len(uids), BATCH):
             batch = client.fetch(uids[first : first + BATCH], ["BODY.PEEK[]"])
-            fetched += sum(1 for data in batch.values() if b"BODY[]" in data)
+            for data in batch.values():
+                if b"BODY[]" in data:
+                    fetched += 1
+                    if step is not None:
+                        step(data[b"BODY[]"])
     return fetched, time.perf_counter() - start
 
 
@@ -108,13 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         appended = append_all(user, raws)
         print(f"APPEND to Dovecot: {appended:.1f} s")
         fetched, bare = bare_fetch(user)
+        parsed, reading = bare_fetch(user, stdlib_extract)
         moved, ours = run_mailgate(work, user, len(raws), args.timeout, args.workers)
-        bare_rate = fetched / bare
-        print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'ratio':>8}")
+        bare_rate, reading_rate = fetched / bare, parsed / reading
+        print(f"\n{'consumer':<34}{'messages':>9}{'seconds':>9}{'msg/s':>9}{'ratio':>8}{'read':>8}")
         print(f"{'bare imapclient fetch loop':<34}{fetched:>9}{bare:>9.1f}{bare_rate:>9.1f}")
+        print(
+            f"{'fetch loop + stdlib parse':<34}{parsed:>9}{reading:>9.1f}{reading_rate:>9.1f}"
+            f"{reading_rate / bare_rate:>7.2f}x"
+        )
         for name, seconds in (("mailgate run: stored, moved", moved), ("... and tickets", ours)):
             rate = len(raws) / seconds
-            print(f"{name:<34}{len(raws):>9}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>7.2f}x")
+            print(
+                f"{name:<34}{len(raws):>9}{seconds:>9.1f}{rate:>9.1f}{rate / bare_rate:>7.2f}x"
+                f"{rate / reading_rate:>7.2f}x"
+            )
+        print("ratio: against the bare fetch loop; read: against the loop that parses as well")
     finally:
         shutil.rmtree(work, ignore_errors=True)
         server.stop()
