@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -94,3 +95,25 @@ def imap_block(name: str, port: int, username: str, password: str, **more: objec
         *(f"{key} = {value!r}" for key, value in more.items()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a process and its children have used so far, read from
+    /proc (Linux; NaN elsewhere). Children that ended are counted as their parent waited."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # Each thread's children: a thread may have started one (the fork server).
+        children = [c for t in Path(f"/proc/{pid}/task").iterdir() for c in _children(t)]
+    except OSError:
+        return float("nan")
+    # utime, stime, and the reaped children's cutime, cstime
+    own = sum(int(f) for f in fields[11:15]) / tick
+    return own + sum(tree_cpu_seconds(int(child)) for child in children)
+
+
+def _children(task: Path) -> list[str]:
+    try:
+        return (task / "children").read_text().split()
+    except OSError:  # the thread ended meanwhile
+        return []

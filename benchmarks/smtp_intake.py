@@ -26,7 +26,7 @@ from pathlib import Path
 
 from aiosmtplib import SMTP
 from corpus import SUPPORT, generate
-from servers import child, free_port, mailgate_toml
+from servers import child, free_port, mailgate_toml, tree_cpu_seconds
 
 # The baseline: what any SMTP intake must do at least, and nothing more.
 BARE_SERVER = textwrap.dedent(
@@ -84,6 +84,7 @@ class Run:
     seconds: float
     latencies: list[float]  # DATA -> 250, seconds
     refused: int
+    cpu: float  # CPU seconds the server's processes used meanwhile
 
     @property
     def rate(self) -> float:
@@ -128,9 +129,14 @@ async def send_all(
     return time.perf_counter() - start, latencies, sum(refused)
 
 
-def measure(name: str, port: int, raws: Sequence[bytes], clients: int) -> Run:
+def measure(
+    name: str, port: int, raws: Sequence[bytes], clients: int, server: int | None = None
+) -> Run:
+    """Send the messages and time them; with the server's process id, its CPU time too."""
+    cpu = tree_cpu_seconds(server) if server else float("nan")
     seconds, latencies, refused = asyncio.run(send_all(port, raws, clients))
-    return Run(name, len(raws) - refused, seconds, latencies, refused)
+    cpu = tree_cpu_seconds(server) - cpu if server else cpu
+    return Run(name, len(raws) - refused, seconds, latencies, refused, cpu)
 
 
 def drained(db: Path) -> tuple[int, int, int]:
@@ -162,12 +168,14 @@ def outcomes(db: Path) -> str:
 
 def print_runs(runs: Sequence[Run]) -> None:
     print(f"\n{'server':<28}{'messages':>9}{'refused':>9}{'seconds':>9}{'msg/s':>9}"
-          f"{'p50 ms':>9}{'p99 ms':>9}")  # fmt: skip
+          f"{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}")  # fmt: skip
     for r in runs:
         print(
             f"{r.name:<28}{r.messages:>9}{r.refused:>9}{r.seconds:>9.2f}{r.rate:>9.1f}"
             f"{r.percentile(50):>9.1f}{r.percentile(99):>9.1f}"
+            f"{r.cpu * 1000 / max(r.messages, 1):>9.2f}"
         )
+    print("CPU ms: the server's CPU time a message while the clients sent (its children too)")
 
 
 @dataclass(frozen=True)
@@ -212,8 +220,8 @@ def bare_run(work: Path, raws: Sequence[bytes], clients: int) -> Run:
     shutil.rmtree(directory, ignore_errors=True)  # the last round's files
     directory.mkdir()
     port = free_port()
-    with child([sys.executable, "-c", BARE_SERVER, str(directory), str(port)], port):
-        return measure("bare aiosmtpd + fsync", port, raws, clients)
+    with child([sys.executable, "-c", BARE_SERVER, str(directory), str(port)], port) as server:
+        return measure("bare aiosmtpd + fsync", port, raws, clients, server.pid)
 
 
 def mailgate_round(
@@ -227,10 +235,10 @@ def mailgate_round(
     mailgate = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
     with (
         child([sys.executable, "-c", SINK_SERVER, str(sink)], sink),
-        child(mailgate, port, work / "mailgate.log"),
+        child(mailgate, port, work / "mailgate.log") as server,
     ):
         started = time.perf_counter()
-        ours = measure("mailgate run (SQLite)", port, raws, clients)
+        ours = measure("mailgate run (SQLite)", port, raws, clients, server.pid)
         print_runs([bare, ours])  # before the wait, which may run out
         done, sent = wait_until_drained(work / "mailgate.db", started, timeout)
     print(f"outcomes: {outcomes(work / 'mailgate.db')}")
@@ -264,8 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rounds = []
         for number in range(1, args.rounds + 1):
             bare = bare_run(work, raws, args.clients)
-            rounds.append(mailgate_round(work / f"round{number}", raws, args.clients, bare,
-                                         args.timeout))  # fmt: skip
+            where = work / f"round{number}"
+            rounds.append(mailgate_round(where, raws, args.clients, bare, args.timeout))
         print()
         print_ratios(rounds)
     finally:
