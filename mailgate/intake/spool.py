@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, text
+from sqlalchemy import bindparam, insert, text
 from sqlmodel import Session, col, select
 
 from mailgate.models import Intake, IntakeRaw
@@ -57,6 +57,16 @@ _INSERT_ZEROES = text(
     "INSERT INTO intake_raw (intake_id, raw) VALUES (:intake_id, zeroblob(:size))"
 )
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+# Storing is plain statements, made once: intake's share of the core is what sets how fast
+# senders hear their 250, and nothing reads the rows back as objects here.
+_INTAKES = Intake.__table__  # type: ignore[attr-defined]
+_KNOWN = select(_INTAKES.c.sha256, _INTAKES.c.id).where(
+    _INTAKES.c.sha256.in_(bindparam("digests", expanding=True))
+)
+# Each new row's digest comes back with its id: asked to keep the rows' order instead,
+# SQLAlchemy inserts them one statement each on SQLite.
+_INSERT_INTAKES = insert(_INTAKES).returning(_INTAKES.c.sha256, _INTAKES.c.id)
+_INSERT_RAWS = insert(IntakeRaw.__table__)  # type: ignore[attr-defined]
 _DIGEST_CHUNK = 1 << 20
 
 
@@ -103,8 +113,8 @@ def accept_many(
     computed = [m.digests or Digests.of(m.raw) for m in messages]
     digests = [d.sha256 for d in computed]
     with store.session(durable=True) as session:
-        query = select(Intake.sha256, Intake.id).where(col(Intake.sha256).in_(set(digests)))
-        known: dict[str, int] = {digest: row_id or 0 for digest, row_id in session.exec(query)}
+        found = direct(session, _KNOWN, {"digests": sorted(set(digests))})
+        known: dict[str, int] = {digest: row_id for digest, row_id in found}
         new: dict[str, dict[str, object]] = {}
         raws: dict[str, bytes] = {}
         for message, both in zip(messages, computed, strict=True):
@@ -121,14 +131,9 @@ def accept_many(
                 "content_sha256": both.content_sha256,
             }
             raws[digest] = message.raw
-        # Rows, not ORM objects: nothing reads them back here, and intake's share of the
-        # core is what sets how fast senders hear their 250.
         ids: dict[str, int] = {}
         if new:
-            # Each new row's digest comes back with its id: asked to keep the rows' order
-            # instead, SQLAlchemy inserts them one statement each on SQLite.
-            insert_rows = insert(Intake).returning(Intake.sha256, Intake.id)
-            ids = dict(session.execute(insert_rows, list(new.values())).all())
+            ids = dict(direct(session, _INSERT_INTAKES, list(new.values())).all())
             _store_raws(session, {ids[digest]: raw for digest, raw in raws.items()})
         results, seen = [], set(known)
         for digest in digests:
@@ -145,7 +150,7 @@ def _store_raws(session: Session, raws: dict[int, bytes]) -> None:
     streamed = {i: raw for i, raw in raws.items() if sqlite and len(raw) >= _STREAMED}
     plain = [{"intake_id": i, "raw": raw} for i, raw in raws.items() if i not in streamed]
     if plain:
-        session.execute(insert(IntakeRaw), plain)
+        direct(session, _INSERT_RAWS, plain)
     for intake_id, raw in streamed.items():
         _write_large(session, intake_id, raw)
 
