@@ -8,7 +8,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import CursorResult, Executable, Insert, Table, event, insert, inspect, text, update
+from sqlalchemy import (
+    CursorResult,
+    Executable,
+    Insert,
+    Table,
+    Update,
+    bindparam,
+    event,
+    insert,
+    inspect,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
@@ -46,8 +58,9 @@ def update_row(session: Session, row: SQLModel, **values: Any) -> None:
     """Change a read row at once by a plain statement, and its object as if it had been
     read so: the unit of work would otherwise write the same change again, at a cost of
     several statements. Other changes to the object are written on flush as before."""
-    table = row.__table__  # type: ignore[attr-defined]
-    direct(session, update(table).where(table.c.id == row.id).values(values))  # type: ignore[attr-defined]
+    table, row_id = row.__table__, row.id  # type: ignore[attr-defined]
+    params = {f"new_{key}": value for key, value in values.items()}
+    direct(session, _update_by_id(table, tuple(values)), {"row_id": row_id, **params})
     for key, value in values.items():
         set_committed_value(row, key, value)
 
@@ -55,6 +68,14 @@ def update_row(session: Session, row: SQLModel, **values: Any) -> None:
 @functools.cache
 def _returning_id(table: Table) -> Insert:
     return insert(table).returning(table.c.id)
+
+
+@functools.cache
+def _update_by_id(table: Table, columns: tuple[str, ...]) -> Update:
+    """Made once for each set of columns: building a statement, and the key SQLAlchemy finds
+    its compiled form by, cost as much again as running it."""
+    values = {column: bindparam(f"new_{column}") for column in columns}
+    return update(table).where(table.c.id == bindparam("row_id")).values(values)
 
 
 class StoreUnavailable(Exception):
