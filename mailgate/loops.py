@@ -116,16 +116,18 @@ def _automatic_times(
     """Arrival times of the address's automatic mails, newest first, back to the first gap of
     a whole window (a quiet window resets the breaker, so nothing before it matters)."""
     newer = now
-    rows = direct(session, _RECENT_MAIL, {"address": address}).all()
-    for intake_id, received_at, automatic in rows:
-        moment = aware(received_at)
-        if newer - moment >= window:
-            return
-        if automatic is None:
-            automatic = _stored_verdict(session, intake_id or 0, address)
-        if automatic:
-            yield moment
-            newer = moment
+    # Read row by row: a customer of long standing has many mails, and mostly only the last
+    # window's are needed before the first gap ends the walk.
+    with direct(session, _RECENT_MAIL, {"address": address}) as rows:
+        for intake_id, received_at, automatic in rows:
+            moment = aware(received_at)
+            if newer - moment >= window:
+                return
+            if automatic is None:
+                automatic = _stored_verdict(session, intake_id or 0, address)
+            if automatic:
+                yield moment
+                newer = moment
 
 
 def breaker_open(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
