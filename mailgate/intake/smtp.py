@@ -17,6 +17,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
+from mailgate.intake.data import READER_LIMIT, Body, LineTooLong, read_body
 from mailgate.intake.spool import GroupCommit, Incoming
 from mailgate.store import StoreUnavailable
 
@@ -157,13 +158,16 @@ class _Session(SMTP):
     from the client, and both limits end with a 421 as RFC 5321 4.2.2 suggests."""
 
     def __init__(self, handler: IntakeHandler, cfg: SmtpConfig, **kwargs: Any) -> None:
-        # aiosmtpd counts CRLF and the transparent dot (RFC 5321 4.5.2) into the line; it
-        # must be set before SMTP.__init__, which sizes the stream reader with it.
-        self.line_length_limit = cfg.max_line_length + 3
+        # SMTP.__init__ sizes its stream reader by line_length_limit. DATA is read many lines
+        # at a time (data.py), from a reader that holds many; commands have limits of their
+        # own. The DATA line limit is set after: with CRLF and the transparent dot (RFC 5321
+        # 4.5.2) counted into the line, as aiosmtpd counts.
+        self.line_length_limit = READER_LIMIT
         # Its own timer, counted from the last command, is only a backstop: set longer than
         # the whole session, ours below always fire first.
         backstop = cfg.session_timeout + cfg.idle_timeout
         super().__init__(handler, timeout=backstop, **kwargs)
+        self.line_length_limit = cfg.max_line_length + 3
         # smtp_DATA below hands the handler bytes as they came, never decoded text.
         assert not self._decode_data, "mailgate stores raw bytes: decode_data must be False"
         self._limits = cfg
@@ -230,53 +234,21 @@ class _Session(SMTP):
         return True
 
     async def _read_message(self) -> tuple[str | None, bytearray]:
-        """The message up to the lone dot with the transparent dots taken out (RFC 5321
-        4.5.2), or the reply that refuses it.
-
-        A refused message is still read to its end, storing nothing more, and the reply
-        waits for the dot (RFC 5321 4.2.5): answering mid-stream would put the client's
-        remaining lines out of step with our replies, and the session could not go on."""
+        """The message up to the lone dot, or the reply that refuses it (sent once the
+        whole message is read, RFC 5321 4.2.5)."""
         assert self.session is not None
-        message = bytearray()
         limit = self.data_size_limit or 0  # None or 0: no limit, as aiosmtpd reads it
-        refusal: str | None = None
-        received = 0  # as sent, transparent dots and line ends included, as aiosmtpd counts
-        line_length = 0  # of the line being read, so far; 0 before its first byte
-        while True:
-            try:
-                piece = await self._next_piece()
-            except asyncio.CancelledError:
-                # The client hung up (or the session was closed) in the middle of DATA.
-                log.info("event=data_interrupted peer=%s", _peer(self.session))
-                self._writer.close()
-                raise
-            line_starts = not line_length
-            if line_starts and piece == b".\r\n":
-                return refusal, message
-            received += len(piece)
-            line_length += len(piece)
-            if refusal is None:
-                # The line limit counts the CRLF and the transparent dot (see __init__).
-                if line_length > self.line_length_limit:
-                    refusal = LINE_TOO_LONG
-                elif limit and received > limit:
-                    refusal = TOO_LARGE
-                if refusal is not None:
-                    message.clear()  # none of it will be stored: give the memory back now
-                elif line_starts and piece.startswith(b"."):
-                    message += memoryview(piece)[1:]  # a view: no copy of the line
-                else:
-                    message += piece
-            if piece.endswith(b"\r\n"):
-                line_length = 0
-
-    async def _next_piece(self) -> bytes:
-        """The next line with its CRLF, or as much of an over-long line as the reader holds:
-        the line is taken in pieces, so one of any length costs no more than the limit."""
+        body = Body(self.line_length_limit, limit)
         try:
-            return await self._reader.readuntil(b"\r\n")
-        except asyncio.LimitOverrunError as exc:
-            return await self._reader.read(exc.consumed)
+            await read_body(self._reader, body)
+        except asyncio.CancelledError:
+            # The client hung up (or the session was closed) in the middle of DATA.
+            log.info("event=data_interrupted peer=%s", _peer(self.session))
+            self._writer.close()
+            raise
+        if body.refusal is None:
+            return None, body.message
+        return (LINE_TOO_LONG if isinstance(body.refusal, LineTooLong) else TOO_LARGE), body.message
 
     def _expire(self, why: str) -> None:
         if self.transport is None or self.session is None:
