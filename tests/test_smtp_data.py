@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailgate.intake.data import END, READER_LIMIT, Body, LineTooLong, TooLarge, read_body
+from mailgate.intake.data import END, READER_LIMIT, Body, Refusal, read_body
 
 NEXT_COMMAND = b"MAIL FROM:<next@example.org>\r\n"  # pipelined right after the final dot
 
@@ -92,11 +92,11 @@ def test_limits_refuse_what_line_by_line_reading_refuses(
         return
     assert body.message == b""
     if too_long and not too_large:
-        assert isinstance(body.refusal, LineTooLong)
+        assert body.refusal is Refusal.LINE_TOO_LONG
     elif too_large and not too_long:
-        assert isinstance(body.refusal, TooLarge)
+        assert body.refusal is Refusal.TOO_LARGE
     else:  # which one is found first depends on how many lines are read at a time
-        assert isinstance(body.refusal, LineTooLong | TooLarge)
+        assert body.refusal in (Refusal.LINE_TOO_LONG, Refusal.TOO_LARGE)
 
 
 @pytest.mark.parametrize(

@@ -11,24 +11,20 @@ line longer than the stream reader's buffer is read in pieces.
 from __future__ import annotations
 
 import asyncio
+import enum
 
 CRLF = b"\r\n"
 END = b".\r\n"  # at the start of a line: the end of the message
-# The stream reader holds up to twice this before it stops reading from the socket; a line
-# of the message, or a run of lines without a dot before the CRLF, of more is read in parts.
+# The stream reader's buffer (it stops reading from the socket at twice this). A longer run
+# of lines with none ending in a dot is taken a buffer at a time; a longer line, in parts.
 READER_LIMIT = 1 << 16
 
 
-class Refusal(Exception):
+class Refusal(enum.Enum):
     """Why the message is refused, once it has been read to its end."""
 
-
-class LineTooLong(Refusal):
-    pass
-
-
-class TooLarge(Refusal):
-    pass
+    LINE_TOO_LONG = "a line is longer than the limit"
+    TOO_LARGE = "the message is larger than the limit"
 
 
 class Body:
@@ -49,9 +45,9 @@ class Body:
             return
         # No line can be longer than all of them: most runs of lines are short.
         if len(data) > self.line_limit and max(map(len, data.split(CRLF))) + 2 > self.line_limit:
-            self._refuse(LineTooLong())
+            self._refuse(Refusal.LINE_TOO_LONG)
         elif self.size_limit and self.received > self.size_limit:
-            self._refuse(TooLarge())
+            self._refuse(Refusal.TOO_LARGE)
         else:
             if data.startswith(b"."):
                 data = data[1:]
@@ -66,9 +62,9 @@ class Body:
         self.line_length += len(piece)
         if self.refusal is None:
             if self.line_length > self.line_limit:
-                self._refuse(LineTooLong())
+                self._refuse(Refusal.LINE_TOO_LONG)
             elif self.size_limit and self.received > self.size_limit:
-                self._refuse(TooLarge())
+                self._refuse(Refusal.TOO_LARGE)
             elif line_starts and piece.startswith(b"."):
                 self.message += memoryview(piece)[1:]  # a view: no copy of the line
             else:
@@ -81,7 +77,7 @@ class Body:
         self.message.clear()  # none of it will be stored: give the memory back now
 
 
-async def read_body(reader: asyncio.StreamReader, body: Body) -> Body:
+async def read_body(reader: asyncio.StreamReader, body: Body) -> None:
     """Read the body to its final dot. A refused message is still read to its end, keeping
     nothing more: the client's next command comes after it."""
     while True:
@@ -105,10 +101,10 @@ async def read_body(reader: asyncio.StreamReader, body: Body) -> Body:
             continue
         # The first line that ends in a dot: the final one when it is a line of its own.
         if data == END:
-            return body
+            return
         if data.endswith(CRLF + END):
             body.lines(data[: -len(END)])
-            return body
+            return
         body.lines(data)
 
 

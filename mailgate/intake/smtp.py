@@ -17,7 +17,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.data import READER_LIMIT, Body, LineTooLong, read_body
+from mailgate.intake.data import READER_LIMIT, Body, Refusal, read_body
 from mailgate.intake.spool import GroupCommit, Incoming
 from mailgate.store import StoreUnavailable
 
@@ -246,9 +246,8 @@ class _Session(SMTP):
             log.info("event=data_interrupted peer=%s", _peer(self.session))
             self._writer.close()
             raise
-        if body.refusal is None:
-            return None, body.message
-        return (LINE_TOO_LONG if isinstance(body.refusal, LineTooLong) else TOO_LARGE), body.message
+        replies = {Refusal.LINE_TOO_LONG: LINE_TOO_LONG, Refusal.TOO_LARGE: TOO_LARGE}
+        return (replies[body.refusal] if body.refusal else None), body.message
 
     def _expire(self, why: str) -> None:
         if self.transport is None or self.session is None:
