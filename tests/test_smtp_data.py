@@ -44,7 +44,9 @@ def read(wire: bytes, pieces: Sequence[int], reader_limit: int, body: Body) -> b
 # and LF, and lines both short and longer than a small reader's buffer.
 LINE = st.one_of(
     st.binary(max_size=12).map(lambda b: b.translate(bytes(b".\r\na" * 64))),
-    st.sampled_from([b"", b".", b"..", b".a", b"a.", b"\r", b"\n.", b"x" * 300, b"." * 70]),
+    st.sampled_from(
+        [b"", b".", b"..", b".a", b"a.", b"\r", b"\n.", b"x" * 300, b"." * 70, b"\r" * 9]
+    ),
 )
 MESSAGE = st.lists(LINE, max_size=40).map(
     lambda lines: b"".join(line.replace(b"\r\n", b"\r") + b"\r\n" for line in lines)
@@ -107,17 +109,21 @@ def test_limits_refuse_what_line_by_line_reading_refuses(
         (b"a.\r\n.\r\n", b"a.\r\n"),
         (b"a\r\n..\r\nb.\r\n.\r\n", b"a\r\n.\r\nb.\r\n"),
         (b"a\n.\r\n.\r\n", b"a\n.\r\n"),  # a bare LF does not start a line
+        # CRs where a small reader's buffer ends: the CRLF after them ends the line.
+        (b"\r\n...\r\n..........\r\r\n.\r\n", b"\r\n..\r\n.........\r\r\n"),
+        (b"aaaaaaaaa\r\r\r\r\r\r\r\n.\r\n", b"aaaaaaaaa\r\r\r\r\r\r\r\n"),
+        (b"aaaaaaaaa\r\r\n..\r\n.\r\n", b"aaaaaaaaa\r\r\n.\r\n"),
     ],
 )
 def test_final_dot_and_transparent_dots(wire: bytes, message: bytes) -> None:
-    for pieces in ([], [1] * len(wire), [2, 1, 3]):
+    for pieces in ([], [1] * len(wire), [2, 1, 3], [20], [11], [12]):
         body = Body(line_limit=1000, size_limit=0)
         assert read(wire, pieces, 8, body) == NEXT_COMMAND
         assert bytes(body.message) == message
 
 
-def test_a_large_attachment_is_taken_in_buffers_not_lines() -> None:
-    """Base64 lines, none ending in a dot: read a reader's buffer at a time."""
+def test_a_large_attachment_with_no_line_ending_in_a_dot_comes_back_whole() -> None:
+    """Base64 lines, none ending in a dot: runs far longer than the reader's buffer."""
     line = b"QUJD" * 19 + b"\r\n"
     message = b"Subject: big\r\n\r\n" + line * 20_000 + b"-- \r\nBye.\r\n"
     body = Body(line_limit=1001, size_limit=0)

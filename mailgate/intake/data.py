@@ -43,7 +43,7 @@ class Body:
         self.received += len(data)
         if self.refusal is not None:
             return
-        # No line can be longer than all of them: most runs of lines are short.
+        # A run no longer than the limit holds no line over it (most runs): no split needed.
         if len(data) > self.line_limit and max(map(len, data.split(CRLF))) + 2 > self.line_limit:
             self._refuse(Refusal.LINE_TOO_LONG)
         elif self.size_limit and self.received > self.size_limit:
@@ -80,7 +80,21 @@ class Body:
 async def read_body(reader: asyncio.StreamReader, body: Body) -> None:
     """Read the body to its final dot. A refused message is still read to its end, keeping
     nothing more: the client's next command comes after it."""
+    held_cr = False  # a part ended in CR, whose LF may be the next byte in the reader
     while True:
+        if held_cr:
+            held_cr = False
+            piece = await _line_part(reader)
+            if not piece.startswith(b"\n"):
+                body.part(b"\r")  # a CR inside the line
+            else:  # the held CR ended the line; the rest is (part of) the next one
+                body.part(CRLF)
+                piece = piece[1:]
+                if piece == END:
+                    return
+            if piece:
+                body.part(piece)
+            continue
         if body.line_length:
             body.part(await _line_part(reader))
             continue
@@ -88,16 +102,18 @@ async def read_body(reader: asyncio.StreamReader, body: Body) -> None:
             data = await reader.readuntil(END)
         except asyncio.LimitOverrunError as exc:
             # No line ends in a dot for a whole buffer: its whole lines now, the rest of the
-            # last one in parts.
+            # last one in parts. Its CR is held back when it ends the buffer: a CRLF is
+            # never cut in two.
             chunk = await reader.readexactly(exc.consumed)
-            if chunk.endswith(b"\r"):  # the reader may hold its LF: a CRLF is not cut in two
-                chunk += await reader.readexactly(1)
             last = chunk.rfind(CRLF)
             whole = last + len(CRLF) if last >= 0 else 0
             if whole:
                 body.lines(chunk[:whole])
-            if whole < len(chunk):
-                body.part(chunk[whole:])
+            rest = chunk[whole:]
+            if rest.endswith(b"\r"):
+                rest, held_cr = rest[:-1], True
+            if rest:
+                body.part(rest)
             continue
         # The first line that ends in a dot: the final one when it is a line of its own.
         if data == END:

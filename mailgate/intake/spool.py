@@ -113,8 +113,7 @@ def accept_many(
     computed = [m.digests or Digests.of(m.raw) for m in messages]
     digests = [d.sha256 for d in computed]
     with store.session(durable=True) as session:
-        found = direct(session, _KNOWN, {"digests": sorted(set(digests))})
-        known: dict[str, int] = {digest: row_id for digest, row_id in found}
+        known: dict[str, int] = dict(direct(session, _KNOWN, {"digests": list(set(digests))}).all())
         new: dict[str, dict[str, object]] = {}
         raws: dict[str, bytes] = {}
         for message, both in zip(messages, computed, strict=True):
