@@ -267,6 +267,24 @@ def test_transparent_dots_are_taken_out(tmp_path: Path) -> None:
             assert session.exec(select(IntakeRaw.raw)).one() == head.encode("ascii") + body
 
 
+def test_command_sent_with_the_final_dot_is_answered_after_it(tmp_path: Path) -> None:
+    """A pipelining client may send its next MAIL in the same packet as the final dot: the
+    message ends at the dot, and the command after it is read as a command."""
+    mail = plain_mail(b"the last line.")
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        assert client.mail(CUSTOMER)[0] == 250
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.putcmd("data") is None and client.getreply()[0] == 354
+        client.send(mail + b".\r\nMAIL FROM:<" + CUSTOMER.encode("ascii") + b">\r\n")
+        assert client.getreply()[0] == 250  # the message, stored
+        assert client.getreply()[0] == 250  # the MAIL that came with it
+        assert client.rcpt(SUPPORT)[0] == 250
+        assert client.data(make_mail())[0] == 250
+        with mg.ctx.store.session() as session:
+            assert mail in session.exec(select(IntakeRaw.raw)).all()
+        assert count(mg.ctx, Intake) == 2
+
+
 def test_data_out_of_turn_is_refused(tmp_path: Path) -> None:
     with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
         assert client.docmd("HELP", "DATA") == (250, b"Syntax: DATA")
