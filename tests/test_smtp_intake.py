@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -27,6 +28,7 @@ from mailgate.config import (
 from mailgate.intake.smtp import ListenError, SmtpIntake, split_listen
 from mailgate.intake.spool import accept, stored_raw
 from mailgate.models import RECEIVED, Intake, IntakeRaw, Ticket
+from tests.conftest import CORPUS
 from tests.daemon_harness import (
     CUSTOMER,
     SUPPORT,
@@ -283,6 +285,24 @@ def test_command_sent_with_the_final_dot_is_answered_after_it(tmp_path: Path) ->
         with mg.ctx.store.session() as session:
             assert mail in session.exec(select(IntakeRaw.raw)).all()
         assert count(mg.ctx, Intake) == 2
+
+
+def test_every_corpus_mail_is_stored_as_the_client_sent_it(tmp_path: Path) -> None:
+    """The real-world mails through one session: each is stored byte for byte as smtplib
+    sent it (its lines ended with CRLF, leading dots doubled on the wire and taken out)."""
+    files = sorted(CORPUS.rglob("*.eml"))
+    sent = set()
+    with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
+        for path in files:
+            raw = re.sub(rb"\r\n|\n|\r(?!\n)", b"\r\n", path.read_bytes())
+            raw += b"" if raw.endswith(b"\r\n") else b"\r\n"  # as smtplib ends the data
+            assert client.mail(CUSTOMER)[0] == 250
+            assert client.rcpt(SUPPORT)[0] == 250
+            assert client.data(raw)[0] == 250, path.name
+            sent.add(raw)
+        with mg.ctx.store.session() as session:
+            assert set(session.exec(select(IntakeRaw.raw)).all()) == sent
+    assert len(files) > 50
 
 
 def test_data_out_of_turn_is_refused(tmp_path: Path) -> None:
