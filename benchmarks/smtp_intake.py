@@ -133,9 +133,9 @@ def measure(
     name: str, port: int, raws: Sequence[bytes], clients: int, server: int | None = None
 ) -> Run:
     """Send the messages and time them; with the server's process id, its CPU time too."""
-    cpu = tree_cpu_seconds(server) if server else float("nan")
+    before = tree_cpu_seconds(server) if server else float("nan")
     seconds, latencies, refused = asyncio.run(send_all(port, raws, clients))
-    cpu = tree_cpu_seconds(server) - cpu if server else cpu
+    cpu = tree_cpu_seconds(server) - before if server else float("nan")
     return Run(name, len(raws) - refused, seconds, latencies, refused, cpu)
 
 

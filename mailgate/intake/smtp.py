@@ -28,6 +28,8 @@ TRY_LATER = "451 4.3.0 cannot store message now, try again later"
 TOO_LARGE = "552 5.3.4 message too large"
 TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
 LINE_TOO_LONG = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)"
+# The reply for each reason DATA reading refuses a message (intake/data.py).
+_REFUSED = {Refusal.LINE_TOO_LONG: LINE_TOO_LONG, Refusal.TOO_LARGE: TOO_LARGE}
 LMTP_SOCKET_MODE = 0o660  # the MTA reaches it through the group, nobody else at all
 
 
@@ -246,8 +248,7 @@ class _Session(SMTP):
             log.info("event=data_interrupted peer=%s", _peer(self.session))
             self._writer.close()
             raise
-        replies = {Refusal.LINE_TOO_LONG: LINE_TOO_LONG, Refusal.TOO_LARGE: TOO_LARGE}
-        return (replies[body.refusal] if body.refusal else None), body.message
+        return (_REFUSED[body.refusal] if body.refusal else None), body.message
 
     def _expire(self, why: str) -> None:
         if self.transport is None or self.session is None:
