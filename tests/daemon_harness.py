@@ -140,9 +140,10 @@ def send_data(address: tuple[str, int], raw: bytes, rcpt: str = SUPPORT) -> tupl
 class Received:
     """What the relay was handed: envelope recipients and the message as bytes."""
 
-    def __init__(self, rcpt_tos: list[str], raw: bytes) -> None:
+    def __init__(self, rcpt_tos: list[str], raw: bytes, mail_from: str = "") -> None:
         self.rcpt_tos = rcpt_tos
         self.raw = raw
+        self.mail_from = mail_from  # the envelope sender: where a bounce goes
         self.message = cast(EmailMessage, message_from_bytes(raw, policy=default))
 
 
@@ -155,7 +156,9 @@ class Sink:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self.lock:
-            self.messages.append(Received(list(envelope.rcpt_tos), envelope.original_content))
+            self.messages.append(
+                Received(list(envelope.rcpt_tos), envelope.original_content, envelope.mail_from)
+            )
         return "250 2.0.0 Ok"
 
     def to(self, address: str) -> list[Received]:
