@@ -322,7 +322,7 @@ def _article_files(
         select(Attachment).where(Attachment.article_id == article.id).order_by(col(Attachment.id))
     )
     for item in session.exec(query):
-        data = _blob(ctx, item.sha256) if item.size <= budget else None
+        data = _blob(session, ctx, item.sha256) if item.size <= budget else None
         if data is not None:
             files.append((item.filename, item.content_type, data))
             budget -= item.size
@@ -330,9 +330,9 @@ def _article_files(
     return files, listed
 
 
-def _blob(ctx: Context, sha256: str) -> bytes | None:
+def _blob(session: Session, ctx: Context, sha256: str) -> bytes | None:
     try:
-        return blobs.read(ctx.config.data_dir, sha256)
+        return blobs.read_in(session, ctx.config.data_dir, sha256)
     except OSError as exc:
         # A lost file must not hold up the notification: it is listed, not attached.
         log.warning("event=blob_unreadable sha256=%s error=%r", sha256, str(exc))
