@@ -209,6 +209,21 @@ def test_attachments_over_the_limit_are_listed_not_attached(ctx: Context) -> Non
     assert "small.txt (300 Bytes)\n" in text
 
 
+def test_a_lost_file_is_listed_as_unreadable_not_as_too_large(ctx: Context) -> None:
+    ctx = with_staff(ctx, team_address="team@example.com")
+    number = new_ticket(ctx, attachments=(("trace.log", "text/plain", b"t" * 300),))
+    for path in (ctx.config.data_dir / "blobs").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        notify.notify_staff(session, ctx, ticket, article, "new")
+    [msg] = sent(ctx, "staff_notification", before)
+    assert list(msg.iter_attachments()) == []  # type: ignore[attr-defined]
+    assert "trace.log (300 Bytes) - could not be read, see the ticket" in text_of(msg)
+    assert "could not be read, see the ticket" in html_of(msg)
+
+
 # --- mails to the customer ---------------------------------------------------------------------
 
 
