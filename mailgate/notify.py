@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
@@ -90,15 +91,17 @@ def _queue(
     attachments: Sequence[AttachmentData] = (),
     inline: Sequence[InlineData] = (),
     renderings: Renderings | None = None,
+    scrub: Sequence[str] = (),
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
-    `renderings`: what other recipients' copies of the same mail were rendered to."""
+    `renderings`: what other recipients' copies of the same mail were rendered to; `scrub`:
+    addresses that must not appear in the mail (replaced by the support address)."""
     if auto_submitted is not None:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
-    rendered = _render(ctx, template, language, context, renderings)
+    rendered = _scrubbed(_render(ctx, template, language, context, renderings), scrub, ctx)
     ids = [i for i in (*thread, answering) if i]
     outgoing = Outgoing(
         from_addr=ctx.config.outbound.from_,
@@ -142,6 +145,20 @@ def _render(
     if language not in renderings:
         renderings[language] = ctx.renderer.render(template, language, context)
     return renderings[language]
+
+
+def _scrubbed(rendered: Rendered, addresses: Sequence[str], ctx: Context) -> Rendered:
+    """The mail with each of these addresses replaced by the support address, in any case."""
+    if not addresses:
+        return rendered
+    words = "|".join(re.escape(a) for a in sorted(set(addresses), key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.+-])(?:{words})(?![\w-])", re.IGNORECASE)
+
+    def scrub(text: str) -> str:
+        return pattern.sub(ctx.from_address, text)
+
+    html = scrub(rendered.html) if rendered.html is not None else None
+    return Rendered(scrub(rendered.subject), scrub(rendered.text), html)
 
 
 def _loop_checked(
@@ -220,6 +237,7 @@ def _to_customers(
     optional: bool,
     auto_submitted: str | None = "auto-replied",
     files: Sequence[Enclosure] = (),
+    scrub: Sequence[str] = (),
 ) -> bool:
     """Whether anyone was left to write to."""
     contacts = _customers(session, ticket, optional)
@@ -241,6 +259,7 @@ def _to_customers(
         auto_submitted=auto_submitted,
         attachments=[(f.filename, f.content_type, f.data) for f in files if not f.content_id],
         inline=[(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id],
+        scrub=scrub,
     )
     return True
 
@@ -436,6 +455,8 @@ def send_staff_answer(session: Session, ctx: Context, ticket: Ticket, article: A
         optional=False,
         auto_submitted=None,
         files=chosen.files,
+        # The last guard, whatever the signature heuristics missed: no agent's address.
+        scrub=[*session.exec(select(Agent.email)), article.from_addr],
     )
     if written and chosen.left_out:
         _files_not_sent(session, ctx, ticket, article, chosen.left_out)
