@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailgate import notify
-from mailgate.config import StaffConfig
+from mailgate.config import SecurityConfig, StaffConfig
 from mailgate.context import Context
 from mailgate.models import (
     Agent,
@@ -259,6 +259,27 @@ def test_staff_answer_reaches_everyone_but_failing_contacts(ctx: Context) -> Non
     text = text_of(msg)
     assert text.startswith("Please restart the printer.")
     assert "Ihr Support-Team" in text
+
+
+def test_a_staff_answer_goes_to_the_customer_with_its_files(ctx: Context) -> None:
+    security = SecurityConfig(agent_verification="none")
+    ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, security=security))
+    with ctx.store.session() as session:
+        add_agent(session, ctx, "bea@example.com")
+    number = new_ticket(ctx, attachments=(("photo.jpg", "image/jpeg", b"j" * 300),))
+    before = mark(ctx)
+    manual = b"%PDF-1.4\n" + b"m" * 3000
+    answer = make_mail(
+        subject=f"Re: [CID-{number}] Printer broken",
+        sender="Bea Agent <bea@example.com>",
+        body="Please see the manual.",
+        attachments=(("manual.pdf", "application/pdf", manual),),
+    )
+    assert ingest(ctx, answer).cid == f"CID-{number}"
+    [msg] = sent(ctx, "staff_answer", before)
+    files = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}  # type: ignore[attr-defined]
+    assert files == {"manual.pdf": manual}  # and not the customer's own photo
+    assert sent(ctx, "attachments_not_sent", before) == []
 
 
 def test_status_mail_in_the_contacts_language(ctx: Context) -> None:
