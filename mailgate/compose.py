@@ -309,7 +309,9 @@ def _filename_params(name: str) -> str:
 
 def _attachment(filename: str, content_type: str, data: bytes, content_id: str = "") -> bytes:
     ctype = content_type.strip().lower()
-    if not _MIME_TYPE.match(ctype) or ctype.startswith("multipart/"):
+    # A multipart or message part (a forwarded mail) may not be base64-encoded (RFC 2046):
+    # it goes as a plain file, its name (.eml) telling the client what it is.
+    if not _MIME_TYPE.match(ctype) or ctype.startswith(("multipart/", "message/")):
         ctype = "application/octet-stream"
     # Path separators too: a client saving the file must not be steered into another folder.
     name = clean_header(filename).replace("/", "_").replace("\\", "_") or "attachment"
