@@ -13,11 +13,13 @@ _CLOSINGS = (
     "grüße", "grüsse", "mfg", "vg", "lg", "vielen dank", "danke", "danke und gruß",
     "best regards", "kind regards", "warm regards", "kindest regards", "regards",
     "best wishes", "best", "cheers", "thanks", "thank you", "many thanks", "sincerely",
+    "thanks again", "thanks a lot", "thanks in advance", "danke schön", "dankeschön",
+    "vielen dank im voraus",
     "yours sincerely", "yours faithfully", "with best regards", "with kind regards",
 )  # fmt: skip
 _CLOSING = re.compile(
     r"^\s*(?:" + "|".join(re.escape(c) for c in sorted(_CLOSINGS, key=len, reverse=True)) + r")"
-    r"\s*[,.!]*\s*(?P<rest>.*)$",
+    r"(?!\w)\s*[,.!]*\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
 # A closing block is a few short lines: name, title, company, address, phones, mail, web.
@@ -35,18 +37,17 @@ _CONTACT = re.compile(
 
 
 def cut_closing_block(text: str) -> str:
-    """The text with its closing block cut after the greeting and the name (the line below
-    the greeting, or the rest of the greeting's line); unchanged when its last lines do not
-    look like a closing block."""
+    """The text with its closing block cut after the greeting and the name; unchanged when
+    its last lines do not look like a closing block."""
     lines = text.split("\n")
     start = _closing_start(lines)
     if start is None:
         return text
-    kept = start + 1
-    match = _CLOSING.match(lines[start])
-    if match is not None and not match["rest"]:
-        name = next((i for i in range(start + 1, len(lines)) if lines[i].strip()), None)
-        kept = name + 1 if name is not None else kept
+    # The name: the line below the greeting, also where the greeting's line has one
+    # ("Best regards, Jana" above "Jana Schmidt").
+    name = next((i for i in range(start + 1, len(lines)) if lines[i].strip()), None)
+    named = name is not None and _looks_like_name(lines[name].strip())
+    kept = name + 1 if name is not None and named else start + 1
     return "\n".join(lines[:kept]).rstrip()
 
 

@@ -149,6 +149,7 @@ def test_no_agents_address_reaches_the_customer_whatever_the_text_says(desk: Des
         "Danke\nfür Ihre Geduld\nWir melden uns morgen wieder bei Ihnen.",
         "Best regards to your team from all of us.\nJana",
         "Gruß\n\nJana\nPS: Ihr Treiber ist zu alt. Bitte laden Sie Version 2 herunter.",
+        "Ihre Bestellung kam an.\nBestimmt klappt es jetzt\nmit dem neuen Treiber\nund Kabel",
     ],
 )
 def test_own_words_after_a_greeting_are_kept(text: str) -> None:
@@ -162,6 +163,7 @@ def test_own_words_after_a_greeting_are_kept(text: str) -> None:
         ("Fixed.\n\nMfG\ni.A. J. Schmidt\nBeispiel GmbH", "Fixed.\n\nMfG\ni.A. J. Schmidt"),
         ("Fixed.\n\nViele Grüße\n\nJana", "Fixed.\n\nViele Grüße\n\nJana"),
         ("Fixed.\n\nBest,\nJana\nSupport\nwww.example.com", "Fixed.\n\nBest,\nJana"),
+        ("Thanks again!\nJana Schmidt\nTel. 030 1234567", "Thanks again!\nJana Schmidt"),
     ],
 )
 def test_closing_blocks_are_cut_after_the_name(text: str, kept: str) -> None:
