@@ -10,12 +10,12 @@ _CLOSINGS = (
     "mit freundlichem gruss", "freundliche grüße", "freundliche grüsse", "viele grüße",
     "viele grüsse", "beste grüße", "beste grüsse", "liebe grüße", "liebe grüsse",
     "herzliche grüße", "herzliche grüsse", "schöne grüße", "schöne grüsse", "gruß", "gruss",
-    "grüße", "grüsse", "mfg", "vg", "lg", "vielen dank", "danke", "danke und gruß",
-    "best regards", "kind regards", "warm regards", "kindest regards", "regards",
-    "best wishes", "best", "cheers", "thanks", "thank you", "many thanks", "sincerely",
-    "thanks again", "thanks a lot", "thanks in advance", "danke schön", "dankeschön",
-    "vielen dank im voraus",
-    "yours sincerely", "yours faithfully", "with best regards", "with kind regards",
+    "grüße", "grüsse", "mfg", "vg", "lg", "vielen dank", "vielen dank im voraus", "danke",
+    "danke schön", "dankeschön", "danke und gruß", "best regards", "kind regards",
+    "warm regards", "kindest regards", "regards", "with best regards", "with kind regards",
+    "best wishes", "best", "cheers", "thanks", "thanks again", "thanks a lot",
+    "thanks in advance", "thank you", "many thanks", "sincerely", "yours sincerely",
+    "yours faithfully",
 )  # fmt: skip
 _CLOSING = re.compile(
     r"^\s*(?:" + "|".join(re.escape(c) for c in sorted(_CLOSINGS, key=len, reverse=True)) + r")"
