@@ -340,12 +340,13 @@ def _staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tu
 
 def _article_files(session: Session, ctx: Context, article: Article) -> Chosen:
     """The customer's files for a staff notification: up to [staff]
-    notification_attachment_limit together, and what the relay takes."""
+    notification_attachment_limit together, and what the relay takes beside the text (which
+    goes out twice: plain and in the HTML)."""
     return choose(
         session,
         ctx.config.data_dir,
         article_files(session, article.id or 0),
-        ctx.config.outbound.max_message_size - text_allowance(article.text, article.html),
+        ctx.config.outbound.max_message_size - text_allowance(article.text, article.text),
         ctx.config.staff.notification_attachment_limit,
     )
 

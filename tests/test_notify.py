@@ -209,6 +209,19 @@ def test_attachments_over_the_limit_are_listed_not_attached(ctx: Context) -> Non
     assert "small.txt (300 Bytes)\n" in text
 
 
+def test_a_notification_stays_within_what_the_relay_takes(ctx: Context) -> None:
+    ctx = with_staff(ctx, team_address="team@example.com")
+    outbound = dataclasses.replace(ctx.config.outbound, max_message_size=100_000)
+    ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, outbound=outbound))
+    files = (("dump.bin", "application/octet-stream", b"d" * 80_000), ("a.txt", "text/plain", b"a"))
+    new_ticket(ctx, attachments=files)
+    [row] = rows_after(ctx, "staff_notification", 0)
+    assert len(row.raw) <= 100_000
+    msg = parsed(row.raw)
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["a.txt"]  # type: ignore[attr-defined]
+    assert "dump.bin (80.0 kB) - too large to attach, see the ticket" in text_of(msg)
+
+
 def test_a_lost_file_is_listed_as_unreadable_not_as_too_large(ctx: Context) -> None:
     ctx = with_staff(ctx, team_address="team@example.com")
     number = new_ticket(ctx, attachments=(("trace.log", "text/plain", b"t" * 300),))
