@@ -115,3 +115,13 @@ def _add_row(session: Session, digest: str, size: int, path: str) -> bool:
 
 def read(data_dir: Path, sha256: str) -> bytes:
     return blob_path(data_dir, sha256).read_bytes()
+
+
+def read_in(session: Session, data_dir: Path, sha256: str) -> bytes:
+    """The content as this session's transaction knows it: a file the transaction is still
+    writing (a mail's attachment, read for the notification the same mail causes) is waited
+    for first, so that it is read whole and not found missing."""
+    pending: dict[str, Future[list[Path]]] = session.info.get(_WRITES, {})
+    if sha256 in pending:
+        pending[sha256].result()
+    return read(data_dir, sha256)

@@ -60,6 +60,8 @@ class Outgoing:
     auto_submitted: str | None = None  # "auto-replied" | "auto-generated" | None
     extra_headers: tuple[tuple[str, str], ...] = ()
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, data)
+    # Images the HTML shows by `cid:`: (filename, content type, data, content id).
+    inline: tuple[tuple[str, str, bytes, str], ...] = ()
 
 
 def clean_header(value: str) -> str:
@@ -305,23 +307,37 @@ def _filename_params(name: str) -> str:
     return f"filename*={encode_rfc2231(name, 'utf-8')}"
 
 
-def _attachment(filename: str, content_type: str, data: bytes) -> bytes:
+def _attachment(filename: str, content_type: str, data: bytes, content_id: str = "") -> bytes:
     ctype = content_type.strip().lower()
-    if not _MIME_TYPE.match(ctype) or ctype.startswith("multipart/"):
+    # A multipart or message part (a forwarded mail) may not be base64-encoded (RFC 2046):
+    # it goes as a plain file, its name (.eml) telling the client what it is.
+    if not _MIME_TYPE.match(ctype) or ctype.startswith(("multipart/", "message/")):
         ctype = "application/octet-stream"
     # Path separators too: a client saving the file must not be steered into another folder.
     name = clean_header(filename).replace("/", "_").replace("\\", "_") or "attachment"
     params = _filename_params(name)
+    cid = clean_message_id(content_id) if content_id else None
+    disposition = "inline" if cid else "attachment"
     head = (
         f"Content-Type: {ctype}; {params.replace('filename', 'name', 1)}\r\n"
         f"Content-Transfer-Encoding: base64\r\n"
-        f"Content-Disposition: attachment; {params}\r\n\r\n"
+        + (f"Content-ID: {cid}\r\n" if cid else "")
+        + f"Content-Disposition: {disposition}; {params}\r\n\r\n"
     )
     return head.encode("ascii") + _crlf(base64.encodebytes(data))
 
 
+def _shown(out: Outgoing) -> bytes:
+    """The readable parts, with the images their HTML shows as multipart/related."""
+    readable = _readable(out)
+    if not out.inline or out.html is None:
+        return readable
+    return _multipart("related", [readable, *(_attachment(*item) for item in out.inline)])
+
+
 def _body(out: Outgoing) -> bytes:
-    if not out.attachments:
-        return _readable(out)
-    parts = [_readable(out), *(_attachment(*item) for item in out.attachments)]
-    return _multipart("mixed", parts)
+    # Inline images without HTML to show them in go as plain attachments.
+    files = [*out.attachments, *(item[:3] for item in out.inline if out.html is None)]
+    if not files:
+        return _shown(out)
+    return _multipart("mixed", [_shown(out), *(_attachment(*item) for item in files)])

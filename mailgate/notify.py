@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Literal
@@ -11,10 +12,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import blobs, loops, tags
+from mailgate import loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.customers import billable_minutes, organisation, remembered
+from mailgate.enclosures import Chosen, Enclosure, Listed, article_files, choose, text_allowance
 from mailgate.models import (
     Agent,
     Article,
@@ -38,6 +40,7 @@ log = logging.getLogger("mailgate.notify")
 
 StaffEvent = Literal["new", "reply"]
 AttachmentData = tuple[str, str, bytes]
+InlineData = tuple[str, str, bytes, str]
 # One mail's renderings by language, shared by its recipients (one mail per agent).
 Renderings = dict[str | None, Rendered]
 # The mails send_status_change may write: they share its recipients and its context.
@@ -86,16 +89,19 @@ def _queue(
     thread: Sequence[str] = (),
     auto_submitted: str | None = "auto-replied",
     attachments: Sequence[AttachmentData] = (),
+    inline: Sequence[InlineData] = (),
     renderings: Renderings | None = None,
+    scrub: Sequence[str] = (),
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
-    `renderings`: what other recipients' copies of the same mail were rendered to."""
+    `renderings`: what other recipients' copies of the same mail were rendered to; `scrub`:
+    addresses that must not appear in the mail (replaced by the support address)."""
     if auto_submitted is not None:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
-    rendered = _render(ctx, template, language, context, renderings)
+    rendered = _scrubbed(_render(ctx, template, language, context, renderings), scrub, ctx)
     ids = [i for i in (*thread, answering) if i]
     outgoing = Outgoing(
         from_addr=ctx.config.outbound.from_,
@@ -111,6 +117,7 @@ def _queue(
         reply_to=ctx.config.outbound.from_,
         auto_submitted=auto_submitted,
         attachments=tuple(attachments),
+        inline=tuple(inline),
         extra_headers=_conversation(ctx, ticket),
     )
     try:
@@ -138,6 +145,20 @@ def _render(
     if language not in renderings:
         renderings[language] = ctx.renderer.render(template, language, context)
     return renderings[language]
+
+
+def _scrubbed(rendered: Rendered, addresses: Sequence[str], ctx: Context) -> Rendered:
+    """The mail with each of these addresses replaced by the support address, in any case."""
+    if not addresses:
+        return rendered
+    words = "|".join(re.escape(a) for a in sorted(set(addresses), key=len, reverse=True))
+    pattern = re.compile(rf"(?<![\w.+-])(?:{words})(?![\w-])", re.IGNORECASE)
+
+    def scrub(text: str) -> str:
+        return pattern.sub(ctx.from_address, text)
+
+    html = scrub(rendered.html) if rendered.html is not None else None
+    return Rendered(scrub(rendered.subject), scrub(rendered.text), html)
 
 
 def _loop_checked(
@@ -215,10 +236,13 @@ def _to_customers(
     *,
     optional: bool,
     auto_submitted: str | None = "auto-replied",
-) -> None:
+    files: Sequence[Enclosure] = (),
+    scrub: Sequence[str] = (),
+) -> bool:
+    """Whether anyone was left to write to."""
     contacts = _customers(session, ticket, optional)
     if not contacts:
-        return
+        return False
     # One mail for everyone, in the language of whoever comes first (the requester).
     answering, thread = _thread(session, ticket)
     _queue(
@@ -233,7 +257,11 @@ def _to_customers(
         answering=answering,
         thread=thread,
         auto_submitted=auto_submitted,
+        attachments=[(f.filename, f.content_type, f.data) for f in files if not f.content_id],
+        inline=[(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id],
+        scrub=scrub,
     )
+    return True
 
 
 # --- figures staff and customers see ------------------------------------------------------------
@@ -310,33 +338,21 @@ def _staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tu
     return found
 
 
-def _article_files(
-    session: Session, ctx: Context, article: Article
-) -> tuple[list[AttachmentData], list[dict[str, object]]]:
-    """The files that fit the size limit together (in order; a big one is skipped, smaller
-    ones after it may still fit), and a list of all of them saying which travel along."""
-    budget = ctx.config.staff.notification_attachment_limit
-    files: list[AttachmentData] = []
-    listed: list[dict[str, object]] = []
-    query = (
-        select(Attachment).where(Attachment.article_id == article.id).order_by(col(Attachment.id))
+def _article_files(session: Session, ctx: Context, article: Article) -> Chosen:
+    """The customer's files for a staff notification: up to [staff]
+    notification_attachment_limit together, and what the relay takes beside the text (which
+    goes out twice: plain and in the HTML)."""
+    return choose(
+        session,
+        ctx.config.data_dir,
+        article_files(session, article.id or 0),
+        ctx.config.outbound.max_message_size - text_allowance(article.text, article.text),
+        ctx.config.staff.notification_attachment_limit,
     )
-    for item in session.exec(query):
-        data = _blob(ctx, item.sha256) if item.size <= budget else None
-        if data is not None:
-            files.append((item.filename, item.content_type, data))
-            budget -= item.size
-        listed.append({"filename": item.filename, "size": item.size, "attached": data is not None})
-    return files, listed
 
 
-def _blob(ctx: Context, sha256: str) -> bytes | None:
-    try:
-        return blobs.read(ctx.config.data_dir, sha256)
-    except OSError as exc:
-        # A lost file must not hold up the notification: it is listed, not attached.
-        log.warning("event=blob_unreadable sha256=%s error=%r", sha256, str(exc))
-        return None
+def _listed(items: Sequence[Listed]) -> list[dict[str, object]]:
+    return [{**item.view(), "reason": item.reason} for item in items]
 
 
 def _person(name: str, email: str) -> dict[str, object]:
@@ -378,9 +394,11 @@ def notify_staff(
     org = organisation(session, ticket.organisation_id)
     if org is None:
         return
-    files, listed = _article_files(session, ctx, article)
+    chosen = _article_files(session, ctx, article)
     context = {**_staff_context(session, ctx, ticket, article, org), "event": event}
-    context["attachments"] = listed
+    context["attachments"] = _listed(chosen.listed)
+    # Every file as an attachment: the notification's HTML shows none of them inline.
+    files = [(f.filename, f.content_type, f.data) for f in chosen.files]
     renderings: Renderings = {}
     for address, language in recipients:
         _notify_one(session, ctx, ticket, article, address, language, context, files, renderings)
@@ -416,12 +434,69 @@ def _notify_one(
 
 
 def send_staff_answer(session: Session, ctx: Context, ticket: Ticket, article: Article) -> None:
-    """An agent's answer to the customers of the ticket, from the support address: the agent's
-    own address appears nowhere. Not optional, so opted-out contacts get it too."""
-    context = {**_base_context(ctx, ticket), "text": article.text}
+    """An agent's answer to the customers of the ticket, from the support address, with the
+    answer's files: the agent's own address appears nowhere. Not optional, so opted-out
+    contacts get it too. A file the relay would refuse stays behind, and the agent is told."""
+    chosen = _answer_files(session, ctx, ticket, article)
+    context = {
+        **_base_context(ctx, ticket),
+        "text": article.text,
+        "images": [
+            {"cid": f.content_id, "filename": f.filename} for f in chosen.files if f.content_id
+        ],
+        "not_attached": _listed(chosen.left_out),
+    }
     # A person wrote this: no Auto-Submitted, so the customer's auto-responder may answer.
-    _to_customers(
-        session, ctx, ticket, "staff_answer", context, optional=False, auto_submitted=None
+    written = _to_customers(
+        session,
+        ctx,
+        ticket,
+        "staff_answer",
+        context,
+        optional=False,
+        auto_submitted=None,
+        files=chosen.files,
+        # The last guard, whatever the signature heuristics missed: no agent's address.
+        scrub=[*session.exec(select(Agent.email)), article.from_addr],
+    )
+    if written and chosen.left_out:
+        _files_not_sent(session, ctx, ticket, article, chosen.left_out)
+
+
+def _answer_files(session: Session, ctx: Context, ticket: Ticket, article: Article) -> Chosen:
+    """The answer's own files, within what the relay takes. An inline image that is already
+    on the ticket is the customer's own, quoted back by the agent's client: it stays home."""
+    earlier = select(Attachment.sha256).join(Article, col(Article.id) == Attachment.article_id)
+    earlier = earlier.where(Article.ticket_id == ticket.id, Article.id != article.id)
+    known = set(session.exec(earlier))
+    files = [
+        a for a in article_files(session, article.id or 0) if a.sha256 not in known or not a.inline
+    ]
+    budget = ctx.config.outbound.max_message_size - text_allowance(article.text, article.text)
+    return choose(session, ctx.config.data_dir, files, budget)
+
+
+def _files_not_sent(
+    session: Session, ctx: Context, ticket: Ticket, article: Article, left: Sequence[Listed]
+) -> None:
+    """Tell the agent which files of their answer did not reach the customer, and why."""
+    agent = session.exec(select(Agent).where(Agent.email == article.from_addr.lower())).first()
+    context = {
+        "ticket": ticket_view(ctx, ticket),
+        "files": _listed(left),
+        "limit": ctx.config.outbound.max_message_size,
+        "support_address": ctx.from_address,
+    }
+    _queue(
+        session,
+        ctx,
+        "attachments_not_sent",
+        _language(ctx, agent),
+        context,
+        to=[article.from_addr],
+        ticket=ticket,
+        thread=_thread(session, ticket)[1],
+        auto_submitted="auto-generated",
     )
 
 

@@ -20,6 +20,7 @@ from mailgate.lifecycle import (
 from mailgate.models import Agent, Article, Contact, Ticket
 from mailgate.parse import ParsedMail, once_per_mail
 from mailgate.quotes import strip_quotes
+from mailgate.signatures import cut_closing_block
 from mailgate.verify import verify_agent
 
 
@@ -56,7 +57,10 @@ def read_staff_mail(
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
     direction = "internal" if internal else "staff"
-    return StaffMail(True, direction, "", parsed.body, parsed.commands, parsed.errors)
+    # Mail clients put the agent's contact block under the greeting without a `-- `
+    # separator; only the greeting and the name belong in what the customer reads.
+    body = cut_closing_block(parsed.body)
+    return StaffMail(True, direction, "", body, parsed.commands, parsed.errors)
 
 
 def after_staff_mail(

@@ -103,6 +103,31 @@ def test_attachments_make_multipart_mixed() -> None:
     assert "/" not in (second.get_filename() or "/")
 
 
+def test_a_forwarded_mail_goes_as_a_file_not_as_a_base64_message_part() -> None:
+    forwarded = "Subject: Alte Mail\r\n\r\nGrüße\r\n".encode()
+    msg = build(attachments=(("Alte Mail.eml", "message/rfc822", forwarded),))
+    _, attachment = msg.iter_parts()
+    assert attachment.get_content_type() == "application/octet-stream"
+    assert attachment.get_filename() == "Alte Mail.eml"
+    assert attachment.get_content() == forwarded
+
+
+def test_inline_images_go_beside_the_html_that_shows_them() -> None:
+    image = ("shot.png", "image/png", b"\x89PNG", "shot-1@laptop")
+    msg = build(html='<img src="cid:shot-1@laptop">', inline=(image,))
+    assert msg.get_content_type() == "multipart/related"
+    body, shown = msg.iter_parts()
+    assert body.get_content_type() == "multipart/alternative"
+    assert shown["Content-ID"] == "<shot-1@laptop>"
+    assert shown.get_content_disposition() == "inline"
+    assert shown.get_content() == b"\x89PNG"
+    # Without HTML to show it in, the image is a plain attachment.
+    msg = build(inline=(image,), attachments=(("a.txt", "text/plain", b"a"),))
+    assert msg.get_content_type() == "multipart/mixed"
+    names = [(p.get_filename(), p.get_content_disposition()) for p in msg.iter_attachments()]
+    assert names == [("a.txt", "attachment"), ("shot.png", "attachment")]
+
+
 def test_text_with_attachment_keeps_text_first() -> None:
     msg = build(attachments=(("list.csv", "text/csv", b"a;b\n"),))
     body, attachment = msg.iter_parts()

@@ -51,6 +51,10 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ('[smtp]\naddresses = "a@b"\n', "f.toml: smtp.addresses: expected a list"),
         ('[smtp]\nlisten = "nowhere"\n', "f.toml: smtp.listen: 'nowhere' is not HOST:PORT"),
         ('[outbound]\ntransport = "pigeon"\n', "f.toml: outbound.transport: 'pigeon' is not one"),
+        (
+            "[outbound]\nmax_message_size = 1000\n",
+            "f.toml: outbound.max_message_size: must be at least 65536",
+        ),
         ("[[imap]]\nport = true\n", "f.toml: imap[0].port: expected int, got bool"),
         ("[[imap]]\nbogus = 1\n", "f.toml: imap[0].bogus: unknown key"),
         ("[database\n", "f.toml: not valid TOML"),

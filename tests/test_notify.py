@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import Session, col, select
 
 from mailgate import notify
-from mailgate.config import StaffConfig
+from mailgate.config import SecurityConfig, StaffConfig
 from mailgate.context import Context
 from mailgate.models import (
     Agent,
@@ -209,6 +209,34 @@ def test_attachments_over_the_limit_are_listed_not_attached(ctx: Context) -> Non
     assert "small.txt (300 Bytes)\n" in text
 
 
+def test_a_notification_stays_within_what_the_relay_takes(ctx: Context) -> None:
+    ctx = with_staff(ctx, team_address="team@example.com")
+    outbound = dataclasses.replace(ctx.config.outbound, max_message_size=100_000)
+    ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, outbound=outbound))
+    files = (("dump.bin", "application/octet-stream", b"d" * 80_000), ("a.txt", "text/plain", b"a"))
+    new_ticket(ctx, attachments=files)
+    [row] = rows_after(ctx, "staff_notification", 0)
+    assert len(row.raw) <= 100_000
+    msg = parsed(row.raw)
+    assert [p.get_filename() for p in msg.iter_attachments()] == ["a.txt"]  # type: ignore[attr-defined]
+    assert "dump.bin (80.0 kB) - too large to attach, see the ticket" in text_of(msg)
+
+
+def test_a_lost_file_is_listed_as_unreadable_not_as_too_large(ctx: Context) -> None:
+    ctx = with_staff(ctx, team_address="team@example.com")
+    number = new_ticket(ctx, attachments=(("trace.log", "text/plain", b"t" * 300),))
+    for path in (ctx.config.data_dir / "blobs").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        notify.notify_staff(session, ctx, ticket, article, "new")
+    [msg] = sent(ctx, "staff_notification", before)
+    assert list(msg.iter_attachments()) == []  # type: ignore[attr-defined]
+    assert "trace.log (300 Bytes) - could not be read, see the ticket" in text_of(msg)
+    assert "could not be read, see the ticket" in html_of(msg)
+
+
 # --- mails to the customer ---------------------------------------------------------------------
 
 
@@ -244,6 +272,27 @@ def test_staff_answer_reaches_everyone_but_failing_contacts(ctx: Context) -> Non
     text = text_of(msg)
     assert text.startswith("Please restart the printer.")
     assert "Ihr Support-Team" in text
+
+
+def test_a_staff_answer_goes_to_the_customer_with_its_files(ctx: Context) -> None:
+    security = SecurityConfig(agent_verification="none")
+    ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, security=security))
+    with ctx.store.session() as session:
+        add_agent(session, ctx, "bea@example.com")
+    number = new_ticket(ctx, attachments=(("photo.jpg", "image/jpeg", b"j" * 300),))
+    before = mark(ctx)
+    manual = b"%PDF-1.4\n" + b"m" * 3000
+    answer = make_mail(
+        subject=f"Re: [CID-{number}] Printer broken",
+        sender="Bea Agent <bea@example.com>",
+        body="Please see the manual.",
+        attachments=(("manual.pdf", "application/pdf", manual),),
+    )
+    assert ingest(ctx, answer).cid == f"CID-{number}"
+    [msg] = sent(ctx, "staff_answer", before)
+    files = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}  # type: ignore[attr-defined]
+    assert files == {"manual.pdf": manual}  # and not the customer's own photo
+    assert sent(ctx, "attachments_not_sent", before) == []
 
 
 def test_status_mail_in_the_contacts_language(ctx: Context) -> None:
