@@ -20,14 +20,15 @@ from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
 
 UTC_ZONE = ZoneInfo("UTC")
 
-# Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
-# customer's reply (the pipeline decides whether that reopens or starts a new ticket).
+# Where each status may go. Closed leaves only for open or working: by #reopen, #status open,
+# #status working, or a customer's reply (routing decides whether that reopens or starts a
+# new ticket). Staff mail without such a command leaves a closed ticket closed.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"working", "hold", "delivered", "closed"}),
     "working": frozenset({"hold", "delivered", "closed", "open"}),
     "hold": frozenset({"working", "delivered", "closed", "open"}),
     "delivered": frozenset({"working", "closed", "open"}),
-    "closed": frozenset({"open"}),
+    "closed": frozenset({"open", "working"}),
 }
 
 

@@ -33,6 +33,7 @@ class StaffMail:
     text: str  # without quoted history and command lines
     commands: tuple[Command, ...] = ()
     errors: tuple[str, ...] = ()
+    quiet: bool = False  # marked internal by the agent: nothing of it reaches the customer
 
 
 def read_staff_mail(
@@ -52,11 +53,14 @@ def read_staff_mail(
                 f"your mail was not verified ({verdict.reason}): its commands "
                 "were not applied and nothing was sent to the customer",
             ),
+            quiet=True,
         )
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
     direction = "internal" if internal else "staff"
-    return StaffMail(True, direction, "", parsed.body, parsed.commands, parsed.errors)
+    return StaffMail(
+        True, direction, "", parsed.body, parsed.commands, parsed.errors, quiet=internal
+    )
 
 
 def after_staff_mail(
@@ -67,8 +71,11 @@ def after_staff_mail(
     agent: Agent,
     staff: StaffMail,
     mail: ParsedMail,
+    acknowledged: bool = False,
 ) -> None:
-    """Apply the commands, answer the customer (unless internal), tell the agent what failed."""
+    """Apply the commands, answer the customer (unless internal), tell the agent what failed.
+    `acknowledged`: the customer is told of this ticket in the same transaction (a phoned-in
+    request), so a plain change needs no mail of its own."""
     errors = list(staff.errors)
     if staff.verified:
         commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
@@ -76,12 +83,15 @@ def after_staff_mail(
             session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone
         )
         errors += outcome.errors
-        answered = staff.direction == "staff" and bool(staff.text.strip())
-        if answered:
-            notify.send_staff_answer(session, ctx, ticket, article)
-            # What first-response targets measure: the first answer the customer received.
-            ticket.first_response_at = ticket.first_response_at or ctx.clock()
-        _status_mail(session, ctx, ticket, outcome.status_changed, answered)
+        # An internal comment (comment address, #internal) sends the customer nothing at
+        # all, status mails included: that is what staff mean by it.
+        if not staff.quiet:
+            answered = staff.direction == "staff" and bool(staff.text.strip())
+            if answered:
+                notify.send_staff_answer(session, ctx, ticket, article)
+                # What first-response targets measure: the first answer the customer received.
+                ticket.first_response_at = ticket.first_response_at or ctx.clock()
+            _status_mail(session, ctx, ticket, outcome.status_changed, answered or acknowledged)
     if errors:
         notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
 

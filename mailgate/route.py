@@ -192,20 +192,25 @@ def note_outcome(session: Session, intake: Intake) -> None:
 
 
 def _for_existing(
-    ticket: Ticket, sender: Sender, screening: Screening, env: Envelope, cfg: Config, now: datetime
+    session: Session,
+    ticket: Ticket,
+    sender: Sender,
+    screening: Screening,
+    env: Envelope,
+    cfg: Config,
+    now: datetime,
 ) -> Decision:
-    if ticket.status == "closed" and not screening.automatic:
-        if now - ticket.updated_at > timedelta(days=cfg.tickets.reopen_days):
-            return NewTicket(linked_ticket_id=ticket.id)
-        reopen = True
-    else:
-        reopen = False
+    """Staff mail always lands on the ticket its tag names and never reopens it by itself
+    (only a command does). A customer's reply reopens a closed ticket within `reopen_days`,
+    else opens a new ticket linked to it."""
+    note = "automatic reply" if screening.automatic else ""
     if sender.is_agent:
         direction = "internal" if env.is_comment_address else "staff"
-    else:
-        direction = "customer"
-    note = "automatic reply" if screening.automatic else ""
-    return FollowUp(ticket.id or 0, direction, note, screening.automatic, reopen)
+        return FollowUp(ticket.id or 0, direction, note, screening.automatic)
+    reopen = ticket.status == "closed" and not screening.automatic
+    if reopen and now - ticket.updated_at > timedelta(days=cfg.tickets.reopen_days):
+        return NewTicket(linked_ticket_id=ticket.id)
+    return FollowUp(ticket.id or 0, "customer", note, screening.automatic, reopen)
 
 
 def route(
@@ -244,7 +249,7 @@ def route(
         if cfg.tickets.unverified_tag_policy == "new-ticket":
             return _new_ticket(session, mail, screening, sender, cfg)
         return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
-    return _for_existing(ticket, sender, screening, env, cfg, now)
+    return _for_existing(session, ticket, sender, screening, env, cfg, now)
 
 
 def is_list_request(

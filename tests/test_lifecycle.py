@@ -51,6 +51,7 @@ LEGAL = {
     ("delivered", "closed"),
     ("delivered", "open"),
     ("closed", "open"),
+    ("closed", "working"),
 }
 PAIRS = [(a, b) for a, b in itertools.product(STATUSES, STATUSES) if a != b]
 AGENT = "bob@example.com"

@@ -1,0 +1,174 @@
+"""A ticket's life as people mean it: staff mail on closed tickets, replies long after
+closing, confirmations in a few words, and what the customer hears of priority and hold."""
+
+from __future__ import annotations
+
+import json
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from mailgate.agents import add_agent
+from mailgate.context import Context
+from mailgate.models import Ticket
+from tests.helpers import ingest, outbox, parsed
+from tests.mails import make_mail
+from tests.test_cli import mailgate
+
+AGENT = "anna@example.com"
+CUSTOMER = "alice@acme.example"
+VERIFIED = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"}
+
+
+@pytest.fixture
+def desk(ctx: Context) -> Context:
+    """CID-1000 opened by the customer; one agent, Anna."""
+    with ctx.store.session() as session:
+        add_agent(session, AGENT, "Anna Agent", "en", ctx.clock())
+    assert ingest(ctx, make_mail(subject="Drucker defekt")).describe() == "ticket CID-1000"
+    return ctx
+
+
+def staff(ctx: Context, body: str, to: str = "support@example.com", tag: str = "CID-1000") -> str:
+    """An agent's mail as our MTA hands it over, with its verdict on the sender."""
+    subject = f"Re: [{tag}] Drucker defekt"
+    raw = make_mail(subject=subject, sender=AGENT, to=to, body=body, headers=VERIFIED)
+    return ingest(ctx, raw).describe()
+
+
+def customer(ctx: Context, body: str, tag: str = "CID-1000", **mail: Any) -> str:
+    return ingest(
+        ctx, make_mail(subject=f"AW: [{tag}] Drucker defekt", body=body, **mail)
+    ).describe()
+
+
+def customer_mails(ctx: Context, after: int = 0) -> list[tuple[str, Message]]:
+    """What reached the customer after outbox row `after`: (template, the mail as read)."""
+    return [
+        (row.template, parsed(row.raw))
+        for row in outbox(ctx)
+        if (row.id or 0) > after and CUSTOMER in row.to_addrs
+    ]
+
+
+def last_outbox_id(ctx: Context) -> int:
+    rows = outbox(ctx)
+    return (rows[-1].id or 0) if rows else 0
+
+
+def text_of(msg: Message) -> str:
+    body = msg.get_body(("plain",)).get_content()  # type: ignore[attr-defined, union-attr]
+    return str(body).replace("\r\n", "\n")
+
+
+def show(ctx: Context, tmp_path: Path, cid: str = "CID-1000") -> dict[str, Any]:
+    """`mailgate tickets show CID --format json`, as staff and scripts read a ticket."""
+    path = tmp_path / "show.toml"
+    path.write_text(
+        f'[database]\nurl = "{ctx.config.database.url}"\n'
+        f'[paths]\ndata_dir = "{tmp_path}/data"\n'
+        '[smtp]\naddresses = ["support@example.com"]\n',
+        encoding="utf-8",
+    )
+    result = mailgate("tickets", "show", cid, "--format", "json", config=path)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def status_events(shown: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(e["actor"], e["detail"]) for e in shown["events"] if e["action"] == "status"]
+
+
+def close(ctx: Context) -> None:
+    """Staff close the ticket by mail."""
+    assert staff(ctx, "#close") == "reply CID-1000"
+
+
+# --- staff mail on a closed ticket -------------------------------------------------------------
+
+
+def test_internal_comment_on_a_closed_ticket_leaves_it_closed(
+    desk: Context, tmp_path: Path
+) -> None:
+    close(desk)
+    before = last_outbox_id(desk)
+    desk.clock.advance(days=2)  # type: ignore[attr-defined]
+    assert staff(desk, "Called her, all fine.", to="support-comment@example.com") == (
+        "reply CID-1000"
+    )
+    shown = show(desk, tmp_path)
+    assert shown["status"] == "closed"
+    assert shown["articles"][-1]["direction"] == "internal"
+    assert status_events(shown) == [(AGENT, "open -> closed")]
+    assert customer_mails(desk, before) == []
+
+
+def test_staff_answer_on_a_closed_ticket_is_sent_and_the_ticket_stays_closed(
+    desk: Context, tmp_path: Path
+) -> None:
+    close(desk)
+    before = last_outbox_id(desk)
+    assert staff(desk, "One more hint: the driver is on our site.") == "reply CID-1000"
+    assert show(desk, tmp_path)["status"] == "closed"
+    [(template, mail)] = customer_mails(desk, before)
+    assert template == "staff_answer"
+    assert text_of(mail).startswith("One more hint")
+
+
+def test_status_working_with_internal_reopens_without_a_word_to_the_customer(
+    desk: Context, tmp_path: Path
+) -> None:
+    close(desk)
+    before = last_outbox_id(desk)
+    assert staff(desk, "#status working #internal\n\nLooking at the logs again.") == (
+        "reply CID-1000"
+    )
+    shown = show(desk, tmp_path)
+    assert shown["status"] == "working"
+    assert status_events(shown)[-1] == (AGENT, "closed -> working")
+    assert "customer replied" not in json.dumps(shown["events"])
+    assert customer_mails(desk, before) == []
+
+
+def test_reopen_by_command_names_the_agent_and_tells_the_customer(
+    desk: Context, tmp_path: Path
+) -> None:
+    close(desk)
+    before = last_outbox_id(desk)
+    assert staff(desk, "#reopen\n\nWe found the cause after all.") == "reply CID-1000"
+    shown = show(desk, tmp_path)
+    assert shown["status"] == "open"
+    assert status_events(shown)[-1] == (AGENT, "closed -> open")
+    assert [t for t, _ in customer_mails(desk, before)] == ["staff_answer", "reopened"]
+
+
+def test_internal_delivery_sends_the_customer_nothing(desk: Context, tmp_path: Path) -> None:
+    before = last_outbox_id(desk)
+    assert staff(desk, "#deliver #internal\n\nShould be fixed.", to="support@example.com") == (
+        "reply CID-1000"
+    )
+    assert show(desk, tmp_path)["status"] == "delivered"
+    assert customer_mails(desk, before) == []
+
+
+# --- staff mail on a ticket closed long ago ---------------------------------------------------
+
+
+def test_staff_mail_on_a_long_closed_ticket_lands_on_it(desk: Context, tmp_path: Path) -> None:
+    close(desk)
+    desk.clock.advance(days=desk.config.tickets.reopen_days + 5)  # type: ignore[attr-defined]
+    before = last_outbox_id(desk)
+    assert staff(desk, "Note for the records.", to="support-comment@example.com") == (
+        "reply CID-1000"
+    )
+    assert staff(desk, "#reopen\n\nThe replacement part has arrived.") == "reply CID-1000"
+    with desk.store.session() as session:
+        assert len(list(session.exec(select(Ticket)))) == 1
+    shown = show(desk, tmp_path)
+    assert [a["direction"] for a in shown["articles"]][-2:] == ["internal", "staff"]
+    assert shown["status"] == "open"
+    assert [t for t, _ in customer_mails(desk, before)] == ["staff_answer", "reopened"]
+    assert not [row for row in outbox(desk) if row.template == "command_error"]
