@@ -172,3 +172,47 @@ def test_staff_mail_on_a_long_closed_ticket_lands_on_it(desk: Context, tmp_path:
     assert shown["status"] == "open"
     assert [t for t, _ in customer_mails(desk, before)] == ["staff_answer", "reopened"]
     assert not [row for row in outbox(desk) if row.template == "command_error"]
+
+
+# --- customer replies long after closing ------------------------------------------------------
+
+
+def test_replies_to_a_long_closed_ticket_gather_on_one_follow_up(
+    desk: Context, tmp_path: Path
+) -> None:
+    [ack] = [row for row in outbox(desk) if row.template == "acknowledgement"]
+    close(desk)
+    desk.clock.advance(days=desk.config.tickets.reopen_days + 1)  # type: ignore[attr-defined]
+    assert customer(desk, "Der Drucker ist wieder kaputt.") == "ticket CID-1001"
+    assert customer(desk, "Hier noch ein Foto.") == "reply CID-1001"
+    colleague = "Bob Kollege <bob@acme.example>"
+    assert customer(desk, "Bei mir auch.", sender=colleague) == "reply CID-1001"
+    untagged = make_mail(subject="Drucker", body="Und noch etwas.", in_reply_to=ack.message_id)
+    assert ingest(desk, untagged).describe() == "reply CID-1001"
+    old, follow_up = show(desk, tmp_path, "CID-1000"), show(desk, tmp_path, "CID-1001")
+    assert old["status"] == "closed"
+    assert [a["direction"] for a in old["articles"]] == ["customer", "staff"]  # and #close
+    assert follow_up["linked_ticket"] == "CID-1000"
+    assert len(follow_up["articles"]) == 4
+
+
+def test_a_reply_on_the_old_thread_reopens_a_recently_closed_follow_up(desk: Context) -> None:
+    close(desk)
+    desk.clock.advance(days=desk.config.tickets.reopen_days + 1)  # type: ignore[attr-defined]
+    assert customer(desk, "Wieder kaputt.") == "ticket CID-1001"
+    assert staff(desk, "#close", tag="CID-1001") == "reply CID-1001"
+    desk.clock.advance(days=3)  # type: ignore[attr-defined]
+    assert customer(desk, "Schon wieder.") == "reply CID-1001"
+    with desk.store.session() as session:
+        statuses = [t.status for t in session.exec(select(Ticket).order_by(Ticket.number))]
+    assert statuses == ["closed", "open"]
+
+
+def test_the_reopen_window_counts_from_closing_not_from_the_last_note(desk: Context) -> None:
+    close(desk)
+    desk.clock.advance(days=20)  # type: ignore[attr-defined]
+    assert staff(desk, "Archived.", to="support-comment@example.com") == "reply CID-1000"
+    auto = {"Auto-Submitted": "auto-replied"}
+    assert customer(desk, "Ich bin im Urlaub.", headers=auto) == "reply CID-1000"
+    desk.clock.advance(days=15)  # 35 days after closing, 15 after the note
+    assert customer(desk, "Wieder kaputt.") == "ticket CID-1001"
