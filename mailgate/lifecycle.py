@@ -316,13 +316,12 @@ def apply_commands(
 
 
 def customer_reply_status(
-    ticket: Ticket, first_line: str, confirm_words: list[str]
+    ticket: Ticket, confirms: bool
 ) -> Literal["close", "reopen", "working", None]:
-    """What a customer's reply does to the ticket's status; None when it stays as it is."""
+    """What a customer's reply does to the ticket's status; None when it stays as it is.
+    `confirms`: the reply confirms a delivered ticket (mailgate.confirm)."""
     if ticket.status == "delivered":
-        answer = first_line.strip().lower().rstrip(".!?,;: ").strip()
-        confirmed = answer in {word.strip().lower() for word in confirm_words}
-        return "close" if confirmed else "working"
+        return "close" if confirms else "working"
     if ticket.status == "closed":
         return "reopen"
     # The customer has sent what the ticket was waiting for.

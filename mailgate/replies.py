@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from mailgate import notify
 from mailgate.commands import Command, parse_commands
+from mailgate.confirm import confirms
 from mailgate.context import Context
 from mailgate.lifecycle import (
     IllegalTransition,
@@ -125,7 +126,8 @@ def after_customer_mail(
     mail: ParsedMail,
     reopened: bool,
 ) -> None:
-    """Confirmation, opt-out and reopening by the customer's first line; then tell staff."""
+    """Confirmation (mailgate.confirm), opt-out by the first line, reopening; then tell
+    staff."""
     first = first_line(article.text)
     words = ctx.config.tickets
     if contact is not None and first in {w.lower() for w in words.optout_words}:
@@ -135,7 +137,10 @@ def after_customer_mail(
     if reopened:
         notify.send_status_change(session, ctx, ticket, "closed", ticket.status, "reopened")
     else:
-        step = customer_reply_status(ticket, first, words.confirm_words)
+        confirmed = ticket.status == "delivered" and confirms(
+            article.text, words.confirm_words, words.confirm_blockers
+        )
+        step = customer_reply_status(ticket, confirmed)
         old = ticket.status
         try:
             if step == "close":

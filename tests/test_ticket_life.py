@@ -216,3 +216,59 @@ def test_the_reopen_window_counts_from_closing_not_from_the_last_note(desk: Cont
     assert customer(desk, "Ich bin im Urlaub.", headers=auto) == "reply CID-1000"
     desk.clock.advance(days=15)  # 35 days after closing, 15 after the note
     assert customer(desk, "Wieder kaputt.") == "ticket CID-1001"
+
+
+# --- confirming a delivered ticket ------------------------------------------------------------
+
+SIGNATURE = (
+    "\n\nMit freundlichen Grüßen\nHans Kunde\nAcme GmbH\n\n"
+    "Diese E-Mail ist vertraulich. Wenn Sie nicht der richtige Adressat sind, "
+    "informieren Sie bitte den Absender.\n"
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Bestätigt, vielen Dank!",
+        "Ja passt, danke",
+        "OK danke!",
+        "Hallo Frau Agent,\n\nja passt, danke!",
+        "ok, vielen Dank für die schnelle Hilfe." + SIGNATURE,
+        "Confirmed, thank you!",
+        "Yes, works now. Thanks a lot!\n\nBest regards\nAlice\n-- \nNot for the public.",
+        "Hi Anna, ok thanks!",
+    ],
+)
+def test_a_confirmation_in_a_few_words_closes(desk: Context, tmp_path: Path, answer: str) -> None:
+    assert staff(desk, "#deliver\n\nThe new driver fixes it.") == "reply CID-1000"
+    before = last_outbox_id(desk)
+    quoted = "\n\nAm 02.11.2026 schrieb Support:\n> Bitte bestätigen Sie nicht.\n"
+    assert customer(desk, answer + quoted) == "reply CID-1000"
+    shown = show(desk, tmp_path)
+    assert shown["status"] == "closed"
+    assert status_events(shown)[-1] == (CUSTOMER, "delivered -> closed (customer confirmed)")
+    assert [t for t, _ in customer_mails(desk, before)] == ["closed"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "OK, aber der Drucker druckt immer noch nicht.",
+        "Ja, danke.\n\nLeider kommt die Meldung jetzt bei Frau Meier.",
+        "Passt nicht, der Fehler ist noch da." + SIGNATURE,
+        "Bestätigt. Können Sie uns noch die Rechnung schicken?",
+        "OK but the printer still jams.",
+        "Yes, thanks. It doesn't print in colour though.",
+        "Confirmed? It crashes when I open the tray",
+        "Thanks, all good.",  # no confirm word at the start: staff decide
+    ],
+)
+def test_a_reply_that_goes_on_to_report_a_problem_reopens(
+    desk: Context, tmp_path: Path, answer: str
+) -> None:
+    assert staff(desk, "#deliver\n\nThe new driver fixes it.") == "reply CID-1000"
+    assert customer(desk, answer) == "reply CID-1000"
+    shown = show(desk, tmp_path)
+    assert shown["status"] == "working"
+    assert status_events(shown)[-1] == (CUSTOMER, "delivered -> working (customer replied)")
