@@ -70,6 +70,7 @@ class CommandOutcome:
     customer: str | None = None  # a #customer address: the pipeline applies it
     status_changed: tuple[str, str] | None = None
     priority_changed: tuple[str, str] | None = None
+    hold_dated: bool = False  # a (new) resubmission date was set
     delivered: bool = False
     closed: bool = False
 
@@ -133,6 +134,7 @@ def _hold(run: _Run, cmd: Command) -> str | None:
     changed = run.status("hold")
     run.ticket.hold_until = until
     run.ticket.reminded_at = None  # a new date earns a new reminder
+    run.outcome.hold_dated = True
     run.event("hold", f"until {day.isoformat()}")
     return f"{changed or 'status: hold'} until {day.isoformat()}"
 
@@ -324,7 +326,5 @@ def customer_reply_status(
         return "close" if confirms else "working"
     if ticket.status == "closed":
         return "reopen"
-    # The customer has sent what the ticket was waiting for.
-    if ticket.status == "hold":
-        return "working"
+    # A ticket on hold keeps its status and resubmission date: only staff change those.
     return None

@@ -13,6 +13,7 @@ from mailgate.commands import Command, parse_commands
 from mailgate.confirm import confirms
 from mailgate.context import Context
 from mailgate.lifecycle import (
+    CommandOutcome,
     IllegalTransition,
     apply_commands,
     change_status,
@@ -92,7 +93,7 @@ def after_staff_mail(
                 notify.send_staff_answer(session, ctx, ticket, article)
                 # What first-response targets measure: the first answer the customer received.
                 ticket.first_response_at = ticket.first_response_at or ctx.clock()
-            _status_mail(session, ctx, ticket, outcome.status_changed, answered or acknowledged)
+            _status_mail(session, ctx, ticket, outcome, answered or acknowledged)
     if errors:
         notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
 
@@ -101,20 +102,26 @@ def _status_mail(
     session: Session,
     ctx: Context,
     ticket: Ticket,
-    change: tuple[str, str] | None,
+    outcome: CommandOutcome,
     answered: bool,
 ) -> None:
-    """Delivered, closed and reopened always have their own mail; a plain status change
-    only when no answer went out with it (the customer has just heard from us)."""
-    if change is None:
-        return
-    old, new = change
-    template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
-    if old == "closed":
-        template = "reopened"
+    """Delivered, closed and reopened always have their own mail; a plain change of status,
+    priority or hold date only when no answer went out with it (the customer has just heard
+    from us)."""
+    if outcome.status_changed is None:
+        if not (outcome.priority_changed or outcome.hold_dated):
+            return
+        old = new = ticket.status
+        template = "status_changed"
+    else:
+        old, new = outcome.status_changed
+        template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
+        if old == "closed":
+            template = "reopened"
     if template == "status_changed" and answered:
         return
-    notify.send_status_change(session, ctx, ticket, old, new, template)
+    old_priority = outcome.priority_changed[0] if outcome.priority_changed else None
+    notify.send_status_change(session, ctx, ticket, old, new, template, old_priority=old_priority)
 
 
 def after_customer_mail(

@@ -355,7 +355,7 @@ def test_internal_and_customer_only_flag_the_mail(ctx: Context, ticket_id: int) 
         ("delivered", False, "working"),
         ("closed", True, "reopen"),
         ("closed", False, "reopen"),
-        ("hold", False, "working"),
+        ("hold", False, None),
         ("open", True, None),
         ("working", False, None),
     ],

@@ -3,7 +3,9 @@ closing, confirmations in a few words, and what the customer hears of priority a
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from sqlmodel import select
 from mailgate.agents import add_agent
 from mailgate.context import Context
 from mailgate.models import Ticket
+from mailgate.moments import aware
 from tests.helpers import ingest, outbox, parsed
 from tests.mails import make_mail
 from tests.test_cli import mailgate
@@ -272,3 +275,91 @@ def test_a_reply_that_goes_on_to_report_a_problem_reopens(
     shown = show(desk, tmp_path)
     assert shown["status"] == "working"
     assert status_events(shown)[-1] == (CUSTOMER, "delivered -> working (customer replied)")
+
+
+# --- what the customer hears of priority and hold ---------------------------------------------
+
+GERMAN = (
+    "Guten Tag,\n\nunser Drucker druckt seit heute Morgen nicht mehr. "
+    "Können Sie uns bitte helfen?\n"
+)
+
+
+@pytest.fixture
+def berlin(desk: Context) -> Context:
+    """The desk working in Berlin time, and a German-speaking customer on CID-1001."""
+    tickets_cfg = dataclasses.replace(desk.config.tickets, timezone="Europe/Berlin")
+    ctx = dataclasses.replace(desk, config=dataclasses.replace(desk.config, tickets=tickets_cfg))
+    hans = "Hans Kunde <hans@kunde.example>"
+    assert ingest(ctx, make_mail(subject="Drucker", body=GERMAN, sender=hans)).created
+    return ctx
+
+
+def mails_to(ctx: Context, address: str, after: int) -> list[tuple[str, str]]:
+    """(template, plain text) of each mail to `address` after outbox row `after`."""
+    return [
+        (row.template, text_of(parsed(row.raw)))
+        for row in outbox(ctx)
+        if (row.id or 0) > after and address in row.to_addrs
+    ]
+
+
+def test_a_priority_change_tells_the_customer(desk: Context) -> None:
+    before = last_outbox_id(desk)
+    assert staff(desk, "#priority A") == "reply CID-1000"
+    [(template, text)] = mails_to(desk, CUSTOMER, before)
+    assert template == "status_changed"
+    assert "Priority: B → A" in text
+    assert "Status:   open\n" in text and "→ open" not in text
+
+
+def test_a_priority_change_with_an_answer_or_internal_sends_no_status_mail(desk: Context) -> None:
+    before = last_outbox_id(desk)
+    assert staff(desk, "#priority A\n\nWe are on it.") == "reply CID-1000"
+    assert staff(desk, "#priority C #internal\n\nCan wait.") == "reply CID-1000"
+    assert [t for t, _ in mails_to(desk, CUSTOMER, before)] == ["staff_answer"]
+
+
+def test_the_hold_mail_names_the_day_in_the_customers_language(berlin: Context) -> None:
+    before = last_outbox_id(berlin)
+    # Stored as 23:00 UTC on the 30th: the day is the desk's, not UTC's.
+    assert staff(berlin, "#hold 01.12.2026", tag="CID-1001") == "reply CID-1001"
+    assert staff(berlin, "#status hold") == "reply CID-1000"
+    [(_, german)] = mails_to(berlin, "hans@kunde.example", before)
+    assert "offen → zurückgestellt" in german
+    assert "Wir kommen am 1. Dezember 2026 auf Ihr Anliegen zurück." in german
+    [html] = [
+        parsed(row.raw).get_body(("html",)).get_content()  # type: ignore[union-attr]
+        for row in outbox(berlin)
+        if (row.id or 0) > before and row.to_addrs == "hans@kunde.example"
+    ]
+    assert "<strong>1. Dezember 2026</strong>" in html
+    [(_, english)] = mails_to(berlin, CUSTOMER, before)
+    assert "open → on hold" in english and "come back" not in english  # no date given
+    before = last_outbox_id(berlin)
+    assert staff(berlin, "#hold 2027-01-15") == "reply CID-1000"
+    [(_, later)] = mails_to(berlin, CUSTOMER, before)
+    assert "Status:   on hold\n" in later
+    assert "We will come back to your request on 15 January 2027." in later
+
+
+def test_a_customer_reply_keeps_the_hold_and_its_date(berlin: Context, tmp_path: Path) -> None:
+    assert staff(berlin, "#assign anna\n#hold 2026-12-01", tag="CID-1001") == "reply CID-1001"
+    before = last_outbox_id(berlin)
+    reply = make_mail(
+        subject="AW: [CID-1001] Drucker",
+        body="Hier ist das Protokoll.",
+        sender="Hans Kunde <hans@kunde.example>",
+    )
+    assert ingest(berlin, reply).describe() == "reply CID-1001"
+    shown = show(berlin, tmp_path, "CID-1001")
+    assert shown["status"] == "hold"
+    assert [(e["actor"], e["detail"]) for e in shown["events"] if e["action"] == "hold"] == [
+        (AGENT, "until 2026-12-01")
+    ]
+    with berlin.store.session() as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == 1001)).one()
+        assert ticket.hold_until is not None
+        assert aware(ticket.hold_until) == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    assert [t for t, _ in mails_to(berlin, AGENT, before)] == ["staff_notification"]
+    assert mails_to(berlin, "hans@kunde.example", before) == []
