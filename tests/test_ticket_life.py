@@ -363,3 +363,15 @@ def test_a_customer_reply_keeps_the_hold_and_its_date(berlin: Context, tmp_path:
         assert aware(ticket.hold_until) == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
     assert [t for t, _ in mails_to(berlin, AGENT, before)] == ["staff_notification"]
     assert mails_to(berlin, "hans@kunde.example", before) == []
+
+
+def test_an_agent_is_not_told_an_untagged_mail_was_stored(desk: Context) -> None:
+    raw = make_mail(
+        subject="Kurze Frage", sender=AGENT, body="Wer kennt sich aus?", headers=VERIFIED
+    )
+    assert ingest(desk, raw).describe().startswith("ignored: staff mail opened no ticket")
+    [row] = [row for row in outbox(desk) if row.template == "command_error"]
+    text = text_of(parsed(row.raw))
+    assert "#customer ADDRESS" in text
+    assert "was stored" not in text
+    assert "it was not stored on one and nothing was sent" in text
