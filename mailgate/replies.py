@@ -109,7 +109,8 @@ def _status_mail(
     priority or hold date only when no answer went out with it (the customer has just heard
     from us)."""
     if outcome.status_changed is None:
-        if not (outcome.priority_changed or outcome.hold_dated):
+        # Re-sorting a closed ticket is bookkeeping: the customer's case is over.
+        if not (outcome.priority_changed or outcome.hold_dated) or ticket.status == "closed":
             return
         old = new = ticket.status
         template = "status_changed"

@@ -311,6 +311,10 @@ def test_a_priority_change_tells_the_customer(desk: Context) -> None:
     assert template == "status_changed"
     assert "Priority: B → A" in text
     assert "Status:   open\n" in text and "→ open" not in text
+    close(desk)
+    before = last_outbox_id(desk)
+    assert staff(desk, "#priority C") == "reply CID-1000"
+    assert mails_to(desk, CUSTOMER, before) == []  # a closed case is over for the customer
 
 
 def test_a_priority_change_with_an_answer_or_internal_sends_no_status_mail(desk: Context) -> None:
