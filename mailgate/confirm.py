@@ -55,6 +55,7 @@ _SHORT_LINE = 6  # words: a greeting or sign-off line is short; a longer one say
 
 
 def words(text: str) -> list[str]:
+    """The words of `text`, case-folded, with a typographic apostrophe read as a plain one."""
     return _WORD.findall(text.replace("\u2019", "'").casefold())
 
 
