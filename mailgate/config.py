@@ -109,7 +109,8 @@ class TicketsConfig:
     default_language: str = "en"
     reopen_days: int = 30
     unverified_tag_policy: Literal["internal-note", "new-ticket"] = "internal-note"
-    # A customer's reply to a delivered ticket whose first line is one of these closes it.
+    # A customer's reply to a delivered ticket whose first line begins with one of these
+    # closes it, unless what they wrote asks a question or holds a confirm_blockers word.
     confirm_words: list[str] = field(
         default_factory=lambda: [
             "ok",
@@ -121,6 +122,15 @@ class TicketsConfig:
             "bestaetigt",
             "ja",
             "passt",
+        ]
+    )
+    # Words and phrases that keep a reply from confirming: "OK, but it still jams" reopens.
+    confirm_blockers: list[str] = field(
+        default_factory=lambda: [
+            *("nicht", "kein", "keine", "keinen", "keinem", "keiner", "keines", "nie", "noch"),
+            *("aber", "leider", "jedoch", "trotzdem", "weiterhin", "erneut"),
+            *("not", "no", "never", "still", "but", "however", "unfortunately", "cannot"),
+            *("don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "won't", "can't"),
         ]
     )
     # A reply whose first line is one of these stops optional status mails to that contact.

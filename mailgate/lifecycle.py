@@ -20,14 +20,15 @@ from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
 
 UTC_ZONE = ZoneInfo("UTC")
 
-# Where each status may go. Closed leaves only for open: by #reopen, #status open, or a
-# customer's reply (the pipeline decides whether that reopens or starts a new ticket).
+# Where each status may go. Closed leaves only for open or working: by #reopen, #status open,
+# #status working, or a customer's reply (routing decides whether that reopens or starts a
+# new ticket). Staff mail without such a command leaves a closed ticket closed.
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"working", "hold", "delivered", "closed"}),
     "working": frozenset({"hold", "delivered", "closed", "open"}),
     "hold": frozenset({"working", "delivered", "closed", "open"}),
     "delivered": frozenset({"working", "closed", "open"}),
-    "closed": frozenset({"open"}),
+    "closed": frozenset({"open", "working"}),
 }
 
 
@@ -69,6 +70,7 @@ class CommandOutcome:
     customer: str | None = None  # a #customer address: the pipeline applies it
     status_changed: tuple[str, str] | None = None
     priority_changed: tuple[str, str] | None = None
+    hold_dated: bool = False  # a (new) resubmission date was set
     delivered: bool = False
     closed: bool = False
 
@@ -132,6 +134,7 @@ def _hold(run: _Run, cmd: Command) -> str | None:
     changed = run.status("hold")
     run.ticket.hold_until = until
     run.ticket.reminded_at = None  # a new date earns a new reminder
+    run.outcome.hold_dated = True
     run.event("hold", f"until {day.isoformat()}")
     return f"{changed or 'status: hold'} until {day.isoformat()}"
 
@@ -315,16 +318,13 @@ def apply_commands(
 
 
 def customer_reply_status(
-    ticket: Ticket, first_line: str, confirm_words: list[str]
+    ticket: Ticket, confirms: bool
 ) -> Literal["close", "reopen", "working", None]:
-    """What a customer's reply does to the ticket's status; None when it stays as it is."""
+    """What a customer's reply does to the ticket's status; None when it stays as it is.
+    `confirms`: the reply confirms a delivered ticket (mailgate.confirm)."""
     if ticket.status == "delivered":
-        answer = first_line.strip().lower().rstrip(".!?,;: ").strip()
-        confirmed = answer in {word.strip().lower() for word in confirm_words}
-        return "close" if confirmed else "working"
+        return "close" if confirms else "working"
     if ticket.status == "closed":
         return "reopen"
-    # The customer has sent what the ticket was waiting for.
-    if ticket.status == "hold":
-        return "working"
+    # A ticket on hold keeps its status and resubmission date: only staff change those.
     return None

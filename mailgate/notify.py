@@ -523,8 +523,18 @@ def send_status_change(
         "confirm_words": list(ctx.config.tickets.confirm_words),
         "billable": ticket.billable or minutes > 0,
         "billable_time": hhmm(minutes) if minutes else None,
+        "hold_until": _hold_day(ctx, ticket),
     }
     _to_customers(session, ctx, ticket, template, context, optional=True)
+
+
+def _hold_day(ctx: Context, ticket: Ticket) -> dict[str, int] | None:
+    """The resubmission day of a ticket on hold, as the desk counts days; the templates
+    write it out in the customer's language."""
+    if ticket.status != "hold" or ticket.hold_until is None:
+        return None
+    day = aware(ticket.hold_until).astimezone(ZoneInfo(ctx.config.tickets.timezone)).date()
+    return {"year": day.year, "month": day.month, "day": day.day}
 
 
 def send_command_errors(

@@ -168,6 +168,7 @@ def _new_ticket(
             sender.agent,
             dataclasses.replace(rest, direction="internal"),
             mail,
+            acknowledged=decision.automatic is None,
         )
     if staff is None:
         add_colleagues(session, applied.ticket, mail, ctx.config, now, ctx.own_addresses)

@@ -10,8 +10,10 @@ from sqlmodel import Session
 
 from mailgate import notify
 from mailgate.commands import Command, parse_commands
+from mailgate.confirm import confirms
 from mailgate.context import Context
 from mailgate.lifecycle import (
+    CommandOutcome,
     IllegalTransition,
     apply_commands,
     change_status,
@@ -34,6 +36,7 @@ class StaffMail:
     text: str  # without quoted history and command lines
     commands: tuple[Command, ...] = ()
     errors: tuple[str, ...] = ()
+    quiet: bool = False  # marked internal by the agent: nothing of it reaches the customer
 
 
 def read_staff_mail(
@@ -53,6 +56,7 @@ def read_staff_mail(
                 f"your mail was not verified ({verdict.reason}): its commands "
                 "were not applied and nothing was sent to the customer",
             ),
+            quiet=True,
         )
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
@@ -60,7 +64,7 @@ def read_staff_mail(
     # Mail clients put the agent's contact block under the greeting without a `-- `
     # separator; only the greeting and the name belong in what the customer reads.
     body = cut_closing_block(parsed.body)
-    return StaffMail(True, direction, "", body, parsed.commands, parsed.errors)
+    return StaffMail(True, direction, "", body, parsed.commands, parsed.errors, quiet=internal)
 
 
 def after_staff_mail(
@@ -71,8 +75,11 @@ def after_staff_mail(
     agent: Agent,
     staff: StaffMail,
     mail: ParsedMail,
+    acknowledged: bool = False,
 ) -> None:
-    """Apply the commands, answer the customer (unless internal), tell the agent what failed."""
+    """Apply the commands, answer the customer (unless internal), tell the agent what failed.
+    `acknowledged`: the customer is told of this ticket in the same transaction (a phoned-in
+    request), so a plain change needs no mail of its own."""
     errors = list(staff.errors)
     if staff.verified:
         commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
@@ -80,12 +87,15 @@ def after_staff_mail(
             session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone
         )
         errors += outcome.errors
-        answered = staff.direction == "staff" and bool(staff.text.strip())
-        if answered:
-            notify.send_staff_answer(session, ctx, ticket, article)
-            # What first-response targets measure: the first answer the customer received.
-            ticket.first_response_at = ticket.first_response_at or ctx.clock()
-        _status_mail(session, ctx, ticket, outcome.status_changed, answered)
+        # An internal comment (comment address, #internal) sends the customer nothing at
+        # all, status mails included: that is what staff mean by it.
+        if not staff.quiet:
+            answered = staff.direction == "staff" and bool(staff.text.strip())
+            if answered:
+                notify.send_staff_answer(session, ctx, ticket, article)
+                # What first-response targets measure: the first answer the customer received.
+                ticket.first_response_at = ticket.first_response_at or ctx.clock()
+            _status_mail(session, ctx, ticket, outcome, answered or acknowledged)
     if errors:
         notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
 
@@ -94,20 +104,27 @@ def _status_mail(
     session: Session,
     ctx: Context,
     ticket: Ticket,
-    change: tuple[str, str] | None,
+    outcome: CommandOutcome,
     answered: bool,
 ) -> None:
-    """Delivered, closed and reopened always have their own mail; a plain status change
-    only when no answer went out with it (the customer has just heard from us)."""
-    if change is None:
-        return
-    old, new = change
-    template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
-    if old == "closed":
-        template = "reopened"
+    """Delivered, closed and reopened always have their own mail; a plain change of status,
+    priority or hold date only when no answer went out with it (the customer has just heard
+    from us)."""
+    if outcome.status_changed is None:
+        # Re-sorting a closed ticket is bookkeeping: the customer's case is over.
+        if not (outcome.priority_changed or outcome.hold_dated) or ticket.status == "closed":
+            return
+        old = new = ticket.status
+        template = "status_changed"
+    else:
+        old, new = outcome.status_changed
+        template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
+        if old == "closed":
+            template = "reopened"
     if template == "status_changed" and answered:
         return
-    notify.send_status_change(session, ctx, ticket, old, new, template)
+    old_priority = outcome.priority_changed[0] if outcome.priority_changed else None
+    notify.send_status_change(session, ctx, ticket, old, new, template, old_priority=old_priority)
 
 
 def after_customer_mail(
@@ -119,7 +136,8 @@ def after_customer_mail(
     mail: ParsedMail,
     reopened: bool,
 ) -> None:
-    """Confirmation, opt-out and reopening by the customer's first line; then tell staff."""
+    """Confirmation (mailgate.confirm), opt-out by the first line, reopening; then tell
+    staff."""
     first = first_line(article.text)
     words = ctx.config.tickets
     if contact is not None and first in {w.lower() for w in words.optout_words}:
@@ -129,7 +147,10 @@ def after_customer_mail(
     if reopened:
         notify.send_status_change(session, ctx, ticket, "closed", ticket.status, "reopened")
     else:
-        step = customer_reply_status(ticket, first, words.confirm_words)
+        confirmed = ticket.status == "delivered" and confirms(
+            article.text, words.confirm_words, words.confirm_blockers
+        )
+        step = customer_reply_status(ticket, confirmed)
         old = ticket.status
         try:
             if step == "close":

@@ -21,7 +21,8 @@ from mailgate.customers import (
     remembered,
 )
 from mailgate.mime.report import qmail_original_ids
-from mailgate.models import DONE, Article, Contact, Intake, Outbox, Participant, Ticket
+from mailgate.models import DONE, Article, Contact, Event, Intake, Outbox, Participant, Ticket
+from mailgate.moments import aware
 from mailgate.outbox import bounce_outbox_id
 from mailgate.parse import ParsedMail
 from mailgate.screen import Screening, failed_recipients, from_daemon, ignored_sender
@@ -192,20 +193,57 @@ def note_outcome(session: Session, intake: Intake) -> None:
 
 
 def _for_existing(
-    ticket: Ticket, sender: Sender, screening: Screening, env: Envelope, cfg: Config, now: datetime
+    session: Session,
+    ticket: Ticket,
+    sender: Sender,
+    screening: Screening,
+    env: Envelope,
+    cfg: Config,
+    now: datetime,
 ) -> Decision:
-    if ticket.status == "closed" and not screening.automatic:
-        if now - ticket.updated_at > timedelta(days=cfg.tickets.reopen_days):
-            return NewTicket(linked_ticket_id=ticket.id)
-        reopen = True
-    else:
-        reopen = False
+    """Staff mail always lands on the ticket its tag names and never reopens it by itself
+    (only a command does). A customer's reply reopens a closed ticket within `reopen_days`;
+    a later one joins the ticket that already follows on from it, else opens that one."""
+    note = "automatic reply" if screening.automatic else ""
     if sender.is_agent:
         direction = "internal" if env.is_comment_address else "staff"
-    else:
-        direction = "customer"
-    note = "automatic reply" if screening.automatic else ""
-    return FollowUp(ticket.id or 0, direction, note, screening.automatic, reopen)
+        return FollowUp(ticket.id or 0, direction, note, screening.automatic)
+    reopen = ticket.status == "closed" and not screening.automatic
+    if reopen and now - closed_since(session, ticket) > timedelta(days=cfg.tickets.reopen_days):
+        successor = follow_on(session, ticket, sender)
+        if successor is None:
+            return NewTicket(linked_ticket_id=ticket.id)
+        return _for_existing(session, successor, sender, screening, env, cfg, now)
+    return FollowUp(ticket.id or 0, "customer", note, screening.automatic, reopen)
+
+
+def closed_since(session: Session, ticket: Ticket) -> datetime:
+    """When the ticket was last closed: a comment or an auto-reply stored on it since does
+    not move that moment (updated_at would). Without such an event, when it last changed."""
+    query = (
+        select(Event.created_at)
+        .where(
+            Event.ticket_id == ticket.id,
+            Event.action == "status",
+            col(Event.detail).like("% -> closed%"),
+        )
+        .order_by(col(Event.id).desc())
+    )
+    return aware(session.exec(query).first() or ticket.updated_at)
+
+
+def follow_on(session: Session, ticket: Ticket, sender: Sender) -> Ticket | None:
+    """The newest ticket opened as the follow-on of `ticket` that the sender takes part in:
+    later replies on the old thread belong there, not to yet another new ticket."""
+    query = (
+        select(Ticket)
+        .where(Ticket.linked_ticket_id == ticket.id, col(Ticket.id) != ticket.id)
+        .order_by(col(Ticket.id).desc())
+    )
+    for candidate in session.exec(query):
+        if is_participant(session, candidate, sender):
+            return hold(session, candidate)
+    return None
 
 
 def route(
@@ -244,7 +282,7 @@ def route(
         if cfg.tickets.unverified_tag_policy == "new-ticket":
             return _new_ticket(session, mail, screening, sender, cfg)
         return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
-    return _for_existing(ticket, sender, screening, env, cfg, now)
+    return _for_existing(session, ticket, sender, screening, env, cfg, now)
 
 
 def is_list_request(
