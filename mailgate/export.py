@@ -19,7 +19,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailgate import sla, tags, views
+from mailgate import lookups, sla, tags, views
 from mailgate.config import Config
 from mailgate.models import (
     Agent,
@@ -28,8 +28,6 @@ from mailgate.models import (
     Contact,
     Organisation,
     Ticket,
-    TicketAgent,
-    TimeEntry,
 )
 from mailgate.moments import aware
 from mailgate.sheets import _cell as sheet_value
@@ -49,6 +47,8 @@ TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requester", "Requester"),
     ("assignee", "Assignee"),
     ("agents", "Further agents"),
+    ("references", "References"),
+    ("linked_ticket", "Linked ticket"),
     ("billable", "Billable"),
     ("source", "Source"),
     ("served_address", "Served address"),
@@ -212,7 +212,9 @@ class _Lookups:
     orgs: dict[int, str]
     contacts: dict[int, str]
     agents: dict[int, str]
-    further: dict[int, list[str]]
+    further: dict[int, list[Agent]]
+    references: dict[int, list[str]]
+    linked: dict[int, str]
     minutes: dict[tuple[int, bool], int]
     article_counts: dict[int, int]
     articles: dict[int, list[dict[str, Any]]]
@@ -229,8 +231,10 @@ class _Lookups:
             agents=_pairs(
                 session, Agent.id, Agent.email, {t.assignee_id for t in tickets if t.assignee_id}
             ),
-            further=_further_agents(session, ids),
-            minutes=_minutes(session, ids),
+            further=lookups.further_agents(session, ids),
+            references=lookups.references(session, ids),
+            linked=lookups.linked(session, prefix, tickets),
+            minutes=lookups.minutes(session, ids),
             article_counts=_article_counts(session, ids),
             articles=_articles(session, prefix, ids) if with_articles else {},
         )
@@ -241,7 +245,9 @@ class _Lookups:
         tid, target = t.id or 0, sla.first_response(cfg, calendar, t, now)
         return {
             **views.ticket_fields(t, cfg.tickets.prefix, self.orgs, self.contacts, self.agents),
-            "agents": ", ".join(self.further.get(tid, [])),
+            "agents": ", ".join(a.email for a in self.further.get(tid, [])),
+            "references": lookups.REFERENCE_SEPARATOR.join(self.references.get(tid, [])),
+            "linked_ticket": self.linked.get(tid),
             "billable": t.billable,
             "source": t.source,
             "served_address": t.served_address,
@@ -264,28 +270,6 @@ def _pairs(session: Session, key: Any, value: Any, ids: set[int]) -> dict[int, s
     if not ids:
         return {}
     return dict(session.exec(select(key, value).where(col(key).in_(ids))).all())
-
-
-def _further_agents(session: Session, ids: list[int]) -> dict[int, list[str]]:
-    query = (
-        select(TicketAgent.ticket_id, Agent.email)
-        .join(Agent, col(Agent.id) == col(TicketAgent.agent_id))
-        .where(col(TicketAgent.ticket_id).in_(ids))
-        .order_by(col(Agent.email))
-    )
-    found: dict[int, list[str]] = defaultdict(list)
-    for ticket_id, email in session.exec(query):
-        found[ticket_id].append(email)
-    return found
-
-
-def _minutes(session: Session, ids: list[int]) -> dict[tuple[int, bool], int]:
-    query = (
-        select(TimeEntry.ticket_id, TimeEntry.billable, func.sum(TimeEntry.minutes))
-        .where(col(TimeEntry.ticket_id).in_(ids))
-        .group_by(col(TimeEntry.ticket_id), col(TimeEntry.billable))
-    )
-    return {(tid, bool(billable)): int(total) for tid, billable, total in session.exec(query)}
 
 
 def _article_counts(session: Session, ids: list[int]) -> dict[int, int]:

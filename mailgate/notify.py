@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import blobs, loops, tags
+from mailgate import blobs, lookups, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.customers import billable_minutes, organisation, remembered
@@ -364,6 +364,7 @@ def _staff_context(
         "open_tickets": int(session.exec(open_count).one()),
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
+        "references": lookups.references(session, [ticket.id or 0]).get(ticket.id or 0, []),
     }
 
 

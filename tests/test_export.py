@@ -53,6 +53,8 @@ def test_xlsx_has_every_ticket_and_article(desk: Context, tmp_path: Path) -> Non
         "requester": "alice@acme.example",
         "assignee": "anna@example.com",
         "agents": "bert@example.com",
+        "references": None,  # none found: an empty cell
+        "linked_ticket": None,
         "billable": True,
         "source": "smtp",
         "served_address": "support@example.com",
