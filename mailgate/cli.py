@@ -175,8 +175,12 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             help="open, working, hold, delivered, closed; repeat or separate by commas",
         ),
-        click.option("--assignee", help="agent address, or `none` for unassigned tickets"),
-        click.option("--category"),
+        click.option(
+            "--assignee",
+            help="agent (address or name, as #assign takes it; also as further agent), "
+            "or `none` for unassigned tickets",
+        ),
+        click.option("--category", help="category name (any case)"),
         click.option("--customer", help="organisation name"),
         click.option("--priority", help="A, B or C"),
         click.option("--type", "type_", help="bug, enhancement, suggestion, help"),
@@ -186,7 +190,9 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--updated-from", metavar="YYYY-MM-DD", help="updated on or after"),
         click.option("--updated-to", metavar="YYYY-MM-DD", help="updated on or before"),
         click.option("--waiting", metavar="us|customer", help="who is to act next (not closed)"),
-        click.option("--text", metavar="WORD", help="subject contains WORD (any case)"),
+        click.option(
+            "--text", metavar="WORD", help="subject or a reference number contains WORD (any case)"
+        ),
         click.option("--sla-breached", is_flag=True, help="first-response target missed"),
         click.option(
             "--sort",
@@ -205,11 +211,7 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _ticket_filter(session: Any, raw: dict[str, Any]) -> views.TicketFilter:
     """The filter from the options; raises views.FilterError for a bad or unknown value."""
     flt = views.make_filter(**{("type" if k == "type_" else k): v for k, v in raw.items()})
-    if flt.customer and not views.organisation_exists(session, flt.customer):
-        raise views.FilterError("--customer", f"no organisation named {flt.customer!r}")
-    if flt.assignee not in (None, "none") and not views.agent_exists(session, flt.assignee):
-        raise views.FilterError("--assignee", f"no agent {flt.assignee}")
-    return flt
+    return views.checked(session, flt)
 
 
 def _filter_status(exc: views.FilterError) -> int:
