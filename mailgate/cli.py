@@ -24,7 +24,14 @@ from mailgate.intake.files import ingest as ingest_files  # the command is named
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable
-from mailgate.tables import print_agents, print_intake, print_outbox, print_ticket, print_tickets
+from mailgate.tables import (
+    print_agents,
+    print_intake,
+    print_outbox,
+    print_stored,
+    print_ticket,
+    print_tickets,
+)
 
 # sysexits(3): what a caller such as Postfix's pipe understands.
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
@@ -245,7 +252,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     elif fmt == "csv":
         views.write_csv(sys.stdout, views.TICKET_CSV_FIELDS, map(views.flat_row, rows))
     else:
-        print_tickets(out, rows)
+        print_tickets(out, rows, ctx.config.tickets.timezone)
     return EX_OK
 
 
@@ -262,7 +269,7 @@ def tickets_show(state: State, cid: str, fmt: str) -> int:
             say_error(f"mailgate: no ticket {cid}")
             return EX_DATAERR
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
-    print_json(data) if fmt == "json" else print_ticket(out, data)
+    print_json(data) if fmt == "json" else print_ticket(out, data, ctx.config.tickets.timezone)
     return EX_OK
 
 
@@ -348,7 +355,7 @@ def quarantine_list(state: State, fmt: str) -> None:
     if fmt == "json":
         print_json([{k: row[k] for k in fields} for row in rows])
     else:
-        print_intake(out, rows)
+        print_intake(out, rows, state.config.tickets.timezone)
 
 
 @quarantine.command("show")
@@ -366,10 +373,7 @@ def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     if fmt == "json":
         print_json(data)
     else:
-        for key in ("id", "status", "reason", "received_at", "source", "size", "attempts"):
-            out.print(f"[bold]{key}:[/bold] {data[key]}")
-        out.print()
-        out.print(data["headers"], markup=False)
+        print_stored(out, data, state.config.tickets.timezone)
     return EX_OK
 
 

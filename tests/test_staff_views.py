@@ -95,6 +95,7 @@ def test_references_are_listed_shown_and_found(run: Run, tmp_path: Path) -> None
     assert [r["references"] for r in table] == ["ORDER-4711; ORDER-815", ""]
     shown = json.loads(run("tickets", "show", "CID-1000", "--format", "json").stdout)
     assert shown["references"] == ["ORDER-4711", "ORDER-815"]
+    assert "ORDER-4711; ORDER-815" in run("tickets", "show", "CID-1000").stdout
 
     # A reference number finds its ticket, whole or in part, in any case.
     for text in ("ORDER-4711", "order-4711", "4711", "815"):
@@ -168,6 +169,7 @@ def test_a_follow_up_of_a_closed_ticket_shows_the_link(
     assert [r["linked_ticket"] for r in table] == ["", "CID-1000"]
     shown = json.loads(run("tickets", "show", "CID-1001", "--format", "json").stdout)
     assert shown["linked_ticket"] == "CID-1000"
+    assert "follows:        CID-1000" in run("tickets", "show", "CID-1001").stdout
 
 
 def test_category_and_text_ignore_case_beyond_ascii(run: Run, tmp_path: Path) -> None:
@@ -181,3 +183,64 @@ def test_category_and_text_ignore_case_beyond_ascii(run: Run, tmp_path: Path) ->
     assert [r["cid"] for r in listed(run, "--category", "BÜRO")] == ["CID-1000"]
     assert [r["cid"] for r in listed(run, "--category", "büro")] == ["CID-1000"]
     assert [r["cid"] for r in listed(run, "--text", "DRÜCKER")] == ["CID-1000"]
+
+
+def test_show_table_prints_fields_agents_by_name_time_hold_and_events(
+    run: Run, tmp_path: Path, clock: Clock
+) -> None:
+    ingest(run, tmp_path, ORDER_MAIL)  # 09:00 UTC: 10:00 in Berlin
+    clock.advance(minutes=30)
+    work = make_mail(
+        subject="Re: [CID-1000] Lieferung beschädigt",
+        body="#type bug #category Versand #cc bert@example.com\n#time 1h30 billable\n"
+        "#time 15m free\n#hold 2026-12-01\n\nWir warten auf den Spediteur.",
+        sender="Anna Berg <anna@example.com>",
+    )
+    ingest(run, tmp_path, work)
+
+    shown = run("tickets", "show", "CID-1000").stdout
+    lines = [line.rstrip() for line in shown.splitlines()]
+    assert "⚑ B  hold  $ billable  (times in Europe/Berlin)" in lines
+    for line in (
+        "type:           bug",
+        "category:       Versand",
+        "customer:       acme.example",
+        "assignee:       Anna Berg <anna@example.com>",
+        "further agents: Bert Kühn <bert@example.com>",
+        "time booked:    1:30 billable, 0:15 free",
+        "on hold until:  2026-12-01",
+        "references:     ORDER-4711; ORDER-815",
+        "created:        2026-11-02 10:00",
+        "last action:    staff 2026-11-02 10:30",
+        "events",
+        "2026-11-02 10:00  alice@acme.example  created  from alice@acme.example",
+        "2026-11-02 10:30  Anna Berg <anna@example.com>  hold  until 2026-12-01",
+    ):
+        assert line in lines, line
+    events = [line.split("  ")[2] for line in lines if line.startswith("2026-11-02 10:30  ")]
+    assert events == ["article", "type", "category", "agent", "time", "time", "status", "hold"]
+    assert "── staff Anna Berg <anna@example.com> 2026-11-02 10:00" in lines
+    json_shown = json.loads(run("tickets", "show", "CID-1000", "--format", "json").stdout)
+    assert json_shown["created_at"] == "2026-11-02T09:00:00+00:00"  # JSON stays UTC ISO
+    assert json_shown["hold_until"] == "2026-11-30T23:00:00+00:00"
+    assert json_shown["time"] == {"billable_minutes": 90, "free_minutes": 15}
+    assert json_shown["further_agents"] == [{"email": "bert@example.com", "name": "Bert Kühn"}]
+
+
+def test_list_table_shows_desk_time_and_subjects_as_written(run: Run, tmp_path: Path) -> None:
+    ingest(run, tmp_path, make_mail(subject="[bold red]Dringend[/bold red] Drucker"))
+    table = run("tickets", "list").stdout
+    assert "last action (Europe/Berlin)" in table
+    assert "customer 2026-11-02 10:00" in table
+    assert "[bold red]Dringend[/bold red] Drucker" in table
+
+
+def test_quarantine_table_in_desk_time(run: Run, tmp_path: Path) -> None:
+    raw = b"To: support@example.com\r\nSubject: [red]kein Absender[/red]\r\n\r\nhallo\r\n"
+    assert ingest(run, tmp_path, raw).startswith("quarantined")
+    table = run("quarantine", "list").stdout
+    assert "received (Europe/Berlin)" in table and "2026-11-02 10:00" in table
+    assert "[red]kein Absender[/red]" in table
+    shown = run("quarantine", "show", "1").stdout
+    assert "received_at: 2026-11-02 10:00 (Europe/Berlin)" in shown
+    assert "Subject: [red]kein Absender[/red]" in shown

@@ -202,7 +202,9 @@ def test_cli_table_shows_flags_last_action_and_sla_mark(desk_cli: Any) -> None:
     assert result.returncode == 0, result.stderr
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if "CID-" in line}
     assert "⚑ A" in lines["CID-1000"] and "$" in lines["CID-1000"]
-    assert "staff 2026-11-03 08:00" in lines["CID-1000"]
+    # In the desk's zone, named in the heading: 08:00 UTC is 09:00 in Berlin.
+    assert "last action (Europe/Berlin)" in result.stdout
+    assert "staff 2026-11-03 09:00" in lines["CID-1000"]
     assert "late" not in lines["CID-1000"] and "⏰ late" in lines["CID-1003"]
     assert "2 tickets" in result.stdout
 
