@@ -612,7 +612,11 @@ def report_group() -> None:
     default=None,
     help="organisation name; without it, every organisation with time in the month",
 )
-@click.option("--month", required=True, help="YYYY-MM, on the [tickets] timezone calendar")
+@click.option(
+    "--month",
+    default=None,
+    help="YYYY-MM, on the [tickets] timezone calendar (default: the current month)",
+)
 @click.option(
     "--format",
     "fmt",
@@ -626,9 +630,19 @@ def report_group() -> None:
     default=None,
     help="file for json, csv, xlsx (xlsx default: time-ORG-YYYY-MM.xlsx here)",
 )
+@click.option(
+    "--language",
+    default=None,
+    help="xlsx: de or en (default: the customer's contacts' language, else the default)",
+)
 @pass_state
 def report_time(
-    state: State, customer: str | None, month: str, fmt: str, output: str | None
+    state: State,
+    customer: str | None,
+    month: str | None,
+    fmt: str,
+    output: str | None,
+    language: str | None,
 ) -> int:
     """Time booked in a month, by ticket and agent, billable and free, with the contingent."""
     from mailgate import customers, report
@@ -637,9 +651,15 @@ def report_time(
     if fmt == "table" and output:
         say_error("mailgate: --output is for --format json, csv or xlsx")
         return EX_USAGE
+    if language is not None and language.lower() not in ("de", "en"):
+        say_error(f"mailgate: --language: {language!r} is not one of de, en")
+        return EX_USAGE
     ctx = state.context
+    zone = ctx.config.tickets.timezone
     try:
-        period = report.Month.parse(month, ctx.config.tickets.timezone)
+        period = (
+            report.Month.parse(month, zone) if month else report.Month.containing(ctx.clock(), zone)
+        )
     except report.ReportError as exc:
         say_error(f"mailgate: --month: {exc}")
         return EX_USAGE
@@ -657,7 +677,8 @@ def report_time(
         from mailgate.sheets import time_workbook
 
         target = output or report.default_filename(data, customer)
-        return _write_report(target, time_workbook(data))
+        default = ctx.config.tickets.default_language
+        return _write_report(target, time_workbook(data, default, language and language.lower()))
     if fmt == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:

@@ -512,12 +512,13 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
         "today": now.strftime("%Y-%m-%d"),
         "timezone": ctx.config.tickets.timezone,
     }
-    sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows))
+    language, zone = _language(ctx, contact), ctx.config.tickets.timezone
+    sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows, language, zone))
     _queue(
         session,
         ctx,
         "ticket_list",
-        _language(ctx, contact),
+        language,
         context,
         to=[contact.email],
         answering=mail.message_id,

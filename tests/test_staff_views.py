@@ -9,6 +9,7 @@ import dataclasses
 import io
 import json
 from collections.abc import Callable
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -244,3 +245,31 @@ def test_quarantine_table_in_desk_time(run: Run, tmp_path: Path) -> None:
     shown = run("quarantine", "show", "1").stdout
     assert "received_at: 2026-11-02 10:00 (Europe/Berlin)" in shown
     assert "Subject: [red]kein Absender[/red]" in shown
+
+
+def test_list_workbook_in_the_customers_language_and_desk_time(
+    run: Run, tmp_path: Path, clock: Clock
+) -> None:
+    german = {"Content-Language": "de"}
+    ingest(run, tmp_path, make_mail(subject="Drucker", headers=german))  # 10:00 in Berlin
+    clock.advance(minutes=30)
+    work = make_mail(
+        subject="Re: [CID-1000] Drucker", body="#status working\n\nIch sehe nach.",
+        sender="anna@example.com",
+    )  # fmt: skip
+    ingest(run, tmp_path, work)
+    ingest(run, tmp_path, make_mail(subject="Meine Tickets", headers=german))
+
+    [answer] = [m for m in sent_to(tmp_path, "alice@acme.example") if "Offene" in m["Subject"]]
+    text = answer.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "in Bearbeitung" in text and "2026-11-02 10:30 Support" in text
+    [sheet] = [p for p in answer.iter_attachments() if p.get_filename().endswith(".xlsx")]
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.get_content()))["Tickets"].values)
+    assert rows[0] == (
+        "Ticket", "Betreff", "Status", "Priorität", "Letzte Aktion von",
+        "Letzte Aktion (Europe/Berlin)",
+    )  # fmt: skip
+    # The same words and the same wall-clock time as the mail's table.
+    assert rows[1] == (
+        "CID-1000", "Drucker", "in Bearbeitung", "B", "Support", datetime(2026, 11, 2, 10, 30)
+    )  # fmt: skip
