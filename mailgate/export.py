@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -34,7 +35,8 @@ from mailgate.sheets import _cell as sheet_value
 
 BATCH = 500
 
-# (key, heading): csv headers are the keys, the xlsx sheet shows the headings. Times are UTC.
+# (key, heading): csv headers are the keys, the xlsx sheet shows the headings. Times: CSV
+# ISO 8601 in UTC; xlsx the desk's wall clock, the zone in the heading instead of "(UTC)".
 TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cid", "Ticket"),
     ("number", "Number"),
@@ -100,7 +102,11 @@ class Sink:
 
 
 class XlsxSink(Sink):
-    def __init__(self) -> None:
+    """Both sheets, for people: times as the desk's wall clock (Excel has no time zones),
+    the zone named in each time's heading."""
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
         # write_only: each sheet streams to a temporary file instead of living in memory.
         self.book = Workbook(write_only=True)
         self.ticket_sheet = self._sheet("tickets", TICKET_COLUMNS)
@@ -109,7 +115,7 @@ class XlsxSink(Sink):
     def _sheet(self, title: str, columns: tuple[tuple[str, str], ...]) -> WriteOnlyWorksheet:
         sheet = self.book.create_sheet(title)
         sheet.freeze_panes = "A2"
-        sheet.append([heading for _, heading in columns])
+        sheet.append([heading.replace("(UTC)", f"({self.zone.key})") for _, heading in columns])
         return sheet
 
     def _append(
@@ -117,8 +123,9 @@ class XlsxSink(Sink):
     ) -> None:
         sheet.append([self._value(sheet, row.get(key)) for key, _ in columns])
 
-    @staticmethod
-    def _value(sheet: WriteOnlyWorksheet, value: object) -> object:
+    def _value(self, sheet: WriteOnlyWorksheet, value: object) -> object:
+        if isinstance(value, datetime):
+            value = aware(value).astimezone(self.zone).replace(tzinfo=None)
         value = sheet_value(value)
         if isinstance(value, str) and value.startswith("="):
             # A subject like "=HYPERLINK(...)" is data, never a formula in the reader's program.
@@ -360,7 +367,7 @@ def write_file(
         if fmt == "xlsx":
             # The file is opened first, so that an unwritable place fails before the work.
             with partial.open("wb") as stream:
-                book = XlsxSink()
+                book = XlsxSink(cfg.tickets.timezone)
                 try:
                     counts = export(session, cfg, flt, now, book, tick)
                     book.save(stream)
