@@ -210,7 +210,7 @@ def print_contingent_line(console: Console, status: dict[str, Any]) -> None:
 
 def print_contingent(console: Console, data: dict[str, Any]) -> None:
     """An organisation's packages and corrections, then what is bought, used and left."""
-    table = Table(header_style="bold", title=data["organisation"], title_justify="left")
+    table = Table(header_style="bold", title=Text(data["organisation"]), title_justify="left")
     for column, justify in (("date", "left"), ("amount", "right"), ("note", "left")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     table.add_column("by")
@@ -229,7 +229,7 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
     for block in report["customers"]:
         table = Table(
             header_style="bold",
-            title=f"{block['organisation']}: time in {report['month']}",
+            title=Text(f"{block['organisation']}: time in {report['month']}"),
             title_justify="left",
         )
         for column in ("ticket", "subject", "status", "agent"):
@@ -238,7 +238,7 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
             table.add_column(column, justify="right")
         for ticket in block["tickets"]:
             for agent in ticket["agents"]:
-                labels = (ticket["cid"], ticket["subject"], ticket["status"], agent["agent"])
+                labels = (ticket["cid"], Text(ticket["subject"]), ticket["status"], agent["agent"])
                 table.add_row(*labels, *_time_cells(agent))
             if len(ticket["agents"]) > 1:
                 table.add_row("", "", "", Text("ticket total", style="bold"), *_time_cells(ticket))

@@ -273,3 +273,15 @@ def test_list_workbook_in_the_customers_language_and_desk_time(
     assert rows[1] == (
         "CID-1000", "Drucker", "in Bearbeitung", "B", "Support", datetime(2026, 11, 2, 10, 30)
     )  # fmt: skip
+
+
+def test_time_report_table_prints_subjects_as_written(run: Run, tmp_path: Path) -> None:
+    ingest(run, tmp_path, make_mail(subject="[bold red]Drucker[/bold red] [link=x]klick[/link]"))
+    book = make_mail(
+        subject="Re: [CID-1000] Drucker", body="#time 1h billable\n\nErledigt.",
+        sender="anna@example.com",
+    )  # fmt: skip
+    ingest(run, tmp_path, book)
+    table = run("report", "time").stdout  # the clock's month: November 2026
+    assert "acme.example: time in 2026-11" in table
+    assert "[bold red]Drucker[/bold red] [link=x]klick[/link]" in table
