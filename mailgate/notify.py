@@ -347,6 +347,10 @@ def _person(name: str, email: str) -> dict[str, object]:
     return {"name": "" if hidden else name, "email": email, "name_hidden": hidden}
 
 
+def _references(session: Session, ticket: Ticket) -> list[str]:
+    return lookups.references(session, [ticket.id or 0]).get(ticket.id or 0, [])
+
+
 def _staff_context(
     session: Session, ctx: Context, ticket: Ticket, article: Article, org: Organisation
 ) -> dict[str, object]:
@@ -364,7 +368,7 @@ def _staff_context(
         "open_tickets": int(session.exec(open_count).one()),
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
-        "references": lookups.references(session, [ticket.id or 0]).get(ticket.id or 0, []),
+        "references": _references(session, ticket),
     }
 
 
@@ -588,6 +592,7 @@ def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dic
         "last_action_by": ticket.last_action_by,
         "last_action_at": local_time(ctx, ticket.last_action_at),
         "timezone": ctx.config.tickets.timezone,
+        "references": _references(session, ticket),
     }
 
 

@@ -4,12 +4,13 @@ through the command line and the mail the file transport writes."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import dataclasses
 import io
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from typing import Any
 import openpyxl
 import pytest
 
-from mailgate import cli
+from mailgate import cli, outbox, reminders
+from mailgate.app import build_context, build_transport
+from mailgate.config import load
 from tests.helpers import Clock, parsed
 from tests.mails import make_mail
 from tests.test_cli import Result, mailgate
@@ -285,3 +288,26 @@ def test_time_report_table_prints_subjects_as_written(run: Run, tmp_path: Path) 
     table = run("report", "time").stdout  # the clock's month: November 2026
     assert "acme.example: time in 2026-11" in table
     assert "[bold red]Drucker[/bold red] [link=x]klick[/link]" in table
+
+
+def test_hold_reminder_to_staff_names_the_references(
+    run: Run, tmp_path: Path, clock: Clock
+) -> None:
+    ingest(run, tmp_path, ORDER_MAIL)
+    hold = make_mail(
+        subject="Re: [CID-1000] Lieferung", body="#hold 2026-11-04\n\nWarten.",
+        sender="anna@example.com",
+    )  # fmt: skip
+    ingest(run, tmp_path, hold)
+    clock.now = datetime(2026, 11, 4, 8, 0, tzinfo=UTC)
+    ctx = dataclasses.replace(build_context(load(str(tmp_path / "desk.toml"))), clock=clock)
+    try:
+        assert reminders.run_reminders(ctx) == 1
+        asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+    finally:
+        ctx.store.dispose()
+    [reminder] = [
+        m for m in sent_to(tmp_path, "anna@example.com") if "Resubmission" in m["Subject"]
+    ]
+    text = reminder.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "References:    ORDER-4711, ORDER-815" in text
