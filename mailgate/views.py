@@ -20,6 +20,7 @@ from sqlmodel import Session, UTCDateTime, col, select
 from mailgate import lookups, sla, tags
 from mailgate.agents import find_agent
 from mailgate.config import Config, parse_duration
+from mailgate.customers import ContingentError, find_organisation
 from mailgate.intake.spool import stored_raw
 from mailgate.lifecycle import Refused, resolve_agent
 from mailgate.models import (
@@ -332,17 +333,15 @@ def ticket_rows(
     return rows
 
 
-def organisation_exists(session: Session, name: str) -> bool:
-    return (
-        session.exec(select(Organisation.id).where(Organisation.name == name)).first() is not None
-    )
-
-
 def checked(session: Session, flt: TicketFilter) -> TicketFilter:
-    """The filter with its organisation known and its agent resolved to an address, as
-    `#assign` resolves one (address, name, first name, local part); FilterError if not."""
-    if flt.customer and not organisation_exists(session, flt.customer):
-        raise FilterError("--customer", f"no organisation named {flt.customer!r}")
+    """The filter with its organisation found as `report time --customer` finds one (exact,
+    else any case if only one fits) and its agent resolved to an address as `#assign`
+    resolves one (address, name, first name, local part); FilterError if not."""
+    if flt.customer:
+        try:
+            flt = replace(flt, customer=find_organisation(session, flt.customer).name)
+        except ContingentError:
+            raise FilterError("--customer", f"no organisation named {flt.customer!r}") from None
     if flt.assignee in (None, "none"):
         return flt
     # By address any agent, one who has left included: their tickets are to be handed on.

@@ -164,6 +164,8 @@ def test_cli_json_filters(desk_cli: Any) -> None:
         (["--assignee", "none"], [1002, 1007]),
         (["--category", "SHOP"], [1001, 1004, 1005]),
         (["--category", "Billing", "--assignee", "bert"], [1000]),
+        # An organisation as report time --customer finds it: exact, else in any case.
+        (["--customer", "beta ag", "--status", "open"], [1005, 1006]),
     ],
 )
 def test_cli_assignee_by_name_and_category_in_any_case(
