@@ -94,6 +94,7 @@ def _facts(data: dict[str, Any], zone: str) -> list[tuple[str, str]]:
         ("on hold until", hold),
         ("references", "; ".join(data["references"])),
         ("follows", data["linked_ticket"] or ""),
+        ("followed by", ", ".join(data["followed_by"])),
         ("created", _when(data["created_at"], zone)),
         ("last action", last_action(data, zone)),
     ]  # fmt: skip

@@ -461,6 +461,7 @@ def ticket_detail(session: Session, prefix: str, ticket: Ticket) -> dict[str, An
     booked = lookups.minutes(session, [tid])
     data.update(
         linked_ticket=lookups.linked(session, prefix, [ticket]).get(tid),
+        followed_by=_followed_by(session, prefix, tid),
         references=lookups.references(session, [tid]).get(tid, []),
         assignee_name=assignee.name if assignee else None,
         agents=[a.email for a in further],
@@ -477,6 +478,12 @@ def ticket_detail(session: Session, prefix: str, ticket: Ticket) -> dict[str, An
     data["articles"] = [article_dict(session, a) for a in articles]
     data["events"] = _events(session, tid)
     return data
+
+
+def _followed_by(session: Session, prefix: str, ticket_id: int) -> list[str]:
+    """The tickets that follow this one (a reply came after it was closed for long)."""
+    query = select(Ticket.number).where(Ticket.linked_ticket_id == ticket_id)
+    return [tags.cid(prefix, n) for n in session.exec(query.order_by(col(Ticket.number)))]
 
 
 def _events(session: Session, ticket_id: int) -> list[dict[str, Any]]:

@@ -174,6 +174,9 @@ def test_a_follow_up_of_a_closed_ticket_shows_the_link(
     shown = json.loads(run("tickets", "show", "CID-1001", "--format", "json").stdout)
     assert shown["linked_ticket"] == "CID-1000"
     assert "follows:        CID-1000" in run("tickets", "show", "CID-1001").stdout
+    old = json.loads(run("tickets", "show", "CID-1000", "--format", "json").stdout)
+    assert (old["linked_ticket"], old["followed_by"]) == (None, ["CID-1001"])
+    assert "followed by:    CID-1001" in run("tickets", "show", "CID-1000").stdout
 
 
 def test_category_and_text_ignore_case_beyond_ascii(run: Run, tmp_path: Path) -> None:
