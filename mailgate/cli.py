@@ -24,7 +24,14 @@ from mailgate.intake.files import ingest as ingest_files  # the command is named
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable
-from mailgate.tables import print_agents, print_intake, print_outbox, print_ticket, print_tickets
+from mailgate.tables import (
+    print_agents,
+    print_intake,
+    print_outbox,
+    print_stored,
+    print_ticket,
+    print_tickets,
+)
 
 # sysexits(3): what a caller such as Postfix's pipe understands.
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
@@ -175,8 +182,12 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
             multiple=True,
             help="open, working, hold, delivered, closed; repeat or separate by commas",
         ),
-        click.option("--assignee", help="agent address, or `none` for unassigned tickets"),
-        click.option("--category"),
+        click.option(
+            "--assignee",
+            help="agent (address or name, as #assign takes it; also as further agent), "
+            "or `none` for unassigned tickets",
+        ),
+        click.option("--category", help="category name (any case)"),
         click.option("--customer", help="organisation name"),
         click.option("--priority", help="A, B or C"),
         click.option("--type", "type_", help="bug, enhancement, suggestion, help"),
@@ -186,7 +197,9 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--updated-from", metavar="YYYY-MM-DD", help="updated on or after"),
         click.option("--updated-to", metavar="YYYY-MM-DD", help="updated on or before"),
         click.option("--waiting", metavar="us|customer", help="who is to act next (not closed)"),
-        click.option("--text", metavar="WORD", help="subject contains WORD (any case)"),
+        click.option(
+            "--text", metavar="WORD", help="subject or a reference number contains WORD (any case)"
+        ),
         click.option("--sla-breached", is_flag=True, help="first-response target missed"),
         click.option(
             "--sort",
@@ -205,11 +218,7 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _ticket_filter(session: Any, raw: dict[str, Any]) -> views.TicketFilter:
     """The filter from the options; raises views.FilterError for a bad or unknown value."""
     flt = views.make_filter(**{("type" if k == "type_" else k): v for k, v in raw.items()})
-    if flt.customer and not views.organisation_exists(session, flt.customer):
-        raise views.FilterError("--customer", f"no organisation named {flt.customer!r}")
-    if flt.assignee not in (None, "none") and not views.agent_exists(session, flt.assignee):
-        raise views.FilterError("--assignee", f"no agent {flt.assignee}")
-    return flt
+    return views.checked(session, flt)
 
 
 def _filter_status(exc: views.FilterError) -> int:
@@ -243,7 +252,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     elif fmt == "csv":
         views.write_csv(sys.stdout, views.TICKET_CSV_FIELDS, map(views.flat_row, rows))
     else:
-        print_tickets(out, rows)
+        print_tickets(out, rows, ctx.config.tickets.timezone)
     return EX_OK
 
 
@@ -260,7 +269,7 @@ def tickets_show(state: State, cid: str, fmt: str) -> int:
             say_error(f"mailgate: no ticket {cid}")
             return EX_DATAERR
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
-    print_json(data) if fmt == "json" else print_ticket(out, data)
+    print_json(data) if fmt == "json" else print_ticket(out, data, ctx.config.tickets.timezone)
     return EX_OK
 
 
@@ -346,7 +355,7 @@ def quarantine_list(state: State, fmt: str) -> None:
     if fmt == "json":
         print_json([{k: row[k] for k in fields} for row in rows])
     else:
-        print_intake(out, rows)
+        print_intake(out, rows, state.config.tickets.timezone)
 
 
 @quarantine.command("show")
@@ -364,10 +373,7 @@ def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     if fmt == "json":
         print_json(data)
     else:
-        for key in ("id", "status", "reason", "received_at", "source", "size", "attempts"):
-            out.print(f"[bold]{key}:[/bold] {data[key]}")
-        out.print()
-        out.print(data["headers"], markup=False)
+        print_stored(out, data, state.config.tickets.timezone)
     return EX_OK
 
 
@@ -606,7 +612,11 @@ def report_group() -> None:
     default=None,
     help="organisation name; without it, every organisation with time in the month",
 )
-@click.option("--month", required=True, help="YYYY-MM, on the [tickets] timezone calendar")
+@click.option(
+    "--month",
+    default=None,
+    help="YYYY-MM, on the [tickets] timezone calendar (default: the current month)",
+)
 @click.option(
     "--format",
     "fmt",
@@ -620,9 +630,19 @@ def report_group() -> None:
     default=None,
     help="file for json, csv, xlsx (xlsx default: time-ORG-YYYY-MM.xlsx here)",
 )
+@click.option(
+    "--language",
+    default=None,
+    help="xlsx: de or en (default: the customer's contacts' language, else the default)",
+)
 @pass_state
 def report_time(
-    state: State, customer: str | None, month: str, fmt: str, output: str | None
+    state: State,
+    customer: str | None,
+    month: str | None,
+    fmt: str,
+    output: str | None,
+    language: str | None,
 ) -> int:
     """Time booked in a month, by ticket and agent, billable and free, with the contingent."""
     from mailgate import customers, report
@@ -631,9 +651,15 @@ def report_time(
     if fmt == "table" and output:
         say_error("mailgate: --output is for --format json, csv or xlsx")
         return EX_USAGE
+    if language is not None and language.lower() not in ("de", "en"):
+        say_error(f"mailgate: --language: {language!r} is not one of de, en")
+        return EX_USAGE
     ctx = state.context
+    zone = ctx.config.tickets.timezone
     try:
-        period = report.Month.parse(month, ctx.config.tickets.timezone)
+        period = (
+            report.Month.parse(month, zone) if month else report.Month.containing(ctx.clock(), zone)
+        )
     except report.ReportError as exc:
         say_error(f"mailgate: --month: {exc}")
         return EX_USAGE
@@ -651,7 +677,8 @@ def report_time(
         from mailgate.sheets import time_workbook
 
         target = output or report.default_filename(data, customer)
-        return _write_report(target, time_workbook(data))
+        default = ctx.config.tickets.default_language
+        return _write_report(target, time_workbook(data, default, language and language.lower()))
     if fmt == "json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
@@ -19,7 +20,7 @@ from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from mailgate import sla, tags, views
+from mailgate import lookups, sla, tags, views
 from mailgate.config import Config
 from mailgate.models import (
     Agent,
@@ -28,15 +29,14 @@ from mailgate.models import (
     Contact,
     Organisation,
     Ticket,
-    TicketAgent,
-    TimeEntry,
 )
 from mailgate.moments import aware
 from mailgate.sheets import _cell as sheet_value
 
 BATCH = 500
 
-# (key, heading): csv headers are the keys, the xlsx sheet shows the headings. Times are UTC.
+# (key, heading): csv headers are the keys, the xlsx sheet shows the headings. Times: CSV
+# ISO 8601 in UTC; xlsx the desk's wall clock, the zone in the heading instead of "(UTC)".
 TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("cid", "Ticket"),
     ("number", "Number"),
@@ -49,6 +49,8 @@ TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
     ("requester", "Requester"),
     ("assignee", "Assignee"),
     ("agents", "Further agents"),
+    ("references", "References"),
+    ("linked_ticket", "Linked ticket"),
     ("billable", "Billable"),
     ("source", "Source"),
     ("served_address", "Served address"),
@@ -100,7 +102,11 @@ class Sink:
 
 
 class XlsxSink(Sink):
-    def __init__(self) -> None:
+    """Both sheets, for people: times as the desk's wall clock (Excel has no time zones),
+    the zone named in each time's heading."""
+
+    def __init__(self, zone: str) -> None:
+        self.zone = ZoneInfo(zone)
         # write_only: each sheet streams to a temporary file instead of living in memory.
         self.book = Workbook(write_only=True)
         self.ticket_sheet = self._sheet("tickets", TICKET_COLUMNS)
@@ -109,7 +115,7 @@ class XlsxSink(Sink):
     def _sheet(self, title: str, columns: tuple[tuple[str, str], ...]) -> WriteOnlyWorksheet:
         sheet = self.book.create_sheet(title)
         sheet.freeze_panes = "A2"
-        sheet.append([heading for _, heading in columns])
+        sheet.append([heading.replace("(UTC)", f"({self.zone.key})") for _, heading in columns])
         return sheet
 
     def _append(
@@ -117,8 +123,9 @@ class XlsxSink(Sink):
     ) -> None:
         sheet.append([self._value(sheet, row.get(key)) for key, _ in columns])
 
-    @staticmethod
-    def _value(sheet: WriteOnlyWorksheet, value: object) -> object:
+    def _value(self, sheet: WriteOnlyWorksheet, value: object) -> object:
+        if isinstance(value, datetime):
+            value = aware(value).astimezone(self.zone).replace(tzinfo=None)
         value = sheet_value(value)
         if isinstance(value, str) and value.startswith("="):
             # A subject like "=HYPERLINK(...)" is data, never a formula in the reader's program.
@@ -212,7 +219,9 @@ class _Lookups:
     orgs: dict[int, str]
     contacts: dict[int, str]
     agents: dict[int, str]
-    further: dict[int, list[str]]
+    further: dict[int, list[Agent]]
+    references: dict[int, list[str]]
+    linked: dict[int, str]
     minutes: dict[tuple[int, bool], int]
     article_counts: dict[int, int]
     articles: dict[int, list[dict[str, Any]]]
@@ -229,8 +238,10 @@ class _Lookups:
             agents=_pairs(
                 session, Agent.id, Agent.email, {t.assignee_id for t in tickets if t.assignee_id}
             ),
-            further=_further_agents(session, ids),
-            minutes=_minutes(session, ids),
+            further=lookups.further_agents(session, ids),
+            references=lookups.references(session, ids),
+            linked=lookups.linked(session, prefix, tickets),
+            minutes=lookups.minutes(session, ids),
             article_counts=_article_counts(session, ids),
             articles=_articles(session, prefix, ids) if with_articles else {},
         )
@@ -241,7 +252,9 @@ class _Lookups:
         tid, target = t.id or 0, sla.first_response(cfg, calendar, t, now)
         return {
             **views.ticket_fields(t, cfg.tickets.prefix, self.orgs, self.contacts, self.agents),
-            "agents": ", ".join(self.further.get(tid, [])),
+            "agents": ", ".join(a.email for a in self.further.get(tid, [])),
+            "references": lookups.REFERENCE_SEPARATOR.join(self.references.get(tid, [])),
+            "linked_ticket": self.linked.get(tid),
             "billable": t.billable,
             "source": t.source,
             "served_address": t.served_address,
@@ -264,28 +277,6 @@ def _pairs(session: Session, key: Any, value: Any, ids: set[int]) -> dict[int, s
     if not ids:
         return {}
     return dict(session.exec(select(key, value).where(col(key).in_(ids))).all())
-
-
-def _further_agents(session: Session, ids: list[int]) -> dict[int, list[str]]:
-    query = (
-        select(TicketAgent.ticket_id, Agent.email)
-        .join(Agent, col(Agent.id) == col(TicketAgent.agent_id))
-        .where(col(TicketAgent.ticket_id).in_(ids))
-        .order_by(col(Agent.email))
-    )
-    found: dict[int, list[str]] = defaultdict(list)
-    for ticket_id, email in session.exec(query):
-        found[ticket_id].append(email)
-    return found
-
-
-def _minutes(session: Session, ids: list[int]) -> dict[tuple[int, bool], int]:
-    query = (
-        select(TimeEntry.ticket_id, TimeEntry.billable, func.sum(TimeEntry.minutes))
-        .where(col(TimeEntry.ticket_id).in_(ids))
-        .group_by(col(TimeEntry.ticket_id), col(TimeEntry.billable))
-    )
-    return {(tid, bool(billable)): int(total) for tid, billable, total in session.exec(query)}
 
 
 def _article_counts(session: Session, ids: list[int]) -> dict[int, int]:
@@ -376,7 +367,7 @@ def write_file(
         if fmt == "xlsx":
             # The file is opened first, so that an unwritable place fails before the work.
             with partial.open("wb") as stream:
-                book = XlsxSink()
+                book = XlsxSink(cfg.tickets.timezone)
                 try:
                     counts = export(session, cfg, flt, now, book, tick)
                     book.save(stream)

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import loops, tags
+from mailgate import lookups, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.customers import billable_minutes, organisation, remembered
@@ -363,6 +363,10 @@ def _person(name: str, email: str) -> dict[str, object]:
     return {"name": "" if hidden else name, "email": email, "name_hidden": hidden}
 
 
+def _references(session: Session, ticket: Ticket) -> list[str]:
+    return lookups.references(session, [ticket.id or 0]).get(ticket.id or 0, [])
+
+
 def _staff_context(
     session: Session, ctx: Context, ticket: Ticket, article: Article, org: Organisation
 ) -> dict[str, object]:
@@ -380,6 +384,7 @@ def _staff_context(
         "open_tickets": int(session.exec(open_count).one()),
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
+        "references": _references(session, ticket),
     }
 
 
@@ -596,12 +601,13 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
         "today": now.strftime("%Y-%m-%d"),
         "timezone": ctx.config.tickets.timezone,
     }
-    sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows))
+    language, zone = _language(ctx, contact), ctx.config.tickets.timezone
+    sheet = (f"tickets-{now:%Y-%m-%d}.xlsx", XLSX_TYPE, tickets_workbook(rows, language, zone))
     _queue(
         session,
         ctx,
         "ticket_list",
-        _language(ctx, contact),
+        language,
         context,
         to=[contact.email],
         answering=mail.message_id,
@@ -671,6 +677,7 @@ def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dic
         "last_action_by": ticket.last_action_by,
         "last_action_at": local_time(ctx, ticket.last_action_at),
         "timezone": ctx.config.tickets.timezone,
+        "references": _references(session, ticket),
     }
 
 

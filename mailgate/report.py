@@ -13,10 +13,11 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailgate.customers import billable_minutes, contingent_minutes
-from mailgate.models import Agent, Organisation, Ticket, TimeEntry
+from mailgate.models import Agent, Contact, Organisation, Ticket, TimeEntry
 from mailgate.moments import local_midnight
 
 UNKNOWN_AGENT = "(unknown)"
@@ -51,6 +52,12 @@ class Month:
         if not match or not 1 <= int(match.group(2)) <= 12:
             raise ReportError(f'"{text}" is not a month (YYYY-MM, e.g. 2026-11)')
         return cls(int(match.group(1)), int(match.group(2)), timezone)
+
+    @classmethod
+    def containing(cls, moment: datetime, timezone: str) -> Month:
+        """The month a moment falls in on the desk's calendar (the current one, given now)."""
+        local = moment.astimezone(ZoneInfo(timezone))
+        return cls(local.year, local.month, timezone)
 
     @property
     def label(self) -> str:
@@ -159,11 +166,26 @@ def _customer_block(
         )
     return {
         "organisation": org.name,
+        "language": organisation_language(session, org.id or 0),
         "tickets": ticket_rows,
         "agents": agent_rows(per_agent),
         "totals": overall.as_dict(),
         "contingent": contingent_at(session, org, month),
     }
+
+
+def organisation_language(session: Session, organisation_id: int) -> str | None:
+    """The language most of the organisation's contacts read (ties: alphabetical), if any
+    contact's is known: the language of a workbook sent to the organisation."""
+    count = func.count()
+    query = (
+        select(Contact.language, count)
+        .where(Contact.organisation_id == organisation_id, col(Contact.language).is_not(None))
+        .group_by(col(Contact.language))
+        .order_by(count.desc(), col(Contact.language))
+    )
+    first = session.exec(query).first()
+    return first[0] if first else None
 
 
 def contingent_at(session: Session, org: Organisation, month: Month) -> dict[str, int]:

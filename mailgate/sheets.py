@@ -12,16 +12,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailgate.moments import hhmm
+from mailgate.sheet_words import translated, words
 
-# (row key, column heading): the keys callers fill in, in the order the columns appear.
-TICKET_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("cid", "Ticket"),
-    ("subject", "Subject"),
-    ("status", "Status"),
-    ("priority", "Priority"),
-    ("last_action_by", "Last action by"),
-    ("last_action_at", "Last action (UTC)"),
+# The keys callers fill in, in the order the columns appear; headings in sheet_words.
+TICKET_COLUMNS: tuple[str, ...] = (
+    "cid",
+    "subject",
+    "status",
+    "priority",
+    "last_action_by",
+    "last_action_at",
 )
+# Stored values shown in the reader's words.
+TRANSLATED = frozenset({"status", "last_action_by"})
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -34,23 +37,30 @@ def _cell(value: object) -> object:
     return str(value)
 
 
-def tickets_workbook(rows: list[dict]) -> bytes:
-    """One sheet "Tickets": a heading row, then one row per dict (keys of TICKET_COLUMNS)."""
+def tickets_workbook(rows: list[dict], language: str | None, zone: str) -> bytes:
+    """One sheet "Tickets": a heading row in the reader's language, then one row per dict
+    (keys of TICKET_COLUMNS; times as naive wall clock of `zone`, which the heading names)."""
     from openpyxl import Workbook
 
+    said = words(language)
     book = Workbook()
     sheet = book.active
     sheet.title = "Tickets"
-    sheet.append([heading for _, heading in TICKET_COLUMNS])
+    sheet.append([said[key].format(zone=zone) for key in TICKET_COLUMNS])
     for row in rows:
-        sheet.append([_cell(row.get(key)) for key, _ in TICKET_COLUMNS])
+        sheet.append(
+            [
+                translated(language, row.get(key)) if key in TRANSLATED else _cell(row.get(key))
+                for key in TICKET_COLUMNS
+            ]
+        )
         for cell in sheet[sheet.max_row]:
             # openpyxl makes any text starting with "=" a formula; a customer's subject is
             # data and must never run as one in the reader's spreadsheet program.
             if cell.data_type == "f":
                 cell.data_type = "s"
     sheet.freeze_panes = "A2"
-    for letter, width in zip("ABCDEF", (12, 48, 11, 9, 15, 19), strict=True):
+    for letter, width in zip("ABCDEF", (12, 48, 15, 9, 17, 27), strict=True):
         sheet.column_dimensions[letter].width = width
     buffer = io.BytesIO()
     book.save(buffer)
@@ -59,17 +69,18 @@ def tickets_workbook(rows: list[dict]) -> bytes:
 
 # --- time report ------------------------------------------------------------------------------
 
+# The keys of the time sheet's headings in sheet_words, in column order.
 TIME_HEADINGS = (
-    "Ticket",
-    "Subject",
-    "Status",
-    "Agent",
-    "Billable (h)",
-    "Free (h)",
-    "Total (h)",
-    "Billable (h:mm)",
-    "Free (h:mm)",
-    "Total (h:mm)",
+    "cid",
+    "subject",
+    "status",
+    "agent",
+    "billable_h",
+    "free_h",
+    "total_h",
+    "billable_hmm",
+    "free_hmm",
+    "total_hmm",
 )
 HOURS_FORMAT = "0.00"
 
@@ -106,13 +117,14 @@ def _sheet_title(name: str, taken: set[str]) -> str:
     return title
 
 
-def _time_sheet(sheet: Any, block: dict[str, Any], month: str) -> None:
+def _time_sheet(sheet: Any, block: dict[str, Any], month: str, language: str) -> None:
     from openpyxl.styles import Font
 
-    sheet.append([f"Support time {block['organisation']}, {month}"])
+    said = words(language)
+    sheet.append([said["title"].format(organisation=block["organisation"], month=month)])
     sheet["A1"].font = Font(bold=True, size=14)
     sheet.append([])
-    sheet.append(list(TIME_HEADINGS))
+    sheet.append([said[key] for key in TIME_HEADINGS])
     for cell in sheet[sheet.max_row]:
         cell.font = Font(bold=True)
     for ticket in block["tickets"]:
@@ -120,23 +132,23 @@ def _time_sheet(sheet: Any, block: dict[str, Any], month: str) -> None:
             who = agent["agent_name"] or agent["agent"]
             _time_row(
                 sheet,
-                [ticket["cid"], ticket["subject"], ticket["status"], who],
+                [ticket["cid"], ticket["subject"], translated(language, ticket["status"]), who],
                 (agent["billable_minutes"], agent["free_minutes"], agent["minutes"]),
                 bold=False,
             )
     totals = block["totals"]
     _time_row(
         sheet,
-        ["Total", "", "", ""],
+        [said["total"], "", "", ""],
         (totals["billable_minutes"], totals["free_minutes"], totals["minutes"]),
         bold=True,
     )
     sheet.append([])
     contingent = block["contingent"]
     for label, minutes in (
-        ("Support hours bought", contingent["total_minutes"]),
-        (f"Billable time used up to the end of {month}", contingent["used_minutes"]),
-        ("Support hours left", contingent["left_minutes"]),
+        (said["bought"], contingent["total_minutes"]),
+        (said["used"].format(month=month), contingent["used_minutes"]),
+        (said["left"], contingent["left_minutes"]),
     ):
         sheet.append([label, "", "", "", minutes / 60, "", "", hhmm(minutes)])
         sheet.cell(row=sheet.max_row, column=5).number_format = HOURS_FORMAT
@@ -145,16 +157,17 @@ def _time_sheet(sheet: Any, block: dict[str, Any], month: str) -> None:
         sheet.column_dimensions[letter].width = width
 
 
-def time_workbook(report: dict[str, Any]) -> bytes:
+def time_workbook(report: dict[str, Any], default_language: str, language: str | None) -> bytes:
     """A sheet per customer of a time report (`report.time_report`), fit to send to them:
-    title, one row per ticket and agent, a totals row, then the contingent."""
+    title, one row per ticket and agent, a totals row, then the contingent. Each sheet is in
+    `language` if given, else in the customer's (the block's), else in `default_language`."""
     from openpyxl import Workbook
 
     book = Workbook()
     taken: set[str] = set()
     blocks = report["customers"] or [
         {
-            "organisation": "no time booked",
+            "organisation": words(language or default_language)["none_booked"],
             "tickets": [],
             "totals": {"billable_minutes": 0, "free_minutes": 0, "minutes": 0},
             "contingent": {"total_minutes": 0, "used_minutes": 0, "left_minutes": 0},
@@ -163,7 +176,8 @@ def time_workbook(report: dict[str, Any]) -> bytes:
     for index, block in enumerate(blocks):
         sheet = book.active if index == 0 else book.create_sheet()
         sheet.title = _sheet_title(block["organisation"], taken)
-        _time_sheet(sheet, block, report["month"])
+        chosen = language or block.get("language") or default_language
+        _time_sheet(sheet, block, report["month"], chosen)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()

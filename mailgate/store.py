@@ -87,6 +87,10 @@ class SchemaOutdated(Exception):
     """The database schema is older than this code; `mailgate db upgrade` fixes it."""
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_pragmas(busy_timeout: float, synchronous: str) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
@@ -101,6 +105,8 @@ def _sqlite_pragmas(busy_timeout: float, synchronous: str) -> Any:
             # checkpoints for both.
             cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
+        # SQLite's own lower() changes only ASCII letters: "BÜRO" would not find "Büro".
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     return on_connect
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mailgate.moments import hhmm
+from mailgate.moments import aware, hhmm
 
 # As the support desk in seed 001 shows them: high priority red, medium yellow.
 PRIORITY_STYLE = {"A": "bold red", "B": "yellow", "C": "dim"}
@@ -16,17 +18,20 @@ PRIORITY_STYLE = {"A": "bold red", "B": "yellow", "C": "dim"}
 DIRECTION_STYLE = {"customer": "red", "staff": "default", "internal": "green", "system": "dim"}
 
 
-def _when(iso: str | None) -> str:
-    return iso[:16].replace("T", " ") if iso else ""
+def _when(iso: str | None, zone: str) -> str:
+    """An ISO moment of the JSON views as the desk reads it: in its time zone, to the minute."""
+    if not iso:
+        return ""
+    return aware(datetime.fromisoformat(iso)).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
 def priority_flag(priority: str) -> Text:
     return Text(f"⚑ {priority}", style=PRIORITY_STYLE.get(priority, ""))
 
 
-def last_action(row: dict[str, Any]) -> str:
+def last_action(row: dict[str, Any], zone: str) -> str:
     action = row["last_action"]
-    return f"{action['by']} {_when(action['at'])}"
+    return f"{action['by']} {_when(action['at'], zone)}"
 
 
 def sla_mark(row: dict[str, Any]) -> Text:
@@ -35,7 +40,8 @@ def sla_mark(row: dict[str, Any]) -> Text:
     return Text("⏰ late", style="bold red") if target.get("breached") else Text("")
 
 
-def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
+def print_tickets(console: Console, rows: list[dict[str, Any]], zone: str) -> None:
+    """The list, times in the desk's zone (named in the heading); mail-derived text plain."""
     table = Table(show_lines=False, header_style="bold")
     for column in (
         "ticket",
@@ -45,7 +51,7 @@ def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
         "subject",
         "customer",
         "assignee",
-        "last action",
+        f"last action ({zone})",
         "sla",
     ):
         table.add_column(column, overflow="fold")
@@ -55,17 +61,49 @@ def print_tickets(console: Console, rows: list[dict[str, Any]]) -> None:
             priority_flag(row["priority"]),
             "$" if row["billable"] else "",
             row["status"],
-            row["subject"],
-            row["customer"] or "",
+            Text(row["subject"]),
+            Text(row["customer"] or ""),
             row["assignee"] or "",
-            last_action(row),
+            last_action(row, zone),
             sla_mark(row),
         )
     console.print(table)
     console.print(f"{len(rows)} ticket{'s' if len(rows) != 1 else ''}")
 
 
-def print_ticket(console: Console, data: dict[str, Any]) -> None:
+def _agent(email: str | None, name: str | None) -> str:
+    if not email:
+        return "-"
+    return f"{name} <{email}>" if name else email
+
+
+def _facts(data: dict[str, Any], zone: str) -> list[tuple[str, str]]:
+    """The ticket's fields as (label, value) lines; empty ones are left out."""
+    further = ", ".join(_agent(a["email"], a["name"]) for a in data["further_agents"])
+    time = data["time"]
+    hold = _when(data["hold_until"], zone)[:10] if data["status"] == "hold" else ""
+    facts = [
+        ("type", data["type"] or "-"),
+        ("category", data["category"] or "-"),
+        ("customer", data["customer"] or "-"),
+        ("requester", data["requester"] or "-"),
+        ("assignee", _agent(data["assignee"], data["assignee_name"])),
+        ("further agents", further),
+        ("time booked", f"{hhmm(time['billable_minutes'])} billable, "
+                        f"{hhmm(time['free_minutes'])} free"),
+        ("on hold until", hold),
+        ("references", "; ".join(data["references"])),
+        ("follows", data["linked_ticket"] or ""),
+        ("followed by", ", ".join(data["followed_by"])),
+        ("created", _when(data["created_at"], zone)),
+        ("last action", last_action(data, zone)),
+    ]  # fmt: skip
+    return [(label, value) for label, value in facts if value]
+
+
+def print_ticket(console: Console, data: dict[str, Any], zone: str) -> None:
+    """Head, fields, the articles colour-coded by author, then the events; times in the
+    desk's zone, named once at the top."""
     head = Text(f"{data['cid']} ", style="bold")
     head.append(data["subject"])
     console.print(head)
@@ -74,48 +112,79 @@ def print_ticket(console: Console, data: dict[str, Any]) -> None:
             priority_flag(data["priority"]),
             f"  {data['status']}",
             "  $ billable" if data["billable"] else "",
-            f"  customer {data['customer']}  requester {data['requester']}",
-            f"  assignee {data['assignee'] or '-'}  last action {last_action(data)}",
+            f"  (times in {zone})",
         )
     )
+    for label, value in _facts(data, zone):
+        console.print(Text.assemble((f"{label + ':':<16}", "dim"), value))
     for article in data["articles"]:
-        style = DIRECTION_STYLE.get(article["direction"], "")
-        note = f" ({article['note']})" if article["note"] else ""
+        _print_article(console, article, zone)
+    if data["events"]:
         console.print()
+        console.print(Text("events", style="bold"))
+    for event in data["events"]:
+        who = _agent(event["actor"], event["actor_name"])
+        line = f"{_when(event['at'], zone)}  {who}  {event['action']}"
+        console.print(Text(f"{line}  {event['detail']}" if event["detail"] else line))
+
+
+def _print_article(console: Console, article: dict[str, Any], zone: str) -> None:
+    style = DIRECTION_STYLE.get(article["direction"], "")
+    note = f" ({article['note']})" if article["note"] else ""
+    console.print()
+    console.print(
+        Text(
+            f"── {article['direction']} {_agent(article['from'], article['from_name'])} "
+            f"{_when(article['date'] or article['created_at'], zone)}{note}",
+            style=f"bold {style}",
+        )
+    )
+    console.print(Text(article["text"].rstrip(), style=style))
+    for file in article["attachments"]:
         console.print(
             Text(
-                f"── {article['direction']} {article['from']} "
-                f"{_when(article['date'] or article['created_at'])}{note}",
-                style=f"bold {style}",
+                f"  📎 {file['filename']} ({file['content_type']}, {file['size']} bytes)",
+                style="dim",
             )
         )
-        console.print(Text(article["text"].rstrip(), style=style))
-        for file in article["attachments"]:
-            console.print(
-                Text(
-                    f"  📎 {file['filename']} ({file['content_type']}, {file['size']} bytes)",
-                    style="dim",
-                )
-            )
 
 
-def _simple(console: Console, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+def _simple(
+    console: Console,
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    headings: dict[str, str] | None = None,
+) -> None:
     table = Table(header_style="bold")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column((headings or {}).get(column, column), overflow="fold")
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
     console.print(table)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any) -> Text:
+    # Text, never markup: subjects and addresses come from mail ("[red]" stays as written).
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return "" if value is None else str(value)
+        return Text(", ".join(str(v) for v in value))
+    return Text("" if value is None else str(value))
 
 
-def print_intake(console: Console, rows: list[dict[str, Any]]) -> None:
-    _simple(console, rows, ("id", "received_at", "from", "subject", "size", "reason"))
+def print_intake(console: Console, rows: list[dict[str, Any]], zone: str) -> None:
+    local = [{**row, "received_at": _when(row["received_at"], zone)} for row in rows]
+    columns = ("id", "received_at", "from", "subject", "size", "reason")
+    _simple(console, local, columns, {"received_at": f"received ({zone})"})
+
+
+def print_stored(console: Console, data: dict[str, Any], zone: str) -> None:
+    """One stored message: its state, then its headers as they came."""
+    for key in ("id", "status", "reason", "received_at", "source", "size", "attempts"):
+        value = str(data[key])
+        if key == "received_at":
+            value = f"{_when(data[key], zone)} ({zone})"
+        console.print(Text.assemble((f"{key}:", "bold"), f" {value}"))
+    console.print()
+    console.print(Text(data["headers"]))
 
 
 def print_outbox(console: Console, rows: list[dict[str, Any]]) -> None:
@@ -142,7 +211,7 @@ def print_contingent_line(console: Console, status: dict[str, Any]) -> None:
 
 def print_contingent(console: Console, data: dict[str, Any]) -> None:
     """An organisation's packages and corrections, then what is bought, used and left."""
-    table = Table(header_style="bold", title=data["organisation"], title_justify="left")
+    table = Table(header_style="bold", title=Text(data["organisation"]), title_justify="left")
     for column, justify in (("date", "left"), ("amount", "right"), ("note", "left")):
         table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     table.add_column("by")
@@ -161,7 +230,7 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
     for block in report["customers"]:
         table = Table(
             header_style="bold",
-            title=f"{block['organisation']}: time in {report['month']}",
+            title=Text(f"{block['organisation']}: time in {report['month']}"),
             title_justify="left",
         )
         for column in ("ticket", "subject", "status", "agent"):
@@ -170,7 +239,7 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
             table.add_column(column, justify="right")
         for ticket in block["tickets"]:
             for agent in ticket["agents"]:
-                labels = (ticket["cid"], ticket["subject"], ticket["status"], agent["agent"])
+                labels = (ticket["cid"], Text(ticket["subject"]), ticket["status"], agent["agent"])
                 table.add_row(*labels, *_time_cells(agent))
             if len(ticket["agents"]) > 1:
                 table.add_row("", "", "", Text("ticket total", style="bold"), *_time_cells(ticket))

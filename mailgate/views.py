@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -17,9 +17,12 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session, UTCDateTime, col, select
 
-from mailgate import sla, tags
+from mailgate import lookups, sla, tags
+from mailgate.agents import find_agent
 from mailgate.config import Config, parse_duration
+from mailgate.customers import ContingentError, find_organisation
 from mailgate.intake.spool import stored_raw
+from mailgate.lifecycle import Refused, resolve_agent
 from mailgate.models import (
     PRIORITIES,
     STATUSES,
@@ -34,6 +37,7 @@ from mailgate.models import (
     Outbox,
     Ticket,
     TicketAgent,
+    TicketReference,
 )
 from mailgate.moments import local_midnight
 
@@ -59,7 +63,8 @@ class FilterError(ValueError):
 @dataclass(frozen=True)
 class TicketFilter:
     status: tuple[str, ...] = ()
-    assignee: str | None = None  # an agent address, or "none" for unassigned tickets
+    # An agent address (assignee or further agent), or "none" for unassigned tickets.
+    assignee: str | None = None
     category: str | None = None
     customer: str | None = None  # organisation name
     priority: str | None = None
@@ -70,7 +75,7 @@ class TicketFilter:
     updated_from: date | None = None
     updated_to: date | None = None
     waiting: str | None = None  # "us" or "customer"
-    text: str | None = None  # case-insensitive substring of the subject
+    text: str | None = None  # case-insensitive substring of the subject or a reference
     sla_breached: bool = False
     sort: str = "number"
     desc: bool = False
@@ -229,6 +234,14 @@ def needs_exact_sla(flt: TicketFilter, cfg: Config) -> bool:
     )
 
 
+def _text_matches(text: str) -> Any:
+    """The subject, or one of the ticket's reference numbers, contains the text (any case)."""
+    referenced = select(TicketReference.ticket_id).where(
+        col(TicketReference.reference).icontains(text, autoescape=True)
+    )
+    return or_(col(Ticket.subject).icontains(text, autoescape=True), col(Ticket.id).in_(referenced))
+
+
 def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
     """The tickets a filter selects, sorted, as one SQL select (the same for list and export).
     Every condition runs in the database; only a business-day SLA needs a check afterwards."""
@@ -242,7 +255,8 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
     if flt.type:
         conditions.append(col(Ticket.type) == flt.type)
     if flt.category:
-        conditions.append(col(Ticket.category) == flt.category)
+        # lower() is Unicode-aware on both databases (see store: SQLite gets Python's).
+        conditions.append(func.lower(col(Ticket.category)) == flt.category.lower())
     if flt.billable is not None:
         conditions.append(col(Ticket.billable) == flt.billable)
     if flt.customer:
@@ -251,8 +265,10 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
     if flt.assignee == "none":
         conditions.append(col(Ticket.assignee_id).is_(None))
     elif flt.assignee:
+        # The agent's tickets: assigned to them, or with them as a further agent.
         agents = select(Agent.id).where(Agent.email == flt.assignee)
-        conditions.append(col(Ticket.assignee_id).in_(agents))
+        further = select(TicketAgent.ticket_id).where(col(TicketAgent.agent_id).in_(agents))
+        conditions.append(or_(col(Ticket.assignee_id).in_(agents), col(Ticket.id).in_(further)))
     conditions += _between(col(Ticket.created_at), flt.created_from, flt.created_to, zone)
     conditions += _between(col(Ticket.updated_at), flt.updated_from, flt.updated_to, zone)
     if flt.waiting:
@@ -260,7 +276,7 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
         last_by = "customer" if flt.waiting == "us" else "staff"
         conditions += [col(Ticket.status) != "closed", col(Ticket.last_action_by) == last_by]
     if flt.text:
-        conditions.append(col(Ticket.subject).icontains(flt.text, autoescape=True))
+        conditions.append(_text_matches(flt.text))
     if flt.sla_breached:
         conditions.append(_sla_breached(cfg, now))
     if conditions:
@@ -305,22 +321,37 @@ def ticket_rows(
         orgs = _names(session, Organisation, "name", {t.organisation_id for t in tickets})
         contacts = _names(session, Contact, "email", {t.requester_id for t in tickets})
         agents = _names(session, Agent, "email", {t.assignee_id for t in tickets if t.assignee_id})
+        refs = lookups.references(session, [t.id or 0 for t in tickets])
+        linked = lookups.linked(session, prefix, tickets)
         for t in tickets:
             row = ticket_dict(t, prefix, orgs, contacts, agents)
+            row["linked_ticket"] = linked.get(t.id or 0)
+            row["references"] = refs.get(t.id or 0, [])
             target = sla.first_response(cfg, calendar, t, now)
             row["sla"] = {"due_at": iso(target.due_at), "breached": target.breached}
             rows.append(row)
     return rows
 
 
-def organisation_exists(session: Session, name: str) -> bool:
-    return (
-        session.exec(select(Organisation.id).where(Organisation.name == name)).first() is not None
-    )
-
-
-def agent_exists(session: Session, email: str) -> bool:
-    return session.exec(select(Agent.id).where(Agent.email == email.lower())).first() is not None
+def checked(session: Session, flt: TicketFilter) -> TicketFilter:
+    """The filter with its organisation found as `report time --customer` finds one (exact,
+    else any case if only one fits) and its agent resolved to an address as `#assign`
+    resolves one (address, name, first name, local part); FilterError if not."""
+    if flt.customer:
+        try:
+            flt = replace(flt, customer=find_organisation(session, flt.customer).name)
+        except ContingentError:
+            raise FilterError("--customer", f"no organisation named {flt.customer!r}") from None
+    if flt.assignee in (None, "none"):
+        return flt
+    # By address any agent, one who has left included: their tickets are to be handed on.
+    agent = find_agent(session, flt.assignee)
+    if agent is None:
+        try:
+            agent = resolve_agent(session, flt.assignee)
+        except Refused as exc:
+            raise FilterError("--assignee", str(exc)) from None
+    return replace(flt, assignee=agent.email)
 
 
 # `tickets list --format csv`: the row's flat fields; nested ones split into columns.
@@ -344,6 +375,7 @@ TICKET_CSV_FIELDS = (
     "linked_ticket",
     "sla_due_at",
     "sla_breached",
+    "references",
 )
 
 
@@ -354,6 +386,7 @@ def flat_row(row: dict[str, Any]) -> dict[str, Any]:
     flat["last_action_at"] = row["last_action"]["at"]
     flat["sla_due_at"] = row["sla"]["due_at"]
     flat["sla_breached"] = row["sla"]["breached"]
+    flat["references"] = lookups.REFERENCE_SEPARATOR.join(row["references"])
     return flat
 
 
@@ -411,6 +444,8 @@ def find_ticket(session: Session, prefix: str, cid: str) -> Ticket | None:
 
 
 def ticket_detail(session: Session, prefix: str, ticket: Ticket) -> dict[str, Any]:
+    """`tickets show`: the list row's fields, who works on it by name, the time booked, the
+    hold date, then the articles and the events."""
     tid = ticket.id or 0
     org = session.get(Organisation, ticket.organisation_id)
     requester = session.get(Contact, ticket.requester_id)
@@ -422,21 +457,53 @@ def ticket_detail(session: Session, prefix: str, ticket: Ticket) -> dict[str, An
         {ticket.requester_id: requester.email} if requester else {},
         {assignee.id or 0: assignee.email} if assignee else {},
     )
-    if ticket.linked_ticket_id:
-        linked = session.get(Ticket, ticket.linked_ticket_id)
-        data["linked_ticket"] = tags.cid(prefix, linked.number) if linked else None
+    further = lookups.further_agents(session, [tid]).get(tid, [])
+    booked = lookups.minutes(session, [tid])
+    data.update(
+        linked_ticket=lookups.linked(session, prefix, [ticket]).get(tid),
+        followed_by=_followed_by(session, prefix, tid),
+        references=lookups.references(session, [tid]).get(tid, []),
+        assignee_name=assignee.name if assignee else None,
+        agents=[a.email for a in further],
+        further_agents=[{"email": a.email, "name": a.name} for a in further],
+        hold_until=iso(ticket.hold_until),
+        time={
+            "billable_minutes": booked.get((tid, True), 0),
+            "free_minutes": booked.get((tid, False), 0),
+        },
+    )
     articles = session.exec(
         select(Article).where(Article.ticket_id == tid).order_by(col(Article.id))
     ).all()
-    further = select(Agent.email).join(TicketAgent, col(TicketAgent.agent_id) == col(Agent.id))
-    data["agents"] = list(session.exec(further.where(TicketAgent.ticket_id == tid)))
     data["articles"] = [article_dict(session, a) for a in articles]
-    events = session.exec(select(Event).where(Event.ticket_id == tid).order_by(col(Event.id)))
-    data["events"] = [
-        {"actor": e.actor, "action": e.action, "detail": e.detail, "at": iso(e.created_at)}
+    data["events"] = _events(session, tid)
+    return data
+
+
+def _followed_by(session: Session, prefix: str, ticket_id: int) -> list[str]:
+    """The tickets that follow this one (a reply came after it was closed for long)."""
+    query = select(Ticket.number).where(Ticket.linked_ticket_id == ticket_id)
+    return [tags.cid(prefix, n) for n in session.exec(query.order_by(col(Ticket.number)))]
+
+
+def _events(session: Session, ticket_id: int) -> list[dict[str, Any]]:
+    """The ticket's history, oldest first; an agent's address also by the agent's name."""
+    events = list(
+        session.exec(select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id)))
+    )
+    actors = {e.actor for e in events}
+    query = select(Agent.email, Agent.name).where(col(Agent.email).in_(actors))
+    names = dict(session.exec(query).all())
+    return [
+        {
+            "actor": e.actor,
+            "actor_name": names.get(e.actor) or None,
+            "action": e.action,
+            "detail": e.detail,
+            "at": iso(e.created_at),
+        }
         for e in events
     ]
-    return data
 
 
 def _split(addresses: str) -> list[str]:

@@ -38,7 +38,10 @@ def test_xlsx_has_every_ticket_and_article(desk: Context, tmp_path: Path) -> Non
     assert (counts.tickets, counts.articles) == (8, 3)
     assert openpyxl.load_workbook(path).sheetnames == ["tickets", "articles"]
     tickets = sheet_rows(path, "tickets")
-    assert tickets[0] == tuple(heading for _, heading in export.TICKET_COLUMNS)
+    # Times are the desk's wall clock, and the headings say which zone that is.
+    berlin = tuple(h.replace("(UTC)", "(Europe/Berlin)") for _, h in export.TICKET_COLUMNS)
+    assert tickets[0] == berlin
+    assert "Created (Europe/Berlin)" in tickets[0]
     assert len(tickets) == 9
     first = dict(zip((k for k, _ in export.TICKET_COLUMNS), tickets[1], strict=True))
     assert first == {
@@ -53,18 +56,20 @@ def test_xlsx_has_every_ticket_and_article(desk: Context, tmp_path: Path) -> Non
         "requester": "alice@acme.example",
         "assignee": "anna@example.com",
         "agents": "bert@example.com",
+        "references": None,  # none found: an empty cell
+        "linked_ticket": None,
         "billable": True,
         "source": "smtp",
         "served_address": "support@example.com",
-        # Real dates, in UTC: Excel has no time zones.
-        "created_at": datetime(2026, 11, 2, 8, 0),
-        "updated_at": datetime(2026, 11, 3, 8, 0),
-        "first_response_at": datetime(2026, 11, 2, 9, 30),
-        "resolved_at": datetime(2026, 11, 3, 8, 0),
+        # Real dates, Berlin wall clock (UTC+1): Excel has no time zones.
+        "created_at": datetime(2026, 11, 2, 9, 0),
+        "updated_at": datetime(2026, 11, 3, 9, 0),
+        "first_response_at": datetime(2026, 11, 2, 10, 30),
+        "resolved_at": datetime(2026, 11, 3, 9, 0),
         "last_action_by": "staff",
-        "last_action_at": datetime(2026, 11, 3, 8, 0),
+        "last_action_at": datetime(2026, 11, 3, 9, 0),
         "hold_until": None,
-        "sla_due_at": datetime(2026, 11, 2, 10, 0),
+        "sla_due_at": datetime(2026, 11, 2, 11, 0),
         "sla_breached": False,
         "billable_minutes": 30,
         "free_minutes": 15,
@@ -77,7 +82,9 @@ def test_xlsx_has_every_ticket_and_article(desk: Context, tmp_path: Path) -> Non
     assert openpyxl.load_workbook(path)["tickets"]["C9"].data_type == "s"
 
     articles = sheet_rows(path, "articles")
-    assert articles[0] == tuple(heading for _, heading in export.ARTICLE_COLUMNS)
+    assert articles[0] == tuple(
+        h.replace("(UTC)", "(Europe/Berlin)") for _, h in export.ARTICLE_COLUMNS
+    )
     assert [(r[0], r[2], r[3], r[10]) for r in articles[1:]] == [
         ("CID-1000", "customer", "alice@acme.example", 1),
         ("CID-1000", "staff", "anna@example.com", 0),
@@ -88,7 +95,7 @@ def test_xlsx_has_every_ticket_and_article(desk: Context, tmp_path: Path) -> Non
         "support@example.com",
         "carol@acme.example, dave@acme.example",
         "Invoice wrong",
-        datetime(2026, 11, 2, 8, 0),
+        datetime(2026, 11, 2, 9, 0),
         "<q1@acme.example>",
         None,  # an empty note is an empty cell
     )

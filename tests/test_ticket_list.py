@@ -112,6 +112,7 @@ def test_json_rows_keep_the_contract_and_add_sla(desk: Context) -> None:
         "last_action": {"by": "customer", "at": "2026-11-02T23:30:00+00:00"},
         "linked_ticket": None,
         "sla": {"due_at": "2026-11-03T07:30:00+00:00", "breached": True},
+        "references": [],
     }
     assert rows[1]["sla"] == {"due_at": "2026-11-09T09:00:00+00:00", "breached": False}
 
@@ -151,6 +152,38 @@ def test_cli_json_filters(desk_cli: Any) -> None:
     assert [r["number"] for r in json.loads(result.stdout)] == [1005, 1001]
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        # As #assign takes an agent: first name, full name, local part, address in any case.
+        (["--assignee", "anna"], [1000, 1003, 1005]),
+        (["--assignee", "ANNA@example.com"], [1000, 1003, 1005]),
+        # Bert is a further agent on 1000: his tickets include it.
+        (["--assignee", "Bert"], [1000, 1001, 1004, 1006]),
+        (["--assignee", "bert", "--status", "open"], [1001, 1006]),
+        (["--assignee", "none"], [1002, 1007]),
+        (["--category", "SHOP"], [1001, 1004, 1005]),
+        (["--category", "Billing", "--assignee", "bert"], [1000]),
+        # An organisation as report time --customer finds it: exact, else in any case.
+        (["--customer", "beta ag", "--status", "open"], [1005, 1006]),
+    ],
+)
+def test_cli_assignee_by_name_and_category_in_any_case(
+    desk_cli: Any, args: list[str], expected: list[int]
+) -> None:
+    result = desk_cli("tickets", "list", *args, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [r["number"] for r in json.loads(result.stdout)] == expected
+
+
+def test_export_takes_the_same_filters(desk_cli: Any, tmp_path: Path) -> None:
+    target = tmp_path / "bert.csv"
+    result = desk_cli("export", "--output", str(target), "--assignee", "bert", "--category", "SHOP")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(target.read_text("utf-8"))))
+    assert [r["cid"] for r in rows] == ["CID-1001", "CID-1004"]
+
+
 def test_cli_csv_has_one_header_and_flat_fields(desk_cli: Any) -> None:
     result = desk_cli("tickets", "list", "--category", "billing", "--format", "csv")
     assert result.returncode == 0, result.stderr
@@ -171,7 +204,9 @@ def test_cli_table_shows_flags_last_action_and_sla_mark(desk_cli: Any) -> None:
     assert result.returncode == 0, result.stderr
     lines = {line.split()[1]: line for line in result.stdout.splitlines() if "CID-" in line}
     assert "⚑ A" in lines["CID-1000"] and "$" in lines["CID-1000"]
-    assert "staff 2026-11-03 08:00" in lines["CID-1000"]
+    # In the desk's zone, named in the heading: 08:00 UTC is 09:00 in Berlin.
+    assert "last action (Europe/Berlin)" in result.stdout
+    assert "staff 2026-11-03 09:00" in lines["CID-1000"]
     assert "late" not in lines["CID-1000"] and "⏰ late" in lines["CID-1003"]
     assert "2 tickets" in result.stdout
 
@@ -190,7 +225,9 @@ def test_cli_table_shows_flags_last_action_and_sla_mark(desk_cli: Any) -> None:
         (["--created-from", "2026-11-05", "--created-to", "2026-11-01"], 64,
          "mailgate: --created-to: 2026-11-01 is before the start 2026-11-05"),
         (["--customer", "Gamma"], 65, "mailgate: --customer: no organisation named 'Gamma'"),
-        (["--assignee", "zoe@example.com"], 65, "mailgate: --assignee: no agent zoe@example.com"),
+        (["--assignee", "zoe@example.com"], 65,
+         "mailgate: --assignee: no active agent has the address zoe@example.com"),
+        (["--assignee", "zoe"], 65, 'mailgate: --assignee: no active agent is called "zoe"'),
     ],
 )  # fmt: skip
 def test_cli_bad_values_are_one_line(

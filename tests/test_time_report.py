@@ -11,6 +11,7 @@ import openpyxl
 import pytest
 from sqlmodel import select
 
+from mailgate import cli
 from mailgate.agents import add_agent
 from mailgate.context import Context
 from mailgate.customers import add_contingent
@@ -104,6 +105,7 @@ UNKNOWN_ROW = {"agent": "(unknown)", "agent_name": ""}
 
 ACME_NOVEMBER = {
     "organisation": "acme.example",
+    "language": "en",  # what its contacts read: the language of a workbook sent to it
     "tickets": [
         {
             "cid": "CID-1000",
@@ -239,7 +241,8 @@ def test_xlsx_a_customer_can_be_sent(
         "Free (h:mm)",
         "Total (h:mm)",
     ]
-    head = ["CID-1000", "Printer broken", "working"]
+    # Statuses in the customer's words, as their mail says them.
+    head = ["CID-1000", "Printer broken", "in progress"]
     assert rows[3] == [*head, "Alice Smith", 0, 20 / 60, 20 / 60, "0:00", "0:20", "0:20"]
     assert rows[4] == [*head, "Bob Builder", 1.5, 10 / 60, 100 / 60, "1:30", "0:10", "1:40"]
     assert rows[5] == [*head, "(unknown)", 0.25, 0, 0.25, "0:15", "0:00", "0:15"]
@@ -263,6 +266,62 @@ def test_xlsx_a_customer_can_be_sent(
     assert len(rows) == 12
     assert {sheet.cell(row=5, column=c).number_format for c in (5, 6, 7)} == {"0.00"}
     assert sheet.cell(row=10, column=5).number_format == "0.00"
+
+
+def test_xlsx_in_the_customers_language(booked: Context, tmp_path: Path) -> None:
+    """Most of acme's contacts read German: its workbook is German, unless --language says."""
+    for sender in ("Carl <carl@acme.example>", "Dora <dora@acme.example>"):
+        german = make_mail(sender=sender, subject="Frage", headers={"Content-Language": "de"})
+        assert ingest(booked, german).created
+    config = write_config(booked, tmp_path, BERLIN)
+    target = tmp_path / "acme.xlsx"
+    args = ("report", "time", "--customer", "acme.example", "--month", "2026-11")
+    assert mailgate(config, *args, "--format", "xlsx", "--output", str(target)).returncode == 0
+    rows = list(openpyxl.load_workbook(target)["acme.example"].iter_rows(values_only=True))
+    assert rows[0][0] == "Supportzeit acme.example, 2026-11"
+    assert rows[2][:5] == ("Ticket", "Betreff", "Status", "Bearbeiter/in", "Berechnet (h)")
+    assert rows[3][:4] == ("CID-1000", "Printer broken", "in Bearbeitung", "Alice Smith")
+    assert [r[0] for r in rows[7:]] == [
+        "Gesamt", None, "Gekaufte Supportstunden", "Berechnete Zeit bis Ende 2026-11",
+        "Verbleibende Supportstunden",
+    ]  # fmt: skip
+    english = ("--format", "xlsx", "--output", str(target), "--language", "en")
+    assert mailgate(config, *args, *english).returncode == 0
+    rows = list(openpyxl.load_workbook(target)["acme.example"].iter_rows(values_only=True))
+    assert rows[0][0] == "Support time acme.example, 2026-11" and rows[3][2] == "in progress"
+    bad = mailgate(config, *args, "--format", "xlsx", "--language", "fr")
+    assert (bad.returncode, bad.stderr) == (64, "mailgate: --language: 'fr' is not one of de, en\n")
+
+
+@pytest.mark.parametrize(
+    ("now", "month"),
+    [
+        (at(2026, 11, 30, 22, 59), "2026-11"),  # 23:59 on 30 November in Berlin
+        (at(2026, 11, 30, 23, 30), "2026-12"),  # already December in Berlin
+    ],
+)
+def test_without_month_the_current_month_of_the_desk(
+    booked: Context,
+    tmp_path: Path,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    now: datetime,
+    month: str,
+) -> None:
+    real = cli.build_context
+    monkeypatch.setattr(
+        cli, "build_context", lambda cfg, **kw: dataclasses.replace(real(cfg, **kw), clock=clock)
+    )
+    clock.now = now
+    config = write_config(booked, tmp_path, BERLIN)
+    args = ("report", "time", "--customer", "acme.example", "--format", "json")
+    result = mailgate(config, *args)
+    assert result.returncode == 0, result.stderr
+    named = mailgate(config, *args, "--month", month)
+    assert json.loads(result.stdout)["month"] == month
+    assert result.stdout == named.stdout
+    table = mailgate(config, "report", "time", "--customer", "acme.example")
+    assert f"acme.example: time in {month}" in table.stdout
 
 
 def test_xlsx_of_every_customer_keeps_formulas_as_text(booked: Context, tmp_path: Path) -> None:
