@@ -177,13 +177,24 @@ def _hold(args: list[str]) -> tuple[str, ...]:
         raise CommandError(f'"{args[0]}" is not a date (YYYY-MM-DD or DD.MM.YYYY)') from None
 
 
-# Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or plain minutes (90, 90m).
+# Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or minutes with their unit
+# (90m). A bare number is no duration: "#time 2" may mean two hours as well as two minutes.
 _DURATION = re.compile(
     r"(?:(?P<hours>\d+(?:[.,]\d+)?)\s*(?:h|std)(?:\s*(?P<hmin>\d+)\s*(?:m|min)?)?"
     r"|(?P<clock_h>\d+):(?P<clock_m>\d\d)"
-    r"|(?P<minutes>\d+)\s*(?:m|min)?)(?=\s|$)",
+    r"|(?P<minutes>\d+)\s*(?:m|min))(?=\s|$)",
     re.IGNORECASE,
 )
+# The one wording of what a duration may look like: #time, `tickets time` and contingents.
+DURATION_FORMS = "90m, 1h30, 1:30, 1.5h; -30m corrects"
+
+
+def duration_problem(text: str) -> str:
+    """Why `text` is not a duration, with the forms that are, worded for agents and operators."""
+    bare = text.strip().lstrip("+-")
+    if bare.isdigit():
+        return f'"{text}" has no unit ({bare}m or {bare}h?): write it like {DURATION_FORMS}'
+    return f'"{text}" is not a duration: write it like {DURATION_FORMS}'
 
 
 def parse_duration(text: str) -> tuple[int, str]:
@@ -206,20 +217,33 @@ def parse_duration(text: str) -> tuple[int, str]:
     return minutes, text.strip()[match.end() :].strip()
 
 
+def parse_signed_duration(text: str) -> tuple[int, str]:
+    """parse_duration with an optional sign: -30m is a correction of time booked before."""
+    stripped = text.strip()
+    sign = -1 if stripped.startswith("-") else 1
+    minutes, rest = parse_duration(stripped[1:] if stripped[:1] in "+-" else stripped)
+    return sign * minutes, rest
+
+
 def _time(args: list[str]) -> tuple[str, ...]:
     if not args:
         raise CommandError("needs a duration and billable or free, e.g. #time 1h30 billable")
     try:
-        minutes, rest = parse_duration(" ".join(args))
+        minutes, rest = parse_signed_duration(" ".join(args))
     except ValueError:
-        raise CommandError(f'"{args[0]}" is not a duration (e.g. 90m, 1h30, 1:30, 1.5h)') from None
-    if not 0 < minutes <= MAX_MINUTES:
-        raise CommandError(f"{minutes} minutes is not between 1 minute and 24 hours")
+        raise CommandError(duration_problem(args[0])) from None
+    if not 0 < abs(minutes) <= MAX_MINUTES:
+        raise CommandError(f"{abs(minutes)} minutes is not between 1 minute and 24 hours")
     word, _, note = rest.partition(" ")
     # No default: guessing wrong would bill a customer, or lose the billing, silently.
     if word.lower() not in _BILLABLE_WORDS:
         raise CommandError('say "billable" or "free" after the duration')
     kind = _BILLABLE_WORDS[word.lower()]
+    if minutes < 0 and not note.strip():
+        # A correction changes what was billed: the report shows it with its reason.
+        raise CommandError(
+            f"a correction needs a note saying why, e.g. #time {args[0]} {word} booked twice"
+        )
     return (str(minutes), kind, note.strip()) if note.strip() else (str(minutes), kind)
 
 

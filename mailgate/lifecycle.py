@@ -14,9 +14,10 @@ from mailgate.agents import find_agent, valid_address
 from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact, remembered
-from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
+from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent
 from mailgate.moments import aware, local_midnight
 from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
+from mailgate.timebook import TimeRefused, book_time
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -225,22 +226,22 @@ def _add_agent(run: _Run, agent: Agent) -> str | None:
 
 
 def _time(run: _Run, cmd: Command) -> str | None:
-    minutes, billable = int(cmd.args[0]), cmd.args[1] == "billable"
+    minutes, kind = int(cmd.args[0]), cmd.args[1]
     note = cmd.args[2] if len(cmd.args) > 2 else ""
-    run.session.add(
-        TimeEntry(
-            ticket_id=run.ticket.id or 0,
-            agent_id=run.agent.id,
-            minutes=minutes,
-            billable=billable,
-            note=note,
-            created_at=run.now,
+    try:
+        book_time(
+            run.session,
+            run.ticket,
+            run.agent,
+            minutes,
+            kind == "billable",
+            note,
+            run.agent.email,
+            run.now,
         )
-    )
-    if billable:
-        run.ticket.billable = True
-    run.event("time", f"{minutes} min {cmd.args[1]}" + (f": {note}" if note else ""))
-    return f"time: {minutes} min {cmd.args[1]}"
+    except TimeRefused as exc:
+        raise Refused(str(exc)) from None
+    return f"time: {minutes} min {kind}" + (" (correction)" if minutes < 0 else "")
 
 
 def _billable(run: _Run, cmd: Command) -> str | None:

@@ -97,7 +97,6 @@ def test_each_command_and_alias(line: str, name: str, args: tuple[str, ...]) -> 
         ("1h30m", 90),
         ("90m", 90),
         ("90min", 90),
-        ("90", 90),
         ("1:30", 90),
         ("1.5h", 90),
         ("1,5h", 90),
