@@ -285,24 +285,63 @@ def _split_line(line: str) -> list[str]:
     return [line[start:end].strip() for start, end in zip(starts, ends, strict=True)]
 
 
+# Words a salutation starts with, for a greeting line without its comma ("Hallo Tom").
+_GREETINGS = re.compile(
+    r"(?:hallo|hello|hi|hey|dear|liebe|lieber|sehr geehrte[rs]?|guten (?:tag|morgen|abend)"
+    r"|good (?:morning|afternoon|evening)|moin|servus|grüß gott|gruezi|grüezi)(?:\W|$)",
+    re.IGNORECASE,
+)
+GREETING_MAX_CHARS = 60
+
+
+def is_greeting(line: str) -> bool:
+    """A salutation line: short, and ending with a comma or starting with a greeting word."""
+    text = line.strip()
+    if not text or len(text) > GREETING_MAX_CHARS or text.startswith("#"):
+        return False
+    return text.endswith(",") or (
+        bool(_GREETINGS.match(text)) and not text.endswith((".", "?", ":"))
+    )
+
+
 def parse_commands(text: str) -> Parsed:
-    """The commands on the first lines of `text`, the errors, and the text without them."""
+    """The commands on the lines before the answer's text starts, the errors, and the text
+    without them. Greeting lines and blank lines may come before and between command lines
+    (agents write `Hallo Tom,` first); the first line of other text ends the block."""
     lines = text.splitlines(keepends=True)
-    index = 0
-    while index < len(lines) and not lines[index].strip():
-        index += 1
+    kept: list[str] = []  # greetings and blank lines: they stay in the text
     commands: list[Command] = []
     errors: list[str] = []
-    first = index
-    while index < len(lines) and _LINE_START.match(lines[index]):
-        for segment in _split_line(lines[index]):
-            try:
-                commands.append(_parse_one(segment))
-            except CommandError as exc:
-                errors.append(str(exc))
+    index, found = 0, False
+    while index < len(lines):
+        line = lines[index]
+        if _LINE_START.match(line):
+            found = True
+            for segment in _split_line(line):
+                try:
+                    commands.append(_parse_one(segment))
+                except CommandError as exc:
+                    errors.append(str(exc))
+        elif line.strip() and not is_greeting(line):
+            break
+        else:
+            kept.append(line)
         index += 1
-    if index == first:
+    if not found:
         return Parsed((), (), text)
-    while index < len(lines) and not lines[index].strip():
-        index += 1
-    return Parsed(tuple(commands), tuple(errors), "".join(lines[index:]))
+    rest = "".join(lines[index:])
+    # A greeting with nothing after it is no answer: the customer gets no mail saying "Hi,".
+    body = _head(kept) + rest if rest.strip() else ""
+    return Parsed(tuple(commands), tuple(errors), body)
+
+
+def _head(kept: list[str]) -> str:
+    """The greeting lines left when the command lines are taken out: no blank line before
+    them, and one at most between them and the text."""
+    head: list[str] = []
+    for line in kept:
+        blank = not line.strip()
+        if blank and (not head or not head[-1].strip()):
+            continue
+        head.append(line)
+    return "".join(head)

@@ -67,7 +67,7 @@ def text_of(message: EmailMessage) -> str:
     """The plain text part as the recipient's client shows it."""
     part = message.get_body(preferencelist=("plain",))
     assert part is not None
-    return str(part.get_content())  # type: ignore[attr-defined]
+    return str(part.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
 
 
 def html_of(message: EmailMessage) -> str:

@@ -145,14 +145,39 @@ def test_several_commands_on_a_line_and_several_lines() -> None:
 
 
 def test_body_keeps_everything_after_the_command_block() -> None:
-    text = "#close\n\n\nHello,\n\n#status open here is text\n-- \nBob\n"
+    text = "#close\n\n\nHello,\n\nAll done.\n#status open here is text\n-- \nBob\n"
     parsed = parse_commands(text)
     assert [c.name for c in parsed.commands] == ["close"]
-    assert parsed.body == "Hello,\n\n#status open here is text\n-- \nBob\n"
+    assert parsed.body == "Hello,\n\nAll done.\n#status open here is text\n-- \nBob\n"
 
 
-def test_commands_only_on_the_first_lines() -> None:
-    text = "Hello,\n#close\n"
+def test_commands_only_before_the_text_starts() -> None:
+    text = "Thanks for the call.\n#close\n"
+    assert parse_commands(text) == Parsed((), (), text)
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        ("Hallo Tom,\n#internal\n\nBitte prüfen.\n", "Hallo Tom,\n\nBitte prüfen.\n"),
+        ("Hi Tom\n\n#internal\n#close\nDone.\n", "Hi Tom\n\nDone.\n"),
+        ("\nDear Ms Smith,\n\n#internal\n\n\nSee below.\n", "Dear Ms Smith,\n\nSee below.\n"),
+        ("Guten Tag Herr Meier,\n#internal #close\nanbei.\n", "Guten Tag Herr Meier,\nanbei.\n"),
+        ("Moin,\n\n#internal\n", ""),
+    ],
+)
+def test_commands_after_a_greeting(text: str, body: str) -> None:
+    parsed = parse_commands(text)
+    assert parsed.commands[0].name == "internal" and parsed.errors == ()
+    assert parsed.body == body
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Thanks.", "Tom, please check the invoice of last month and call the customer back,"],
+)
+def test_a_line_of_text_is_no_greeting(line: str) -> None:
+    text = f"{line}\n#internal\n"
     assert parse_commands(text) == Parsed((), (), text)
 
 
