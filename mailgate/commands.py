@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from email.utils import getaddresses
 
 from mailgate.agents import valid_address
 from mailgate.models import STATUSES, TYPES
@@ -147,12 +148,20 @@ def _text(what: str) -> Validator:
 
 
 def _address(args: list[str]) -> tuple[str, ...]:
-    if len(args) != 1:
+    """One address, bare or as mail clients paste it with a name (`Martin Horak <m@x>`,
+    `"Horak, Martin" <m@x>`): the address, then the name when there is one."""
+    text = " ".join(args).strip().rstrip(",;")
+    if not text:
         raise CommandError("needs one e-mail address")
-    address = valid_address(args[0].strip("<>,;"))
-    if address is None:
-        raise CommandError(f'"{args[0]}" is not an e-mail address')
-    return (address,)
+    found = getaddresses([text])
+    address = valid_address(found[0][1]) if len(found) == 1 else None
+    if address is None or (len(args) > 1 and "<" not in text):
+        raise CommandError(
+            f'"{text}" is not one e-mail address (e.g. alice@example.com or '
+            "Alice Smith <alice@example.com>)"
+        )
+    name = " ".join(found[0][0].split())
+    return (address, name) if name else (address,)
 
 
 def parse_date(text: str) -> date:

@@ -203,7 +203,8 @@ def _cc(run: _Run, cmd: Command) -> str | None:
     agent = find_agent(run.session, address)
     if agent is not None:
         return _add_agent(run, agent)
-    contact = ensure_contact(run.session, address, "", run.policy, run.now)
+    name = cmd.args[1] if len(cmd.args) > 1 else ""
+    contact = ensure_contact(run.session, address, name, run.policy, run.now)
     if contact.id == run.ticket.requester_id:
         return None
     if run.session.get(Participant, (run.ticket.id, contact.id)) is not None:

@@ -272,9 +272,16 @@ def _open_tickets(session: Session, organisation_id: int) -> list[Ticket]:
 
 
 def acknowledge(
-    session: Session, ctx: Context, ticket: Ticket, contact: Contact, mail: ParsedMail
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    contact: Contact,
+    mail: ParsedMail,
+    on_behalf: bool = False,
 ) -> None:
-    """Tell the customer their request has a number, threaded under their own mail."""
+    """Tell the customer their request has a number, threaded under their own mail; or, for
+    a request an agent took down for them (`#customer`), that it was recorded for them: they
+    sent no mail to thank them for, and the agent's mail is no thread of theirs."""
     if contact.failing:
         return
     org = organisation(session, contact.organisation_id)
@@ -286,13 +293,13 @@ def acknowledge(
     _queue(
         session,
         ctx,
-        "acknowledgement",
+        "acknowledgement_on_behalf" if on_behalf else "acknowledgement",
         _language(ctx, contact),
         context,
         to=[contact.email],
         ticket=ticket,
-        answering=mail.message_id,
-        thread=mail.references,
+        answering=None if on_behalf else mail.message_id,
+        thread=() if on_behalf else mail.references,
     )
 
 

@@ -60,3 +60,91 @@ def test_a_command_after_the_text_started_is_text(desk: Desk) -> None:
     assert last_article(desk)["direction"] == "staff"
     (answer,) = desk.new_mail()
     assert "#internal" in text_of(answer)
+
+
+# --- #customer with a name, assignment, the caller's acknowledgement --------------------------
+
+
+def phoned_in(desk: Desk, customer_line: str, text: str = "Drucker druckt nicht.") -> str:
+    body = f"#customer {customer_line}\n\n{text}\n"
+    return desk.staff(BOB, "Anruf: Drucker", body)
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("Martin Horak <martin.horak@example.com>", "Martin Horak"),
+        ('"Horak, Martin" <Martin.Horak@example.com>', "Horak, Martin"),
+        ("martin.horak@example.com", ""),
+    ],
+)
+def test_customer_as_mail_clients_paste_it(desk: Desk, line: str, name: str) -> None:
+    assert phoned_in(desk, line) == "ticket CID-1001"
+    shown = desk.ticket("CID-1001")
+    assert shown["requester"] == "martin.horak@example.com"
+    assert shown["assignee"] == BOB
+    (ack,) = desk.new_mail()
+    assert "martin.horak@example.com" in to(ack)
+    text = text_of(ack)
+    assert text.startswith(f"Hello {name}," if name else "Hello,")
+    assert "we have recorded your request for you" in text
+    assert "thank you" not in text.lower() and "Drucker druckt nicht" not in text
+    # Not a reply to the agent's mail, which the customer never saw.
+    assert ack["In-Reply-To"] is None
+
+
+def test_customer_contact_gets_the_name(desk: Desk) -> None:
+    phoned_in(desk, "Martin Horak <martin.horak@example.com>")
+    reply = make_mail(
+        sender="martin.horak@example.com", subject="Re: [CID-1001] Anruf: Drucker", body="Danke."
+    )
+    desk.new_mail()
+    desk.ingest(reply)
+    (notification,) = desk.new_mail()
+    assert to(notification) == BOB
+    assert "Martin Horak" in text_of(notification)
+
+
+def test_caller_acknowledgement_in_german(ctx: Context, tmp_path: Path) -> None:
+    desk = Desk(ctx, tmp_path, '[tickets]\ndefault_language = "de"\n')
+    desk.agent(BOB, "Bob Builder")
+    assert phoned_in(desk, "Martin Horak <martin.horak@example.com>") == "ticket CID-1000"
+    (ack,) = desk.new_mail()
+    text = text_of(ack)
+    assert text.startswith("Guten Tag Martin Horak,")
+    assert "wie mit Ihnen besprochen, haben wir Ihr Anliegen für Sie aufgenommen" in text
+    assert "Vielen Dank" not in text and "vielen Dank" not in text
+
+
+def test_routing_to_the_customers_agent_wins_and_tells_them(ctx: Context, tmp_path: Path) -> None:
+    desk = Desk(ctx, tmp_path)
+    desk.agent(BOB, "Bob Builder")
+    desk.agent("carol@example.com", "Carol Care")
+    sheet = tmp_path / "customers.csv"
+    sheet.write_text(
+        "organisation,email,domain,responsible agent\n"
+        "Horak GmbH,martin.horak@horak.example,horak.example,carol@example.com\n",
+        encoding="utf-8",
+    )
+    assert desk.cli("customers", "import", str(sheet)).returncode == 0
+    assert phoned_in(desk, "Martin Horak <martin.horak@horak.example>") == "ticket CID-1000"
+    assert desk.ticket("CID-1000")["assignee"] == "carol@example.com"
+    sent = {to(m): m for m in desk.new_mail()}
+    assert set(sent) == {"martin.horak@horak.example", "carol@example.com"}
+    assert "Drucker druckt nicht." in text_of(sent["carol@example.com"])
+
+
+def test_a_name_without_an_address_is_refused(desk: Desk) -> None:
+    assert phoned_in(desk, "Martin Horak") == "ignored: staff mail opened no ticket " + (
+        "(no #customer line, or not verified)"
+    )
+    (error,) = desk.new_mail()
+    assert to(error) == BOB
+    assert '#customer: "Martin Horak" is not one e-mail address' in text_of(error)
+
+
+def test_cc_as_mail_clients_paste_it(desk: Desk) -> None:
+    body = "#cc Carol Smith <carol@acme.example>\n\nWe will replace the printer.\n"
+    desk.staff(BOB, SUBJECT, body)
+    (answer,) = desk.new_mail()
+    assert "carol@acme.example" in str(answer["Cc"])
