@@ -768,6 +768,7 @@ def config_check(state: State) -> None:
     """Load the configuration, reach the database and the templates; say what is wrong."""
     cfg = state.config
     ctx = state.context
+    ctx.renderer.preload()  # every template of every language, as a reload checks them
     ctx.renderer.render("acknowledgement", cfg.tickets.default_language, _sample_context())
     click.echo(f"configuration ok: {cfg.source}")
 
