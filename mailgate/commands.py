@@ -10,6 +10,7 @@ from email.utils import getaddresses
 
 from mailgate.agents import valid_address
 from mailgate.models import STATUSES, TYPES
+from mailgate.phrases import Phrase
 
 MAX_MINUTES = 24 * 60
 # Checks one command's arguments and returns them normalised, or raises CommandError.
@@ -118,15 +119,19 @@ _ALIASES = {
 def _one_of(
     words: dict[str, str], what: str, choices: str
 ) -> Callable[[list[str]], tuple[str, ...]]:
-    """A validator for one word out of a table, e.g. a status or a priority."""
+    """A validator for one word out of a table, e.g. a status or a priority; `what` is the
+    key of its phrase (a_status…)."""
 
     def check(args: list[str]) -> tuple[str, ...]:
         # "in arbeit" typed as two words means the same as "in-arbeit".
         word = "-".join(args).lower()
         if not word:
-            raise CommandError(f"needs {what} ({choices})")
+            raise CommandError(Phrase("needs", what=Phrase(what), choices=choices))
         if word not in words:
-            raise CommandError(f'"{" ".join(args)}" is not {what} ({choices})')
+            value = " ".join(args)
+            raise CommandError(
+                Phrase("not_one_of", value=value, what=Phrase(what), choices=choices)
+            )
         return (words[word],)
 
     return check
@@ -134,14 +139,14 @@ def _one_of(
 
 def _no_args(args: list[str]) -> tuple[str, ...]:
     if args:
-        raise CommandError(f'takes no arguments, got "{" ".join(args)}"')
+        raise CommandError(Phrase("no_arguments", args=" ".join(args)))
     return ()
 
 
 def _text(what: str) -> Validator:
     def check(args: list[str]) -> tuple[str, ...]:
         if not args:
-            raise CommandError(f"needs {what}")
+            raise CommandError(Phrase("needs_text", what=Phrase(what)))
         return (" ".join(args),)
 
     return check
@@ -152,14 +157,11 @@ def _address(args: list[str]) -> tuple[str, ...]:
     `"Horak, Martin" <m@x>`): the address, then the name when there is one."""
     text = " ".join(args).strip().rstrip(",;")
     if not text:
-        raise CommandError("needs one e-mail address")
+        raise CommandError(Phrase("needs_address"))
     found = getaddresses([text])
     address = valid_address(found[0][1]) if len(found) == 1 else None
     if address is None or (len(args) > 1 and "<" not in text):
-        raise CommandError(
-            f'"{text}" is not one e-mail address (e.g. alice@example.com or '
-            "Alice Smith <alice@example.com>)"
-        )
+        raise CommandError(Phrase("not_one_address", text=text))
     name = " ".join(found[0][0].split())
     return (address, name) if name else (address,)
 
@@ -179,11 +181,11 @@ def parse_date(text: str) -> date:
 
 def _hold(args: list[str]) -> tuple[str, ...]:
     if len(args) != 1:
-        raise CommandError("needs one date (YYYY-MM-DD or DD.MM.YYYY)")
+        raise CommandError(Phrase("needs_date"))
     try:
         return (parse_date(args[0]).isoformat(),)
     except ValueError:
-        raise CommandError(f'"{args[0]}" is not a date (YYYY-MM-DD or DD.MM.YYYY)') from None
+        raise CommandError(Phrase("not_a_date", text=args[0])) from None
 
 
 # Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or minutes with their unit
@@ -198,12 +200,12 @@ _DURATION = re.compile(
 DURATION_FORMS = "90m, 1h30, 1:30, 1.5h; -30m corrects"
 
 
-def duration_problem(text: str) -> str:
+def duration_problem(text: str) -> Phrase:
     """Why `text` is not a duration, with the forms that are, worded for agents and operators."""
     bare = text.strip().lstrip("+-")
     if bare.isdigit():
-        return f'"{text}" has no unit ({bare}m or {bare}h?): write it like {DURATION_FORMS}'
-    return f'"{text}" is not a duration: write it like {DURATION_FORMS}'
+        return Phrase("no_unit", text=text, bare=bare, forms=DURATION_FORMS)
+    return Phrase("not_a_duration", text=text, forms=DURATION_FORMS)
 
 
 def parse_duration(text: str) -> tuple[int, str]:
@@ -236,40 +238,38 @@ def parse_signed_duration(text: str) -> tuple[int, str]:
 
 def _time(args: list[str]) -> tuple[str, ...]:
     if not args:
-        raise CommandError("needs a duration and billable or free, e.g. #time 1h30 billable")
+        raise CommandError(Phrase("needs_duration"))
     try:
         minutes, rest = parse_signed_duration(" ".join(args))
     except ValueError:
         raise CommandError(duration_problem(args[0])) from None
     if not 0 < abs(minutes) <= MAX_MINUTES:
-        raise CommandError(f"{abs(minutes)} minutes is not between 1 minute and 24 hours")
+        raise CommandError(Phrase("minutes_range", minutes=abs(minutes)))
     word, _, note = rest.partition(" ")
     # No default: guessing wrong would bill a customer, or lose the billing, silently.
     if word.lower() not in _BILLABLE_WORDS:
-        raise CommandError('say "billable" or "free" after the duration')
+        raise CommandError(Phrase("billable_or_free"))
     kind = _BILLABLE_WORDS[word.lower()]
     if minutes < 0 and not note.strip():
         # A correction changes what was billed: the report shows it with its reason.
-        raise CommandError(
-            f"a correction needs a note saying why, e.g. #time {args[0]} {word} booked twice"
-        )
+        raise CommandError(Phrase("correction_note", amount=args[0], word=word))
     return (str(minutes), kind, note.strip()) if note.strip() else (str(minutes), kind)
 
 
 _STATUS_CHOICES = ", ".join(STATUSES)
 _VALIDATORS: dict[str, Validator] = {
-    "status": _one_of(_STATUS_WORDS, "a status", _STATUS_CHOICES),
+    "status": _one_of(_STATUS_WORDS, "a_status", _STATUS_CHOICES),
     "hold": _hold,
     "deliver": _no_args,
     "close": _no_args,
     "reopen": _no_args,
-    "priority": _one_of(_PRIORITY_WORDS, "a priority", "A, B, C"),
-    "type": _one_of(_TYPE_WORDS, "a type", ", ".join(TYPES)),
-    "category": _text("a category"),
-    "assign": _text("an agent's address or name"),
+    "priority": _one_of(_PRIORITY_WORDS, "a_priority", "A, B, C"),
+    "type": _one_of(_TYPE_WORDS, "a_type", ", ".join(TYPES)),
+    "category": _text("a_category"),
+    "assign": _text("an_agent"),
     "cc": _address,
     "time": _time,
-    "billable": _one_of(_YES_NO, "yes or no", "yes, no"),
+    "billable": _one_of(_YES_NO, "yes_or_no", "yes, no"),
     "internal": _no_args,
     "customer": _address,
 }
@@ -281,11 +281,12 @@ def _parse_one(source: str) -> Command:
     typed = word[1:].rstrip(":").lower()
     name = _ALIASES.get(typed)
     if name is None:
-        raise CommandError(f"#{typed}: unknown command (known: {', '.join(_VALIDATORS)})")
+        unknown = Phrase("unknown_command", known=", ".join(_VALIDATORS))
+        raise CommandError(Phrase("command", command=f"#{typed}", reason=unknown))
     try:
         return Command(name, _VALIDATORS[name](args), source)
     except CommandError as exc:
-        raise CommandError(f"#{typed}: {exc}") from None
+        raise CommandError(Phrase("command", command=f"#{typed}", reason=exc.args[0])) from None
 
 
 def _split_line(line: str) -> list[str]:
@@ -330,7 +331,7 @@ def parse_commands(text: str) -> Parsed:
                 try:
                     commands.append(_parse_one(segment))
                 except CommandError as exc:
-                    errors.append(str(exc))
+                    errors.append(exc.args[0])  # a phrase: the agent reads it in their language
         elif line.strip() and not is_greeting(line):
             break
         else:

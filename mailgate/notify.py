@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -459,19 +460,35 @@ def send_status_change(
     _to_customers(session, ctx, ticket, template, context, optional=True)
 
 
+@dataclass(frozen=True)
+class CommandReport:
+    """What became of an agent's mail: the commands refused (with the reason), those applied
+    (as typed), and its text: `answered` (sent to the customer), `comment` (an internal
+    comment), `stored` (on the ticket, nothing sent), `unverified` (kept as an unverified
+    note, nothing applied or sent), `no_ticket` (on no ticket: nothing stored or sent)."""
+
+    errors: Sequence[str]
+    applied: Sequence[str]
+    became: str
+
+
 def send_command_errors(
     session: Session,
     ctx: Context,
     agent_address: str,
     ticket: Ticket | None,
-    errors: list[str],
+    report: CommandReport,
     subject: str,
 ) -> None:
-    """Tell an agent which of their commands could not be applied, and why."""
+    """Tell an agent, in their language, which of their commands could not be applied and
+    why, which were, and what became of their mail: only what really happened."""
     agent = session.exec(select(Agent).where(Agent.email == agent_address.lower())).first()
     context = {
         "ticket": ticket_view(ctx, ticket) if ticket else None,
-        "errors": list(errors),
+        # Phrases: the template's `say` filter words them in the template's language.
+        "errors": list(report.errors),
+        "applied": list(report.applied),
+        "became": report.became,
         "subject": subject,
         "support_address": ctx.from_address,
     }

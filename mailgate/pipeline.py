@@ -19,6 +19,7 @@ from mailgate.intake.spool import stored_raw, stored_raws
 from mailgate.language import mail_language, text_scores
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
+from mailgate.phrases import Phrase
 from mailgate.replies import (
     after_customer_mail,
     after_staff_mail,
@@ -143,12 +144,9 @@ def _new_ticket(
         if customer is None or not staff.verified:
             problems = list(staff.errors)
             if customer is None:
-                problems.append(
-                    "to open a ticket for a customer, put #customer ADDRESS on the first line"
-                )
-            notify.send_command_errors(
-                session, ctx, sender.agent.email, None, problems, mail.subject
-            )
+                problems.append(Phrase("customer_missing"))
+            report = notify.CommandReport(problems, [], "no_ticket")
+            notify.send_command_errors(session, ctx, sender.agent.email, None, report, mail.subject)
             return None
         # The agent's account of the call: kept for staff, not a mail the customer got.
         name = customer[1] if len(customer) > 1 else ""
@@ -157,19 +155,9 @@ def _new_ticket(
     if staff is not None and sender.agent is not None:
         # The customer was answered on the phone: the first response is the call itself.
         applied.ticket.first_response_at = now
-        rest = dataclasses.replace(
-            staff,
-            commands=tuple(c for c in staff.commands if c.name not in ("customer", "internal")),
-        )
-        after_staff_mail(
-            session,
-            ctx,
-            applied.ticket,
-            applied.article,
-            sender.agent,
-            dataclasses.replace(rest, direction="internal"),
-            mail,
-        )
+        # #customer and #internal only tell how to read the mail: applied, they change nothing.
+        noted = dataclasses.replace(staff, direction="internal")
+        after_staff_mail(session, ctx, applied.ticket, applied.article, sender.agent, noted, mail)
     if staff is None:
         add_colleagues(session, applied.ticket, mail, ctx.config, now, ctx.own_addresses)
     if decision.automatic is None and applied.contact is not None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jinja2
 
+from mailgate.phrases import say
+
 TEXT_SUFFIX = ".txt.j2"
 HTML_SUFFIX = ".html.j2"
 # Template names come from code, languages from contact data (CSV imports, agents): both end
@@ -160,6 +162,8 @@ class Renderer:
                 lstrip_blocks=True,
                 auto_reload=False,  # reload() is the one way to pick up edits
             )
+            # Messages for staff (phrases.Phrase) in the language of the template.
+            env.filters["say"] = lambda text: say(text, language)
             self._envs[key] = env
         return env
 

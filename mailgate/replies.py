@@ -19,6 +19,7 @@ from mailgate.lifecycle import (
 )
 from mailgate.models import Agent, Article, Contact, Ticket
 from mailgate.parse import ParsedMail, once_per_mail
+from mailgate.phrases import Phrase
 from mailgate.quotes import strip_quotes
 from mailgate.verify import verify_agent
 
@@ -48,10 +49,7 @@ def read_staff_mail(
             "internal",
             f"unverified agent mail: {verdict.reason}",
             text,
-            errors=(
-                f"your mail was not verified ({verdict.reason}): its commands "
-                "were not applied and nothing was sent to the customer",
-            ),
+            errors=(Phrase("not_verified", reason=verdict.reason),),
         )
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
@@ -68,22 +66,33 @@ def after_staff_mail(
     staff: StaffMail,
     mail: ParsedMail,
 ) -> None:
-    """Apply the commands, answer the customer (unless internal), tell the agent what failed."""
-    errors = list(staff.errors)
+    """Apply the commands, answer the customer (unless internal), tell the agent what failed,
+    what was applied and what became of the mail."""
+    errors, accepted, became = list(staff.errors), list[str](), "unverified"
     if staff.verified:
         commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
         outcome = apply_commands(
             session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone
         )
         errors += outcome.errors
+        accepted = outcome.accepted
         answered = staff.direction == "staff" and bool(staff.text.strip())
         if answered:
             notify.send_staff_answer(session, ctx, ticket, article)
             # What first-response targets measure: the first answer the customer received.
             ticket.first_response_at = ticket.first_response_at or ctx.clock()
         _status_mail(session, ctx, ticket, outcome.status_changed, answered)
+        became = _what_became(staff, answered)
     if errors:
-        notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
+        report = notify.CommandReport(errors, accepted, became)
+        notify.send_command_errors(session, ctx, agent.email, ticket, report, mail.subject)
+
+
+def _what_became(staff: StaffMail, answered: bool) -> str:
+    """What the agent is told became of their mail's text (notify.CommandReport)."""
+    if answered:
+        return "answered"
+    return "comment" if staff.direction == "internal" and staff.text.strip() else "stored"
 
 
 def _status_mail(

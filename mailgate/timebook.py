@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from mailgate.commands import MAX_MINUTES, duration_problem, parse_signed_duration
 from mailgate.models import Agent, Ticket, TimeEntry
 from mailgate.moments import aware, hhmm
+from mailgate.phrases import Phrase
 from mailgate.tickets import record_event
 
 UNKNOWN_AGENT = "(unknown)"
@@ -31,7 +32,7 @@ def parse_booking(amount: str, note: str) -> int:
     if rest:
         raise TimeRefused(duration_problem(amount))
     if not 0 < abs(minutes) <= MAX_MINUTES:
-        raise TimeRefused(f"{abs(minutes)} minutes is not between 1 minute and 24 hours")
+        raise TimeRefused(Phrase("minutes_range", minutes=abs(minutes)))
     if minutes < 0 and not note.strip():
         raise TimeRefused("a correction needs a note saying why (--note)")
     return minutes
@@ -66,10 +67,14 @@ def book_time(
     if minutes < 0:
         booked = booked_minutes(session, ticket.id or 0, agent.id if agent else None, billable)
         if booked + minutes < 0:
-            who = agent.email if agent is not None else "no known agent"
             raise TimeRefused(
-                f"a correction of {hhmm(-minutes)} is more than the {hhmm(booked)} {kind} "
-                f"time booked by {who} on this ticket"
+                Phrase(
+                    "correction_too_big",
+                    amount=hhmm(-minutes),
+                    booked=hhmm(booked),
+                    kind=Phrase(kind),
+                    who=agent.email if agent is not None else Phrase("no_known_agent"),
+                )
             )
     entry = TimeEntry(
         ticket_id=ticket.id or 0,

@@ -9,7 +9,7 @@ import pytest
 
 from mailgate.context import Context
 from tests.mails import make_mail
-from tests.staffdesk import Desk, text_of, to
+from tests.staffdesk import Desk, html_of, text_of, to
 
 BOB = "bob@example.com"
 ALICE = "alice@acme.example"
@@ -148,3 +148,69 @@ def test_cc_as_mail_clients_paste_it(desk: Desk) -> None:
     desk.staff(BOB, SUBJECT, body)
     (answer,) = desk.new_mail()
     assert "carol@acme.example" in str(answer["Cc"])
+
+
+# --- error mails to agents: their language, and only what happened ---------------------------
+
+
+def error_to(desk: Desk, agent: str = BOB) -> str:
+    (error,) = [m for m in desk.new_mail() if to(m) == agent]
+    return text_of(error)
+
+
+def test_error_mail_says_what_was_applied_and_that_the_answer_went_out(desk: Desk) -> None:
+    body = "#status working #priority X #assign nobody\n\nWe are on it.\n"
+    desk.staff(BOB, SUBJECT, body)
+    assert desk.ticket("CID-1000")["status"] == "working"
+    mails = desk.new_mail()
+    (answer,) = [m for m in mails if to(m) == ALICE]
+    assert "We are on it." in text_of(answer)
+    (error,) = [m for m in mails if to(m) == BOB]
+    text = text_of(error)
+    assert str(error["Subject"]) == "[CID-1000] Commands not applied: Printer broken"
+    assert '  - #priority: "X" is not a priority (A, B, C)' in text
+    assert '  - #assign nobody: no active agent is called "nobody"' in text
+    assert "These commands were applied:\n\n  - #status working\n" in text
+    assert "Your text was sent to the customer." in text
+    assert "stored as usual" not in text and "other commands were applied" not in text
+
+
+def test_error_mail_in_the_agents_language(ctx: Context, tmp_path: Path) -> None:
+    desk = Desk(ctx, tmp_path)  # the desk writes English
+    desk.agent("bea@example.com", "Bea Berger", "de")
+    assert desk.ingest(make_mail()) == "ticket CID-1000"
+    desk.new_mail()
+    body = "Hallo Bea,\n#intern #prio X #zeit 2 frei\n\nBitte Rechnung prüfen.\n"
+    desk.staff("bea@example.com", SUBJECT, body)
+    (error,) = [m for m in desk.new_mail() if to(m) == "bea@example.com"]
+    text = text_of(error)
+    assert "erwartet wird eine Priorität" in html_of(error)
+    assert text.startswith("Guten Tag,")
+    assert '  - #prio: "X" passt nicht, erwartet wird eine Priorität (A, B, C)' in text
+    assert '  - #zeit: "2" hat keine Einheit (2m oder 2h?)' in text
+    assert "Diese Befehle wurden ausgeführt:\n\n  - #intern\n" in text
+    assert "Ihr Text wurde als interner Kommentar am Ticket gespeichert" in text
+    assert "is not" not in text and "were applied" not in text
+
+
+def test_error_mail_for_an_unverified_agent_mail_does_not_contradict_itself(desk: Desk) -> None:
+    raw = make_mail(sender=BOB, subject=SUBJECT, body="#close\n\nDone.\n")  # no verification
+    assert desk.ingest(raw) == "reply CID-1000"
+    assert desk.ticket("CID-1000")["status"] == "open"
+    text = error_to(desk)
+    assert "could not be\nverified as yours, so none of its commands were applied:" in text
+    assert "  - your mail was not verified (" in text
+    assert "kept on the ticket as an internal note" in text
+    assert "were applied" not in text.replace("none of its commands were applied", "")
+    assert "No other command" not in text and "Your text was sent" not in text
+
+
+def test_error_mail_for_staff_mail_that_opened_no_ticket(ctx: Context, tmp_path: Path) -> None:
+    desk = Desk(ctx, tmp_path, '[tickets]\ndefault_language = "de"\n')
+    desk.agent(BOB, "Bob Builder")  # no language of his own: the desk's
+    assert desk.staff(BOB, "Rückruf", "#prio A\n\nBitte zurückrufen.\n").startswith("ignored")
+    text = error_to(desk)
+    assert 'Ihre Mail "Rückruf" hat kein Ticket eröffnet:' in text
+    assert "#kunde ADRESSE oben in die Mail" in text
+    assert "Es wurde kein Ticket eröffnet und Ihre Mail keinem Ticket zugeordnet" in text
+    assert "gespeichert" not in text and "ausgeführt:" not in text
