@@ -293,6 +293,24 @@ def test_a_broken_template_is_refused_at_sighup_and_mail_goes_on(tmp_path: Path)
     assert "event=quarantine" not in log and "Traceback" not in log
 
 
+def test_run_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"127.0.0.1:{free_port()}")
+    broken = tmp_path / "templates" / "de" / "closed.txt.j2"
+    broken.parent.mkdir()
+    broken.write_text(BROKEN_ACK, encoding="utf-8")
+    started = subprocess.run(
+        [sys.executable, "-m", "mailgate", "-c", str(config), "run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 78
+    assert f"mailgate: template error: {broken}:4:" in started.stderr
+    assert "Traceback" not in started.stderr
+
+
 def deliver_one(address: tuple[str, int], raw: bytes) -> str:
     """One SMTP transaction; the final reply code, or how it ended without one."""
     try:
