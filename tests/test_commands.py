@@ -243,3 +243,16 @@ def test_errors_do_not_stop_the_other_commands() -> None:
     assert [c.name for c in parsed.commands] == ["priority"]
     assert [e.split(":")[0] for e in parsed.errors] == ["#status", "#foo"]
     assert parsed.body == "Body\n"
+
+
+def test_every_phrase_has_a_german_wording_with_only_its_own_values() -> None:
+    from string import Formatter
+
+    from mailgate.phrases import ENGLISH, GERMAN
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert set(GERMAN) == set(ENGLISH)
+    for key, wording in GERMAN.items():
+        assert fields(wording) <= fields(ENGLISH[key]), key
