@@ -26,13 +26,21 @@ def mailbox_for_source(cfg: Config, source: str) -> ImapConfig | None:
 
 
 def assign(
-    session: Session, cfg: Config, organisation_id: int, source: str, served_address: str = ""
+    session: Session,
+    cfg: Config,
+    organisation_id: int,
+    source: str,
+    served_address: str = "",
+    opened_by: int | None = None,
 ) -> Assignment:
-    """The customer's responsible agent, else the intake mailbox's, else the default agent;
-    the category of the address the mail came in on, else the mailbox's."""
+    """The customer's responsible agent, else the agent who opened the ticket for the
+    customer, else the intake mailbox's, else the default agent; the category of the address
+    the mail came in on, else the mailbox's."""
     mailbox = mailbox_for_source(cfg, source)
     org = session.get(Organisation, organisation_id)
     assignee = org.responsible_agent_id if org else None
+    # The agent who took the call knows the case; only the customer's own agent comes first.
+    assignee = assignee if assignee is not None else opened_by
     fallbacks = [mailbox.responsible_agent if mailbox else "", cfg.staff.default_agent]
     for address in filter(None, fallbacks):
         if assignee is not None:

@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 
-from mailgate import agents, importer, outbox, pipeline, views
+from mailgate import agents, importer, outbox, pipeline, tags, views
 from mailgate.app import build_context, build_transport
 from mailgate.config import Config, ConfigError, load
 from mailgate.context import Context
@@ -270,6 +270,60 @@ def tickets_show(state: State, cid: str, fmt: str) -> int:
             return EX_DATAERR
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
     print_json(data) if fmt == "json" else print_ticket(out, data, ctx.config.tickets.timezone)
+    return EX_OK
+
+
+@tickets.command(
+    "time",
+    # "-30m" is a correction, not an option.
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["--help"]},
+)
+@click.argument("cid")
+@click.argument("amount", required=False)
+@click.option("--billable/--free", "billable", default=None, help="the kind of time (required)")
+@click.option("--note", default="", help="what was done; required for a correction")
+@click.option("--agent", "agent_name", default=None, help="whose time: address or name")
+@FORMAT
+@pass_state
+def tickets_time(
+    state: State,
+    cid: str,
+    amount: str | None,
+    billable: bool | None,
+    note: str,
+    agent_name: str | None,
+    fmt: str,
+) -> int:
+    """Book time on a ticket (90m, 1h30; -30m corrects), or with no AMOUNT list its entries."""
+    from mailgate import lifecycle, timebook
+    from mailgate.tables import print_ticket_time
+
+    if amount is None and (note or agent_name or billable is not None):
+        say_error("mailgate: --billable, --free, --note and --agent need an AMOUNT")
+        return EX_USAGE
+    if amount is not None and billable is None:
+        say_error("mailgate: say --billable or --free: no default, a wrong guess bills wrongly")
+        return EX_USAGE
+    ctx = state.context
+    prefix = ctx.config.tickets.prefix
+    try:
+        with ctx.store.session() as session:
+            ticket = views.find_ticket(session, prefix, cid)
+            if ticket is None:
+                raise timebook.TimeRefused(f"no ticket {cid}")
+            added = None
+            if amount is not None:
+                minutes = timebook.parse_booking(amount, note)
+                agent = lifecycle.resolve_agent(session, agent_name) if agent_name else None
+                added = timebook.book_time(
+                    session, ticket, agent, minutes, bool(billable), note, "cli", ctx.clock()
+                )
+            label = tags.cid(prefix, ticket.number)
+            data = timebook.ticket_time(session, ticket, label, ctx.config.tickets.timezone, added)
+    except (timebook.TimeRefused, lifecycle.Refused) as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    print_json(data) if fmt == "json" else print_ticket_time(out, data)
     return EX_OK
 
 
@@ -741,6 +795,7 @@ def config_check(state: State) -> None:
     """Load the configuration, reach the database and the templates; say what is wrong."""
     cfg = state.config
     ctx = state.context
+    ctx.renderer.preload()  # every template of every language, as a reload checks them
     ctx.renderer.render("acknowledgement", cfg.tickets.default_language, _sample_context())
     click.echo(f"configuration ok: {cfg.source}")
 

@@ -6,9 +6,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
+from email.utils import getaddresses
 
 from mailgate.agents import valid_address
 from mailgate.models import STATUSES, TYPES
+from mailgate.phrases import Phrase
 
 MAX_MINUTES = 24 * 60
 # Checks one command's arguments and returns them normalised, or raises CommandError.
@@ -117,15 +119,19 @@ _ALIASES = {
 def _one_of(
     words: dict[str, str], what: str, choices: str
 ) -> Callable[[list[str]], tuple[str, ...]]:
-    """A validator for one word out of a table, e.g. a status or a priority."""
+    """A validator for one word out of a table, e.g. a status or a priority; `what` is the
+    key of its phrase (a_status…)."""
 
     def check(args: list[str]) -> tuple[str, ...]:
         # "in arbeit" typed as two words means the same as "in-arbeit".
         word = "-".join(args).lower()
         if not word:
-            raise CommandError(f"needs {what} ({choices})")
+            raise CommandError(Phrase("needs", what=Phrase(what), choices=choices))
         if word not in words:
-            raise CommandError(f'"{" ".join(args)}" is not {what} ({choices})')
+            value = " ".join(args)
+            raise CommandError(
+                Phrase("not_one_of", value=value, what=Phrase(what), choices=choices)
+            )
         return (words[word],)
 
     return check
@@ -133,26 +139,31 @@ def _one_of(
 
 def _no_args(args: list[str]) -> tuple[str, ...]:
     if args:
-        raise CommandError(f'takes no arguments, got "{" ".join(args)}"')
+        raise CommandError(Phrase("no_arguments", args=" ".join(args)))
     return ()
 
 
 def _text(what: str) -> Validator:
     def check(args: list[str]) -> tuple[str, ...]:
         if not args:
-            raise CommandError(f"needs {what}")
+            raise CommandError(Phrase("needs_text", what=Phrase(what)))
         return (" ".join(args),)
 
     return check
 
 
 def _address(args: list[str]) -> tuple[str, ...]:
-    if len(args) != 1:
-        raise CommandError("needs one e-mail address")
-    address = valid_address(args[0].strip("<>,;"))
-    if address is None:
-        raise CommandError(f'"{args[0]}" is not an e-mail address')
-    return (address,)
+    """One address, bare or as mail clients paste it with a name (`Martin Horak <m@x>`,
+    `"Horak, Martin" <m@x>`): the address, then the name when there is one."""
+    text = " ".join(args).strip().rstrip(",;")
+    if not text:
+        raise CommandError(Phrase("needs_address"))
+    found = getaddresses([text])
+    address = valid_address(found[0][1]) if len(found) == 1 else None
+    if address is None or (len(args) > 1 and "<" not in text):
+        raise CommandError(Phrase("not_one_address", text=text))
+    name = " ".join(found[0][0].split())
+    return (address, name) if name else (address,)
 
 
 def parse_date(text: str) -> date:
@@ -170,20 +181,31 @@ def parse_date(text: str) -> date:
 
 def _hold(args: list[str]) -> tuple[str, ...]:
     if len(args) != 1:
-        raise CommandError("needs one date (YYYY-MM-DD or DD.MM.YYYY)")
+        raise CommandError(Phrase("needs_date"))
     try:
         return (parse_date(args[0]).isoformat(),)
     except ValueError:
-        raise CommandError(f'"{args[0]}" is not a date (YYYY-MM-DD or DD.MM.YYYY)') from None
+        raise CommandError(Phrase("not_a_date", text=args[0])) from None
 
 
-# Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or plain minutes (90, 90m).
+# Hours with optional minutes (1h30, 1h 30m, 1.5h), h:mm (1:30), or minutes with their unit
+# (90m). A bare number is no duration: "#time 2" may mean two hours as well as two minutes.
 _DURATION = re.compile(
     r"(?:(?P<hours>\d+(?:[.,]\d+)?)\s*(?:h|std)(?:\s*(?P<hmin>\d+)\s*(?:m|min)?)?"
     r"|(?P<clock_h>\d+):(?P<clock_m>\d\d)"
-    r"|(?P<minutes>\d+)\s*(?:m|min)?)(?=\s|$)",
+    r"|(?P<minutes>\d+)\s*(?:m|min))(?=\s|$)",
     re.IGNORECASE,
 )
+# The one wording of what a duration may look like: #time, `tickets time` and contingents.
+DURATION_FORMS = "90m, 1h30, 1:30, 1.5h; -30m corrects"
+
+
+def duration_problem(text: str) -> Phrase:
+    """Why `text` is not a duration, with the forms that are, worded for agents and operators."""
+    bare = text.strip().lstrip("+-")
+    if bare.isdigit():
+        return Phrase("no_unit", text=text, bare=bare, forms=DURATION_FORMS)
+    return Phrase("not_a_duration", text=text, forms=DURATION_FORMS)
 
 
 def parse_duration(text: str) -> tuple[int, str]:
@@ -206,37 +228,48 @@ def parse_duration(text: str) -> tuple[int, str]:
     return minutes, text.strip()[match.end() :].strip()
 
 
+def parse_signed_duration(text: str) -> tuple[int, str]:
+    """parse_duration with an optional sign: -30m is a correction of time booked before."""
+    stripped = text.strip()
+    sign = -1 if stripped.startswith("-") else 1
+    minutes, rest = parse_duration(stripped[1:] if stripped[:1] in "+-" else stripped)
+    return sign * minutes, rest
+
+
 def _time(args: list[str]) -> tuple[str, ...]:
     if not args:
-        raise CommandError("needs a duration and billable or free, e.g. #time 1h30 billable")
+        raise CommandError(Phrase("needs_duration"))
     try:
-        minutes, rest = parse_duration(" ".join(args))
+        minutes, rest = parse_signed_duration(" ".join(args))
     except ValueError:
-        raise CommandError(f'"{args[0]}" is not a duration (e.g. 90m, 1h30, 1:30, 1.5h)') from None
-    if not 0 < minutes <= MAX_MINUTES:
-        raise CommandError(f"{minutes} minutes is not between 1 minute and 24 hours")
+        raise CommandError(duration_problem(args[0])) from None
+    if not 0 < abs(minutes) <= MAX_MINUTES:
+        raise CommandError(Phrase("minutes_range", minutes=abs(minutes)))
     word, _, note = rest.partition(" ")
     # No default: guessing wrong would bill a customer, or lose the billing, silently.
     if word.lower() not in _BILLABLE_WORDS:
-        raise CommandError('say "billable" or "free" after the duration')
+        raise CommandError(Phrase("billable_or_free"))
     kind = _BILLABLE_WORDS[word.lower()]
+    if minutes < 0 and not note.strip():
+        # A correction changes what was billed: the report shows it with its reason.
+        raise CommandError(Phrase("correction_note", amount=args[0], word=word))
     return (str(minutes), kind, note.strip()) if note.strip() else (str(minutes), kind)
 
 
 _STATUS_CHOICES = ", ".join(STATUSES)
 _VALIDATORS: dict[str, Validator] = {
-    "status": _one_of(_STATUS_WORDS, "a status", _STATUS_CHOICES),
+    "status": _one_of(_STATUS_WORDS, "a_status", _STATUS_CHOICES),
     "hold": _hold,
     "deliver": _no_args,
     "close": _no_args,
     "reopen": _no_args,
-    "priority": _one_of(_PRIORITY_WORDS, "a priority", "A, B, C"),
-    "type": _one_of(_TYPE_WORDS, "a type", ", ".join(TYPES)),
-    "category": _text("a category"),
-    "assign": _text("an agent's address or name"),
+    "priority": _one_of(_PRIORITY_WORDS, "a_priority", "A, B, C"),
+    "type": _one_of(_TYPE_WORDS, "a_type", ", ".join(TYPES)),
+    "category": _text("a_category"),
+    "assign": _text("an_agent"),
     "cc": _address,
     "time": _time,
-    "billable": _one_of(_YES_NO, "yes or no", "yes, no"),
+    "billable": _one_of(_YES_NO, "yes_or_no", "yes, no"),
     "internal": _no_args,
     "customer": _address,
 }
@@ -248,11 +281,12 @@ def _parse_one(source: str) -> Command:
     typed = word[1:].rstrip(":").lower()
     name = _ALIASES.get(typed)
     if name is None:
-        raise CommandError(f"#{typed}: unknown command (known: {', '.join(_VALIDATORS)})")
+        unknown = Phrase("unknown_command", known=", ".join(_VALIDATORS))
+        raise CommandError(Phrase("command", command=f"#{typed}", reason=unknown))
     try:
         return Command(name, _VALIDATORS[name](args), source)
     except CommandError as exc:
-        raise CommandError(f"#{typed}: {exc}") from None
+        raise CommandError(Phrase("command", command=f"#{typed}", reason=exc.args[0])) from None
 
 
 def _split_line(line: str) -> list[str]:
@@ -261,24 +295,63 @@ def _split_line(line: str) -> list[str]:
     return [line[start:end].strip() for start, end in zip(starts, ends, strict=True)]
 
 
+# Words a salutation starts with, for a greeting line without its comma ("Hallo Tom").
+_GREETINGS = re.compile(
+    r"(?:hallo|hello|hi|hey|dear|liebe|lieber|sehr geehrte[rs]?|guten (?:tag|morgen|abend)"
+    r"|good (?:morning|afternoon|evening)|moin|servus|grüß gott|gruezi|grüezi)(?:\W|$)",
+    re.IGNORECASE,
+)
+GREETING_MAX_CHARS = 60
+
+
+def is_greeting(line: str) -> bool:
+    """A salutation line: short, and ending with a comma or starting with a greeting word."""
+    text = line.strip()
+    if not text or len(text) > GREETING_MAX_CHARS or text.startswith("#"):
+        return False
+    return text.endswith(",") or (
+        bool(_GREETINGS.match(text)) and not text.endswith((".", "?", ":"))
+    )
+
+
 def parse_commands(text: str) -> Parsed:
-    """The commands on the first lines of `text`, the errors, and the text without them."""
+    """The commands on the lines before the answer's text starts, the errors, and the text
+    without them. Greeting lines and blank lines may come before and between command lines
+    (agents write `Hallo Tom,` first); the first line of other text ends the block."""
     lines = text.splitlines(keepends=True)
-    index = 0
-    while index < len(lines) and not lines[index].strip():
-        index += 1
+    kept: list[str] = []  # greetings and blank lines: they stay in the text
     commands: list[Command] = []
     errors: list[str] = []
-    first = index
-    while index < len(lines) and _LINE_START.match(lines[index]):
-        for segment in _split_line(lines[index]):
-            try:
-                commands.append(_parse_one(segment))
-            except CommandError as exc:
-                errors.append(str(exc))
+    index, found = 0, False
+    while index < len(lines):
+        line = lines[index]
+        if _LINE_START.match(line):
+            found = True
+            for segment in _split_line(line):
+                try:
+                    commands.append(_parse_one(segment))
+                except CommandError as exc:
+                    errors.append(exc.args[0])  # a phrase: the agent reads it in their language
+        elif line.strip() and not is_greeting(line):
+            break
+        else:
+            kept.append(line)
         index += 1
-    if index == first:
+    if not found:
         return Parsed((), (), text)
-    while index < len(lines) and not lines[index].strip():
-        index += 1
-    return Parsed(tuple(commands), tuple(errors), "".join(lines[index:]))
+    rest = "".join(lines[index:])
+    # A greeting with nothing after it is no answer: the customer gets no mail saying "Hi,".
+    body = _head(kept) + rest if rest.strip() else ""
+    return Parsed(tuple(commands), tuple(errors), body)
+
+
+def _head(kept: list[str]) -> str:
+    """The greeting lines left when the command lines are taken out: no blank line before
+    them, and one at most between them and the text."""
+    head: list[str] = []
+    for line in kept:
+        blank = not line.strip()
+        if blank and (not head or not head[-1].strip()):
+            continue
+        head.append(line)
+    return "".join(head)

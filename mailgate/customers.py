@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, event, func
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
-from mailgate.commands import parse_duration
+from mailgate.commands import duration_problem, parse_signed_duration
 from mailgate.config import CustomersConfig
 from mailgate.models import (
     Agent,
@@ -217,21 +217,17 @@ class ContingentStatus:
 
 def parse_amount(text: str) -> int:
     """A signed amount of support time in minutes: +10h, 10h, 90m, 1h30, -2h (a correction).
-    The digits go through the same parser as `#time`, so both accept the same spellings."""
-    sign, body = (-1, text[1:]) if text.startswith("-") else (1, text.removeprefix("+"))
-    problem = f'"{text}" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'
-    # A bare number is refused: 10 minutes when 10 hours were meant is a costly slip.
-    if not body or body.strip().isdigit():
-        raise ContingentError(problem)
+    The same parser and wording as `#time`: a bare number is refused there and here, since 10
+    minutes when 10 hours were meant is a costly slip."""
     try:
-        minutes, rest = parse_duration(body)
+        minutes, rest = parse_signed_duration(text)
     except ValueError:
-        raise ContingentError(problem) from None
+        raise ContingentError(duration_problem(text)) from None
     if rest:
-        raise ContingentError(problem)
+        raise ContingentError(duration_problem(text))
     if minutes == 0:
         raise ContingentError(f'"{text}" is zero: nothing to add')
-    return sign * minutes
+    return minutes
 
 
 def find_organisation(session: Session, name: str) -> Organisation:

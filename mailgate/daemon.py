@@ -9,7 +9,6 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, text
@@ -26,7 +25,7 @@ from mailgate.jobs import Scheduler, jobs_for
 from mailgate.logs import configure_logging
 from mailgate.metrics import HttpEndpoints, Metrics, start_http
 from mailgate.models import Outbox
-from mailgate.render import Renderer, normalise_language
+from mailgate.render import Renderer, TemplateError
 from mailgate.sdnotify import Notifier
 from mailgate.store import Store, StoreUnavailable
 from mailgate.transports import Transport
@@ -347,8 +346,8 @@ class Daemon:
         old = self.ctx.config
         try:
             fresh = await asyncio.to_thread(reread, old)
-            renderer = renewed_renderer(fresh, self.ctx.renderer)
-        except (ConfigError, ValueError) as exc:
+            renderer = await asyncio.to_thread(renewed_renderer, fresh)
+        except (ConfigError, ValueError, TemplateError) as exc:
             log.error("event=reload_refused config=%s error=%r", old.source, str(exc))
             self.notifier.ready(f"reload refused, previous configuration kept: {exc}")
             return
@@ -437,15 +436,13 @@ def runtime_part(old: Config, fresh: Config) -> Config:
     return dataclasses.replace(fresh, **kept)
 
 
-def renewed_renderer(config: Config, current: Renderer) -> Renderer:
-    """The current renderer with its caches emptied, or a new one where its settings changed.
-    ValueError for a default language that is no language tag."""
-    override = Path(config.paths.templates) if config.paths.templates else None
-    wanted = (override, normalise_language(config.tickets.default_language))
-    if wanted != (current.override_dir, current.default_language):
-        return build_renderer(config)
-    current.reload()
-    return current
+def renewed_renderer(config: Config) -> Renderer:
+    """A new renderer with every template compiled, as `config check` compiles them; the
+    current one stays in use until this succeeds. ValueError for a default language that
+    is no language tag, TemplateError for a template that cannot be compiled."""
+    renderer = build_renderer(config)
+    renderer.preload()
+    return renderer
 
 
 def outbound_target(config: Config) -> str:
@@ -516,6 +513,8 @@ def run(config: Config) -> int:
     configure_logging(config.logging)
     ctx = build_context(config)
     try:
+        # A broken template is refused at the start, as at a reload, not at the first mail.
+        ctx.renderer.preload()
         asyncio.run(_serve_until_signalled(ctx, build_transport(config)))
     except ListenError as exc:
         log.error("event=listen_failed error=%r", str(exc))

@@ -14,9 +14,11 @@ from mailgate.agents import find_agent, valid_address
 from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact, remembered
-from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent, TimeEntry
+from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent
 from mailgate.moments import aware, local_midnight
+from mailgate.phrases import Phrase
 from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
+from mailgate.timebook import TimeRefused, book_time
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -38,11 +40,11 @@ class IllegalTransition(ValueError):
 
 def check_transition(old: str, new: str) -> None:
     if new not in STATUSES:
-        raise IllegalTransition(f'"{new}" is not a status ({", ".join(STATUSES)})')
+        raise IllegalTransition(Phrase("status_unknown", new=new, choices=", ".join(STATUSES)))
     if new == old or new in TRANSITIONS[old]:
         return
-    hint = "reopen it first" if old == "closed" else "set it to working first"
-    raise IllegalTransition(f"cannot go from {old} to {new} ({hint})")
+    hint = Phrase("reopen_first" if old == "closed" else "working_first")
+    raise IllegalTransition(Phrase("no_transition", old=old, new=new, hint=hint))
 
 
 def change_status(
@@ -65,6 +67,7 @@ class CommandOutcome:
     """What apply_commands did, for the confirmation to the agent and the customer mails."""
 
     applied: list[str] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # the commands applied, as typed
     errors: list[str] = field(default_factory=list)
     internal: bool = False
     customer: str | None = None  # a #customer address: the pipeline applies it
@@ -126,7 +129,7 @@ def _reopen(run: _Run, cmd: Command) -> str | None:
 def _hold(run: _Run, cmd: Command) -> str | None:
     day = date.fromisoformat(cmd.args[0])
     if day < run.now.astimezone(run.zone).date():
-        raise Refused(f"{day.isoformat()} is in the past")
+        raise Refused(Phrase("in_the_past", day=day.isoformat()))
     until = local_midnight(day, run.zone)
     check_transition(run.ticket.status, "hold")
     if run.ticket.status == "hold" and _same_moment(run.ticket.hold_until, until):
@@ -169,7 +172,7 @@ def resolve_agent(session: Session, wanted: str) -> Agent:
     if address is not None:
         agent = find_agent(session, address)
         if agent is None or not agent.active:
-            raise Refused(f"no active agent has the address {address}")
+            raise Refused(Phrase("no_agent_address", address=address))
         return agent
     key = wanted.strip().casefold()
     # Compared here, not in SQL: SQLite's lower() leaves non-ASCII letters (Jürgen) alone.
@@ -187,8 +190,8 @@ def resolve_agent(session: Session, wanted: str) -> Agent:
             return matches[0]
         if len(matches) > 1:
             names = ", ".join(sorted(a.email for a in matches))
-            raise Refused(f'"{wanted}" matches several agents ({names}); use the address')
-    raise Refused(f'no active agent is called "{wanted}"')
+            raise Refused(Phrase("several_agents", wanted=wanted, names=names))
+    raise Refused(Phrase("no_agent_name", wanted=wanted))
 
 
 def _assign(run: _Run, cmd: Command) -> str | None:
@@ -205,7 +208,8 @@ def _cc(run: _Run, cmd: Command) -> str | None:
     agent = find_agent(run.session, address)
     if agent is not None:
         return _add_agent(run, agent)
-    contact = ensure_contact(run.session, address, "", run.policy, run.now)
+    name = cmd.args[1] if len(cmd.args) > 1 else ""
+    contact = ensure_contact(run.session, address, name, run.policy, run.now)
     if contact.id == run.ticket.requester_id:
         return None
     if run.session.get(Participant, (run.ticket.id, contact.id)) is not None:
@@ -228,22 +232,22 @@ def _add_agent(run: _Run, agent: Agent) -> str | None:
 
 
 def _time(run: _Run, cmd: Command) -> str | None:
-    minutes, billable = int(cmd.args[0]), cmd.args[1] == "billable"
+    minutes, kind = int(cmd.args[0]), cmd.args[1]
     note = cmd.args[2] if len(cmd.args) > 2 else ""
-    run.session.add(
-        TimeEntry(
-            ticket_id=run.ticket.id or 0,
-            agent_id=run.agent.id,
-            minutes=minutes,
-            billable=billable,
-            note=note,
-            created_at=run.now,
+    try:
+        book_time(
+            run.session,
+            run.ticket,
+            run.agent,
+            minutes,
+            kind == "billable",
+            note,
+            run.agent.email,
+            run.now,
         )
-    )
-    if billable:
-        run.ticket.billable = True
-    run.event("time", f"{minutes} min {cmd.args[1]}" + (f": {note}" if note else ""))
-    return f"time: {minutes} min {cmd.args[1]}"
+    except TimeRefused as exc:
+        raise Refused(exc.args[0]) from None
+    return f"time: {minutes} min {kind}" + (" (correction)" if minutes < 0 else "")
 
 
 def _billable(run: _Run, cmd: Command) -> str | None:
@@ -302,11 +306,12 @@ def apply_commands(
         handler = _HANDLERS.get(cmd.name)
         try:
             if handler is None:
-                raise Refused(f"unknown command {cmd.name}")
+                raise Refused(Phrase("unknown_command", known=", ".join(_HANDLERS)))
             line = handler(run, cmd)
         except (Refused, IllegalTransition) as exc:
-            run.outcome.errors.append(f"{cmd.source}: {exc}")
+            run.outcome.errors.append(Phrase("command", command=cmd.source, reason=exc.args[0]))
             continue
+        run.outcome.accepted.append(cmd.source)
         if line:
             run.outcome.applied.append(line)
         acted = acted or cmd.name not in _MAIL_ONLY

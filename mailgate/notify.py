@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -300,9 +301,16 @@ def _open_tickets(session: Session, organisation_id: int) -> list[Ticket]:
 
 
 def acknowledge(
-    session: Session, ctx: Context, ticket: Ticket, contact: Contact, mail: ParsedMail
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    contact: Contact,
+    mail: ParsedMail,
+    on_behalf: bool = False,
 ) -> None:
-    """Tell the customer their request has a number, threaded under their own mail."""
+    """Tell the customer their request has a number, threaded under their own mail; or, for
+    a request an agent took down for them (`#customer`), that it was recorded for them: they
+    sent no mail to thank them for, and the agent's mail is no thread of theirs."""
     if contact.failing:
         return
     org = organisation(session, contact.organisation_id)
@@ -314,13 +322,13 @@ def acknowledge(
     _queue(
         session,
         ctx,
-        "acknowledgement",
+        "acknowledgement_on_behalf" if on_behalf else "acknowledgement",
         _language(ctx, contact),
         context,
         to=[contact.email],
         ticket=ticket,
-        answering=mail.message_id,
-        thread=mail.references,
+        answering=None if on_behalf else mail.message_id,
+        thread=() if on_behalf else mail.references,
     )
 
 
@@ -542,19 +550,35 @@ def _hold_day(ctx: Context, ticket: Ticket) -> dict[str, int] | None:
     return {"year": day.year, "month": day.month, "day": day.day}
 
 
+@dataclass(frozen=True)
+class CommandReport:
+    """What became of an agent's mail: the commands refused (with the reason), those applied
+    (as typed), and its text: `answered` (sent to the customer), `comment` (an internal
+    comment), `stored` (on the ticket, nothing sent), `unverified` (kept as an unverified
+    note, nothing applied or sent), `no_ticket` (on no ticket: nothing stored or sent)."""
+
+    errors: Sequence[str]
+    applied: Sequence[str]
+    became: str
+
+
 def send_command_errors(
     session: Session,
     ctx: Context,
     agent_address: str,
     ticket: Ticket | None,
-    errors: list[str],
+    report: CommandReport,
     subject: str,
 ) -> None:
-    """Tell an agent which of their commands could not be applied, and why."""
+    """Tell an agent, in their language, which of their commands could not be applied and
+    why, which were, and what became of their mail: only what really happened."""
     agent = session.exec(select(Agent).where(Agent.email == agent_address.lower())).first()
     context = {
         "ticket": ticket_view(ctx, ticket) if ticket else None,
-        "errors": list(errors),
+        # Phrases: the template's `say` filter words them in the template's language.
+        "errors": list(report.errors),
+        "applied": list(report.applied),
+        "became": report.became,
         "subject": subject,
         "support_address": ctx.from_address,
     }

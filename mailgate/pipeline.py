@@ -19,6 +19,7 @@ from mailgate.intake.spool import stored_raw, stored_raws
 from mailgate.language import mail_language, text_scores
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.parse import ParsedMail, parse
+from mailgate.phrases import Phrase
 from mailgate.replies import (
     after_customer_mail,
     after_staff_mail,
@@ -139,44 +140,49 @@ def _new_ticket(
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
         staff = read_staff_mail(mail, _raw(session, intake), ctx, envelope.is_comment_address)
-        customer = next((c.args[0] for c in staff.commands if c.name == "customer"), None)
+        customer = next((c.args for c in staff.commands if c.name == "customer"), None)
         if customer is None or not staff.verified:
             problems = list(staff.errors)
             if customer is None:
-                problems.append(
-                    "to open a ticket for a customer, put #customer ADDRESS on the first line"
-                )
-            notify.send_command_errors(
-                session, ctx, sender.agent.email, None, problems, mail.subject
-            )
+                problems.append(Phrase("customer_missing"))
+            report = notify.CommandReport(problems, [], "no_ticket")
+            notify.send_command_errors(session, ctx, sender.agent.email, None, report, mail.subject)
             return None
         # The agent's account of the call: kept for staff, not a mail the customer got.
-        opening = Opening(customer, text=staff.text, direction="internal")
+        name = customer[1] if len(customer) > 1 else ""
+        opening = Opening(customer[0], name, staff.text, "internal", opened_by=sender.agent.id)
     applied = open_ticket(session, decision, mail, intake, envelope, ctx.config, now, opening)
     if staff is not None and sender.agent is not None:
         # The customer was answered on the phone: the first response is the call itself.
         applied.ticket.first_response_at = now
-        rest = dataclasses.replace(
-            staff,
-            commands=tuple(c for c in staff.commands if c.name not in ("customer", "internal")),
-        )
+        # #customer and #internal only tell how to read the mail: applied, they change nothing.
+        noted = dataclasses.replace(staff, direction="internal")
         after_staff_mail(
             session,
             ctx,
             applied.ticket,
             applied.article,
             sender.agent,
-            dataclasses.replace(rest, direction="internal"),
+            noted,
             mail,
             acknowledged=decision.automatic is None,
         )
     if staff is None:
         add_colleagues(session, applied.ticket, mail, ctx.config, now, ctx.own_addresses)
     if decision.automatic is None and applied.contact is not None:
-        notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail)
-    if staff is None and decision.automatic is None:
+        on_behalf = staff is not None
+        notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail, on_behalf)
+    if decision.automatic is None and _others_to_tell(applied, sender):
         notify.notify_staff(session, ctx, applied.ticket, applied.article, "new")
     return applied
+
+
+def _others_to_tell(applied: Applied, sender: Sender) -> bool:
+    """A customer's new ticket is news to staff; one an agent opened is news only when
+    routing gave it to someone else (the customer's responsible agent)."""
+    if sender.agent is None:
+        return True
+    return applied.ticket.assignee_id not in (None, sender.agent.id)
 
 
 def _follow_up(

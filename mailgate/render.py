@@ -9,6 +9,8 @@ from pathlib import Path
 
 import jinja2
 
+from mailgate.phrases import say
+
 TEXT_SUFFIX = ".txt.j2"
 HTML_SUFFIX = ".html.j2"
 # Template names come from code, languages from contact data (CSV imports, agents): both end
@@ -90,6 +92,27 @@ class Renderer:
         self._envs = {}
         self._chosen = {}
 
+    def preload(self) -> None:
+        """Every template of every language compiled now, the operator's and the shipped
+        ones: a broken file is refused before any mail needs it, and what was compiled stays
+        in memory, so a file broken on disk later changes nothing until the next reload.
+        TemplateError names the file and line."""
+        for language in self.languages:
+            for suffix, html in ((TEXT_SUFFIX, False), (HTML_SUFFIX, True)):
+                env = self._env(language, html)
+                for name in self._file_names(language, suffix):
+                    _compiled(env, name, needs_blocks=not html)
+
+    def _file_names(self, language: str, suffix: str) -> list[str]:
+        found = {
+            path.name
+            for root in self._roots()
+            if (root / language).is_dir()
+            for path in (root / language).iterdir()
+            if path.name.endswith(suffix) and path.is_file()
+        }
+        return sorted(found)
+
     def render(self, name: str, language: str | None, context: Mapping[str, object]) -> Rendered:
         if not _NAME.match(name):
             raise ValueError(f"not a template name: {name!r}")
@@ -139,6 +162,8 @@ class Renderer:
                 lstrip_blocks=True,
                 auto_reload=False,  # reload() is the one way to pick up edits
             )
+            # Messages for staff (phrases.Phrase) in the language of the template.
+            env.filters["say"] = lambda text: say(text, language)
             self._envs[key] = env
         return env
 
@@ -166,3 +191,18 @@ def _render_block(template: jinja2.Template, block: str, context: Mapping[str, o
     if render is None:
         raise TemplateError(f"template {template.name!r} has no {{% block {block} %}}")
     return "".join(render(template.new_context(dict(context))))
+
+
+def _compiled(env: jinja2.Environment, name: str, needs_blocks: bool) -> jinja2.Template:
+    """The template compiled (and cached in `env`); TemplateError with its file and line."""
+    try:
+        template = env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{exc.filename or name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{name}: {exc}") from exc
+    missing = [b for b in ("subject", "body") if needs_blocks and b not in template.blocks]
+    if missing:
+        where = template.filename or name
+        raise TemplateError(f"{where}: no {{% block {missing[0]} %}}: a mail needs it")
+    return template

@@ -21,6 +21,7 @@ from mailgate.lifecycle import (
 )
 from mailgate.models import Agent, Article, Contact, Ticket
 from mailgate.parse import ParsedMail, once_per_mail
+from mailgate.phrases import Phrase
 from mailgate.quotes import strip_quotes
 from mailgate.signatures import cut_closing_block
 from mailgate.verify import verify_agent
@@ -52,10 +53,7 @@ def read_staff_mail(
             "internal",
             f"unverified agent mail: {verdict.reason}",
             text,
-            errors=(
-                f"your mail was not verified ({verdict.reason}): its commands "
-                "were not applied and nothing was sent to the customer",
-            ),
+            errors=(Phrase("not_verified", reason=verdict.reason),),
             quiet=True,
         )
     parsed = parse_commands(text)
@@ -77,16 +75,19 @@ def after_staff_mail(
     mail: ParsedMail,
     acknowledged: bool = False,
 ) -> None:
-    """Apply the commands, answer the customer (unless internal), tell the agent what failed.
-    `acknowledged`: the customer is told of this ticket in the same transaction (a phoned-in
-    request), so a plain change needs no mail of its own."""
-    errors = list(staff.errors)
+    """Apply the commands, answer the customer (unless internal), tell the agent what failed,
+    what was applied and what became of the mail. `acknowledged`: the customer is told of this
+    ticket in the same transaction (a phoned-in request), so a plain change needs no mail of
+    its own."""
+    errors, accepted, became = list(staff.errors), list[str](), "unverified"
     if staff.verified:
         commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
         outcome = apply_commands(
             session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone
         )
         errors += outcome.errors
+        accepted = outcome.accepted
+        answered = False
         # An internal comment (comment address, #internal) sends the customer nothing at
         # all, status mails included: that is what staff mean by it.
         if not staff.quiet:
@@ -96,8 +97,17 @@ def after_staff_mail(
                 # What first-response targets measure: the first answer the customer received.
                 ticket.first_response_at = ticket.first_response_at or ctx.clock()
             _status_mail(session, ctx, ticket, outcome, answered or acknowledged)
+        became = _what_became(staff, answered)
     if errors:
-        notify.send_command_errors(session, ctx, agent.email, ticket, errors, mail.subject)
+        report = notify.CommandReport(errors, accepted, became)
+        notify.send_command_errors(session, ctx, agent.email, ticket, report, mail.subject)
+
+
+def _what_became(staff: StaffMail, answered: bool) -> str:
+    """What the agent is told became of their mail's text (notify.CommandReport)."""
+    if answered:
+        return "answered"
+    return "comment" if staff.direction == "internal" and staff.text.strip() else "stored"
 
 
 def _status_mail(

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.customers import billable_minutes, contingent_minutes
 from mailgate.models import Agent, Contact, Organisation, Ticket, TimeEntry
-from mailgate.moments import local_midnight
+from mailgate.moments import aware, local_midnight
 
 UNKNOWN_AGENT = "(unknown)"
 CSV_COLUMNS = (
@@ -31,6 +31,8 @@ CSV_COLUMNS = (
     "billable_minutes",
     "free_minutes",
     "minutes",
+    "kind",
+    "note",
 )
 
 
@@ -131,6 +133,7 @@ def _customer_block(
 ) -> dict[str, Any]:
     tickets: dict[int, Ticket] = {}
     per_ticket: dict[int, dict[str, _Tally]] = defaultdict(lambda: defaultdict(_Tally))
+    corrections: dict[int, list[dict[str, Any]]] = defaultdict(list)
     per_agent: dict[str, _Tally] = defaultdict(_Tally)
     names: dict[str, str] = {UNKNOWN_AGENT: ""}
     overall = _Tally()
@@ -138,7 +141,12 @@ def _customer_block(
         key = _agent_key(agent)
         names[key] = agent.name if agent is not None else ""
         tickets[ticket.number] = ticket
-        per_ticket[ticket.number][key].add(entry.minutes, entry.billable)
+        # A correction is a row of its own: the customer sees what was booked and what was
+        # taken back, and every total is what remains.
+        if entry.minutes < 0:
+            corrections[ticket.number].append(_correction(entry, key, names[key], month))
+        else:
+            per_ticket[ticket.number][key].add(entry.minutes, entry.billable)
         per_agent[key].add(entry.minutes, entry.billable)
         overall.add(entry.minutes, entry.billable)
 
@@ -151,6 +159,7 @@ def _customer_block(
     ticket_rows = []
     for number in sorted(tickets):
         agents = agent_rows(per_ticket[number])
+        booked = [*agents, *corrections[number]]
         ticket_rows.append(
             {
                 "cid": f"{prefix}-{number}",
@@ -158,9 +167,10 @@ def _customer_block(
                 "subject": tickets[number].subject,
                 "status": tickets[number].status,
                 "agents": agents,
+                "corrections": corrections[number],
                 **_sums(
-                    sum(a["billable_minutes"] for a in agents),
-                    sum(a["free_minutes"] for a in agents),
+                    sum(a["billable_minutes"] for a in booked),
+                    sum(a["free_minutes"] for a in booked),
                 ),
             }
         )
@@ -186,6 +196,20 @@ def organisation_language(session: Session, organisation_id: int) -> str | None:
     )
     first = session.exec(query).first()
     return first[0] if first else None
+
+
+def _correction(entry: TimeEntry, agent: str, name: str, month: Month) -> dict[str, Any]:
+    """A negative time entry as its own report row, dated on the desk's calendar."""
+    day = aware(entry.created_at).astimezone(ZoneInfo(month.timezone)).date()
+    tally = _Tally()
+    tally.add(entry.minutes, entry.billable)
+    return {
+        "date": day.isoformat(),
+        "agent": agent,
+        "agent_name": name,
+        "note": entry.note,
+        **tally.as_dict(),
+    }
 
 
 def contingent_at(session: Session, org: Organisation, month: Month) -> dict[str, int]:
@@ -228,21 +252,17 @@ def csv_text(report: dict[str, Any]) -> str:
     writer.writerow(CSV_COLUMNS)
     for block in report["customers"]:
         for ticket in block["tickets"]:
+            labels = [block["organisation"], report["month"], ticket["cid"], ticket["subject"]]
             for agent in ticket["agents"]:
-                writer.writerow(
-                    [
-                        block["organisation"],
-                        report["month"],
-                        ticket["cid"],
-                        ticket["subject"],
-                        ticket["status"],
-                        agent["agent"],
-                        agent["billable_minutes"],
-                        agent["free_minutes"],
-                        agent["minutes"],
-                    ]
-                )
+                writer.writerow([*labels, ticket["status"], *_csv_minutes(agent), "booked", ""])
+            for fix in ticket["corrections"]:
+                row = [*labels, ticket["status"], *_csv_minutes(fix), "correction", fix["note"]]
+                writer.writerow(row)
     return buffer.getvalue()
+
+
+def _csv_minutes(row: dict[str, Any]) -> list[object]:
+    return [row["agent"], row["billable_minutes"], row["free_minutes"], row["minutes"]]
 
 
 def default_filename(report: dict[str, Any], customer: str | None) -> str:

@@ -136,6 +136,14 @@ def _time_sheet(sheet: Any, block: dict[str, Any], month: str, language: str) ->
                 (agent["billable_minutes"], agent["free_minutes"], agent["minutes"]),
                 bold=False,
             )
+        for fix in ticket["corrections"]:
+            who = fix["agent_name"] or fix["agent"]
+            _time_row(
+                sheet,
+                [ticket["cid"], f"Correction {fix['date']}: {fix['note']}", "", who],
+                (fix["billable_minutes"], fix["free_minutes"], fix["minutes"]),
+                bold=False,
+            )
     totals = block["totals"]
     _time_row(
         sheet,

@@ -222,6 +222,26 @@ def print_contingent(console: Console, data: dict[str, Any]) -> None:
     print_contingent_line(console, data)
 
 
+def print_ticket_time(console: Console, data: dict[str, Any]) -> None:
+    """A ticket's time entries, corrections marked, then the billable and free totals."""
+    table = Table(header_style="bold", title=data["cid"], title_justify="left")
+    for column, justify in (("when", "left"), ("agent", "left"), ("kind", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table.add_column("time", justify="right")
+    table.add_column("note", overflow="fold")
+    for entry in data["entries"]:
+        kind = "billable" if entry["billable"] else "free"
+        style = "italic" if entry["correction"] else None
+        when = entry["created_at"][:16].replace("T", " ")
+        amount = hhmm(entry["minutes"])
+        table.add_row(when, entry["agent"], kind, amount, entry["note"], style=style)
+    console.print(table)
+    console.print(
+        f"billable {hhmm(data['billable_minutes'])}, free {hhmm(data['free_minutes'])}, "
+        f"total {hhmm(data['minutes'])}"
+    )
+
+
 def print_time_report(console: Console, report: dict[str, Any]) -> None:
     """Per customer: a row per ticket and agent, a bold subtotal per ticket, totals per agent
     and overall, and the contingent at the end of the month."""
@@ -241,7 +261,12 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
             for agent in ticket["agents"]:
                 labels = (ticket["cid"], Text(ticket["subject"]), ticket["status"], agent["agent"])
                 table.add_row(*labels, *_time_cells(agent))
-            if len(ticket["agents"]) > 1:
+            for fix in ticket["corrections"]:
+                what = Text(
+                    f"correction {fix['date']} {fix['agent']}: {fix['note']}", style="italic"
+                )
+                table.add_row(ticket["cid"], "", "", what, *_time_cells(fix))
+            if len(ticket["agents"]) + len(ticket["corrections"]) > 1:
                 table.add_row("", "", "", Text("ticket total", style="bold"), *_time_cells(ticket))
             table.add_section()
         for agent in block["agents"]:

@@ -173,6 +173,7 @@ class Opening:
     text: str | None = None  # None: the mail's text
     direction: str = "customer"
     language: str | None = None
+    opened_by: int | None = None  # the agent who opened it for the customer (`#customer`)
 
 
 def open_ticket(
@@ -192,7 +193,9 @@ def open_ticket(
     # Read (and held) here rather than first by assign: the acknowledgement and the staff
     # notification read the organisation too, and find it in the session that way.
     organisation(session, contact.organisation_id)
-    routing = assign(session, cfg, contact.organisation_id, intake.source, env.served_address)
+    routing = assign(
+        session, cfg, contact.organisation_id, intake.source, env.served_address, opening.opened_by
+    )
     ticket = Ticket(
         number=next_ticket_number(session, cfg.tickets.start),
         subject=mail.subject,

@@ -26,6 +26,7 @@ from mailgate.context import Context
 from mailgate.logs import configure_logging
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import Outcome
+from mailgate.render import Renderer, TemplateError
 
 log = logging.getLogger("mailgate.workers")
 
@@ -159,7 +160,9 @@ def _start_worker(config: Config, daemon_pid: int) -> None:
     configure_logging(config.logging)
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.
-    _worker = (0, build_context(config, migrate=False))
+    ctx = build_context(config, migrate=False)
+    _preloaded(ctx.renderer)
+    _worker = (0, ctx)
 
 
 def _ready() -> bool:
@@ -180,4 +183,16 @@ def _process_in_worker(
 
 def _reloaded(ctx: Context, config: Config) -> Context:
     """The context after a reload: the same database, new configuration and templates."""
-    return dataclasses.replace(ctx, config=config, renderer=build_renderer(config))
+    renderer = build_renderer(config)
+    _preloaded(renderer)
+    return dataclasses.replace(ctx, config=config, renderer=renderer)
+
+
+def _preloaded(renderer: Renderer) -> None:
+    """Every template compiled while the files are as the daemon checked them, so that one
+    broken on disk after a refused reload reaches no mail of this worker. A file broken
+    since (a worker restarted meanwhile) is logged; the mail that needs it is quarantined."""
+    try:
+        renderer.preload()
+    except TemplateError as exc:
+        log.error("event=template_broken error=%r", str(exc))

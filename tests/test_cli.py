@@ -225,3 +225,33 @@ def test_agents_and_customer_import(cfg: Path, tmp_path: Path) -> None:
     mailgate("ingest", str(mail), config=cfg)
     listed = json.loads(mailgate("tickets", "list", "--format", "json", config=cfg).stdout)
     assert listed[0]["customer"] == "Müller GmbH"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        (
+            "de/closed.txt.j2",
+            "{% block subject %}x{% endblock %}\n{% block body %}{{ x | nope }}{% endblock %}\n",
+            ":2: No filter named 'nope'.",
+        ),
+        (
+            "en/command_error.txt.j2",
+            "{% block subject %}x{% endblock %}\n",
+            ": no {% block body %}",
+        ),
+        ("en/staff_answer.html.j2", "<p>{% for x in y %}</p>\n", ":1: Unexpected end of template"),
+    ],
+)
+def test_config_check_refuses_any_broken_template(
+    tmp_path: Path, name: str, content: str, problem: str
+) -> None:
+    path = write_config(tmp_path)
+    with_templates = f'[paths]\ntemplates = "{tmp_path}/templates"\n'
+    path.write_text(path.read_text().replace("[paths]\n", with_templates), encoding="utf-8")
+    template = tmp_path / "templates" / name
+    template.parent.mkdir(parents=True)
+    template.write_text(content, encoding="utf-8")
+    result = mailgate("config", "check", config=path)
+    assert result.returncode == 78
+    assert f"mailgate: template error: {template}{problem}" in result.stderr

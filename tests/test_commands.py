@@ -97,7 +97,6 @@ def test_each_command_and_alias(line: str, name: str, args: tuple[str, ...]) -> 
         ("1h30m", 90),
         ("90m", 90),
         ("90min", 90),
-        ("90", 90),
         ("1:30", 90),
         ("1.5h", 90),
         ("1,5h", 90),
@@ -146,14 +145,39 @@ def test_several_commands_on_a_line_and_several_lines() -> None:
 
 
 def test_body_keeps_everything_after_the_command_block() -> None:
-    text = "#close\n\n\nHello,\n\n#status open here is text\n-- \nBob\n"
+    text = "#close\n\n\nHello,\n\nAll done.\n#status open here is text\n-- \nBob\n"
     parsed = parse_commands(text)
     assert [c.name for c in parsed.commands] == ["close"]
-    assert parsed.body == "Hello,\n\n#status open here is text\n-- \nBob\n"
+    assert parsed.body == "Hello,\n\nAll done.\n#status open here is text\n-- \nBob\n"
 
 
-def test_commands_only_on_the_first_lines() -> None:
-    text = "Hello,\n#close\n"
+def test_commands_only_before_the_text_starts() -> None:
+    text = "Thanks for the call.\n#close\n"
+    assert parse_commands(text) == Parsed((), (), text)
+
+
+@pytest.mark.parametrize(
+    ("text", "body"),
+    [
+        ("Hallo Tom,\n#internal\n\nBitte prüfen.\n", "Hallo Tom,\n\nBitte prüfen.\n"),
+        ("Hi Tom\n\n#internal\n#close\nDone.\n", "Hi Tom\n\nDone.\n"),
+        ("\nDear Ms Smith,\n\n#internal\n\n\nSee below.\n", "Dear Ms Smith,\n\nSee below.\n"),
+        ("Guten Tag Herr Meier,\n#internal #close\nanbei.\n", "Guten Tag Herr Meier,\nanbei.\n"),
+        ("Moin,\n\n#internal\n", ""),
+    ],
+)
+def test_commands_after_a_greeting(text: str, body: str) -> None:
+    parsed = parse_commands(text)
+    assert parsed.commands[0].name == "internal" and parsed.errors == ()
+    assert parsed.body == body
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Thanks.", "Tom, please check the invoice of last month and call the customer back,"],
+)
+def test_a_line_of_text_is_no_greeting(line: str) -> None:
+    text = f"{line}\n#internal\n"
     assert parse_commands(text) == Parsed((), (), text)
 
 
@@ -195,8 +219,9 @@ def test_only_commands_leaves_an_empty_body() -> None:
         ("#type feature", '#type: "feature" is not a type (bug, enhancement, suggestion, help)'),
         ("#category", "#category: needs a category"),
         ("#assign", "#assign: needs an agent"),
-        ("#cc carol", '#cc: "carol" is not an e-mail address'),
-        ("#cc a@b.example c@d.example", "#cc: needs one e-mail address"),
+        ("#cc carol", '#cc: "carol" is not one e-mail address'),
+        ("#cc a@b.example c@d.example", '#cc: "a@b.example c@d.example" is not one e-mail'),
+        ("#cc a@b.example, c@d.example", '#cc: "a@b.example, c@d.example" is not one e-mail'),
         ("#customer", "#customer: needs one e-mail address"),
         ("#time", "#time: needs a duration"),
         ("#time soon billable", '#time: "soon" is not a duration'),
@@ -218,3 +243,16 @@ def test_errors_do_not_stop_the_other_commands() -> None:
     assert [c.name for c in parsed.commands] == ["priority"]
     assert [e.split(":")[0] for e in parsed.errors] == ["#status", "#foo"]
     assert parsed.body == "Body\n"
+
+
+def test_every_phrase_has_a_german_wording_with_only_its_own_values() -> None:
+    from string import Formatter
+
+    from mailgate.phrases import ENGLISH, GERMAN
+
+    def fields(text: str) -> set[str]:
+        return {name for _, name, _, _ in Formatter().parse(text) if name}
+
+    assert set(GERMAN) == set(ENGLISH)
+    for key, wording in GERMAN.items():
+        assert fields(wording) <= fields(ENGLISH[key]), key

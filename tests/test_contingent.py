@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from mailgate.agents import add_agent
 from mailgate.cli import run_cli
+from mailgate.commands import duration_problem
 from mailgate.config import StaffConfig
 from mailgate.context import Context
 from mailgate.customers import ContingentError, add_contingent, parse_amount
@@ -24,6 +25,7 @@ from tests.mails import make_mail, new_message_id
 
 ORG = "acme.example"
 AGENT = "bob@example.com"
+FORMS = "write it like 90m, 1h30, 1:30, 1.5h; -30m corrects"
 VERIFIED = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com"}
 
 
@@ -95,11 +97,17 @@ def test_amounts(text: str, minutes: int) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("10", '"10" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'),
-        ("soon", '"soon" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'),
-        ("+", '"+" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'),
-        ("1h75", '"1h75" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'),
-        ("10h extra", '"10h extra" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)'),
+        (
+            "10",
+            f'"10" has no unit (10m or 10h?): {FORMS}',
+        ),
+        ("soon", f'"soon" is not a duration: {FORMS}'),
+        ("+", f'"+" is not a duration: {FORMS}'),
+        ("1h75", f'"1h75" is not a duration: {FORMS}'),
+        (
+            "10h extra",
+            f'"10h extra" is not a duration: {FORMS}',
+        ),
         ("+0h", '"+0h" is zero: nothing to add'),
     ],
 )
@@ -153,10 +161,7 @@ def test_unknown_organisation_and_bad_amount_change_nothing(ctx: Context, tmp_pa
     for amount in ("10", "ten hours", "1h75"):
         bad = mailgate(config, "customers", "contingent", ORG, amount)
         assert bad.returncode == 65
-        assert (
-            bad.stderr
-            == f'mailgate: "{amount}" is not an amount of time (e.g. +10h, 90m, 1h30, -2h)\n'
-        )
+        assert bad.stderr == f"mailgate: {duration_problem(amount)}\n"
         assert "Traceback" not in bad.stderr and bad.stdout == ""
     alone = mailgate(config, "customers", "contingent", ORG, "--note", "package")
     assert alone == Result(64, "", "mailgate: --note needs an AMOUNT to describe\n")

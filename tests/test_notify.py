@@ -378,10 +378,12 @@ def test_command_errors_go_to_the_agent(ctx: Context) -> None:
     with loaded(ctx, number) as (session, ticket, _):
         add_agent(session, ctx, "bea@example.com", language="de")
         errors = ["#priority X: keine gültige Priorität", "#assign zed: unknown agent"]
+        report = notify.CommandReport(errors, ["#status working"], "stored")
         notify.send_command_errors(
-            session, ctx, "bea@example.com", ticket, errors, "Re: [CID-1000] x"
+            session, ctx, "bea@example.com", ticket, report, "Re: [CID-1000] x"
         )
-        notify.send_command_errors(session, ctx, "tom@example.com", None, ["#foo"], "Hello")
+        report = notify.CommandReport(["#foo"], [], "stored")
+        notify.send_command_errors(session, ctx, "tom@example.com", None, report, "Hello")
     german, english = sent(ctx, "command_error", before)
     assert german["To"] == "bea@example.com"
     assert german["Subject"] == f"[CID-{number}] Befehle nicht ausgeführt: Printer broken"

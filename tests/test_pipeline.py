@@ -311,7 +311,7 @@ def test_agent_opens_ticket_for_customer_who_phoned(ctx: Context) -> None:
         requester = session.get(Contact, ticket.requester_id)
         assert requester is not None and requester.email == "alice@acme.example"
     assert [(o.template, o.to_addrs) for o in outbox(ctx)] == [
-        ("acknowledgement", "alice@acme.example")
+        ("acknowledgement_on_behalf", "alice@acme.example")
     ]
 
 

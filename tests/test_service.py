@@ -237,6 +237,80 @@ def test_run_notifies_systemd_and_reloads_on_sighup(tmp_path: Path) -> None:
     assert "Traceback" not in log
 
 
+BROKEN_ACK = (
+    "{% block subject %}[{{ ticket.cid }}] {{ ticket.subject }}{% endblock %}\n"
+    "{% block body %}\n"
+    "{% if contact.name %}Hello {{ contact.name }},\n"
+    "{% endblock %}\n"
+)
+
+
+def test_a_broken_template_is_refused_at_sighup_and_mail_goes_on(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen)
+    notices = Notices()
+    address = smtp_address(listen)
+    try:
+        with mailgate_run(tmp_path, config, notices) as proc:
+            notices.wait_for(lambda n: "READY=1" in n.splitlines())
+            # A daemon that has been taking mail for a while.
+            assert send_data(address, make_mail(subject="before"))[0] == 250
+            assert "thank you for getting in touch" in acknowledgement_text(tmp_path, "before")
+            override = tmp_path / "templates" / "en"
+            override.mkdir()
+            broken = override / "acknowledgement.txt.j2"
+            broken.write_text(BROKEN_ACK, encoding="utf-8")
+            # `config check` refuses the file; so does the running daemon.
+            checked = subprocess.run(
+                [sys.executable, "-m", "mailgate", "-c", str(config), "config", "check"],
+                capture_output=True,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                check=False,
+            )
+            assert checked.returncode == 78
+            assert f"{broken}:4:" in checked.stderr
+
+            proc.send_signal(signal.SIGHUP)
+            refused = notices.wait_for(lambda n: "READY=1" in n.splitlines())
+            assert "reload refused" in refused and f"{broken}:4:" in refused
+            # Mail goes on with the templates the daemon had: nothing is quarantined.
+            assert send_data(address, make_mail(subject="after"))[0] == 250
+            assert "thank you for getting in touch" in acknowledgement_text(tmp_path, "after")
+
+            broken.write_text(NEW_ACK, encoding="utf-8")
+            proc.send_signal(signal.SIGHUP)
+            reloaded = notices.wait_for(lambda n: "READY=1" in n.splitlines())
+            assert "reload refused" not in reloaded
+            assert send_data(address, make_mail(subject="fixed"))[0] == 250
+            assert "Edited acknowledgement" in acknowledgement_text(tmp_path, "fixed")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+    finally:
+        notices.close()
+    log = stderr_log(tmp_path)
+    assert "event=reload_refused" in log and f"{broken}:4:" in log
+    assert "event=quarantine" not in log and "Traceback" not in log
+
+
+def test_run_refuses_to_start_with_a_broken_template(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"127.0.0.1:{free_port()}")
+    broken = tmp_path / "templates" / "de" / "closed.txt.j2"
+    broken.parent.mkdir()
+    broken.write_text(BROKEN_ACK, encoding="utf-8")
+    started = subprocess.run(
+        [sys.executable, "-m", "mailgate", "-c", str(config), "run"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+        check=False,
+    )
+    assert started.returncode == 78
+    assert f"mailgate: template error: {broken}:4:" in started.stderr
+    assert "Traceback" not in started.stderr
+
+
 def deliver_one(address: tuple[str, int], raw: bytes) -> str:
     """One SMTP transaction; the final reply code, or how it ended without one."""
     try:

@@ -117,6 +117,7 @@ ACME_NOVEMBER = {
                 {**BOB_ROW, **sums(90, 10)},
                 {**UNKNOWN_ROW, **sums(15, 0)},
             ],
+            "corrections": [],
             **sums(105, 30),
         },
         {
@@ -125,6 +126,7 @@ ACME_NOVEMBER = {
             "subject": "VPN drops",
             "status": "open",
             "agents": [{**ALICE_ROW, **sums(60, 0)}],
+            "corrections": [],
             **sums(60, 0),
         },
     ],
@@ -199,12 +201,14 @@ def test_csv_rows(booked: Context, tmp_path: Path) -> None:
     config = write_config(booked, tmp_path, BERLIN)
     result = mailgate(config, "report", "time", "--month", "2026-11", "--format", "csv")
     assert result.stdout.splitlines() == [
-        "organisation,month,ticket,subject,status,agent,billable_minutes,free_minutes,minutes",
-        "acme.example,2026-11,CID-1000,Printer broken,working,alice@example.com,0,20,20",
-        "acme.example,2026-11,CID-1000,Printer broken,working,bob@example.com,90,10,100",
-        "acme.example,2026-11,CID-1000,Printer broken,working,(unknown),15,0,15",
-        "acme.example,2026-11,CID-1001,VPN drops,open,alice@example.com,60,0,60",
-        'other.example,2026-11,CID-1002,"=HYPERLINK(""http://x"")",open,bob@example.com,60,0,60',
+        "organisation,month,ticket,subject,status,agent,billable_minutes,free_minutes,minutes,"
+        "kind,note",
+        "acme.example,2026-11,CID-1000,Printer broken,working,alice@example.com,0,20,20,booked,",
+        "acme.example,2026-11,CID-1000,Printer broken,working,bob@example.com,90,10,100,booked,",
+        "acme.example,2026-11,CID-1000,Printer broken,working,(unknown),15,0,15,booked,",
+        "acme.example,2026-11,CID-1001,VPN drops,open,alice@example.com,60,0,60,booked,",
+        'other.example,2026-11,CID-1002,"=HYPERLINK(""http://x"")",open,bob@example.com,60,0,60,'
+        "booked,",
     ]
     target = tmp_path / "t.csv"
     args = ("report", "time", "--month", "2026-11", "--format", "csv", "--output", str(target))

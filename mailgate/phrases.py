@@ -1,0 +1,129 @@
+"""What mailgate tells staff about their commands, in English and German: keyed phrases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# English is the text a phrase is as a string (logs, the command line, tests); the other
+# languages are looked up when a mail to an agent is written in theirs.
+ENGLISH: dict[str, str] = {
+    "command": "{command}: {reason}",
+    "unknown_command": "unknown command (known: {known})",
+    "needs": "needs {what} ({choices})",
+    "not_one_of": '"{value}" is not {what} ({choices})',
+    "a_status": "a status",
+    "a_priority": "a priority",
+    "a_type": "a type",
+    "yes_or_no": "yes or no",
+    "needs_text": "needs {what}",
+    "a_category": "a category",
+    "an_agent": "an agent's address or name",
+    "no_arguments": 'takes no arguments, got "{args}"',
+    "needs_address": "needs one e-mail address",
+    "not_one_address": '"{text}" is not one e-mail address (e.g. alice@example.com or '
+    "Alice Smith <alice@example.com>)",
+    "needs_date": "needs one date (YYYY-MM-DD or DD.MM.YYYY)",
+    "not_a_date": '"{text}" is not a date (YYYY-MM-DD or DD.MM.YYYY)',
+    "needs_duration": "needs a duration and billable or free, e.g. #time 1h30 billable",
+    "no_unit": '"{text}" has no unit ({bare}m or {bare}h?): write it like {forms}',
+    "not_a_duration": '"{text}" is not a duration: write it like {forms}',
+    "minutes_range": "{minutes} minutes is not between 1 minute and 24 hours",
+    "billable_or_free": 'say "billable" or "free" after the duration',
+    "correction_note": "a correction needs a note saying why, e.g. #time {amount} {word} "
+    "booked twice",
+    "correction_too_big": "a correction of {amount} is more than the {booked} {kind} time "
+    "booked by {who} on this ticket",
+    "billable": "billable",
+    "free": "free",
+    "no_known_agent": "no known agent",
+    "status_unknown": '"{new}" is not a status ({choices})',
+    "no_transition": "cannot go from {old} to {new} ({hint})",
+    "reopen_first": "reopen it first",
+    "working_first": "set it to working first",
+    "in_the_past": "{day} is in the past",
+    "no_agent_address": "no active agent has the address {address}",
+    "several_agents": '"{wanted}" matches several agents ({names}); use the address',
+    "no_agent_name": 'no active agent is called "{wanted}"',
+    "not_verified": "your mail was not verified ({reason})",
+    "customer_missing": "to open a ticket for a customer, put #customer ADDRESS at the top "
+    "of the mail",
+}
+
+GERMAN: dict[str, str] = {
+    "command": "{command}: {reason}",
+    "unknown_command": "unbekannter Befehl (bekannt: {known})",
+    "needs": "braucht {what} ({choices})",
+    "not_one_of": '"{value}" passt nicht, erwartet wird {what} ({choices})',
+    "a_status": "ein Status",
+    "a_priority": "eine Priorität",
+    "a_type": "ein Typ",
+    "yes_or_no": "ja oder nein",
+    "needs_text": "braucht {what}",
+    "a_category": "eine Kategorie",
+    "an_agent": "die Adresse oder den Namen einer Kollegin oder eines Kollegen",
+    "no_arguments": 'erwartet keine Angaben, erhalten: "{args}"',
+    "needs_address": "braucht eine E-Mail-Adresse",
+    "not_one_address": '"{text}" ist nicht genau eine E-Mail-Adresse (z. B. '
+    "alice@example.com oder Alice Smith <alice@example.com>)",
+    "needs_date": "braucht ein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)",
+    "not_a_date": '"{text}" ist kein Datum (JJJJ-MM-TT oder TT.MM.JJJJ)',
+    "needs_duration": "braucht eine Dauer und berechnet oder frei, z. B. #zeit 1h30 berechnet",
+    "no_unit": '"{text}" hat keine Einheit ({bare}m oder {bare}h?): schreiben Sie z. B. '
+    "90m, 1h30, 1:30, 1.5h; -30m korrigiert",
+    "not_a_duration": '"{text}" ist keine Dauer: schreiben Sie z. B. 90m, 1h30, 1:30, 1.5h; '
+    "-30m korrigiert",
+    "minutes_range": "{minutes} Minuten liegen nicht zwischen 1 Minute und 24 Stunden",
+    "billable_or_free": 'schreiben Sie "berechnet" oder "frei" hinter die Dauer',
+    "correction_note": "eine Korrektur braucht eine Notiz mit dem Grund, z. B. "
+    "#zeit {amount} {word} doppelt gebucht",
+    "correction_too_big": "eine Korrektur um {amount} ist mehr als die {booked} {kind}e "
+    "Zeit, die {who} auf diesem Ticket gebucht hat",
+    "billable": "berechnet",
+    "free": "frei",
+    "no_known_agent": "niemand Bekanntes",
+    "status_unknown": '"{new}" ist kein Status ({choices})',
+    "no_transition": "von {old} geht es nicht zu {new} ({hint})",
+    "reopen_first": "zuerst wiedereröffnen",
+    "working_first": "zuerst auf working setzen",
+    "in_the_past": "{day} liegt in der Vergangenheit",
+    "no_agent_address": "keine aktive Kollegin und kein aktiver Kollege hat die Adresse {address}",
+    "several_agents": '"{wanted}" passt auf mehrere ({names}); bitte die Adresse angeben',
+    "no_agent_name": 'niemand Aktives im Team heißt "{wanted}"',
+    "not_verified": "Ihre Mail wurde nicht als Ihre bestätigt ({reason})",
+    "customer_missing": "um ein Ticket für einen Kunden zu eröffnen, schreiben Sie "
+    "#kunde ADRESSE oben in die Mail",
+}
+
+CATALOGUES: dict[str, dict[str, str]] = {"en": ENGLISH, "de": GERMAN}
+
+
+class Phrase(str):
+    """A message for staff: its English text as a string, and its key and values, so that a
+    mail to an agent can say it in the agent's language."""
+
+    key: str
+    params: dict[str, Any]
+
+    def __new__(cls, key: str, **params: Any) -> Phrase:
+        self = super().__new__(cls, ENGLISH[key].format(**params))
+        self.key, self.params = key, params
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled as key and values (to and from worker processes), not as its English text.
+        return (_phrase, (self.key, self.params))
+
+
+def _phrase(key: str, params: dict[str, Any]) -> Phrase:
+    return Phrase(key, **params)
+
+
+def say(text: str, language: str | None) -> str:
+    """`text` in `language` (`de`, `de-at`…) when it is a phrase with a wording there; as
+    it is otherwise."""
+    if not isinstance(text, Phrase):
+        return str(text)
+    primary = (language or "en").lower().replace("_", "-").split("-")[0]
+    wording = CATALOGUES.get(primary, ENGLISH).get(text.key, ENGLISH[text.key])
+    values = {name: say(value, language) for name, value in text.params.items()}
+    return wording.format(**values)
