@@ -378,4 +378,4 @@ def test_an_agent_is_not_told_an_untagged_mail_was_stored(desk: Context) -> None
     text = text_of(parsed(row.raw))
     assert "#customer ADDRESS" in text
     assert "was stored" not in text
-    assert "it was not stored on one and nothing was sent" in text
+    assert "your mail was added to no ticket; nothing was sent to\nanyone" in text
