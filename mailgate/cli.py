@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -837,8 +838,14 @@ def db_upgrade(state: State) -> None:
     click.echo(f"database at revision {ctx.store.upgrade()}")
 
 
+# Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
+# mail): for the service's user and group only, whatever umask the caller had.
+UMASK = 0o027
+
+
 def main() -> None:
     """The console script."""
+    os.umask(UMASK)
     sys.exit(run_cli(sys.argv[1:]))
 
 

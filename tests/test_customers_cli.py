@@ -188,3 +188,18 @@ def test_a_german_excel_csv_is_imported(cfg: Path, tmp_path: Path) -> None:
         ("Grete Groß", None),
         ("Jürgen Weiß", "de"),
     ]
+
+
+def test_files_mailgate_writes_are_not_world_readable(tmp_path: Path) -> None:
+    """Customer mail on disk is for the service's user and group only (umask 027)."""
+    from tests.test_cli import mailgate_process
+
+    config = write_config(tmp_path)
+    mail = make_mail(attachments=(("invoice.pdf", "application/pdf", b"%PDF-1.4 secret"),))
+    result = mailgate_process("ingest", "-", config=config, stdin=mail)
+    assert result.returncode == 0, result.stderr
+    written = [p for p in tmp_path.rglob("*") if p != config and p.name != "-"]
+    assert {p.suffix for p in written} >= {".db", ".eml"}
+    assert any("blobs" in p.parts and p.is_file() for p in written)
+    exposed = [(str(p.relative_to(tmp_path)), oct(p.stat().st_mode)) for p in written]
+    assert [(name, mode) for name, mode in exposed if int(mode, 8) & 0o007] == []
