@@ -17,6 +17,7 @@ from mailgate.context import Context
 from mailgate.customers import billable_minutes, organisation, remembered, visible_tickets
 from mailgate.language import mail_language
 from mailgate.models import (
+    COMPANY,
     Agent,
     Article,
     Attachment,
@@ -273,7 +274,8 @@ def acknowledge(
     context = {
         **_base_context(ctx, ticket),
         "contact": {"name": contact.name, "email": contact.email},
-        "org_name": org.name if org else None,
+        # A personal organisation or the pool is no customer's name to show them.
+        "org_name": org.name if org and org.kind == COMPANY else None,
     }
     _queue(
         session,
@@ -502,7 +504,8 @@ def send_ticket_list(
     now = ctx.clock().astimezone(ZoneInfo(ctx.config.tickets.timezone))
     context = {
         "contact": {"name": contact.name, "email": contact.email},
-        "organisation": org.name,
+        # Whose list it is: the company's, else the person's own.
+        "organisation": org.name if org.kind == COMPANY else contact.email,
         "tickets": [{**r, "last_action_at": _when(r["last_action_at"])} for r in rows],
         "hours": supporthhmm(session, ctx, org),
         "support_address": ctx.from_address,

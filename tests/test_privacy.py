@@ -165,3 +165,12 @@ def test_0012_drops_the_claims_mailgate_made_and_makes_provider_groups_pools(
     }
     assert kept == [("beta.example", 3)]
     store.dispose()
+
+
+def test_a_pool_members_mail_names_no_organisation(ctx: Context) -> None:
+    pooled = with_policy(ctx, unknown_sender="unassigned")
+    ingest(pooled, make_mail(sender="ben@two.example", subject="Ben's problem"))
+    ingest(pooled, make_mail(sender="ben@two.example", subject="list"))
+    ack, answer = mails_to(ctx, "ben@two.example")
+    assert "Unassigned" not in text_of(ack) and "Unassigned" not in text_of(answer)
+    assert answer["Subject"] == "Open tickets of ben@two.example (2026-11-02)"
