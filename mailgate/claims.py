@@ -92,6 +92,11 @@ def move(session: Session, address: str, name: str, now: datetime) -> Moved:
     if contact is None:
         raise ClaimError(f"no contact {address.strip().lower()}")
     org = company(session, name, now)
+    return Moved(contact, org, move_contact(session, contact, org))
+
+
+def move_contact(session: Session, contact: Contact, org: Organisation) -> int:
+    """Put a contact in an organisation; how many of their tickets came along."""
     old = session.get(Organisation, contact.organisation_id)
     moved = 0
     if old is not None and old.kind != COMPANY and old.id != org.id:
@@ -105,4 +110,4 @@ def move(session: Session, address: str, name: str, now: datetime) -> Moved:
     contact.organisation_id = org.id or 0
     session.add(contact)
     session.flush()
-    return Moved(contact, org, moved)
+    return moved

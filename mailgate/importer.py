@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from mailgate.agents import find_agent, valid_address
-from mailgate.claims import ClaimError, claim
+from mailgate.claims import ClaimError, claim, move_contact
 from mailgate.config import CustomersConfig
 from mailgate.customers import personal_organisation
 from mailgate.models import COMPANY, Contact, Organisation, OrganisationDomain
@@ -196,7 +196,7 @@ def _contact(
     else:
         job.report.contacts_found += 1
     if org is not None:
-        contact.organisation_id = org.id or 0
+        move_contact(session, contact, org)  # their own tickets come along, as by `move`
     contact.name = name or contact.name
     contact.language = language.lower()[:8] or contact.language
     session.add(contact)

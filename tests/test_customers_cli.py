@@ -203,3 +203,24 @@ def test_files_mailgate_writes_are_not_world_readable(tmp_path: Path) -> None:
     assert any("blobs" in p.parts and p.is_file() for p in written)
     exposed = [(str(p.relative_to(tmp_path)), oct(p.stat().st_mode)) for p in written]
     assert [(name, mode) for name, mode in exposed if int(mode, 8) & 0o007] == []
+
+
+def test_an_import_puts_a_known_sender_in_their_company_with_their_tickets(
+    cfg: Path, tmp_path: Path
+) -> None:
+    ingest_file(tmp_path, cfg, "a", sender="alice@acme.example", subject="Alice's printer")
+    csv_file = tmp_path / "crm.csv"
+    csv_file.write_text(
+        "company,email\nAcme GmbH,alice@acme.example\nAcme GmbH,bob@acme.example\n",
+        encoding="utf-8",
+    )
+    result = mailgate("customers", "import", str(csv_file), config=cfg)
+    assert result.stdout.splitlines()[:2] == [
+        "organisations: 1 created, 0 already there",
+        "contacts: 1 created, 1 already there",
+    ]
+    ingest_file(tmp_path, cfg, "l", sender="bob@acme.example", subject="list")
+    (answer,) = sent_to(tmp_path, "bob@acme.example")
+    assert "Alice's printer" in text_of(answer)
+    listed = json.loads(mailgate("tickets", "list", "--format", "json", config=cfg).stdout)
+    assert listed[0]["customer"] == "Acme GmbH"
