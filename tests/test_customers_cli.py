@@ -224,3 +224,11 @@ def test_an_import_puts_a_known_sender_in_their_company_with_their_tickets(
     assert "Alice's printer" in text_of(answer)
     listed = json.loads(mailgate("tickets", "list", "--format", "json", config=cfg).stdout)
     assert listed[0]["customer"] == "Acme GmbH"
+
+
+def test_a_public_domain_that_is_no_domain_is_a_configuration_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[customers]\npublic_domains = ["mailbox.org", "@web"]\n')
+    result = mailgate("config", "check", config=config)
+    assert result.returncode == 78
+    assert "customers.public_domains[1]: '@web' is not a mail domain" in result.stderr
+    assert str(config) in result.stderr
