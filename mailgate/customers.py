@@ -179,7 +179,8 @@ def get_or_create_organisation(
 
 def personal_organisation(session: Session, address: str, name: str, now: datetime) -> Organisation:
     """A new organisation of one sender, named after them: nobody else's colleague."""
-    label = f"{name} <{address}>" if name else address
+    # A display name is the sender's to choose: kept short in the name staff read.
+    label = f"{name[:80]} <{address}>" if name else address
     org = get_or_create_organisation(session, label, now, PERSONAL)
     if org.kind != PERSONAL or contacts_in(session, org.id or 0):
         # The name is taken (a company called so, or an address that changed hands).
