@@ -177,10 +177,11 @@ def get_or_create_organisation(
     return org
 
 
-def personal_organisation(session: Session, address: str, name: str, now: datetime) -> Organisation:
-    """A new organisation of one sender, named after them: nobody else's colleague."""
-    # A display name is the sender's to choose: kept short in the name staff read.
-    label = f"{name[:80]} <{address}>" if name else address
+def personal_organisation(session: Session, address: str, now: datetime) -> Organisation:
+    """A new organisation of one sender, named after their address: nobody's colleague.
+    Not after their display name: it is the sender's to choose ("support@example.com"
+    <evil@…>), and staff read the organisation's name as the customer's."""
+    label = address
     org = get_or_create_organisation(session, label, now, PERSONAL)
     if org.kind != PERSONAL or contacts_in(session, org.id or 0):
         # The name is taken (a company called so, or an address that changed hands).
@@ -227,7 +228,7 @@ def ensure_contact(
     if org is None and policy.unknown_sender == "unassigned":
         org = pool_organisation(session, policy.unassigned_organisation, now)
     elif org is None:
-        org = personal_organisation(session, address, name, now)
+        org = personal_organisation(session, address, now)
     hold(session, org)
     contact = Contact(
         email=address, name=name, organisation_id=org.id, language=language, created_at=now

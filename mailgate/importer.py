@@ -190,7 +190,7 @@ def _contact(
     session = job.session
     contact = session.exec(select(Contact).where(Contact.email == address)).first()
     if contact is None:
-        home = org or personal_organisation(session, address, name, job.now)
+        home = org or personal_organisation(session, address, job.now)
         contact = Contact(email=address, organisation_id=home.id or 0, created_at=job.now)
         job.report.contacts_created += 1
     else:

@@ -102,6 +102,7 @@ def test_customers_list_and_show(cfg: Path, tmp_path: Path) -> None:
     }
     personal = next(r for r in rows if r["kind"] == "personal")
     assert personal["domains"] == [] and personal["contacts"] == 1
+    assert personal["name"] == "m@evil.example"  # never a display name the sender chose
     shown = json.loads(
         mailgate("customers", "show", personal["name"], "--format", "json", config=cfg).stdout
     )
