@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -583,25 +584,121 @@ def customers_group() -> None:
 
 @customers_group.command("import")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="let rows claim public mail providers' domains")
 @pass_state
-def customers_import(state: State, csv_file: str) -> int:
+def customers_import(state: State, csv_file: str, force: bool) -> int:
     """Import organisations and contacts from CSV (organisation, contact name, email, domain,
-    responsible agent, language)."""
+    responsible agent, language; UTF-8 or Windows-1252, `;`, `,` or tab separated)."""
     ctx = state.context
-    lines = Path(csv_file).read_text(encoding="utf-8-sig").splitlines(keepends=True)
     try:
-        with ctx.store.session() as session, progress_bar(len(lines) - 1, "importing") as tick:
-            report = importer.import_csv(session, lines, ctx.clock(), tick)
+        rows = importer.read_rows(Path(csv_file).read_bytes())
+        with ctx.store.session() as session, progress_bar(len(rows.rows), "importing") as tick:
+            report = importer.import_rows(
+                session, rows, ctx.config.customers, ctx.clock(), force, tick
+            )
     except importer.CsvImportError as exc:
         say_error(f"mailgate: {csv_file}: {exc}")
         return EX_DATAERR
-    click.echo(
-        f"{report.contacts_created} contacts created, {report.contacts_updated} updated, "
-        f"{len(report.organisations)} organisations"
-    )
+    for line in report.lines():
+        click.echo(line)
     for problem in report.errors:
         say_error(f"mailgate: {csv_file}: {problem}")
     return EX_DATAERR if report.errors else EX_OK
+
+
+@customers_group.command("list")
+@FORMAT
+@pass_state
+def customers_list(state: State, fmt: str) -> None:
+    """Organisations: kind, claimed domains, contacts, responsible agent, support hours."""
+    from mailgate import directory
+    from mailgate.customer_tables import print_organisations
+
+    with state.context.store.session() as session:
+        rows = directory.organisations(session)
+    print_json(rows) if fmt == "json" else print_organisations(out, rows)
+
+
+@customers_group.command("show")
+@click.argument("organisation")
+@FORMAT
+@pass_state
+def customers_show(state: State, organisation: str, fmt: str) -> int:
+    """One organisation with its contacts (failing and opted-out flags, open tickets)."""
+    from mailgate import customers, directory
+    from mailgate.customer_tables import print_organisation
+
+    try:
+        with state.context.store.session() as session:
+            data = directory.organisation(session, organisation)
+    except customers.ContingentError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    print_json(data) if fmt == "json" else print_organisation(out, data)
+    return EX_OK
+
+
+@customers_group.command("claim")
+@click.argument("organisation")
+@click.argument("domain")
+@click.option("--force", is_flag=True, help="claim a public mail provider's domain all the same")
+@pass_state
+def customers_claim(state: State, organisation: str, domain: str, force: bool) -> int:
+    """Let the company ORGANISATION (made if there is none) claim DOMAIN: unknown senders
+    from it become its contacts and their colleagues."""
+    from mailgate import claims
+
+    ctx = state.context
+    try:
+        with ctx.store.session() as session:
+            org = claims.claim(
+                session, organisation, domain, ctx.config.customers, ctx.clock(), force
+            )
+            name = org.name
+    except claims.ClaimError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(f"{domain.strip().lower()} claimed by {name}")
+    return EX_OK
+
+
+@customers_group.command("unclaim")
+@click.argument("domain")
+@pass_state
+def customers_unclaim(state: State, domain: str) -> int:
+    """Take back a domain claim; the contacts it brought in stay where they are."""
+    from mailgate import claims
+
+    try:
+        with state.context.store.session() as session:
+            org = claims.unclaim(session, domain)
+            name = org.name if org else "?"
+    except claims.ClaimError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(f"{domain.strip().lower()} no longer claimed by {name}")
+    return EX_OK
+
+
+@customers_group.command("move")
+@click.argument("address")
+@click.argument("organisation")
+@pass_state
+def customers_move(state: State, address: str, organisation: str) -> int:
+    """Put the contact ADDRESS in the company ORGANISATION (made if there is none)."""
+    from mailgate import claims
+
+    ctx = state.context
+    try:
+        with ctx.store.session() as session:
+            moved = claims.move(session, address, organisation, ctx.clock())
+            said = f"{moved.contact.email} moved to {moved.organisation.name}"
+            said += f" with {moved.tickets} tickets" if moved.tickets else ""
+    except claims.ClaimError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(said)
+    return EX_OK
 
 
 # time and support hours ---------------------------------------------------------------------
@@ -823,8 +920,14 @@ def db_upgrade(state: State) -> None:
     click.echo(f"database at revision {ctx.store.upgrade()}")
 
 
+# Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
+# mail): for the service's user and group only, whatever umask the caller had.
+UMASK = 0o027
+
+
 def main() -> None:
     """The console script."""
+    os.umask(UMASK)
     sys.exit(run_cli(sys.argv[1:]))
 
 

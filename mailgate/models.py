@@ -15,6 +15,9 @@ STATUSES = ("open", "working", "hold", "delivered", "closed")
 PRIORITIES = ("A", "B", "C")
 TYPES = ("bug", "enhancement", "suggestion", "help")
 DIRECTIONS = ("customer", "staff", "internal", "system")
+# Organisation kinds. Only a company's members are colleagues: an organisation of one
+# sender (personal) or the pool of unassigned senders groups people who are strangers.
+COMPANY, PERSONAL, POOL = "company", "personal", "pool"
 
 
 class Organisation(SQLModel, table=True):
@@ -22,6 +25,7 @@ class Organisation(SQLModel, table=True):
     name: str = Field(index=True, unique=True)
     responsible_agent_id: int | None = Field(default=None, foreign_key="agent.id")
     support_minutes: int = 0  # contingent bought; billable time uses it up
+    kind: str = COMPANY  # company | personal | pool
     created_at: datetime
 
 

@@ -16,9 +16,11 @@ from sqlmodel import Session, col, select
 from mailgate import lookups, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
-from mailgate.customers import billable_minutes, organisation, remembered
+from mailgate.customers import billable_minutes, organisation, remembered, visible_tickets
 from mailgate.enclosures import Chosen, Enclosure, Listed, article_files, choose, text_allowance
+from mailgate.language import mail_language
 from mailgate.models import (
+    COMPANY,
     Agent,
     Article,
     Attachment,
@@ -288,15 +290,6 @@ def supporthhmm(session: Session, ctx: Context, organisation: Organisation) -> d
     }
 
 
-def _open_tickets(session: Session, organisation_id: int) -> list[Ticket]:
-    query = (
-        select(Ticket)
-        .where(Ticket.organisation_id == organisation_id, Ticket.status != CLOSED)
-        .order_by(col(Ticket.number))
-    )
-    return list(session.exec(query))
-
-
 # --- the mails ------------------------------------------------------------------------------
 
 
@@ -317,7 +310,8 @@ def acknowledge(
     context = {
         **_base_context(ctx, ticket),
         "contact": {"name": contact.name, "email": contact.email},
-        "org_name": org.name if org else None,
+        # A personal organisation or the pool is no customer's name to show them.
+        "org_name": org.name if org and org.kind == COMPANY else None,
     }
     _queue(
         session,
@@ -380,16 +374,16 @@ def _staff_context(
 ) -> dict[str, object]:
     """Who the customer is and what they wrote, for the staff notification."""
     requester = session.get(Contact, ticket.requester_id)
-    open_count = select(func.count()).where(
-        Ticket.organisation_id == org.id, Ticket.status != CLOSED
-    )
+    # The tickets the requester's list would show: a pool's strangers are not counted.
+    visible = visible_tickets(session, requester).subquery() if requester else None
+    open_count = select(func.count()).select_from(visible) if visible is not None else None
     return {
         **_base_context(ctx, ticket),
         "organisation": org.name,
         "requester": _person(requester.name, requester.email) if requester else _person("", ""),
         "author": _person(article.from_name, article.from_addr),
         "text": article.text,
-        "open_tickets": int(session.exec(open_count).one()),
+        "open_tickets": int(session.exec(open_count).one()) if open_count is not None else 0,
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": _references(session, ticket),
@@ -595,30 +589,37 @@ def send_command_errors(
     )
 
 
-def ticket_rows(session: Session, ctx: Context, organisation_id: int) -> list[dict[str, object]]:
-    """The organisation's open tickets, one dict each (keys of sheets.TICKET_COLUMNS). Times
-    are the desk's wall clock ([tickets] timezone), as the customer reads them: naive, since
-    a spreadsheet cell holds no time zone."""
+def ticket_rows(session: Session, ctx: Context, contact: Contact) -> list[dict[str, object]]:
+    """The open tickets the contact may see (customers.visible_tickets), one dict each (keys
+    of sheets.TICKET_COLUMNS). Times are the desk's wall clock ([tickets] timezone), as the
+    customer reads them: naive, since a spreadsheet cell holds no time zone."""
     zone = ZoneInfo(ctx.config.tickets.timezone)
     rows: list[dict[str, object]] = []
-    for ticket in _open_tickets(session, organisation_id):
+    for ticket in session.exec(visible_tickets(session, contact)):
         view = ticket_view(ctx, ticket)
         local = aware(ticket.last_action_at).astimezone(zone).replace(tzinfo=None)
         rows.append({**view, "last_action_by": ticket.last_action_by, "last_action_at": local})
     return rows
 
 
-def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: ParsedMail) -> None:
-    """The open tickets of the contact's own organisation, as a table and an .xlsx file.
-    Only ever that organisation's: the query is bound to the contact, not to the mail."""
-    org = session.get(Organisation, contact.organisation_id)
-    if contact.failing or org is None:
-        return
-    rows = ticket_rows(session, ctx, org.id or 0)
+def send_ticket_list(
+    session: Session, ctx: Context, contact: Contact | None, mail: ParsedMail
+) -> bool:
+    """The open tickets the contact may see, as a table and an .xlsx file; the query is bound
+    to the contact, not to the mail. Someone with none (or no contact at all) gets a short
+    answer instead. Whether a list went out."""
+    org = session.get(Organisation, contact.organisation_id) if contact else None
+    if contact is not None and contact.failing:
+        return False
+    rows = ticket_rows(session, ctx, contact) if contact is not None else []
+    if contact is None or org is None or not rows:
+        _send_no_tickets(session, ctx, contact, mail)
+        return False
     now = ctx.clock().astimezone(ZoneInfo(ctx.config.tickets.timezone))
     context = {
         "contact": {"name": contact.name, "email": contact.email},
-        "organisation": org.name,
+        # Whose list it is: the company's, else the person's own.
+        "organisation": org.name if org.kind == COMPANY else contact.email,
         "tickets": [{**r, "last_action_at": _when(r["last_action_at"])} for r in rows],
         "hours": supporthhmm(session, ctx, org),
         "support_address": ctx.from_address,
@@ -637,6 +638,25 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
         answering=mail.message_id,
         thread=mail.references,
         attachments=[sheet],
+    )
+    return True
+
+
+def _send_no_tickets(
+    session: Session, ctx: Context, contact: Contact | None, mail: ParsedMail
+) -> None:
+    """A short answer to a list request from someone with no open tickets to show."""
+    context = {"address": mail.from_addr, "support_address": ctx.from_address}
+    language = _language(ctx, contact) if contact else mail_language(mail, ctx.languages)
+    _queue(
+        session,
+        ctx,
+        "no_tickets",
+        language,
+        context,
+        to=[mail.from_addr],
+        answering=mail.message_id,
+        thread=mail.references,
     )
 
 

@@ -14,7 +14,14 @@ from sqlmodel import Session, col, select
 
 from mailgate import loops, notify, tags
 from mailgate.context import Context
-from mailgate.customers import Sender, ensure_contact, identify, look_up_contacts
+from mailgate.customers import (
+    Sender,
+    domain_of,
+    ensure_contact,
+    identify,
+    look_up_contacts,
+    organisation_for_domain,
+)
 from mailgate.intake.spool import stored_raw, stored_raws
 from mailgate.language import mail_language, text_scores
 from mailgate.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
@@ -102,11 +109,7 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
     )
     if isinstance(decision, ListRequest):
-        contact = ensure_contact(
-            session, mail.from_addr, mail.from_name, ctx.config.customers, ctx.clock()
-        )
-        notify.send_ticket_list(session, ctx, contact, mail)
-        return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
+        return _answer_list(session, ctx, intake, mail, sender)
     if isinstance(decision, Ignore) and decision.answer:
         notify.send_rejected_sender(session, ctx, mail.from_addr, mail.subject, mail.message_id)
     if isinstance(decision, Ignore | Quarantine):
@@ -122,6 +125,23 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
     cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
     return Outcome(intake.id or 0, DONE, "", cid, applied.created)
+
+
+def _answer_list(
+    session: Session, ctx: Context, intake: Intake, mail: ParsedMail, sender: Sender
+) -> Outcome:
+    """The list of open tickets, or a short answer. A question makes no contact, except for
+    a sender of a domain the operator claimed: that one is a colleague already."""
+    contact = sender.contact
+    if contact is None and organisation_for_domain(session, domain_of(mail.from_addr)):
+        contact = ensure_contact(
+            session, mail.from_addr, mail.from_name, ctx.config.customers, ctx.clock()
+        )
+    if contact is not None and contact.failing:
+        return Outcome(intake.id or 0, IGNORED, "list request from a failing address")
+    if notify.send_ticket_list(session, ctx, contact, mail):
+        return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
+    return Outcome(intake.id or 0, IGNORED, "answered: no open tickets")
 
 
 def _new_ticket(

@@ -16,12 +16,23 @@ from mailgate.customers import (
     Sender,
     domain_of,
     hold,
+    is_colleague,
     is_known_customer,
     organisation_for_domain,
     remembered,
 )
 from mailgate.mime.report import qmail_original_ids
-from mailgate.models import DONE, Article, Contact, Event, Intake, Outbox, Participant, Ticket
+from mailgate.models import (
+    COMPANY,
+    DONE,
+    Article,
+    Contact,
+    Event,
+    Intake,
+    Outbox,
+    Participant,
+    Ticket,
+)
 from mailgate.moments import aware
 from mailgate.outbox import bounce_outbox_id
 from mailgate.parse import ParsedMail
@@ -46,7 +57,7 @@ class FollowUp:
 
 @dataclass(frozen=True)
 class ListRequest:
-    """A known customer asks for their organisation's open tickets (subject `list`, …)."""
+    """A customer asks for the open tickets they may see (subject `list`, …)."""
 
     address: str
 
@@ -141,15 +152,15 @@ def _find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: st
 
 
 def is_participant(session: Session, ticket: Ticket, sender: Sender) -> bool:
-    """Staff, the requester, a CC contact, or a colleague from the same organisation."""
+    """Staff, the requester, a CC contact, or a colleague (customers.is_colleague)."""
     if sender.is_agent:
         return True
     contact: Contact | None = sender.contact
     if contact is None:
-        # Not a contact yet, but from a domain the ticket's organisation claims.
+        # Not a contact yet, but from a domain the operator says is the ticket's company's.
         org = organisation_for_domain(session, domain_of(sender.address))
-        return org is not None and org.id == ticket.organisation_id
-    if contact.id == ticket.requester_id or contact.organisation_id == ticket.organisation_id:
+        return org is not None and org.id == ticket.organisation_id and org.kind == COMPANY
+    if contact.id == ticket.requester_id or is_colleague(session, contact, ticket.organisation_id):
         return True
     return session.get(Participant, (ticket.id, contact.id)) is not None
 
@@ -288,14 +299,16 @@ def route(
 def is_list_request(
     session: Session, mail: ParsedMail, sender: Sender, screening: Screening, cfg: Config
 ) -> bool:
-    """Only a known customer's own (not automatic) mail gets a list: never a stranger's.
-    The subject is looked at first: few mails ask for a list, and it needs no query."""
+    """A person's (not automatic) mail whose subject asks for their list. Someone without
+    tickets gets a short answer, never a ticket titled "list"; under the reject policy an
+    unknown sender gets its refusal instead. The subject is looked at first: few mails ask
+    for a list, and it needs no query."""
     if sender.is_agent or screening.automatic:
         return False
     wanted = {s.strip().lower() for s in cfg.tickets.list_subjects}
     if tags.strip_reply_prefixes(mail.subject).strip().lower() not in wanted:
         return False
-    return is_known_customer(session, mail.from_addr)
+    return cfg.customers.unknown_sender != "reject" or is_known_customer(session, mail.from_addr)
 
 
 def _new_ticket(

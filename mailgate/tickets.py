@@ -17,6 +17,7 @@ from mailgate.customers import (
     contact_by_email,
     domain_of,
     ensure_contact,
+    is_colleague,
     organisation,
     organisation_for_domain,
     remembered,
@@ -243,7 +244,7 @@ def add_follow_up(
     assert ticket is not None, "route only names tickets that exist"
     contact = sender.contact
     if decision.direction == "customer" and contact is None:
-        # A colleague from the organisation's domain writing for the first time.
+        # A colleague from a domain the ticket's company claims, writing for the first time.
         contact = ensure_contact(session, mail.from_addr, mail.from_name, cfg.customers, now)
     article = add_article(
         session, ticket, mail, intake, decision.direction, decision.note, cfg.data_dir, now, text
@@ -279,7 +280,7 @@ def add_colleagues(
     now: datetime,
     own: frozenset[str],
 ) -> list[str]:
-    """A customer's CC to colleagues of the same organisation makes them participants; any
+    """A customer's CC to colleagues (customers.is_colleague) makes them participants; any
     other address in CC gets nothing of this ticket (staff can add it with #cc)."""
     added = []
     for address in dict.fromkeys((*mail.to, *mail.cc)):
@@ -291,7 +292,9 @@ def add_colleagues(
             if org is None or org.id != ticket.organisation_id:
                 continue
             contact = ensure_contact(session, address, "", cfg.customers, now)
-        if contact.organisation_id != ticket.organisation_id or contact.id == ticket.requester_id:
+        if not is_colleague(session, contact, ticket.organisation_id):
+            continue
+        if contact.id == ticket.requester_id:
             continue
         if session.get(Participant, (ticket.id, contact.id)) is None:
             session.add(Participant(ticket_id=ticket.id or 0, contact_id=contact.id or 0))

@@ -38,6 +38,14 @@ def ingest(
     return process(ctx, accepted.intake_id)
 
 
+def claim_domain(ctx: Context, organisation: str, domain: str) -> None:
+    """The operator says every sender from `domain` belongs to the company `organisation`."""
+    from mailgate.claims import claim
+
+    with ctx.store.session() as session:
+        claim(session, organisation, domain, ctx.config.customers, ctx.clock(), force=False)
+
+
 def tickets(ctx: Context) -> list[Ticket]:
     with ctx.store.session() as session:
         return list(session.exec(select(Ticket).order_by(col(Ticket.number))))

@@ -20,7 +20,7 @@ from mailgate.config import StaffConfig
 from mailgate.context import Context
 from mailgate.customers import ContingentError, add_contingent, parse_amount
 from mailgate.models import Contingent, Organisation, Outbox
-from tests.helpers import ingest, outbox, parsed
+from tests.helpers import claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail, new_message_id
 
 ORG = "acme.example"
@@ -59,6 +59,7 @@ def mailgate(config: Path, *args: str) -> Result:
 
 def new_customer(ctx: Context) -> None:
     """acme.example with one ticket (CID-1000) from alice@acme.example."""
+    claim_domain(ctx, ORG, ORG)
     assert ingest(ctx, make_mail()).created
 
 

@@ -18,7 +18,7 @@ from mailgate.outbox import deliver_due
 from mailgate.transports import SmtpTransport
 from tests.conftest import Clock
 from tests.daemon_harness import Sink, relay
-from tests.helpers import outbox
+from tests.helpers import claim_domain, outbox
 from tests.test_reminders import (
     TEAM,
     add_agent,
@@ -48,6 +48,7 @@ def answered(ctx: Context, *numbers: int) -> None:
 
 def desk(ctx: Context, clock: Clock) -> dict[str, int]:
     """A known desk: which ticket is which, by name."""
+    claim_domain(ctx, "acme.example", "acme.example")
     bob = add_agent(ctx, "bob@example.com")
     eva = add_agent(ctx, "eva@example.com", "de")
     quiet = add_agent(ctx, "quiet@example.com", notify=False)

@@ -297,7 +297,8 @@ def test_cc_adds_a_participant(ctx: Context, ticket_id: int) -> None:
         rows = list(session.exec(select(Participant)))
         requester = session.get(Contact, load(ctx, ticket_id).requester_id)
     assert [(p.ticket_id, p.contact_id, p.role) for p in rows] == [(ticket_id, carol.id, "cc")]
-    assert requester is not None and carol.organisation_id == requester.organisation_id
+    # #cc shares this one ticket: it makes carol no colleague of the requester (no claim).
+    assert requester is not None and carol.organisation_id != requester.organisation_id
     assert events(ctx, ticket_id, "cc") == [(AGENT, "carol@acme.example")]
 
 

@@ -27,7 +27,7 @@ from mailgate.models import (
     TimeEntry,
 )
 from mailgate.parse import parse
-from tests.helpers import Clock, ingest, outbox, parsed
+from tests.helpers import Clock, claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail, new_message_id
 
 SUPPORT = "support@example.com"
@@ -398,6 +398,7 @@ def test_command_errors_go_to_the_agent(ctx: Context) -> None:
 
 
 def test_ticket_list_holds_only_the_senders_organisation(ctx: Context) -> None:
+    claim_domain(ctx, "acme.example", "acme.example")
     first = new_ticket(ctx, subject='=HYPERLINK("http://x")')
     done = new_ticket(ctx, subject="Old matter")
     second = new_ticket(ctx, sender="Carl <carl@acme.example>", subject="Scanner")
@@ -429,6 +430,7 @@ def test_ticket_list_shows_the_desks_date_and_times(ctx: Context, clock: Clock) 
     clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)  # already the 3rd in Berlin
     tickets = dataclasses.replace(ctx.config.tickets, timezone="Europe/Berlin")
     berlin = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, tickets=tickets))
+    claim_domain(ctx, "acme.example", "acme.example")
     number = new_ticket(berlin)
     before = mark(berlin)
     with loaded(berlin, number) as (session, ticket, _):

@@ -14,7 +14,7 @@ from mailgate.context import Context
 from mailgate.intake.spool import Incoming, accept_many, stored_raw
 from mailgate.models import Attachment, Contact, Intake, Ticket
 from mailgate.pipeline import process_batch
-from tests.helpers import articles, ingest, outbox, parsed, tickets
+from tests.helpers import articles, claim_domain, ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 
 
@@ -144,7 +144,8 @@ def test_attachment_content_is_stored_once(ctx: Context) -> None:
     assert blobs.read(Path(ctx.config.paths.data_dir), stored[0].sha256) == payload
 
 
-def test_sender_matched_by_domain_joins_organisation(ctx: Context) -> None:
+def test_sender_matched_by_claimed_domain_joins_organisation(ctx: Context) -> None:
+    claim_domain(ctx, "ACME", "acme.example")
     ingest(ctx, make_mail(sender="alice@acme.example"))
     ingest(ctx, make_mail(sender="bob@acme.example", subject="Another thing"))
     first, second = tickets(ctx)
@@ -247,7 +248,8 @@ def test_organisations_responsible_agent_wins(ctx: Context) -> None:
 def test_cc_to_colleague_makes_participant_but_not_a_stranger(ctx: Context) -> None:
     from mailgate.models import Participant
 
-    ingest(ctx, make_mail(sender="alice@acme.example"))  # acme.example is now an organisation
+    claim_domain(ctx, "ACME", "acme.example")
+    ingest(ctx, make_mail(sender="alice@acme.example"))
     raw = make_mail(
         subject="Re: [CID-1000] Printer broken",
         to="support@example.com, bob@acme.example",
@@ -269,6 +271,7 @@ def test_list_subject_answers_with_own_organisations_tickets(ctx: Context) -> No
 
     import openpyxl
 
+    claim_domain(ctx, "ACME", "acme.example")
     ingest(ctx, make_mail(sender="alice@acme.example", subject="First problem"))
     ingest(ctx, make_mail(sender="zed@other.example", subject="Someone else's"))
     outcome = ingest(ctx, make_mail(sender="bob@acme.example", subject="Re: list"))

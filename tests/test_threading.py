@@ -8,7 +8,7 @@ import pytest
 
 from mailgate.context import Context
 from mailgate.models import Ticket
-from tests.helpers import articles, ingest, outbox, tickets
+from tests.helpers import articles, claim_domain, ingest, outbox, tickets
 from tests.mails import make_mail, new_message_id
 from tests.test_tags import PREFIXES
 
@@ -55,6 +55,11 @@ def test_references_to_the_customers_first_mail(first: tuple[Context, str]) -> N
 
 def test_colleague_of_same_organisation_is_a_participant(first: tuple[Context, str]) -> None:
     ctx, _ = first
+    from mailgate.claims import move
+
+    claim_domain(ctx, "ACME", "acme.example")
+    with ctx.store.session() as session:
+        move(session, "alice@acme.example", "ACME", ctx.clock())
     raw = make_mail(subject="AW: [CID-1000] Printer broken", sender="bob@acme.example")
     assert ingest(ctx, raw).describe() == "reply CID-1000"
     assert articles(ctx, 1000)[-1].direction == "customer"

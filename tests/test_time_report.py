@@ -18,7 +18,7 @@ from mailgate.customers import add_contingent
 from mailgate.models import Agent, Organisation, Ticket, TimeEntry
 from mailgate.report import Month, ReportError
 from tests.conftest import Clock
-from tests.helpers import ingest
+from tests.helpers import claim_domain, ingest
 from tests.mails import make_mail
 from tests.test_contingent import VERIFIED, mailgate, write_config
 
@@ -69,6 +69,8 @@ def booked(ctx: Context, clock: Clock) -> Context:
     23:30 UTC on 30 November is already December."""
     berlin = dataclasses.replace(ctx.config.tickets, timezone="Europe/Berlin")
     ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, tickets=berlin))
+    claim_domain(ctx, "acme.example", "acme.example")
+    claim_domain(ctx, "other.example", "other.example")
     assert ingest(ctx, make_mail(subject="Printer broken")).cid == "CID-1000"
     assert ingest(ctx, make_mail(subject="VPN drops")).cid == "CID-1001"
     secret = make_mail(sender="Bob Other <bob@other.example>", subject='=HYPERLINK("http://x")')
