@@ -211,7 +211,7 @@ def test_show_table_prints_fields_agents_by_name_time_hold_and_events(
     for line in (
         "type:           bug",
         "category:       Versand",
-        "customer:       acme.example",
+        "customer:       alice@acme.example",
         "assignee:       Anna Berg <anna@example.com>",
         "further agents: Bert Kühn <bert@example.com>",
         "time booked:    1:30 billable, 0:15 free",

@@ -17,7 +17,7 @@ from mailgate.agents import add_agent
 from mailgate.context import Context
 from mailgate.models import Ticket
 from mailgate.moments import aware
-from tests.helpers import ingest, outbox, parsed
+from tests.helpers import claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail
 from tests.test_cli import mailgate
 
@@ -31,6 +31,7 @@ def desk(ctx: Context) -> Context:
     """CID-1000 opened by the customer; one agent, Anna."""
     with ctx.store.session() as session:
         add_agent(session, AGENT, "Anna Agent", "en", ctx.clock())
+    claim_domain(ctx, "ACME", "acme.example")  # Alice's colleagues take part in her tickets
     assert ingest(ctx, make_mail(subject="Drucker defekt")).describe() == "ticket CID-1000"
     return ctx
 

@@ -51,7 +51,7 @@ def test_a_number_without_a_unit_is_refused_with_the_accepted_forms(desk: Desk) 
     assert time_events(desk) == []
     assert f'#time: "2" has no unit (2m or 2h?): {FORMS}' in error_mail_text(desk)
     # The contingent's amounts are read by the same rule and worded the same way.
-    refused = desk.cli("customers", "contingent", "acme.example", "10")
+    refused = desk.cli("customers", "contingent", "alice@acme.example", "10")
     assert (refused.returncode, refused.stderr) == (
         65,
         f'mailgate: "10" has no unit (10m or 10h?): {FORMS}\n',
@@ -71,7 +71,7 @@ def test_a_correction_by_mail_needs_a_note_and_shows_in_the_report(desk: Desk) -
         "60 min billable",
         "-30 min billable (correction): booked twice",
     ]
-    report = desk.json("report", "time", "--month", this_month(), "--customer", "acme.example")
+    report = desk.json("report", "time", "--month", this_month(), "--customer", "alice@acme.example")
     (ticket,) = report["customers"][0]["tickets"]
     assert [(a["agent"], a["billable_minutes"]) for a in ticket["agents"]] == [(BOB, 60)]
     assert [(c["agent"], c["billable_minutes"], c["note"]) for c in ticket["corrections"]] == [
