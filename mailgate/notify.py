@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func
@@ -37,6 +37,7 @@ from mailgate.outbox import enqueue
 from mailgate.parse import ParsedMail
 from mailgate.render import Rendered
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
+from mailgate.signatures import is_signed
 from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event
 
 log = logging.getLogger("mailgate.notify")
@@ -440,14 +441,29 @@ def _notify_one(
     )
 
 
-def send_staff_answer(session: Session, ctx: Context, ticket: Ticket, article: Article) -> None:
+@dataclass(frozen=True)
+class Change:
+    """What the same staff mail changed besides answering: the status and priority before
+    (None: the priority stayed); the ticket holds the new ones and the hold date."""
+
+    old_status: str
+    old_priority: str | None = None
+
+
+def send_staff_answer(
+    session: Session, ctx: Context, ticket: Ticket, article: Article, change: Change | None = None
+) -> None:
     """An agent's answer to the customers of the ticket, from the support address, with the
     answer's files: the agent's own address appears nowhere. Not optional, so opted-out
-    contacts get it too. A file the relay would refuse stays behind, and the agent is told."""
+    contacts get it too. A file the relay would refuse stays behind, and the agent is told.
+    A change of status, priority or hold date made with it is told in the same mail."""
     chosen = _answer_files(session, ctx, ticket, article)
     context = {
         **_base_context(ctx, ticket),
         "text": article.text,
+        # The agent signed ("Mit freundlichen Grüßen / Jana"): no second closing below it.
+        "signed": is_signed(article.text),
+        "change": _change_context(ctx, ticket, change),
         "images": [
             {"cid": f.content_id, "filename": f.filename} for f in chosen.files if f.content_id
         ],
@@ -533,6 +549,18 @@ def send_status_change(
         "hold_until": _hold_day(ctx, ticket),
     }
     _to_customers(session, ctx, ticket, template, context, optional=True)
+
+
+def _change_context(ctx: Context, ticket: Ticket, change: Change | None) -> dict[str, Any] | None:
+    if change is None:
+        return None
+    old_priority = change.old_priority if change.old_priority != ticket.priority else None
+    return {
+        "old_status": change.old_status,
+        "new_status": ticket.status,
+        "old_priority": old_priority,
+        "hold_until": _hold_day(ctx, ticket),
+    }
 
 
 def _hold_day(ctx: Context, ticket: Ticket) -> dict[str, int] | None:

@@ -93,7 +93,8 @@ def after_staff_mail(
         if not staff.quiet:
             answered = staff.direction == "staff" and bool(staff.text.strip())
             if answered:
-                notify.send_staff_answer(session, ctx, ticket, article)
+                news = _plain_change(ticket, outcome)
+                notify.send_staff_answer(session, ctx, ticket, article, news)
                 # What first-response targets measure: the first answer the customer received.
                 ticket.first_response_at = ticket.first_response_at or ctx.clock()
             _status_mail(session, ctx, ticket, outcome, answered or acknowledged)
@@ -110,6 +111,22 @@ def _what_became(staff: StaffMail, answered: bool) -> str:
     return "comment" if staff.direction == "internal" and staff.text.strip() else "stored"
 
 
+def _plain_change(ticket: Ticket, outcome: CommandOutcome) -> notify.Change | None:
+    """A change of status, priority or hold date that has no mail of its own (delivered,
+    closed and reopened have theirs); None when there is none to tell."""
+    if outcome.status_changed is None:
+        # Re-sorting a closed ticket is bookkeeping: the customer's case is over.
+        if not (outcome.priority_changed or outcome.hold_dated) or ticket.status == "closed":
+            return None
+        old = ticket.status
+    else:
+        old = outcome.status_changed[0]
+        if old == "closed" or ticket.status in ("delivered", "closed"):
+            return None
+    old_priority = outcome.priority_changed[0] if outcome.priority_changed else None
+    return notify.Change(old, old_priority)
+
+
 def _status_mail(
     session: Session,
     ctx: Context,
@@ -118,23 +135,21 @@ def _status_mail(
     answered: bool,
 ) -> None:
     """Delivered, closed and reopened always have their own mail; a plain change of status,
-    priority or hold date only when no answer went out with it (the customer has just heard
-    from us)."""
-    if outcome.status_changed is None:
-        # Re-sorting a closed ticket is bookkeeping: the customer's case is over.
-        if not (outcome.priority_changed or outcome.hold_dated) or ticket.status == "closed":
-            return
-        old = new = ticket.status
-        template = "status_changed"
-    else:
-        old, new = outcome.status_changed
-        template = {"delivered": "delivered", "closed": "closed"}.get(new, "status_changed")
-        if old == "closed":
-            template = "reopened"
-    if template == "status_changed" and answered:
+    priority or hold date only when no answer went out with it: the answer tells it then."""
+    change = outcome.status_changed
+    if change is not None and (change[0] == "closed" or change[1] in ("delivered", "closed")):
+        template = "reopened" if change[0] == "closed" else change[1]
+        old_priority = outcome.priority_changed[0] if outcome.priority_changed else None
+        notify.send_status_change(
+            session, ctx, ticket, *change, template, old_priority=old_priority
+        )
         return
-    old_priority = outcome.priority_changed[0] if outcome.priority_changed else None
-    notify.send_status_change(session, ctx, ticket, old, new, template, old_priority=old_priority)
+    plain = _plain_change(ticket, outcome)
+    if plain is None or answered:
+        return
+    notify.send_status_change(
+        session, ctx, ticket, plain.old_status, ticket.status, old_priority=plain.old_priority
+    )
 
 
 def after_customer_mail(

@@ -51,6 +51,12 @@ def cut_closing_block(text: str) -> str:
     return "\n".join(lines[:kept]).rstrip()
 
 
+def is_signed(text: str) -> bool:
+    """Whether the text ends with a closing ("Mit freundlichen Grüßen / Jana"): then the
+    mail that carries it needs no closing of its own."""
+    return _closing_start(text.rstrip().split("\n")) is not None
+
+
 def _closing_start(lines: list[str]) -> int | None:
     """The line of the last greeting followed by nothing but a closing block; None if none."""
     for i in range(len(lines) - 1, max(-1, len(lines) - MAX_TAIL - 2), -1):

@@ -348,6 +348,32 @@ def test_the_hold_mail_names_the_day_in_the_customers_language(berlin: Context) 
     assert "We will come back to your request on 15 January 2027." in later
 
 
+def test_an_answer_with_a_hold_tells_the_day_in_the_same_mail(berlin: Context) -> None:
+    before = last_outbox_id(berlin)
+    body = "#hold 01.12.2026 #priority A\n\nDas Ersatzteil ist bestellt."
+    assert staff(berlin, body, tag="CID-1001") == "reply CID-1001"
+    [(template, german)] = mails_to(berlin, "hans@kunde.example", before)
+    assert template == "staff_answer"
+    assert "Das Ersatzteil ist bestellt." in german
+    assert "Status:     offen → zurückgestellt" in german
+    assert "Priorität:  B → A" in german
+    assert "Wir kommen am 1. Dezember 2026 auf Ihr Anliegen zurück." in german
+    before = last_outbox_id(berlin)
+    assert staff(berlin, "Nur eine Frage: passt der Termin?", tag="CID-1001") == "reply CID-1001"
+    [(_, plain)] = mails_to(berlin, "hans@kunde.example", before)
+    assert "Status" not in plain and "Wir kommen am" not in plain
+
+
+def test_a_signed_answer_has_one_closing(desk: Context) -> None:
+    before = last_outbox_id(desk)
+    signed = "Hello Alice,\n\nthe driver is fixed.\n\nBest regards\nAnna Agent\n"
+    assert staff(desk, signed) == "reply CID-1000"
+    assert staff(desk, "The part has shipped.") == "reply CID-1000"
+    [(_, first), (_, second)] = mails_to(desk, CUSTOMER, before)
+    assert "Anna Agent" in first and "Kind regards" not in first
+    assert "Kind regards\nYour support team" in second
+
+
 def test_a_customer_reply_keeps_the_hold_and_its_date(berlin: Context, tmp_path: Path) -> None:
     assert staff(berlin, "#assign anna\n#hold 2026-12-01", tag="CID-1001") == "reply CID-1001"
     before = last_outbox_id(berlin)
