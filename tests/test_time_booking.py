@@ -71,7 +71,9 @@ def test_a_correction_by_mail_needs_a_note_and_shows_in_the_report(desk: Desk) -
         "60 min billable",
         "-30 min billable (correction): booked twice",
     ]
-    report = desk.json("report", "time", "--month", this_month(), "--customer", "alice@acme.example")
+    report = desk.json(
+        "report", "time", "--month", this_month(), "--customer", "alice@acme.example"
+    )
     (ticket,) = report["customers"][0]["tickets"]
     assert [(a["agent"], a["billable_minutes"]) for a in ticket["agents"]] == [(BOB, 60)]
     assert [(c["agent"], c["billable_minutes"], c["note"]) for c in ticket["corrections"]] == [
