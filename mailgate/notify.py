@@ -91,7 +91,7 @@ def _queue(
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
     `renderings`: what other recipients' copies of the same mail were rendered to."""
-    if auto_submitted is not None:
+    if template in loops.AUTO_ANSWERS:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
