@@ -11,6 +11,7 @@ from mailgate.mime.report import (
     exchange_failed_recipients,
     is_qmail_bounce,
     qmail_failed_recipients,
+    text_addresses,
 )
 from mailgate.parse import ParsedMail
 
@@ -66,24 +67,64 @@ def ignored_sender(mail: ParsedMail, patterns: list[str]) -> str | None:
     return next((p for p in patterns if fnmatch.fnmatchcase(mail.from_addr, p.lower())), None)
 
 
+def is_mailer_daemon(mail: ParsedMail) -> bool:
+    """MAILER-DAEMON writes nothing but reports on mail; a postmaster may be a person."""
+    return mail.from_addr.lower().startswith("mailer-daemon")
+
+
+def declares_delivery_report(mail: ParsedMail) -> bool:
+    """The Content-Type header says delivery report, whether or not its parts can be read
+    (a cut boundary, a truncated message)."""
+    content_type = mail.headers.get("content-type", "").lower()
+    return "multipart/report" in content_type and "delivery-status" in content_type
+
+
+# Subjects of delivery failure notices (Postfix, Exim, Sendmail, Exchange, Gmail, GMX).
+_FAILURE_SUBJECT = re.compile(
+    r"^\s*(undeliver|undelivered mail|returned mail|mail delivery failed|delivery failure|"
+    r"delivery status notification|failure notice|non[- ]?deliver|unzustellbar|"
+    r"nicht zustellbar|unzustellbare|zustellung fehlgeschlagen|fehlgeschlagene zustellung)",
+    re.IGNORECASE,
+)
+# Warnings that a mail is still being tried: nobody is failing yet.
+_DELAY_SUBJECT = re.compile(
+    r"^\s*(warning|delayed|delivery delayed|zustellung verzögert|verzögert)|\(delay\)|"
+    r"still being retried",
+    re.IGNORECASE,
+)
+
+
+def is_delay_warning(mail: ParsedMail) -> bool:
+    return bool(_DELAY_SUBJECT.search(mail.subject)) and not mail.report_failed_recipients
+
+
 def is_bounce(mail: ParsedMail) -> bool:
-    if mail.report_type == "delivery-status":
+    """A report on mail we sent. Never needs a readable MIME structure: a report whose parts
+    are lost is known by its Content-Type header, its sender and its subject."""
+    if mail.report_type == "delivery-status" or declares_delivery_report(mail):
         return True
-    if is_exchange_ndr(mail) or is_qmail_bounce(mail.text):
+    if is_exchange_ndr(mail) or is_qmail_bounce(mail.text) or is_mailer_daemon(mail):
         return True
-    return from_daemon(mail) and bool(mail.report_original_ids or mail.report_failed_recipients)
+    if not from_daemon(mail):
+        return False
+    said_so = bool(auto_submitted(mail) or _FAILURE_SUBJECT.match(mail.subject))
+    return said_so or bool(mail.report_original_ids or mail.report_failed_recipients)
 
 
 def failed_recipients(mail: ParsedMail) -> tuple[str, ...]:
     """The addresses a bounce names as failed: from the RFC 3464 report, else from the text
-    of a qmail bounce or an Exchange NDR."""
+    of a qmail bounce or an Exchange NDR, else every address its report text names (the
+    caller keeps only those our mail went to)."""
     if mail.report_failed_recipients:
         return mail.report_failed_recipients
+    if is_delay_warning(mail):
+        return ()
+    named: list[str] = []
     if is_qmail_bounce(mail.text):
-        return tuple(qmail_failed_recipients(mail.text))
-    if is_exchange_ndr(mail):
-        return tuple(exchange_failed_recipients(mail.text))
-    return ()
+        named = qmail_failed_recipients(mail.text)
+    elif is_exchange_ndr(mail):
+        named = exchange_failed_recipients(mail.text)
+    return tuple(named or text_addresses(mail.text))
 
 
 def auto_submitted(mail: ParsedMail) -> str | None:
