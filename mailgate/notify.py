@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import blobs, loops, tags
+from mailgate import blobs, failing, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
-from mailgate.customers import billable_minutes, organisation, remembered
+from mailgate.customers import agent_by_email, billable_minutes, organisation, remembered
 from mailgate.models import (
     Agent,
     Article,
@@ -196,14 +196,26 @@ def _thread(session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
     return (customer_ids[-1] if customer_ids else None), ordered
 
 
-def _customers(session: Session, ticket: Ticket, optional: bool) -> list[Contact]:
-    """The requester first, then participants; without failing addresses, and without
-    contacts who opted out when the mail is an optional one."""
+def _customers(session: Session, ticket: Ticket) -> list[Contact]:
+    """The requester first, then participants."""
     ids = [ticket.requester_id]
     query = select(Participant.contact_id).where(Participant.ticket_id == ticket.id)
     ids += [i for i in session.exec(query) if i not in ids]
-    contacts = [c for c in (session.get(Contact, i) for i in ids) if c is not None]
-    return [c for c in contacts if not c.failing and not (optional and c.opted_out)]
+    return [c for c in (session.get(Contact, i) for i in ids) if c is not None]
+
+
+def _left_out_failing(
+    session: Session, ctx: Context, ticket: Ticket, template: str, contacts: Sequence[Contact]
+) -> list[failing.Bounced]:
+    """Failing addresses get no mail; the ticket's history says which mail and why."""
+    bounces = [failing.last_bounce(session, c.email) for c in contacts if c.failing]
+    for bounced in bounces:
+        since = local_time(ctx, bounced.at) or "an earlier bounce"
+        detail = f"{template} to {bounced.address}: address failing since {since}"
+        if bounced.said:
+            detail += f" ({bounced.said})"
+        record_event(session, ticket, "system", "mail_not_sent", detail, ctx.clock())
+    return bounces
 
 
 def _to_customers(
@@ -215,10 +227,13 @@ def _to_customers(
     *,
     optional: bool,
     auto_submitted: str | None = "auto-replied",
-) -> None:
-    contacts = _customers(session, ticket, optional)
+) -> list[failing.Bounced]:
+    """One mail to the ticket's customers who take it; returns the failing ones left out."""
+    everyone = _customers(session, ticket)
+    left_out = _left_out_failing(session, ctx, ticket, template, everyone)
+    contacts = [c for c in everyone if not c.failing and not (optional and c.opted_out)]
     if not contacts:
-        return
+        return left_out
     # One mail for everyone, in the language of whoever comes first (the requester).
     answering, thread = _thread(session, ticket)
     _queue(
@@ -234,6 +249,7 @@ def _to_customers(
         thread=thread,
         auto_submitted=auto_submitted,
     )
+    return left_out
 
 
 # --- figures staff and customers see ------------------------------------------------------------
@@ -276,6 +292,7 @@ def acknowledge(
 ) -> None:
     """Tell the customer their request has a number, threaded under their own mail."""
     if contact.failing:
+        _left_out_failing(session, ctx, ticket, "acknowledgement", [contact])
         return
     org = organisation(session, contact.organisation_id)
     context = {
@@ -420,8 +437,41 @@ def send_staff_answer(session: Session, ctx: Context, ticket: Ticket, article: A
     own address appears nowhere. Not optional, so opted-out contacts get it too."""
     context = {**_base_context(ctx, ticket), "text": article.text}
     # A person wrote this: no Auto-Submitted, so the customer's auto-responder may answer.
-    _to_customers(
+    left_out = _to_customers(
         session, ctx, ticket, "staff_answer", context, optional=False, auto_submitted=None
+    )
+    if left_out and article.from_addr:
+        send_not_sent(session, ctx, ticket, article.from_addr, left_out)
+
+
+def send_not_sent(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    agent_address: str,
+    bounces: Sequence[failing.Bounced],
+) -> None:
+    """Tell the agent their answer did not go to addresses a bounce marked failing: when
+    it came, what it said, and how to clear the mark."""
+    agent = agent_by_email(session, agent_address.lower())
+    context = {
+        **_base_context(ctx, ticket),
+        "addresses": [
+            {"address": b.address, "bounced_at": local_time(ctx, b.at), "said": b.said}
+            for b in bounces
+        ],
+        "timezone": ctx.config.tickets.timezone,
+    }
+    _queue(
+        session,
+        ctx,
+        "answer_not_sent",
+        _language(ctx, agent),
+        context,
+        to=[agent_address],
+        ticket=ticket,
+        thread=_thread(session, ticket)[1],
+        auto_submitted="auto-generated",
     )
 
 
@@ -498,7 +548,11 @@ def send_ticket_list(session: Session, ctx: Context, contact: Contact, mail: Par
     """The open tickets of the contact's own organisation, as a table and an .xlsx file.
     Only ever that organisation's: the query is bound to the contact, not to the mail."""
     org = session.get(Organisation, contact.organisation_id)
-    if contact.failing or org is None:
+    if contact.failing:
+        # Not reached by the contact's own request (which clears the mark first).
+        log.warning("event=mail_not_sent template=ticket_list to=%s reason=failing", contact.email)
+        return
+    if org is None:
         return
     rows = ticket_rows(session, ctx, org.id or 0)
     now = ctx.clock().astimezone(ZoneInfo(ctx.config.tickets.timezone))

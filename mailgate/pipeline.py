@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailgate import loops, notify, tags
+from mailgate import failing, loops, notify, tags
 from mailgate.context import Context
 from mailgate.customers import Sender, ensure_contact, identify, look_up_contacts
 from mailgate.intake.spool import stored_raw, stored_raws
@@ -100,6 +100,8 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     decision = route(
         session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
     )
+    if sender.contact is not None and sender.contact.failing and proves_address(decision, sender):
+        failing.clear(session, sender.contact, mail.from_addr, "wrote again", now)
     if isinstance(decision, ListRequest):
         contact = ensure_contact(
             session, mail.from_addr, mail.from_name, ctx.config.customers, ctx.clock()
@@ -121,6 +123,18 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
     cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
     return Outcome(intake.id or 0, DONE, "", cid, applied.created)
+
+
+def proves_address(decision: object, sender: Sender) -> bool:
+    """A customer's own mail (not automatic, not a bounce) shows their address works again:
+    it clears a failing mark before anything answers it."""
+    if sender.agent is not None:
+        return False
+    if isinstance(decision, NewTicket):
+        return decision.automatic is None
+    if isinstance(decision, FollowUp):
+        return decision.direction == "customer" and not decision.automatic
+    return isinstance(decision, ListRequest)
 
 
 def _new_ticket(
