@@ -115,7 +115,8 @@ def failed_recipients(mail: ParsedMail) -> tuple[str, ...]:
     """The addresses a bounce names as failed: from the RFC 3464 report, else from the text
     of a qmail bounce or an Exchange NDR, else every address its report text names (the
     caller keeps only those our mail went to)."""
-    if mail.report_failed_recipients:
+    if mail.report_failed_recipients or mail.report_type == "delivery-status":
+        # A report that could be read names every failure: none is a delay or a success.
         return mail.report_failed_recipients
     if is_delay_warning(mail):
         return ()

@@ -98,3 +98,22 @@ def test_fixture_files_exist() -> None:
         "report-boundary-cut.eml",
         "report-truncated.eml",
     ]
+
+
+@pytest.mark.parametrize(("action", "status"), [("delivered", "2.0.0"), ("delayed", "4.4.7")])
+def test_a_report_of_success_or_delay_marks_nobody(
+    room: Mailroom, action: str, status: str
+) -> None:
+    assert room.ingest(make_mail()) == "ticket CID-1000"
+    raw = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\n"
+        "To: support@example.com\r\nSubject: [CID-1000] Delivery Status Notification\r\n"
+        "Message-ID: <dsn-ok-1@mx.acme.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        f"--R\r\nContent-Type: text/plain\r\n\r\nYour message to {CUSTOMER} was {action}.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
+        "--R--\r\n"
+    ).encode()
+    assert room.ingest(raw) == "reply CID-1000"
+    assert failing_events(room, "CID-1000") == []
