@@ -87,11 +87,14 @@ def _queue(
     auto_submitted: str | None = "auto-replied",
     attachments: Sequence[AttachmentData] = (),
     renderings: Renderings | None = None,
+    answers_recipient: bool = True,
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
-    `renderings`: what other recipients' copies of the same mail were rendered to."""
-    if template in loops.AUTO_ANSWERS:
+    `renderings`: what other recipients' copies of the same mail were rendered to.
+    `answers_recipient`: whether it answers its recipient's own mail (what a robot could
+    call for again and again), not someone else's (an agent's #customer line)."""
+    if template in loops.AUTO_ANSWERS and answers_recipient:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
@@ -310,6 +313,7 @@ def acknowledge(
         ticket=ticket,
         answering=mail.message_id,
         thread=mail.references,
+        answers_recipient=mail.from_addr == contact.email,
     )
 
 

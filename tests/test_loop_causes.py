@@ -86,3 +86,41 @@ def test_the_desk_limit_must_be_positive(room: Mailroom) -> None:
     assert f"{room.config}: loops.max_auto_mails_per_hour_total: must be at least 1" in (
         result.stderr
     )
+
+
+def test_the_breaker_holds_no_mail_a_person_caused(room: Mailroom, clock: Clock) -> None:
+    """The customer's auto-responder answered three of our mails within the hour: the
+    breaker is open for automatic answers, yet the customer's own reply reopening the
+    ticket and the agent's closing are told as always."""
+    assert room.ingest(make_mail()) == "ticket CID-1000"
+    agent_says(room, "CID-1000", "#close")
+    for _ in range(3):
+        ooo = make_mail(
+            subject="Re: [CID-1000] Printer broken", headers={"Auto-Submitted": "auto-replied"}
+        )
+        assert room.ingest(ooo) == "reply CID-1000"
+        clock.advance(minutes=5)
+    room.new_mail()
+    reply = make_mail(subject="Re: [CID-1000] Printer broken", body="It broke again.")
+    assert room.ingest(reply) == "reply CID-1000"
+    agent_says(room, "CID-1000", "#close")
+    assert len(subjects(room)) == 2  # reopened, closed
+    # A new request from the address is what the breaker holds back.
+    assert room.ingest(make_mail(subject="Scanner")) == "ticket CID-1001"
+    assert subjects(room) == []
+    (held,) = [e for e in room.show("CID-1001")["events"] if e["action"] == "mail_suppressed"]
+    assert "circuit breaker" in held["detail"]
+
+
+def test_a_ticket_staff_open_for_a_customer_is_acknowledged_past_the_limit(
+    room: Mailroom,
+) -> None:
+    for n in range(5):
+        assert room.ingest(make_mail(subject=f"Question {n}")) == f"ticket CID-{1000 + n}"
+    assert len(subjects(room)) == 5
+    phoned = make_mail(
+        subject="Phoned: toner", body=f"#customer {CUSTOMER}\n\nShe called.", sender=AGENT
+    )
+    assert room.ingest(phoned) == "ticket CID-1005"
+    (ack,) = subjects(room)
+    assert ack.startswith("[CID-1005]")
