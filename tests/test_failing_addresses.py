@@ -127,3 +127,12 @@ def test_a_ticket_opened_by_staff_for_a_failing_address_leaves_the_reason(
     assert room.new_mail() == []
     (detail,) = events(room, "mail_not_sent", "CID-1001")
     assert detail.startswith("acknowledgement to alice@acme.example: address failing since ")
+
+
+def test_a_reply_from_the_address_clears_it(room: Mailroom, clock: Clock) -> None:
+    bounced_ticket(room, clock)
+    reply = make_mail(subject="AW: [CID-1000] Printer broken", body="Mailbox is fixed now.")
+    assert room.ingest(reply) == "reply CID-1000"
+    assert events(room, "address_cleared") == [f"{CUSTOMER}: wrote again"]
+    (sent,) = answer(room)
+    assert str(sent["To"]) == CUSTOMER
