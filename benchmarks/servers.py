@@ -79,7 +79,7 @@ def mailgate_toml(
         f'[smtp]\nlisten = "127.0.0.1:{port}"\naddresses = ["{SUPPORT}"]\n'
         "max_message_size = 104857600\n"
         f'[outbound]\n{outbound}from = "Support <{SUPPORT}>"\n'
-        "[loops]\nmax_auto_mails_per_hour = 100000\n"
+        "[loops]\nmax_auto_mails_per_hour = 100000\nmax_auto_mails_per_hour_total = 1000000\n"
         '[http]\nlisten = ""\n'
         f'[logging]\nlevel = "{log_level}"\n' + extra,
         encoding="utf-8",

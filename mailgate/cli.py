@@ -701,6 +701,27 @@ def customers_move(state: State, address: str, organisation: str) -> int:
     return EX_OK
 
 
+@customers_group.command("clear-failing")
+@click.argument("address")
+@pass_state
+def customers_clear_failing(state: State, address: str) -> int:
+    """Let ADDRESS take mail again after a bounce marked it failing (exit 65: no contact)."""
+    from mailgate import failing
+
+    ctx = state.context
+    try:
+        with ctx.store.session() as session:
+            email, bounced = failing.clear_by_staff(session, address, ctx.clock())
+            when = failing.describe(session, ctx, bounced) if bounced else ""
+    except failing.UnknownAddress as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(
+        f"{email}: cleared{f' ({when})' if when else ''}" if bounced else f"{email}: not failing"
+    )
+    return EX_OK
+
+
 # time and support hours ---------------------------------------------------------------------
 
 EX_CANTCREAT = 73  # sysexits(3): an output file cannot be written

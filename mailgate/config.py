@@ -214,8 +214,11 @@ class CustomersConfig:
 
 @dataclass(frozen=True)
 class LoopsConfig:
-    # Automatic mails (anything with Auto-Submitted) one address may get in a rolling hour.
+    # Automatic answers to incoming mail (acknowledgements, ticket lists, refusals) one
+    # address may get in a rolling hour. Mail caused by a person is never counted.
     max_auto_mails_per_hour: int = 5
+    # The desk-wide breaker: automatic answers to all addresses together in a rolling hour.
+    max_auto_mails_per_hour_total: int = 500
     # This many automatic mails received from one address within the window stop all
     # automatic mail to it, until a whole window passes without one.
     breaker_auto_replies: int = 3
@@ -370,7 +373,12 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
 
 
 def _validate_loops(loops: LoopsConfig) -> None:
-    for key in ("max_auto_mails_per_hour", "breaker_auto_replies", "breaker_window_minutes"):
+    for key in (
+        "max_auto_mails_per_hour",
+        "max_auto_mails_per_hour_total",
+        "breaker_auto_replies",
+        "breaker_window_minutes",
+    ):
         if getattr(loops, key) < 1:
             raise ConfigError(f"loops.{key}: must be at least 1")
 

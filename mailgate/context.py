@@ -41,6 +41,12 @@ class Context:
         return frozenset(a for a in served | extra if a)
 
     @cached_property
+    def logged_at(self) -> dict[str, datetime]:
+        """When a line that a flood would repeat was last logged, by key (the loop brakes').
+        Held for this context's life: a daemon's, or one command's."""
+        return {}
+
+    @cached_property
     def languages(self) -> frozenset[str]:
         """Languages mail can be written in (a template directory exists)."""
         return frozenset(self.renderer.languages)

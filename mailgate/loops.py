@@ -1,4 +1,4 @@
-"""Loop policy: may an automatic mail go to this address now? (rate limit and breaker)."""
+"""Loop policy: may an automatic answer go to this address now? (rate limits and breakers)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.context import Context
 from mailgate.customers import agent_by_email
-from mailgate.models import RECEIVED, Intake, IntakeRaw, OutboxRecipient
+from mailgate.models import RECEIVED, Intake, IntakeRaw, Outbox, OutboxRecipient
 from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.screen import AUTOMATIC_MAIL_RULES
@@ -23,8 +23,11 @@ from mailgate.store import direct
 
 log = logging.getLogger("mailgate.loops")
 
-# Every other template is written by mailgate itself and sent with Auto-Submitted.
-HUMAN_TEMPLATES = frozenset({"staff_answer"})
+# The mails mailgate sends on its own in answer to a mail that came in: the only ones a robot
+# can keep calling for, so the only ones the brakes count and hold back. Mail caused by a
+# person (a staff answer or command, a customer's reply to their ticket) and reminders on a
+# schedule cannot feed a loop: automatic mail never causes them.
+AUTO_ANSWERS = frozenset({"acknowledgement", "ticket_list", "rejected_sender", "message_too_large"})
 RATE_WINDOW = timedelta(hours=1)
 # How far back the breaker reads one address's stored mail at most (rows, newest first).
 BREAKER_LOOKBACK = 200
@@ -40,6 +43,9 @@ _AUTOMATIC_SENT = select(func.count()).where(
     col(OutboxRecipient.created_at) > bindparam("since"),
     col(OutboxRecipient.automatic).is_(True),
 )
+_DESK_ANSWERS = select(func.count()).where(
+    col(Outbox.created_at) > bindparam("since"), col(Outbox.template).in_(sorted(AUTO_ANSWERS))
+)
 _RECENT_MAIL = (
     select(Intake.id, Intake.received_at, Intake.automatic)
     # The pipeline stores senders lower-cased, so a plain comparison can use the index.
@@ -48,7 +54,7 @@ _RECENT_MAIL = (
     .limit(BREAKER_LOOKBACK)
 )
 
-_logged: dict[str, datetime] = {}
+DESK = "(all addresses)"  # the key the desk-wide breaker logs under
 _logged_lock = threading.Lock()
 
 
@@ -62,7 +68,7 @@ def is_internal(session: Session, ctx: Context, address: str) -> bool:
 
 
 def automatic_sent(session: Session, address: str, since: datetime) -> int:
-    """Automatic mails queued to the address since then (To or Cc)."""
+    """Automatic answers queued to the address since then (To or Cc)."""
     params = {"address": address.lower(), "since": since}
     return int(direct(session, _AUTOMATIC_SENT, params).scalar_one())
 
@@ -72,6 +78,16 @@ def rate_limited(session: Session, ctx: Context, address: str, now: datetime) ->
     if automatic_sent(session, address, now - RATE_WINDOW) < limit:
         return None
     return f"rate limit: {limit} automatic mails to {address} in the last hour"
+
+
+def desk_limited(session: Session, ctx: Context, now: datetime) -> str | None:
+    """The desk-wide breaker: past `max_auto_mails_per_hour_total` automatic answers to anyone
+    in the last hour, something is answering robots across many addresses at once."""
+    limit = ctx.config.loops.max_auto_mails_per_hour_total
+    sent = int(direct(session, _DESK_ANSWERS, {"since": now - RATE_WINDOW}).scalar_one())
+    if sent < limit:
+        return None
+    return f"desk limit: {limit} automatic mails to all addresses in the last hour"
 
 
 def is_automatic(raw: bytes, address: str) -> bool:
@@ -144,25 +160,29 @@ def breaker_open(session: Session, ctx: Context, address: str, now: datetime) ->
 
 
 def blocked(session: Session, ctx: Context, address: str) -> str | None:
-    """Why no automatic mail may go to the address now, else None."""
+    """Why no automatic answer may go to the address now, else None."""
     address = (parseaddr(address)[1] or address).strip().lower()
     if is_internal(session, ctx, address):
         return None
     now = ctx.clock()
+    if (reason := desk_limited(session, ctx, now)) is not None:
+        _log_once(ctx, DESK, reason, now)  # once an hour for the whole desk, not per address
+        return reason
     reason = breaker_open(session, ctx, address, now) or rate_limited(session, ctx, address, now)
     if reason is not None:
-        _log_once(address, reason, now)
+        _log_once(ctx, address, reason, now)
     return reason
 
 
-def _log_once(address: str, reason: str, now: datetime) -> None:
+def _log_once(ctx: Context, address: str, reason: str, now: datetime) -> None:
     """One line per address an hour: a loop would otherwise flood the log it is found in."""
+    logged = ctx.logged_at
     with _logged_lock:
-        last = _logged.get(address)
+        last = logged.get(address)
         if last is not None and timedelta(0) <= now - last < RATE_WINDOW:
             return
-        _logged[address] = now
-        if len(_logged) > 10_000:  # a long-running daemon: forget addresses long quiet
-            for old in [a for a, t in _logged.items() if now - t >= RATE_WINDOW]:
-                del _logged[old]
+        logged[address] = now
+        if len(logged) > 10_000:  # a long-running daemon: forget addresses long quiet
+            for old in [a for a, t in logged.items() if now - t >= RATE_WINDOW]:
+                del logged[old]
     log.warning("event=mail_suppressed to=%s reason=%r", address, reason)

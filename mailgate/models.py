@@ -236,7 +236,7 @@ class OutboxRecipient(SQLModel, table=True):
 
     outbox_id: int = Field(foreign_key="outbox.id", primary_key=True)
     address: str = Field(primary_key=True)  # lower case
-    automatic: bool  # not a person's answer (see loops.HUMAN_TEMPLATES)
+    automatic: bool  # an answer the loop brakes count (see loops.AUTO_ANSWERS)
     created_at: datetime
 
 

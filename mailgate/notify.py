@@ -7,16 +7,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import lookups, loops, tags
+from mailgate import failing, lookups, loops, tags
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
-from mailgate.customers import billable_minutes, organisation, remembered, visible_tickets
+from mailgate.customers import (
+    agent_by_email,
+    billable_minutes,
+    organisation,
+    remembered,
+    visible_tickets,
+)
 from mailgate.enclosures import Chosen, Enclosure, Listed, article_files, choose, text_allowance
 from mailgate.language import mail_language
 from mailgate.models import (
@@ -96,12 +102,15 @@ def _queue(
     inline: Sequence[InlineData] = (),
     renderings: Renderings | None = None,
     scrub: Sequence[str] = (),
+    answers_recipient: bool = True,
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
     `renderings`: what other recipients' copies of the same mail were rendered to; `scrub`:
-    addresses that must not appear in the mail (replaced by the support address)."""
-    if auto_submitted is not None:
+    addresses that must not appear in the mail (replaced by the support address).
+    `answers_recipient`: whether it answers its recipient's own mail (what a robot could
+    call for again and again), not someone else's (an agent's #customer line)."""
+    if template in loops.AUTO_ANSWERS and answers_recipient:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
             return
@@ -221,14 +230,34 @@ def _thread(session: Session, ticket: Ticket) -> tuple[str | None, list[str]]:
     return (customer_ids[-1] if customer_ids else None), ordered
 
 
-def _customers(session: Session, ticket: Ticket, optional: bool) -> list[Contact]:
-    """The requester first, then participants; without failing addresses, and without
-    contacts who opted out when the mail is an optional one."""
+def _customers(session: Session, ticket: Ticket) -> list[Contact]:
+    """The requester first, then participants."""
     ids = [ticket.requester_id]
     query = select(Participant.contact_id).where(Participant.ticket_id == ticket.id)
     ids += [i for i in session.exec(query) if i not in ids]
-    contacts = [c for c in (session.get(Contact, i) for i in ids) if c is not None]
-    return [c for c in contacts if not c.failing and not (optional and c.opted_out)]
+    return [c for c in (session.get(Contact, i) for i in ids) if c is not None]
+
+
+def _left_out_failing(
+    session: Session, ctx: Context, ticket: Ticket, template: str, contacts: Sequence[Contact]
+) -> list[failing.Bounced]:
+    """Failing addresses get no mail; the ticket's history says which mail and why."""
+    bounces = [failing.last_bounce(session, c.email) for c in contacts if c.failing]
+    for bounced in bounces:
+        since = local_time(ctx, bounced.at) or "an earlier bounce"
+        detail = f"{template} to {bounced.address}: address failing since {since}"
+        if bounced.said:
+            detail += f" ({bounced.said})"
+        record_event(session, ticket, "system", "mail_not_sent", detail, ctx.clock())
+    return bounces
+
+
+class Reached(NamedTuple):
+    """Whom a mail to a ticket's customers reached: anyone at all, and who was left out
+    because a bounce marked their address failing."""
+
+    written: bool
+    left_out: list[failing.Bounced]
 
 
 def _to_customers(
@@ -242,11 +271,14 @@ def _to_customers(
     auto_submitted: str | None = "auto-replied",
     files: Sequence[Enclosure] = (),
     scrub: Sequence[str] = (),
-) -> bool:
-    """Whether anyone was left to write to."""
-    contacts = _customers(session, ticket, optional)
+) -> Reached:
+    """One mail to the ticket's customers who take it: whether anyone was written to, and
+    the failing ones left out."""
+    everyone = _customers(session, ticket)
+    left_out = _left_out_failing(session, ctx, ticket, template, everyone)
+    contacts = [c for c in everyone if not c.failing and not (optional and c.opted_out)]
     if not contacts:
-        return False
+        return Reached(False, left_out)
     # One mail for everyone, in the language of whoever comes first (the requester).
     answering, thread = _thread(session, ticket)
     _queue(
@@ -265,7 +297,7 @@ def _to_customers(
         inline=[(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id],
         scrub=scrub,
     )
-    return True
+    return Reached(True, left_out)
 
 
 # --- figures staff and customers see ------------------------------------------------------------
@@ -306,6 +338,7 @@ def acknowledge(
     a request an agent took down for them (`#customer`), that it was recorded for them: they
     sent no mail to thank them for, and the agent's mail is no thread of theirs."""
     if contact.failing:
+        _left_out_failing(session, ctx, ticket, "acknowledgement", [contact])
         return
     org = organisation(session, contact.organisation_id)
     context = {
@@ -324,6 +357,7 @@ def acknowledge(
         ticket=ticket,
         answering=None if on_behalf else mail.message_id,
         thread=() if on_behalf else mail.references,
+        answers_recipient=mail.from_addr == contact.email,
     )
 
 
@@ -470,7 +504,7 @@ def send_staff_answer(
         "not_attached": _listed(chosen.left_out),
     }
     # A person wrote this: no Auto-Submitted, so the customer's auto-responder may answer.
-    written = _to_customers(
+    reached = _to_customers(
         session,
         ctx,
         ticket,
@@ -482,8 +516,10 @@ def send_staff_answer(
         # The last guard, whatever the signature heuristics missed: no agent's address.
         scrub=[*session.exec(select(Agent.email)), article.from_addr],
     )
-    if written and chosen.left_out:
+    if reached.written and chosen.left_out:
         _files_not_sent(session, ctx, ticket, article, chosen.left_out)
+    if reached.left_out and article.from_addr:
+        send_not_sent(session, ctx, ticket, article.from_addr, reached.left_out)
 
 
 def _answer_files(session: Session, ctx: Context, ticket: Ticket, article: Article) -> Chosen:
@@ -517,6 +553,37 @@ def _files_not_sent(
         _language(ctx, agent),
         context,
         to=[article.from_addr],
+        ticket=ticket,
+        thread=_thread(session, ticket)[1],
+        auto_submitted="auto-generated",
+    )
+
+
+def send_not_sent(
+    session: Session,
+    ctx: Context,
+    ticket: Ticket,
+    agent_address: str,
+    bounces: Sequence[failing.Bounced],
+) -> None:
+    """Tell the agent their answer did not go to addresses a bounce marked failing: when
+    it came, what it said, and how to clear the mark."""
+    agent = agent_by_email(session, agent_address.lower())
+    context = {
+        **_base_context(ctx, ticket),
+        "addresses": [
+            {"address": b.address, "bounced_at": local_time(ctx, b.at), "said": b.said}
+            for b in bounces
+        ],
+        "timezone": ctx.config.tickets.timezone,
+    }
+    _queue(
+        session,
+        ctx,
+        "answer_not_sent",
+        _language(ctx, agent),
+        context,
+        to=[agent_address],
         ticket=ticket,
         thread=_thread(session, ticket)[1],
         auto_submitted="auto-generated",

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from mailgate.compose import Outgoing, compose, parse_address
 from mailgate.config import OutboundConfig
 from mailgate.context import Context
-from mailgate.loops import HUMAN_TEMPLATES
+from mailgate.loops import AUTO_ANSWERS
 from mailgate.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
 from mailgate.store import Store, direct
 from mailgate.transports import PermanentFailure, RelayUnavailable, TemporaryFailure, Transport
@@ -70,7 +70,7 @@ def enqueue(
         "next_attempt_at": now,
         "created_at": now,
     }
-    automatic = template not in HUMAN_TEMPLATES
+    automatic = template in AUTO_ANSWERS
     addresses = [a for a in dict.fromkeys(a.strip().lower() for a in to_addrs.split(",")) if a]
     row_id = int(direct(session, _INSERT_OUTBOX, row).scalar_one())
     # The row id exists only once the row is inserted; the envelope sender needs it.

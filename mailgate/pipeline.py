@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailgate import loops, notify, tags
+from mailgate import failing, loops, notify, tags
 from mailgate.context import Context
 from mailgate.customers import (
     Sender,
@@ -108,6 +108,8 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     decision = route(
         session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
     )
+    if sender.contact is not None and sender.contact.failing and proves_address(decision, sender):
+        failing.clear(session, sender.contact, mail.from_addr, "wrote again", now)
     if isinstance(decision, ListRequest):
         return _answer_list(session, ctx, intake, mail, sender)
     if isinstance(decision, Ignore) and decision.answer:
@@ -142,6 +144,18 @@ def _answer_list(
     if notify.send_ticket_list(session, ctx, contact, mail):
         return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
     return Outcome(intake.id or 0, IGNORED, "answered: no open tickets")
+
+
+def proves_address(decision: object, sender: Sender) -> bool:
+    """A customer's own mail (not automatic, not a bounce) shows their address works again:
+    it clears a failing mark before anything answers it."""
+    if sender.agent is not None:
+        return False
+    if isinstance(decision, NewTicket):
+        return decision.automatic is None
+    if isinstance(decision, FollowUp):
+        return decision.direction == "customer" and not decision.automatic
+    return isinstance(decision, ListRequest)
 
 
 def _new_ticket(

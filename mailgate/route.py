@@ -21,7 +21,7 @@ from mailgate.customers import (
     organisation_for_domain,
     remembered,
 )
-from mailgate.mime.report import qmail_original_ids
+from mailgate.mime.report import qmail_original_ids, returned_message_ids
 from mailgate.models import (
     COMPANY,
     DONE,
@@ -36,7 +36,14 @@ from mailgate.models import (
 from mailgate.moments import aware
 from mailgate.outbox import bounce_outbox_id
 from mailgate.parse import ParsedMail
-from mailgate.screen import Screening, failed_recipients, from_daemon, ignored_sender
+from mailgate.screen import (
+    Screening,
+    declares_delivery_report,
+    failed_recipients,
+    from_daemon,
+    ignored_sender,
+    is_delay_warning,
+)
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,9 @@ class Envelope:
 def referenced_ids(mail: ParsedMail) -> list[str]:
     ids = [*mail.in_reply_to, *reversed(mail.references), *mail.report_original_ids]
     ids += qmail_original_ids(mail.text)
+    if from_daemon(mail) or declares_delivery_report(mail):
+        # A text bounce, or a report whose parts are lost, quotes the returned mail's headers.
+        ids += returned_message_ids(mail.text)
     return list(dict.fromkeys(i for i in ids if i))
 
 
@@ -116,10 +126,21 @@ def _bounce(session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket |
     if ticket is None:
         return Ignore("bounce about no ticket of ours")
     failing = failed_recipients(mail)
+    if not mail.report_failed_recipients:
+        # Read from text: only an address our mail on this ticket went to can have failed,
+        # never any other the text happens to name.
+        sent_to = ticket_recipients(session, ticket.id or 0)
+        failing = tuple(a for a in failing if a in sent_to)
     # A standard report that names no failure is a delay warning: nobody is failing yet.
-    if not failing and row is not None and mail.report_type is None:
+    if not failing and row is not None and mail.report_type is None and not is_delay_warning(mail):
         failing = tuple(a.strip().lower() for a in row.to_addrs.split(",") if a.strip())
     return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce", failing=failing)
+
+
+def ticket_recipients(session: Session, ticket_id: int) -> set[str]:
+    """Every address mail of ours on the ticket was sent to."""
+    rows = session.exec(select(Outbox.to_addrs).where(Outbox.ticket_id == ticket_id))
+    return {a.strip().lower() for row in rows for a in row.split(",") if a.strip()}
 
 
 def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:

@@ -11,6 +11,7 @@ from mailgate.mime.report import (
     exchange_failed_recipients,
     is_qmail_bounce,
     qmail_failed_recipients,
+    text_addresses,
 )
 from mailgate.parse import ParsedMail
 
@@ -66,24 +67,65 @@ def ignored_sender(mail: ParsedMail, patterns: list[str]) -> str | None:
     return next((p for p in patterns if fnmatch.fnmatchcase(mail.from_addr, p.lower())), None)
 
 
+def is_mailer_daemon(mail: ParsedMail) -> bool:
+    """MAILER-DAEMON writes nothing but reports on mail; a postmaster may be a person."""
+    return mail.from_addr.lower().startswith("mailer-daemon")
+
+
+def declares_delivery_report(mail: ParsedMail) -> bool:
+    """The Content-Type header says delivery report, whether or not its parts can be read
+    (a cut boundary, a truncated message)."""
+    content_type = mail.headers.get("content-type", "").lower()
+    return "multipart/report" in content_type and "delivery-status" in content_type
+
+
+# Subjects of delivery failure notices (Postfix, Exim, Sendmail, Exchange, Gmail, GMX).
+_FAILURE_SUBJECT = re.compile(
+    r"^\s*(undeliver|undelivered mail|returned mail|mail delivery failed|delivery failure|"
+    r"delivery status notification|failure notice|non[- ]?deliver|unzustellbar|"
+    r"nicht zustellbar|unzustellbare|zustellung fehlgeschlagen|fehlgeschlagene zustellung)",
+    re.IGNORECASE,
+)
+# Warnings that a mail is still being tried: nobody is failing yet.
+_DELAY_SUBJECT = re.compile(
+    r"^\s*(warning|delayed|delivery delayed|zustellung verzögert|verzögert)|\(delay\)|"
+    r"still being retried",
+    re.IGNORECASE,
+)
+
+
+def is_delay_warning(mail: ParsedMail) -> bool:
+    return bool(_DELAY_SUBJECT.search(mail.subject)) and not mail.report_failed_recipients
+
+
 def is_bounce(mail: ParsedMail) -> bool:
-    if mail.report_type == "delivery-status":
+    """A report on mail we sent. Never needs a readable MIME structure: a report whose parts
+    are lost is known by its Content-Type header, its sender and its subject."""
+    if mail.report_type == "delivery-status" or declares_delivery_report(mail):
         return True
-    if is_exchange_ndr(mail) or is_qmail_bounce(mail.text):
+    if is_exchange_ndr(mail) or is_qmail_bounce(mail.text) or is_mailer_daemon(mail):
         return True
-    return from_daemon(mail) and bool(mail.report_original_ids or mail.report_failed_recipients)
+    if not from_daemon(mail):
+        return False
+    said_so = bool(auto_submitted(mail) or _FAILURE_SUBJECT.match(mail.subject))
+    return said_so or bool(mail.report_original_ids or mail.report_failed_recipients)
 
 
 def failed_recipients(mail: ParsedMail) -> tuple[str, ...]:
     """The addresses a bounce names as failed: from the RFC 3464 report, else from the text
-    of a qmail bounce or an Exchange NDR."""
-    if mail.report_failed_recipients:
+    of a qmail bounce or an Exchange NDR, else every address its report text names (the
+    caller keeps only those our mail went to)."""
+    if mail.report_failed_recipients or mail.report_type == "delivery-status":
+        # A report that could be read names every failure: none is a delay or a success.
         return mail.report_failed_recipients
+    if is_delay_warning(mail):
+        return ()
+    named: list[str] = []
     if is_qmail_bounce(mail.text):
-        return tuple(qmail_failed_recipients(mail.text))
-    if is_exchange_ndr(mail):
-        return tuple(exchange_failed_recipients(mail.text))
-    return ()
+        named = qmail_failed_recipients(mail.text)
+    elif is_exchange_ndr(mail):
+        named = exchange_failed_recipients(mail.text)
+    return tuple(named or text_addresses(mail.text))
 
 
 def auto_submitted(mail: ParsedMail) -> str | None:
@@ -94,8 +136,67 @@ def auto_submitted(mail: ParsedMail) -> str | None:
 
 
 def bulk_precedence(mail: ParsedMail) -> str | None:
-    value = mail.headers.get("precedence", "").strip().lower()
-    return f"Precedence: {value}" if value in ("bulk", "junk", "list") else None
+    """Precedence (RFC 2076), or X-Precedence where a system would not set the original."""
+    for name in ("precedence", "x-precedence"):
+        value = mail.headers.get(name, "").strip().lower()
+        if value in ("bulk", "junk", "list", "auto_reply"):
+            return f"{mail_header_name(name)}: {value}"
+    return None
+
+
+def mail_header_name(name: str) -> str:
+    return "-".join(word.capitalize() for word in name.split("-"))
+
+
+# Headers that auto-responders, vacation scripts, mail rules and cron put on their mail
+# instead of (or besides) Auto-Submitted: their presence is enough, unless they say no.
+# X-Loop of another system (procmail, RT, OTRS) marks mail a machine passed on; our own
+# name in it is a loop of ours, found earlier (is_own_mail). Feedback-ID is not here:
+# bulk senders set it, and so do relays (Amazon SES) for every mail a person writes.
+AUTO_REPLY_HEADERS = (
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-auto-reply",
+    "x-mail-autoreply",
+    "x-autogenerated",
+    "x-fc-machinegenerated",
+    "x-cron-env",
+    "x-ms-exchange-inbox-rules-loop",
+    "x-loop",
+)
+_SAYS_NO = ("no", "false", "0")
+
+
+def auto_reply_header(mail: ParsedMail) -> str | None:
+    for name in AUTO_REPLY_HEADERS:
+        value = mail.headers.get(name)
+        if value is not None and value.strip().lower() not in _SAYS_NO:
+            return f"{mail_header_name(name)}: {value.strip()[:100]}"
+    return None
+
+
+# Subject prefixes that auto-responders write and people do not: enough on their own.
+_MACHINE_SUBJECT = re.compile(
+    r"^\s*(automatic reply|automatische antwort|out of office autoreply|auto-?reply|"
+    r"auto reply|réponse automatique|respuesta automática|risposta automatica|"
+    r"automatisch antwoord)\s*:",
+    re.IGNORECASE,
+)
+# Prefixes a person may also start a new request with ("Out of Office: cannot set it up"):
+# automatic only on a mail that answers another, where a person's client writes Re:/AW:.
+# "Auto:" is not among them: it is the German word for a car.
+_REPLY_ONLY_SUBJECT = re.compile(r"^\s*(out of office|abwesenheitsnotiz)\s*:", re.IGNORECASE)
+
+
+def auto_reply_subject(mail: ParsedMail) -> str | None:
+    subject = mail.subject or mail.headers.get("subject", "")
+    if _MACHINE_SUBJECT.match(subject):
+        return f"auto-reply subject {subject.split(':', 1)[0].strip()!r}"
+    answers = bool(mail.in_reply_to or mail.references) or "in-reply-to" in mail.headers
+    if answers and _REPLY_ONLY_SUBJECT.match(subject):
+        return f"auto-reply subject {subject.split(':', 1)[0].strip()!r} on a reply"
+    return None
 
 
 def mailing_list(mail: ParsedMail) -> str | None:
@@ -123,7 +224,9 @@ AUTOMATIC_MAIL_RULES: tuple[Callable[[ParsedMail], str | None], ...] = (
     bulk_precedence,
     mailing_list,
     suppresses_auto_response,
+    auto_reply_header,
     no_reply_sender,
+    auto_reply_subject,
 )
 
 

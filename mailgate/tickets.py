@@ -23,6 +23,7 @@ from mailgate.customers import (
     remembered,
 )
 from mailgate.details import find_details
+from mailgate.mime.report import bounce_summary
 from mailgate.models import (
     Article,
     Attachment,
@@ -262,14 +263,22 @@ def add_follow_up(
         record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
         set_status(ticket, "open", now)
     if decision.failing:
-        mark_failing(session, decision.failing)
+        mark_failing(session, ticket, decision.failing, bounce_summary(mail.text), now)
     return Applied(ticket, article, contact, created=False)
 
 
-def mark_failing(session: Session, addresses: tuple[str, ...]) -> None:
+FAILING_EVENT = "address_failing"  # detail: "<address>: <what the bounce said>"
+
+
+def mark_failing(
+    session: Session, ticket: Ticket, addresses: tuple[str, ...], said: str, now: datetime
+) -> None:
+    """Contacts a bounce names stop getting mail; the ticket's history says which and why,
+    which is where staff (and the mail telling them) read it from later."""
     for contact in session.exec(select(Contact).where(Contact.email.in_(addresses))):  # type: ignore[attr-defined]
         contact.failing = True
         session.add(contact)
+        record_event(session, ticket, "system", FAILING_EVENT, f"{contact.email}: {said}", now)
 
 
 def add_colleagues(

@@ -173,3 +173,6 @@ def sqlite_ctx(tmp_path: Path, clock: Clock, migrated_sqlite: Path) -> Iterator[
 
 # The known desk of the report tests, for every test module that asks for it by name.
 from tests.desk import desk, desk_cli  # noqa: E402, F401
+
+# A desk driven through `mailgate ingest`, its sent mail and the command line.
+from tests.mailroom import room  # noqa: E402, F401

@@ -136,3 +136,41 @@ def qmail_original_ids(text: str) -> list[str]:
     _, _, copy = text.partition("--- Below this line is a copy of the message.")
     head = re.split(r"\n\s*\n", copy.lstrip("\n"), maxsplit=1)[0]
     return list(dict.fromkeys(re.findall(r"(?im)^message-id:\s*<([^<>\s]+)>", head)))
+
+
+# --- any text bounce: where the report ends, what it names, what it says ----------------------
+
+# Where a text bounce's copy of the returned message begins (a marker line, or the first
+# header line of the copy): addresses after it are the returned mail's, not the report's.
+_RETURNED_COPY = re.compile(
+    r"^(?:\s*-{2,}.*(?:copy of|original message|ursprüngliche nachricht|returned message|"
+    r"below this line|message headers).*"
+    r"|(?:return-path|received|message-id|from|to|cc|subject|date):.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_RETURNED_MESSAGE_ID = re.compile(r"(?im)^\s*message-id:\s*<([^<>\s]+)>")
+
+
+def report_part(text: str) -> str:
+    """A text bounce without the copy of the returned message that may follow it."""
+    found = _RETURNED_COPY.search(text)
+    return text[: found.start()] if found else text
+
+
+def text_addresses(text: str) -> list[str]:
+    """Every address the report part of a text bounce names, in order, once each."""
+    found = (a.lower().strip(".") for a in _ADDRESS.findall(report_part(text)))
+    return list(dict.fromkeys(found))
+
+
+def returned_message_ids(text: str) -> list[str]:
+    """Message-IDs of the returned message a text bounce quotes (Exim, Postfix, Sendmail,
+    or a report whose MIME structure could not be read)."""
+    return list(dict.fromkeys(_RETURNED_MESSAGE_ID.findall(text)))
+
+
+def bounce_summary(text: str, limit: int = 300) -> str:
+    """What a bounce says, for staff: its report's lines run together, cut at `limit`."""
+    lines = [line.strip() for line in report_part(text).splitlines()]
+    said = " ".join(line for line in lines if line and not line.startswith("--"))
+    return said if len(said) <= limit else said[: limit - 1].rstrip() + "…"
