@@ -139,8 +139,6 @@ def _answer_list(
         contact = ensure_contact(
             session, mail.from_addr, mail.from_name, ctx.config.customers, ctx.clock()
         )
-    if contact is not None and contact.failing:
-        return Outcome(intake.id or 0, IGNORED, "list request from a failing address")
     if notify.send_ticket_list(session, ctx, contact, mail):
         return Outcome(intake.id or 0, IGNORED, "answered with the ticket list")
     return Outcome(intake.id or 0, IGNORED, "answered: no open tickets")

@@ -176,12 +176,14 @@ def test_a_pool_members_mail_names_no_organisation(ctx: Context) -> None:
     assert answer["Subject"] == "Open tickets of ben@two.example (2026-11-02)"
 
 
-def test_a_list_request_from_a_failing_address_is_not_answered(ctx: Context) -> None:
+def test_a_list_request_from_a_failing_address_proves_it_and_is_answered(ctx: Context) -> None:
     ingest(ctx, make_mail(sender="gone@firm.example", subject="Drucker"))
     with ctx.store.session() as session:
         contact = session.exec(select(Contact)).one()
         contact.failing = True
         session.add(contact)
     outcome = ingest(ctx, make_mail(sender="gone@firm.example", subject="list"))
-    assert outcome.reason == "list request from a failing address"
-    assert [o.template for o in outbox(ctx)] == ["acknowledgement"]
+    assert outcome.reason == "answered with the ticket list"
+    assert [o.template for o in outbox(ctx)] == ["acknowledgement", "ticket_list"]
+    with ctx.store.session() as session:
+        assert not session.exec(select(Contact)).one().failing
