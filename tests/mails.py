@@ -21,6 +21,7 @@ def make_mail(
     references: tuple[str, ...] = (),
     headers: dict[str, str] | None = None,
     attachments: tuple[tuple[str, str, bytes], ...] = (),
+    html: str | None = None,
 ) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = sender
@@ -33,6 +34,8 @@ def make_mail(
     if references:
         msg["References"] = " ".join(f"<{r}>" for r in references)
     msg.set_content(body)  # before the extra headers: it drops any Content-* header
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     for name, value in (headers or {}).items():
         msg[name] = value
     for filename, content_type, payload in attachments:
