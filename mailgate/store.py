@@ -181,11 +181,8 @@ class Store:
         return self.head_revision()
 
     def head_revision(self) -> str:
-        """The newest revision: that of the highest-numbered `NNNN_name.py` (its `revision`
-        is NNNN, or the file's stem)."""
-        newest = max((MIGRATIONS / "versions").glob("[0-9]*.py"), key=lambda p: p.name)
-        number = newest.name.split("_", 1)[0]
-        return newest.stem if f'revision = "{newest.stem}"' in newest.read_text() else number
+        """The newest revision: migrations are numbered `NNNN_name.py` with revision NNNN."""
+        return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:

