@@ -131,6 +131,9 @@ class TicketsConfig:
             *("aber", "leider", "jedoch", "trotzdem", "weiterhin", "erneut"),
             *("not", "no", "never", "still", "but", "however", "unfortunately", "cannot"),
             *("don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "won't", "can't"),
+            # Words that report a fault: "Yes, it crashed again" is no confirmation.
+            *("fehler", "kaputt", "abgestürzt", "stürzt", "funktioniert nicht mehr"),
+            *("error", "broken", "crashed", "crashes", "fails", "failed", "failing"),
         ]
     )
     # A reply whose first line is one of these stops optional status mails to that contact.

@@ -539,23 +539,37 @@ def _files_not_sent(
     session: Session, ctx: Context, ticket: Ticket, article: Article, left: Sequence[Listed]
 ) -> None:
     """Tell the agent which files of their answer did not reach the customer, and why."""
-    agent = session.exec(select(Agent).where(Agent.email == article.from_addr.lower())).first()
     context = {
         "ticket": ticket_view(ctx, ticket),
         "files": _listed(left),
         "limit": ctx.config.outbound.max_message_size,
         "support_address": ctx.from_address,
     }
+    _tell_agent(session, ctx, "attachments_not_sent", article.from_addr, ticket, context)
+
+
+def _tell_agent(
+    session: Session,
+    ctx: Context,
+    template: str,
+    address: str,
+    ticket: Ticket | None,
+    context: Mapping[str, object],
+    auto_submitted: str = "auto-generated",
+) -> None:
+    """A mail to an agent about what became of one of their mails: in their language,
+    threaded with the ticket's mail."""
+    agent = agent_by_email(session, address.lower())
     _queue(
         session,
         ctx,
-        "attachments_not_sent",
+        template,
         _language(ctx, agent),
         context,
-        to=[article.from_addr],
+        to=[address],
         ticket=ticket,
-        thread=_thread(session, ticket)[1],
-        auto_submitted="auto-generated",
+        thread=_thread(session, ticket)[1] if ticket else [],
+        auto_submitted=auto_submitted,
     )
 
 
@@ -568,7 +582,6 @@ def send_not_sent(
 ) -> None:
     """Tell the agent their answer did not go to addresses a bounce marked failing: when
     it came, what it said, and how to clear the mark."""
-    agent = agent_by_email(session, agent_address.lower())
     context = {
         **_base_context(ctx, ticket),
         "addresses": [
@@ -577,17 +590,7 @@ def send_not_sent(
         ],
         "timezone": ctx.config.tickets.timezone,
     }
-    _queue(
-        session,
-        ctx,
-        "answer_not_sent",
-        _language(ctx, agent),
-        context,
-        to=[agent_address],
-        ticket=ticket,
-        thread=_thread(session, ticket)[1],
-        auto_submitted="auto-generated",
-    )
+    _tell_agent(session, ctx, "answer_not_sent", agent_address, ticket, context)
 
 
 def send_status_change(
@@ -661,7 +664,6 @@ def send_command_errors(
 ) -> None:
     """Tell an agent, in their language, which of their commands could not be applied and
     why, which were, and what became of their mail: only what really happened."""
-    agent = session.exec(select(Agent).where(Agent.email == agent_address.lower())).first()
     context = {
         "ticket": ticket_view(ctx, ticket) if ticket else None,
         # Phrases: the template's `say` filter words them in the template's language.
@@ -671,16 +673,8 @@ def send_command_errors(
         "subject": subject,
         "support_address": ctx.from_address,
     }
-    thread = _thread(session, ticket)[1] if ticket else []
-    _queue(
-        session,
-        ctx,
-        "command_error",
-        _language(ctx, agent),
-        context,
-        to=[agent_address],
-        ticket=ticket,
-        thread=thread,
+    _tell_agent(
+        session, ctx, "command_error", agent_address, ticket, context, auto_submitted="auto-replied"
     )
 
 

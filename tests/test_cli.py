@@ -84,7 +84,10 @@ def test_wrong_type_and_missing_file(tmp_path: Path) -> None:
 def test_config_check_accepts_example_file(tmp_path: Path) -> None:
     example = (REPO / "mailgate.toml.example").read_text(encoding="utf-8")
     path = tmp_path / "example.toml"
+    # Both spellings of the data directory, so the check migrates a database of its own.
+    example = example.replace("sqlite:///var", f"sqlite:///{tmp_path}/var")
     path.write_text(example.replace("./var", str(tmp_path / "var")), encoding="utf-8")
+    (tmp_path / "var").mkdir()
     result = mailgate("config", "check", config=path)
     assert result.returncode == 0, result.stderr
     assert "configuration ok" in result.stdout

@@ -265,6 +265,8 @@ def test_a_confirmation_in_a_few_words_closes(desk: Context, tmp_path: Path, ans
         "OK but the printer still jams.",
         "Yes, thanks. It doesn't print in colour though.",
         "Confirmed? It crashes when I open the tray",
+        "Yes, it crashed again.",
+        "Ja, das Programm ist wieder abgestürzt.",
         "Thanks, all good.",  # no confirm word at the start: staff decide
     ],
 )
