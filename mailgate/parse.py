@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.feedparser import BytesFeedParser
+from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -85,6 +86,7 @@ def once_per_mail(compute: Callable[[ParsedMail], T]) -> Callable[[ParsedMail], 
 
 # --- headers ----------------------------------------------------------------------------------
 
+AMBIGUOUS_FROM = "ambiguous-from"  # the defect of a From that names no single clean address
 _ADDR_SPEC = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
 _ADDRESS_HEADERS = ("from", "reply-to", "to", "cc", "delivered-to", "x-original-to")
 
@@ -181,9 +183,14 @@ def _date(value: str, notes: list[str]) -> datetime | None:
 
 def _header_fields(msg: Message, hint: str | None, notes: list[str]) -> dict[str, Any]:
     headers = _Headers(msg, hint)
+    before = len(notes)
     boxes = {name: _mailboxes(headers, name, notes) for name in _ADDRESS_HEADERS}
     sender = boxes["from"][0] if boxes["from"] else ("", "")
     _note_sender(headers, boxes["from"], notes)
+    if _ambiguous_from(headers, boxes["from"], notes[before:]):
+        # Whoever it names, it may name someone else too: no address is taken from it.
+        notes.append(AMBIGUOUS_FROM)
+        sender = ("", "")
     message_id = next(iter(message_ids(headers.first("message-id"))), None)
     if message_id is None:
         notes.append("no-message-id")
@@ -214,6 +221,38 @@ def _note_sender(headers: _Headers, senders: list[tuple[str, str]], notes: list[
         notes.append("multiple-from-addresses")
     if not senders:
         notes.append("no-from")
+
+
+def _ambiguous_from(headers: _Headers, senders: list[tuple[str, str]], notes: list[str]) -> bool:
+    """Whether the From names anything but exactly one clean address: two headers, two
+    addresses, a group, or anything the strict parser had to guess at (junk after `>`, two
+    angle addresses, an address as the display name of another)."""
+    if len(headers.raw.get("from", [])) > 1 or len(senders) > 1:
+        return True
+    if senders and _names_other_address(senders[0]):
+        return True
+    guessed = ("address:from:", "address-recovered:from", "address-parser-failed:from")
+    doubtful = [n for n in notes if n.startswith(guessed)]
+    if doubtful and doubtful != ["address:from:invalid-display-name"]:
+        return True
+    return _is_group(headers.unstructured_8bit("from"))
+
+
+def _names_other_address(sender: tuple[str, str]) -> bool:
+    """`alice@customer.test <attacker@evil.test>`: a display name that is another address."""
+    name, address = sender
+    return any(found.lower() != address for found in _ADDR_SPEC.findall(name))
+
+
+def _is_group(value: str) -> bool:
+    """Group syntax (`Customers: alice@customer.test;`): a list of people, not a sender."""
+    if ":" not in value:
+        return False
+    try:
+        groups = HeaderRegistry()("from", value).groups
+    except Exception:  # the registry's parser is lenient, but it is no judge of hostile input
+        return True
+    return any(group.display_name is not None for group in groups)
 
 
 # --- body -------------------------------------------------------------------------------------

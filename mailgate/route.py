@@ -35,7 +35,7 @@ from mailgate.models import (
 )
 from mailgate.moments import aware
 from mailgate.outbox import bounce_outbox_id
-from mailgate.parse import ParsedMail
+from mailgate.parse import AMBIGUOUS_FROM, ParsedMail
 from mailgate.screen import (
     Screening,
     declares_delivery_report,
@@ -304,6 +304,8 @@ def route(
     ticket = find_ticket(session, mail, cfg, own_domain)
     if screening.bounce or (from_daemon(mail) and verp_outbox_row(session, mail, intake)):
         return _bounce(session, mail, intake, ticket)
+    if AMBIGUOUS_FROM in mail.defects:
+        return Quarantine("ambiguous sender in From: it names no single clean address")
     if not mail.from_addr:
         return Quarantine("no usable sender address in From")
     if ticket is None:
