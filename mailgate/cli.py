@@ -39,11 +39,18 @@ EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
 EX_CANTCREAT = 73
 
-out = Console(highlight=False)
+
+def plain_console(**options: Any) -> Console:
+    """A console that prints every string as text: subjects, names, file names and reasons
+    come from mail, and "[/x]" must not crash a listing nor "[link=…]" make a link in it."""
+    return Console(markup=False, emoji=False, highlight=False, **options)
+
+
+out = plain_console()
 if not out.is_terminal:
     # Piped into grep or a file: wide enough that a row stays on one line.
-    out = Console(highlight=False, width=200)
-err = Console(stderr=True, highlight=False)
+    out = plain_console(width=200)
+err = plain_console(stderr=True)
 
 FORMAT = click.option(
     "--format",
