@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.progress import Progress
 
 from mailgate import agents, importer, outbox, pipeline, tags, views
@@ -33,18 +32,12 @@ from mailgate.tables import (
     print_ticket,
     print_tickets,
 )
+from mailgate.terminal import plain_console
 
 # sysexits(3): what a caller such as Postfix's pipe understands.
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
 EX_CANTCREAT = 73
-
-
-def plain_console(**options: Any) -> Console:
-    """A console that prints every string as text: subjects, names, file names and reasons
-    come from mail, and "[/x]" must not crash a listing nor "[link=…]" make a link in it."""
-    return Console(markup=False, emoji=False, highlight=False, **options)
-
 
 out = plain_console()
 if not out.is_terminal:

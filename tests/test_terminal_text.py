@@ -20,6 +20,8 @@ LINK = "[link=https://evil.example]Your invoice[/link]"
 STYLE = "[bold red]x"
 HOSTILE = (CLOSE_UNOPENED, LINK, STYLE)
 HYPERLINK = "\x1b]8;"  # OSC 8: how a terminal is told "this text is a link"
+# The same link written into the mail as escape sequences, and a C1 CSI that clears the screen.
+RAW_LINK = f"{HYPERLINK};https://evil.example\x1b\\click here{HYPERLINK};\x1b\\ \x9b2J"
 
 
 def on_terminal(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -64,7 +66,7 @@ def desk(tmp_path_factory: pytest.TempPathFactory) -> Path:
         raw = make_mail(
             sender=f'"{text}" <c{n}@customer{n}.example>',
             subject=text,
-            body=f"{text}\n",
+            body=f"{text}\n{RAW_LINK}\n",
             attachments=((f"{text}.pdf", "application/pdf", b"%PDF-1.4\n"),),
         )
         cid = ingest(tmp_path, config, f"c{n}", raw)
@@ -105,7 +107,7 @@ def test_mail_text_is_printed_as_written(desk: Path, command: tuple[str, ...]) -
     done = on_terminal(desk, *command)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "MarkupError" not in done.stderr
-    assert HYPERLINK not in done.stdout
+    assert HYPERLINK not in done.stdout and "\x9b" not in done.stdout
     assert "\x1b[" in done.stdout or command == ("jobs", "list")  # a terminal, with colours
     shown = plain(done.stdout)
     if command in (("jobs", "list"), ("stats",)):
@@ -114,3 +116,5 @@ def test_mail_text_is_printed_as_written(desk: Path, command: tuple[str, ...]) -
     unframed = "".join(ch for ch in shown if ch not in "│┃┆║ \n")
     hostile = [t for t in HOSTILE if t.replace(" ", "") in unframed]
     assert hostile, shown
+    if command[:2] == ("tickets", "show"):  # the escape sequences shown, not obeyed
+        assert "␛]8;;https://evil.example␛\\click here␛]8;;␛\\ \ufffd2J" in shown
