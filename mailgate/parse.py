@@ -87,7 +87,8 @@ def once_per_mail(compute: Callable[[ParsedMail], T]) -> Callable[[ParsedMail], 
 # --- headers ----------------------------------------------------------------------------------
 
 AMBIGUOUS_FROM = "ambiguous-from"  # the defect of a From that names no single clean address
-_ADDR_SPEC = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\]+")
+# No control characters: an address is printed to terminals and written into headers.
+_ADDR_SPEC = re.compile(r"[^@\s<>(),;:\"\[\]\\\x00-\x1f\x7f]+@[^@\s<>(),;:\"\[\]\\\x00-\x1f\x7f]+")
 _ADDRESS_HEADERS = ("from", "reply-to", "to", "cc", "delivered-to", "x-original-to")
 
 

@@ -770,3 +770,8 @@ def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
 )
 def test_mime_shaped_noise_never_raises(lines: list[bytes]) -> None:
     assert isinstance(parse(b"\r\n".join(lines)), ParsedMail)
+
+
+def test_an_address_with_a_control_character_is_no_address() -> None:
+    parsed = parse(mail("From: a@example.com", "To: x\x1bc@example.com, b@example.com"))
+    assert parsed.to == ("b@example.com",)
