@@ -17,7 +17,7 @@ from tests.test_cli import REPO, mailgate, write_config
 
 CLOSE_UNOPENED = "[/x]"
 LINK = "[link=https://evil.example]Your invoice[/link]"
-STYLE = "[bold red]x"
+STYLE = "[bold red]x :smile:"
 HOSTILE = (CLOSE_UNOPENED, LINK, STYLE)
 HYPERLINK = "\x1b]8;"  # OSC 8: how a terminal is told "this text is a link"
 # The same link written into the mail as escape sequences, and a C1 CSI that clears the screen.
@@ -110,8 +110,8 @@ def test_mail_text_is_printed_as_written(desk: Path, command: tuple[str, ...]) -
     assert HYPERLINK not in done.stdout and "\x9b" not in done.stdout
     assert "\x1b[" in done.stdout or command == ("jobs", "list")  # a terminal, with colours
     shown = plain(done.stdout)
-    if command in (("jobs", "list"), ("stats",)):
-        return  # no text of a mail in these: run for their exit and the missing link
+    if command == ("jobs", "list"):
+        return  # no text of a mail in it: run for its exit and the missing link
     # Wrapped cells may split a value; a row's value, read back without the frame, is whole.
     unframed = "".join(ch for ch in shown if ch not in "│┃┆║ \n")
     hostile = [t for t in HOSTILE if t.replace(" ", "") in unframed]
