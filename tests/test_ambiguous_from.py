@@ -103,3 +103,17 @@ def test_release_of_an_ambiguous_from_needs_the_address(
     released = mailgate("quarantine", "release", "2", "--from", "attacker@evil.test", config=cfg)
     assert released.returncode == 0, released.stderr
     assert len(sent(tmp_path)) == 1  # released quietly: nothing to either address
+
+
+def test_an_ambiguous_from_naming_an_agent_commands_nothing(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, '[security]\nagent_verification = "none"\n')
+    assert (
+        mailgate("agents", "add", "anna@example.com", "--name", "Anna", config=cfg).returncode == 0
+    )
+    cid = ingest_raw(tmp_path, cfg, "a", make_mail(sender=ALICE, subject="VPN")).split()[-1]
+    for n, sender in enumerate(["anna@example.com, attacker@evil.test", "<anna@example.com>x"]):
+        raw = hostile(sender, f"Re: [{cid}] VPN").replace(b"ok\n", b"#status closed\n\nDone.\n")
+        assert "quarantined: ambiguous sender" in ingest_raw(tmp_path, cfg, f"x{n}", raw)
+    shown = json.loads(mailgate("tickets", "show", cid, "--format", "json", config=cfg).stdout)
+    assert shown["status"] == "open" and len(shown["articles"]) == 1
+    assert len(sent(tmp_path)) == 1  # Alice's acknowledgement only
