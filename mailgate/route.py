@@ -44,12 +44,14 @@ from mailgate.screen import (
     ignored_sender,
     is_delay_warning,
 )
+from mailgate.verify import NOT_VERIFIED
 
 
 @dataclass(frozen=True)
 class NewTicket:
     automatic: str | None = None  # why no acknowledgement may go out
     linked_ticket_id: int | None = None  # the closed ticket this one follows on from
+    unverified: str = ""  # the warning a mail marked forged is kept with; it changes nothing
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FollowUp:
     automatic: str | None = None
     reopen: bool = False
     failing: tuple[str, ...] = ()  # addresses a delivery report says do not take mail
+    unverified: str = ""  # as NewTicket's: stored, and nothing else
 
 
 @dataclass(frozen=True)
@@ -209,19 +212,29 @@ class _Copy:
     digest: str  # of the body (Intake.content_sha256)
     from_addr: str
     envelope_from: str
+    reason: str  # a done message's names a warning (verify.NOT_VERIFIED)
+
+    @property
+    def unverified(self) -> bool:
+        return NOT_VERIFIED in self.reason
 
 
-def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> int | None:
+def find_duplicate(
+    session: Session, mail: ParsedMail, intake: Intake, sender: Sender
+) -> int | None:
     """An earlier message with the same Message-ID, the same body and the same sender that
     already became a ticket or an article: this one is the same mail delivered again.
-    Anyone can copy a Message-ID and a text; only the sender's own copy can pre-empt it."""
+    Anyone can copy a Message-ID and a text; only the sender's own copy can pre-empt it, and
+    a copy our MTA marked forged pre-empts none that it did not."""
     if not mail.message_id:
         return None
     look_up_message_ids(session, [mail.message_id])
     known = remembered(session, _SAME_MESSAGE_ID_KIND)
-    this = _Copy(DONE, intake.content_sha256, mail.from_addr, intake.envelope_from)
+    this = _Copy(DONE, intake.content_sha256, mail.from_addr, intake.envelope_from, "")
     for other_id, other in known[mail.message_id].items():
-        if other_id != intake.id and other.status == DONE and _same_mail(other, this):
+        if other_id == intake.id or other.status != DONE or not _same_mail(other, this):
+            continue
+        if other.unverified == bool(sender.unverified):
             return other_id
     return None
 
@@ -252,6 +265,7 @@ def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
         Intake.content_sha256,
         Intake.from_addr,
         Intake.envelope_from,
+        Intake.reason,
     )
     found: dict[str, dict[int, _Copy]] = {message_id: {} for message_id in wanted}
     for row_id, message_id, *copy in session.exec(query.where(col(Intake.message_id).in_(wanted))):
@@ -264,7 +278,11 @@ def note_outcome(session: Session, intake: Intake) -> None:
     rows = remembered(session, _SAME_MESSAGE_ID_KIND).get(intake.message_id)
     if rows is not None:
         rows[intake.id or 0] = _Copy(
-            intake.status, intake.content_sha256, intake.from_addr, intake.envelope_from
+            intake.status,
+            intake.content_sha256,
+            intake.from_addr,
+            intake.envelope_from,
+            intake.reason,
         )
 
 
@@ -284,6 +302,10 @@ def _for_existing(
     if sender.is_agent:
         direction = "internal" if env.is_comment_address else "staff"
         return FollowUp(ticket.id or 0, direction, note, screening.automatic)
+    if sender.unverified:
+        # Kept for staff to judge; it neither confirms, reopens nor unsubscribes.
+        why = sender.unverified
+        return FollowUp(ticket.id or 0, "customer", why, screening.automatic, unverified=why)
     reopen = ticket.status == "closed" and not screening.automatic
     if reopen and now - closed_since(session, ticket) > timedelta(days=cfg.tickets.reopen_days):
         successor = follow_on(session, ticket, sender)
@@ -342,7 +364,7 @@ def route(
     pattern = ignored_sender(mail, cfg.loops.ignore_senders)
     if pattern is not None:
         return Ignore(f"ignore list: sender matches {pattern}")
-    duplicate = find_duplicate(session, mail, intake)
+    duplicate = find_duplicate(session, mail, intake, sender)
     if duplicate is not None:
         return Ignore(f"duplicate of stored message {duplicate}")
     ticket = find_ticket(session, mail, cfg, own_domain, sender)
@@ -352,6 +374,8 @@ def route(
         return Quarantine("no usable sender address in From")
     if ticket is None:
         if is_list_request(session, mail, sender, screening, cfg):
+            if sender.unverified:
+                return Ignore(f"ticket list not sent: {sender.unverified}")
             return ListRequest(mail.from_addr)
         return _new_ticket(session, mail, screening, sender, cfg)
     if not is_participant(session, ticket, sender):
@@ -384,7 +408,7 @@ def _new_ticket(
         and not sender.is_agent
         and not is_known_customer(session, mail.from_addr)
     ):
-        return Ignore(
-            f"unknown sender {mail.from_addr} rejected by policy", answer=not screening.automatic
-        )
-    return NewTicket(automatic=screening.automatic)
+        # A forged mail must not make us write to the address it names.
+        answer = not screening.automatic and not sender.unverified
+        return Ignore(f"unknown sender {mail.from_addr} rejected by policy", answer=answer)
+    return NewTicket(automatic=screening.automatic, unverified=sender.unverified)
