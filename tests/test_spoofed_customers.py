@@ -186,3 +186,36 @@ def test_on_by_default_where_agents_are_verified(
     room.config.write_text(text)
     outcome = room.ingest(from_alice("Hello\n", FAIL, "Question"))
     assert outcome == (f"ticket CID-1000 ({WARNING})" if checks else "ticket CID-1000")
+
+
+def report_on(message_id: str) -> bytes:
+    """A delivery report naming our mail and Alice: her address is failing from then on."""
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\n"
+        "To: support@example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <{new_message_id('mx.acme.example')}>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\nMailbox unknown.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--R\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{message_id}>\r\nSubject: [CID-1000] Printer broken\r\n\r\n--R--\r\n"
+    ).encode()
+
+
+def test_a_forged_mail_does_not_clear_a_failing_address(checked: Mailroom) -> None:
+    raw = from_alice("Our printer does not print.\n", PASS, "Printer broken")
+    assert checked.ingest(raw) == "ticket CID-1000"
+    (ack,) = to(checked.new_mail(), CUSTOMER)
+    assert checked.ingest(report_on(str(ack["Message-ID"]).strip("<>"))) == "reply CID-1000"
+
+    def cleared() -> list[str]:
+        events = checked.show("CID-1000")["events"] + checked.show("CID-1001")["events"]
+        return [e["detail"] for e in events if e["action"] == "address_cleared"]
+
+    assert checked.ingest(from_alice("Scanner too.\n", FAIL, "Scanner")) == (
+        f"ticket CID-1001 ({WARNING})"
+    )
+    assert cleared() == []
+    assert checked.ingest(from_alice("Printer is fine now.\n", PASS)) == "reply CID-1000"
+    assert cleared() == [f"{CUSTOMER}: wrote again"]
