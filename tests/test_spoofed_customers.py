@@ -219,3 +219,13 @@ def test_a_forged_mail_does_not_clear_a_failing_address(checked: Mailroom) -> No
     assert cleared() == []
     assert checked.ingest(from_alice("Printer is fine now.\n", PASS)) == "reply CID-1000"
     assert cleared() == [f"{CUSTOMER}: wrote again"]
+
+
+def test_a_forged_mail_adds_no_colleague_to_the_ticket(checked: Mailroom) -> None:
+    assert checked.run("customers", "claim", "Acme", "acme.example").returncode == 0
+    headers = {"Authentication-Results": FAIL, "Cc": "Bob <bob@acme.example>"}
+    raw = make_mail(subject="Invoice", body="Send it to Bob too.\n", headers=headers)
+    assert checked.ingest(raw) == f"ticket CID-1000 ({WARNING})"
+    events = checked.show("CID-1000")["events"]
+    assert [e for e in events if e["action"] == "cc"] == []
+    assert to(checked.new_mail(), "bob@acme.example") == []
