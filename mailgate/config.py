@@ -100,6 +100,14 @@ class OutboundConfig:
 class SecurityConfig:
     agent_verification: Literal["authentication-results", "dkim", "none"] = "authentication-results"
     trusted_authserv_id: str = ""
+    # Customer mail the trusted MTA's Authentication-Results mark as forged is kept with a
+    # warning and changes nothing. "auto": on where agent_verification reads those headers.
+    customer_verification: Literal["auto", "authentication-results", "none"] = "auto"
+
+    def checks_customers(self) -> bool:
+        if self.customer_verification == "auto":
+            return self.agent_verification == "authentication-results"
+        return self.customer_verification == "authentication-results"
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,8 @@ class Sender:
     address: str
     agent: Agent | None = None
     contact: Contact | None = None
+    # A customer's mail our MTA marks as forged: the warning it is stored with, else "".
+    unverified: str = ""
 
     @property
     def is_agent(self) -> bool:

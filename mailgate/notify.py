@@ -45,6 +45,7 @@ from mailgate.render import Rendered
 from mailgate.sheets import XLSX_TYPE, tickets_workbook
 from mailgate.signatures import is_signed
 from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event
+from mailgate.verify import NOT_VERIFIED
 
 log = logging.getLogger("mailgate.notify")
 
@@ -422,6 +423,8 @@ def _staff_context(
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": _references(session, ticket),
+        # Our MTA marked the mail forged (verify.verify_customer): staff judge it.
+        "warning": article.note if article.note.startswith(NOT_VERIFIED) else "",
     }
 
 

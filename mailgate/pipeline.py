@@ -47,6 +47,7 @@ from mailgate.route import (
 from mailgate.screen import screen
 from mailgate.store import StoreUnavailable, direct
 from mailgate.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
+from mailgate.verify import NOT_VERIFIED, verify_customer
 
 log = logging.getLogger("mailgate.pipeline")
 
@@ -81,7 +82,8 @@ class Outcome:
 
     def describe(self) -> str:
         if self.status == DONE and self.cid:
-            return f"{'ticket' if self.created else 'reply'} {self.cid}"
+            warning = f" ({self.reason})" if NOT_VERIFIED in self.reason else ""
+            return f"{'ticket' if self.created else 'reply'} {self.cid}{warning}"
         return f"{self.status}: {self.reason}" if self.reason else self.status
 
 
@@ -102,7 +104,7 @@ def served_envelope(ctx: Context, mail: ParsedMail, envelope_to: list[str]) -> E
 
 def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> Outcome:
     now = ctx.clock()
-    sender = identify(session, mail.from_addr)
+    sender = _doubted(session, ctx, intake, mail, identify(session, mail.from_addr))
     envelope = served_envelope(ctx, mail, [a for a in intake.envelope_to.splitlines() if a])
     screening = screen(mail, ctx.own_addresses, ctx.own_domain)
     decision = route(
@@ -126,7 +128,20 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         applied = _follow_up(session, ctx, decision, intake, mail, sender, envelope)
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
     cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
-    return Outcome(intake.id or 0, DONE, "", cid, applied.created)
+    return Outcome(intake.id or 0, DONE, sender.unverified, cid, applied.created)
+
+
+def _doubted(
+    session: Session, ctx: Context, intake: Intake, mail: ParsedMail, sender: Sender
+) -> Sender:
+    """A customer with the warning our MTA's word against the mail gives (verify_customer);
+    agents are verified where their commands are read."""
+    if sender.agent is not None:
+        return sender
+    verdict = verify_customer(mail, lambda: _raw(session, intake), ctx.config.security)
+    if verdict.ok:
+        return sender
+    return dataclasses.replace(sender, unverified=f"{NOT_VERIFIED}: {verdict.reason}")
 
 
 def _answer_list(
@@ -146,8 +161,8 @@ def _answer_list(
 
 def proves_address(decision: object, sender: Sender) -> bool:
     """A customer's own mail (not automatic, not a bounce) shows their address works again:
-    it clears a failing mark before anything answers it."""
-    if sender.agent is not None:
+    it clears a failing mark before anything answers it. A forged one proves nothing."""
+    if sender.agent is not None or sender.unverified:
         return False
     if isinstance(decision, NewTicket):
         return decision.automatic is None
@@ -199,9 +214,10 @@ def _new_ticket(
             mail,
             acknowledged=decision.automatic is None,
         )
-    if staff is None:
+    if staff is None and not decision.unverified:
         add_colleagues(session, applied.ticket, mail, ctx.config, now, ctx.own_addresses)
-    if decision.automatic is None and applied.contact is not None:
+    # A forged mail is not acknowledged: that would write to its victim about it.
+    if decision.automatic is None and applied.contact is not None and not decision.unverified:
         on_behalf = staff is not None
         notify.acknowledge(session, ctx, applied.ticket, applied.contact, mail, on_behalf)
     if decision.automatic is None and _others_to_tell(applied, sender):
@@ -241,6 +257,9 @@ def _follow_up(
     applied = add_follow_up(
         session, decision, mail, intake, sender, ctx.config, ctx.clock(), written_text(mail)
     )
+    if decision.unverified:
+        notify.notify_staff(session, ctx, applied.ticket, applied.article, "reply")
+        return applied
     if decision.direction == "customer":
         add_colleagues(session, applied.ticket, mail, ctx.config, ctx.clock(), ctx.own_addresses)
     after_customer_mail(

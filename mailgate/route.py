@@ -44,12 +44,14 @@ from mailgate.screen import (
     ignored_sender,
     is_delay_warning,
 )
+from mailgate.verify import NOT_VERIFIED
 
 
 @dataclass(frozen=True)
 class NewTicket:
     automatic: str | None = None  # why no acknowledgement may go out
     linked_ticket_id: int | None = None  # the closed ticket this one follows on from
+    unverified: str = ""  # the warning a mail marked forged is kept with; it changes nothing
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class FollowUp:
     automatic: str | None = None
     reopen: bool = False
     failing: tuple[str, ...] = ()  # addresses a delivery report says do not take mail
+    unverified: str = ""  # as NewTicket's: stored, and nothing else
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ Decision = NewTicket | FollowUp | ListRequest | Ignore | Quarantine
 # Built once, like the other look-ups every message makes: building a statement costs
 # about as much again as running it.
 _TICKET_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
-# What the transaction knows of the stored messages of a Message-ID: id -> (status, body).
+# What the transaction knows of the stored messages of a Message-ID: id -> _Copy.
 _SAME_MESSAGE_ID_KIND = "stored messages by Message-ID"
 
 
@@ -143,13 +146,17 @@ def ticket_recipients(session: Session, ticket_id: int) -> set[str]:
     return {a.strip().lower() for row in rows for a in row.split(",") if a.strip()}
 
 
-def find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
+def find_ticket(
+    session: Session, mail: ParsedMail, cfg: Config, own_domain: str, sender: Sender | None = None
+) -> Ticket | None:
     """The ticket a mail belongs to: by tag in the subject, else by the Message-IDs it answers.
     Held for the transaction: the steps that apply the decision read it again by id."""
-    return hold(session, _find_ticket(session, mail, cfg, own_domain))
+    return hold(session, _find_ticket(session, mail, cfg, own_domain, sender))
 
 
-def _find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: str) -> Ticket | None:
+def _find_ticket(
+    session: Session, mail: ParsedMail, cfg: Config, own_domain: str, sender: Sender | None
+) -> Ticket | None:
     number = tags.find_number(mail.subject, cfg.tickets.prefix)
     if number is not None:
         ticket = session.exec(_TICKET_BY_NUMBER, params={"number": number}).first()
@@ -159,17 +166,28 @@ def _find_ticket(session: Session, mail: ParsedMail, cfg: Config, own_domain: st
     if not ids:
         return None
     sent = session.exec(select(Outbox.ticket_id).where(col(Outbox.message_id).in_(ids))).first()
-    if sent is None:
-        sent = session.exec(
-            select(Article.ticket_id).where(col(Article.message_id).in_(ids))
-        ).first()
     if sent is not None:
         return session.get(Ticket, sent)
+    received = _received_on(session, ids, sender)
+    if received is not None:
+        return received
     for mid in ids:
         encoded = ticket_number_from_message_id(mid, own_domain)
         if encoded is not None:
             return session.exec(_TICKET_BY_NUMBER, params={"number": encoded}).first()
     return None
+
+
+def _received_on(session: Session, ids: list[str], sender: Sender | None) -> Ticket | None:
+    """The ticket of an article with one of these Message-IDs. Anyone can write any
+    Message-ID, so several tickets may hold one: the sender's own comes first, then the
+    oldest."""
+    query = select(Article.ticket_id).where(col(Article.message_id).in_(ids))
+    found = [session.get(Ticket, i) for i in sorted(set(session.exec(query)))]
+    tickets = [t for t in found if t is not None]
+    if sender is not None and len(tickets) > 1:
+        return next((t for t in tickets if is_participant(session, t, sender)), tickets[0])
+    return tickets[0] if tickets else None
 
 
 def is_participant(session: Session, ticket: Ticket, sender: Sender) -> bool:
@@ -186,17 +204,49 @@ def is_participant(session: Session, ticket: Ticket, sender: Sender) -> bool:
     return session.get(Participant, (ticket.id, contact.id)) is not None
 
 
-def find_duplicate(session: Session, mail: ParsedMail, intake: Intake) -> int | None:
-    """An earlier message with the same Message-ID and the same body that already became
-    a ticket or an article: this one is the same mail delivered again."""
+@dataclass(frozen=True)
+class _Copy:
+    """What the duplicate check compares of a stored message with a Message-ID."""
+
+    status: str
+    digest: str  # of the body (Intake.content_sha256)
+    from_addr: str
+    envelope_from: str
+    reason: str  # a done message's names a warning (verify.NOT_VERIFIED)
+
+    @property
+    def unverified(self) -> bool:
+        return NOT_VERIFIED in self.reason
+
+
+def find_duplicate(
+    session: Session, mail: ParsedMail, intake: Intake, sender: Sender
+) -> int | None:
+    """An earlier message with the same Message-ID, the same body and the same sender that
+    already became a ticket or an article: this one is the same mail delivered again.
+    Anyone can copy a Message-ID and a text; only the sender's own copy can pre-empt it, and
+    a copy our MTA marked forged pre-empts none that it did not."""
     if not mail.message_id:
         return None
     look_up_message_ids(session, [mail.message_id])
     known = remembered(session, _SAME_MESSAGE_ID_KIND)
-    for other_id, (status, digest) in known[mail.message_id].items():
-        if other_id != intake.id and status == DONE and digest == intake.content_sha256:
+    this = _Copy(DONE, intake.content_sha256, mail.from_addr, intake.envelope_from, "")
+    for other_id, other in known[mail.message_id].items():
+        if other_id == intake.id or other.status != DONE or not _same_mail(other, this):
+            continue
+        if other.unverified == bool(sender.unverified):
             return other_id
     return None
+
+
+def _same_mail(earlier: _Copy, this: _Copy) -> bool:
+    """Same body, same From, and where both came with an envelope sender, one of the same
+    domain: relays of one sender tag its local part (VERP, BATV), never its domain."""
+    if earlier.digest != this.digest or earlier.from_addr != this.from_addr:
+        return False
+    if not (earlier.envelope_from and this.envelope_from):
+        return True
+    return domain_of(earlier.envelope_from) == domain_of(this.envelope_from)
 
 
 def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
@@ -208,12 +258,18 @@ def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
         return
     # Only the Message-ID in the WHERE clause, so the database walks that index and never
     # the status index (nearly every row is `done`); the rest is checked on the few rows.
-    query = select(Intake.id, Intake.status, Intake.content_sha256, Intake.message_id)
-    found: dict[str, dict[int, tuple[str, str]]] = {message_id: {} for message_id in wanted}
-    for row_id, status, digest, message_id in session.exec(
-        query.where(col(Intake.message_id).in_(wanted))
-    ):
-        found[message_id][row_id or 0] = (status, digest)
+    query = select(
+        Intake.id,
+        Intake.message_id,
+        Intake.status,
+        Intake.content_sha256,
+        Intake.from_addr,
+        Intake.envelope_from,
+        Intake.reason,
+    )
+    found: dict[str, dict[int, _Copy]] = {message_id: {} for message_id in wanted}
+    for row_id, message_id, *copy in session.exec(query.where(col(Intake.message_id).in_(wanted))):
+        found[message_id][row_id or 0] = _Copy(*copy)
     known.update(found)
 
 
@@ -221,7 +277,13 @@ def note_outcome(session: Session, intake: Intake) -> None:
     """A message's outcome, written in this transaction, for find_duplicate's look-ups."""
     rows = remembered(session, _SAME_MESSAGE_ID_KIND).get(intake.message_id)
     if rows is not None:
-        rows[intake.id or 0] = (intake.status, intake.content_sha256)
+        rows[intake.id or 0] = _Copy(
+            intake.status,
+            intake.content_sha256,
+            intake.from_addr,
+            intake.envelope_from,
+            intake.reason,
+        )
 
 
 def _for_existing(
@@ -240,6 +302,10 @@ def _for_existing(
     if sender.is_agent:
         direction = "internal" if env.is_comment_address else "staff"
         return FollowUp(ticket.id or 0, direction, note, screening.automatic)
+    if sender.unverified:
+        # Kept for staff to judge; it neither confirms, reopens nor unsubscribes.
+        why = sender.unverified
+        return FollowUp(ticket.id or 0, "customer", why, screening.automatic, unverified=why)
     reopen = ticket.status == "closed" and not screening.automatic
     if reopen and now - closed_since(session, ticket) > timedelta(days=cfg.tickets.reopen_days):
         successor = follow_on(session, ticket, sender)
@@ -298,10 +364,10 @@ def route(
     pattern = ignored_sender(mail, cfg.loops.ignore_senders)
     if pattern is not None:
         return Ignore(f"ignore list: sender matches {pattern}")
-    duplicate = find_duplicate(session, mail, intake)
+    duplicate = find_duplicate(session, mail, intake, sender)
     if duplicate is not None:
         return Ignore(f"duplicate of stored message {duplicate}")
-    ticket = find_ticket(session, mail, cfg, own_domain)
+    ticket = find_ticket(session, mail, cfg, own_domain, sender)
     if screening.bounce or (from_daemon(mail) and verp_outbox_row(session, mail, intake)):
         return _bounce(session, mail, intake, ticket)
     if AMBIGUOUS_FROM in mail.defects:
@@ -310,6 +376,8 @@ def route(
         return Quarantine("no usable sender address in From")
     if ticket is None:
         if is_list_request(session, mail, sender, screening, cfg):
+            if sender.unverified:
+                return Ignore(f"ticket list not sent: {sender.unverified}")
             return ListRequest(mail.from_addr)
         return _new_ticket(session, mail, screening, sender, cfg)
     if not is_participant(session, ticket, sender):
@@ -342,7 +410,7 @@ def _new_ticket(
         and not sender.is_agent
         and not is_known_customer(session, mail.from_addr)
     ):
-        return Ignore(
-            f"unknown sender {mail.from_addr} rejected by policy", answer=not screening.automatic
-        )
-    return NewTicket(automatic=screening.automatic)
+        # A forged mail must not make us write to the address it names.
+        answer = not screening.automatic and not sender.unverified
+        return Ignore(f"unknown sender {mail.from_addr} rejected by policy", answer=answer)
+    return NewTicket(automatic=screening.automatic, unverified=sender.unverified)

@@ -22,7 +22,7 @@ from mailgate.customers import (
     organisation_for_domain,
     remembered,
 )
-from mailgate.details import find_details
+from mailgate.details import Details, find_details
 from mailgate.mime.report import bounce_summary
 from mailgate.models import (
     Article,
@@ -192,6 +192,9 @@ def open_ticket(
         session, opening.address, opening.name, cfg.customers, now, opening.language
     )
     details = find_details(mail.text, cfg.tickets.reference_patterns)
+    if decision.unverified:
+        # A forged mail's `Priority: A` is nobody's word; its reference numbers still help.
+        details = Details(references=details.references)
     # Read (and held) here rather than first by assign: the acknowledgement and the staff
     # notification read the organisation too, and find it in the session that way.
     organisation(session, contact.organisation_id)
@@ -220,13 +223,16 @@ def open_ticket(
     detail = f"from {mail.from_addr}"
     if decision.linked_ticket_id:
         detail += f"; follows closed ticket id {decision.linked_ticket_id}"
+    if decision.unverified:
+        detail += f"; {decision.unverified}"
     record_event(session, ticket, mail.from_addr, "created", detail, now)
     if routing.assignee_id is not None:
         record_event(session, ticket, "system", "assigned", f"agent id {routing.assignee_id}", now)
     for reference in details.references:
         session.add(TicketReference(ticket_id=ticket.id or 0, reference=reference))
+    note = decision.unverified
     article = add_article(
-        session, ticket, mail, intake, opening.direction, "", cfg.data_dir, now, opening.text
+        session, ticket, mail, intake, opening.direction, note, cfg.data_dir, now, opening.text
     )
     return Applied(ticket, article, contact, created=True)
 
@@ -255,8 +261,9 @@ def add_follow_up(
         session, ticket, actor, "article", f"{decision.direction} {decision.note}".strip(), now
     )
     changes: dict[str, object] = {"updated_at": now}
-    # Automatic mail and unverified senders are stored, but are nobody's action on the ticket.
-    if not decision.automatic and decision.direction in ("customer", "staff"):
+    # Automatic, unverified and forged mail is stored, but is nobody's action on the ticket.
+    acted = not (decision.automatic or decision.unverified)
+    if acted and decision.direction in ("customer", "staff"):
         changes.update(last_action_by=decision.direction, last_action_at=now)
     update_row(session, ticket, **changes)
     if decision.reopen:

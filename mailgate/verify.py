@@ -1,4 +1,5 @@
-"""Whether a staff mail really comes from the agent: Authentication-Results or DKIM."""
+"""Whether a mail really comes from its sender: agents by Authentication-Results or DKIM,
+customers by what the trusted MTA's Authentication-Results say against them."""
 
 from __future__ import annotations
 
@@ -47,6 +48,37 @@ def verify_agent(
     if mode == "dkim":
         return _verify_dkim(raw, domain, dns)
     return _verify_authres(raw, domain, cfg.trusted_authserv_id)
+
+
+NOT_VERIFIED = "sender not verified"  # how a customer mail marked forged is noted
+
+
+def verify_customer(mail: ParsedMail, raw: Callable[[], bytes], cfg: SecurityConfig) -> Verdict:
+    """Whether the trusted MTA marks a customer's mail as forged. Only its word against the
+    mail counts: without a header, a customer's mail is theirs as ever, and a header the
+    sender wrote can only speak against the sender's own mail. `raw` is read only when the
+    mail has an Authentication-Results header at all."""
+    if not cfg.checks_customers() or "authentication-results" not in mail.headers:
+        return Verdict(True, "not checked")
+    headers = _trusted_headers(raw(), cfg.trusted_authserv_id)
+    results = [result for parsed in headers for result in _results(parsed)]
+    return _customer_verdict(results, _domain(mail.from_addr))
+
+
+def _customer_verdict(results: list[_Result], domain: str) -> Verdict:
+    """dmarc=fail for the From domain; without a DMARC verdict, spf=fail and no dkim=pass
+    for it (a softfail is the domain's own "do not reject", and counts for nothing)."""
+    dmarc = {r.result for r in results if r.method == "dmarc" and r.domain in (domain, "")}
+    if "pass" in dmarc:
+        return Verdict(True, f"dmarc=pass for {domain}")
+    if "fail" in dmarc:
+        return Verdict(False, f"dmarc=fail for {domain}")
+    if any(r.result == "pass" and r.method != "dmarc" and _matches(r, domain) for r in results):
+        return Verdict(True, f"a pass for {domain}")
+    spf = next((r for r in results if r.method == "spf" and r.result == "fail"), None)
+    if spf is not None:
+        return Verdict(False, f"spf=fail for {spf.domain or domain} and no dkim=pass for {domain}")
+    return Verdict(True, "no failure reported")
 
 
 def _domain(address: str) -> str:

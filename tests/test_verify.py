@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailgate.config import SecurityConfig
 from mailgate.parse import parse
-from mailgate.verify import Verdict, verify_agent
+from mailgate.verify import Verdict, verify_agent, verify_customer
 
 Dns = Callable[[bytes], bytes | None]
 AR = SecurityConfig(
@@ -263,3 +263,65 @@ def test_utf8_domain_in_raw_header() -> None:
         sender="jörg@exämple.de",
     )
     assert check(raw) == Verdict(True, "dkim=pass for exämple.de")
+
+
+# --- customers: only the trusted MTA's word against a mail counts -----------------------------
+
+CUSTOMER_CASES = [
+    ("dmarc fail", "dmarc=fail header.from=example.com", False, "dmarc=fail for example.com"),
+    ("dmarc fail, no header.from", "dmarc=fail", False, "dmarc=fail for example.com"),
+    ("dmarc pass beats spf fail", "spf=fail smtp.mailfrom=example.com; dmarc=pass", True, ""),
+    (
+        "spf fail, unsigned",
+        "spf=fail smtp.mailfrom=example.com; dkim=none",
+        False,
+        "spf=fail for example.com and no dkim=pass for example.com",
+    ),
+    (
+        "spf fail, signed by another domain",
+        "spf=fail smtp.mailfrom=example.com; dkim=pass header.d=other.example",
+        False,
+        "spf=fail for example.com",
+    ),
+    (
+        "spf fail, signed",
+        "spf=fail smtp.mailfrom=example.com; dkim=pass header.d=example.com",
+        True,
+        "",
+    ),
+    ("spf softfail", "spf=softfail smtp.mailfrom=example.com; dkim=none", True, ""),
+    ("dkim fail alone", "dkim=fail header.d=example.com", True, ""),
+    ("dmarc of another domain", "dmarc=fail header.from=other.example", True, ""),
+    ("nothing checked", "none", True, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("results", "ok", "reason"),
+    [case[1:] for case in CUSTOMER_CASES],
+    ids=[case[0] for case in CUSTOMER_CASES],
+)
+def test_customer_verdict(results: str, ok: bool, reason: str) -> None:
+    raw = message(f"Authentication-Results: mx.example.com; {results}", body="ok\r\n")
+    verdict = verify_customer(parse(raw), lambda: raw, AR)
+    assert verdict.ok is ok
+    assert reason in verdict.reason
+
+
+def test_customer_mail_without_the_header_is_not_read_again() -> None:
+    raw = message(body="ok\r\n")
+
+    def unread() -> bytes:
+        raise AssertionError("the raw bytes were read")
+
+    assert verify_customer(parse(raw), unread, AR).ok
+
+
+def test_customer_verification_follows_agent_verification_by_default() -> None:
+    assert AR.checks_customers()
+    assert not DKIM.checks_customers()
+    assert not SecurityConfig(agent_verification="none").checks_customers()
+    off = SecurityConfig(customer_verification="none")
+    assert not off.checks_customers()
+    on = SecurityConfig(agent_verification="none", customer_verification="authentication-results")
+    assert on.checks_customers()
