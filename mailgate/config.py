@@ -68,6 +68,8 @@ class ImapConfig:
     password_file: str = ""
     folder: str = "INBOX"
     processed_folder: str = "Processed"
+    # Mail over [smtp] max_message_size is moved here, unread, with only its header stored.
+    oversize_folder: str = "Too large"
     poll_interval: float = 60.0
     category: str = ""
     responsible_agent: str = ""
