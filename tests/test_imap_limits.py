@@ -13,7 +13,7 @@ from imapclient import IMAPClient
 
 from mailgate.config import ConfigError, SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.imap import ImapIntake
+from mailgate.intake.imap import ImapIntake, batches
 from mailgate.models import IGNORED, Intake, Ticket
 from tests.daemon_harness import count, daemon_config, running
 from tests.dovecot import ImapUser, dovecot, imap_user
@@ -176,3 +176,20 @@ def test_server_sizes_are_read_before_any_body(sqlite_ctx: Context, imap_user: I
         (uid,) = client.search("ALL")
         # Never taken: whoever looks into the folder sees it unread.
         assert b"\\Seen" not in client.get_flags([uid])[uid]
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        ([10, 10, 10, 10], [[1, 2, 3], [4]]),  # 30 fits the budget of 32, 40 does not
+        ([40, 5], [[1], [2]]),  # one message at least, however large
+        ([5, 200, 5, 5], [[1], [2], [3, 4]]),  # over the limit: a batch of its own
+        ([1] * 7, [[1, 2, 3], [4, 5, 6], [7]]),  # and at most `count` messages
+    ],
+)
+def test_batches_are_bounded_by_bytes_and_count(
+    sizes: list[int], expected: list[list[int]]
+) -> None:
+    uids = list(range(1, len(sizes) + 1))
+    by_uid = dict(zip(uids, sizes, strict=True))
+    assert list(batches(uids, by_uid, limit=100, count=3, budget=32)) == expected
