@@ -13,7 +13,8 @@ from imapclient import IMAPClient
 
 from mailgate.config import ConfigError, SmtpConfig
 from mailgate.context import Context
-from mailgate.intake.imap import ImapIntake, batches
+from mailgate.intake import spool
+from mailgate.intake.imap import HEAD_BYTES, ImapIntake, batches
 from mailgate.models import IGNORED, Intake, Ticket
 from tests.daemon_harness import count, daemon_config, running
 from tests.dovecot import ImapUser, dovecot, imap_user
@@ -193,3 +194,20 @@ def test_batches_are_bounded_by_bytes_and_count(
     uids = list(range(1, len(sizes) + 1))
     by_uid = dict(zip(uids, sizes, strict=True))
     assert list(batches(uids, by_uid, limit=100, count=3, budget=32)) == expected
+
+
+def test_only_the_start_of_a_huge_header_is_read(sqlite_ctx: Context, imap_user: ImapUser) -> None:
+    """An over-size mail whose header block alone is large: what is stored stays small."""
+    smtp = dataclasses.replace(sqlite_ctx.config.smtp, max_message_size=1 * MB)
+    ctx = dataclasses.replace(sqlite_ctx, config=dataclasses.replace(sqlite_ctx.config, smtp=smtp))
+    filler = {f"X-Filler-{n}": "x" * 60_000 for n in range(40)}  # 2.4 MB of header
+    imap_user.append(make_mail(subject="Headers", headers=filler))
+    stored = Recorder()
+    assert ImapIntake(ctx, mailbox_for(imap_user), stored).poll_once() == 1
+    (intake_id,) = stored.snapshot()
+    with ctx.store.session() as session:
+        assert spool.stored_size(session, intake_id) <= HEAD_BYTES
+    process_all(ctx, [intake_id])
+    notes = [row for row in outbox(ctx) if row.template == "message_too_large"]
+    assert [row.subject for row in notes] == ["Your message was too large: Headers"]
+    assert rows(ctx, Ticket) == []
