@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from mailgate.config import ConfigError, SmtpConfig
+from mailgate.config import ConfigError, SmtpConfig, parse_config
 from mailgate.context import Context
 from mailgate.intake import spool
 from mailgate.intake.imap import HEAD_BYTES, ImapIntake, batches
@@ -149,12 +149,13 @@ def test_a_mailbox_of_large_mails_is_fetched_a_few_at_a_time(
     assert peak < 32 * MB + 2 * max(sizes), f"peak {peak / MB:.0f} MiB"
 
 
-def test_set_aside_folder_must_differ_from_the_folder_read(
-    sqlite_ctx: Context, imap_user: ImapUser
-) -> None:
-    box = mailbox_for(imap_user, oversize_folder="INBOX")
-    with pytest.raises(ConfigError, match="oversize_folder"):
-        ImapIntake(sqlite_ctx, box, Recorder())
+@pytest.mark.parametrize("folder", ["INBOX", ""])
+def test_set_aside_folder_must_be_set_and_differ_from_the_folder_read(folder: str) -> None:
+    text = f'[[imap]]\nname = "support"\noversize_folder = "{folder}"\n'
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "f.toml")
+    expected = "f.toml: imap.support.oversize_folder: must be set and differ from folder"
+    assert str(caught.value) == expected
 
 
 def test_server_sizes_are_read_before_any_body(sqlite_ctx: Context, imap_user: ImapUser) -> None:

@@ -94,8 +94,6 @@ class ImapIntake:
         if mailbox.folder == mailbox.processed_folder:
             # Each move would hand the message a new UID, to be read and moved again forever.
             raise ConfigError(f"imap.{mailbox.name}.processed_folder: must differ from folder")
-        if mailbox.folder == mailbox.oversize_folder:
-            raise ConfigError(f"imap.{mailbox.name}.oversize_folder: must differ from folder")
 
     # Entry points ----------------------------------------------------------------------
 
