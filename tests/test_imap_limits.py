@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tracemalloc
 from email.message import Message
@@ -212,3 +213,22 @@ def test_only_the_start_of_a_huge_header_is_read(sqlite_ctx: Context, imap_user:
     notes = [row for row in outbox(ctx) if row.template == "message_too_large"]
     assert [row.subject for row in notes] == ["Your message was too large: Headers"]
     assert rows(ctx, Ticket) == []
+
+
+def test_mail_that_cannot_be_set_aside_is_flagged_and_holds_nothing_up(
+    sqlite_ctx: Context, imap_user: ImapUser, caplog: pytest.LogCaptureFixture
+) -> None:
+    smtp = dataclasses.replace(sqlite_ctx.config.smtp, max_message_size=1 * MB)
+    ctx = dataclasses.replace(sqlite_ctx, config=dataclasses.replace(sqlite_ctx.config, smtp=smtp))
+    caplog.set_level(logging.DEBUG, logger="mailgate.intake.imap")
+    box = mailbox_for(imap_user, oversize_folder="~aside")  # a name Dovecot refuses
+    imap_user.append(mail_of_size(2 * MB, "Big"), make_mail(subject="Small"))
+    intake = ImapIntake(ctx, box, Recorder())
+    assert intake.poll_once() == 2
+    imap_user.append(make_mail(subject="Later"))
+    assert intake.poll_once() == 1
+    assert len(imap_user.folder(PROCESSED)) == 2
+    (flags,) = imap_user.folder("INBOX").values()
+    assert b"\\Flagged" in flags and b"\\Seen" not in flags  # for a person to look at
+    failing = [r for r in caplog.records if "event=imap_set_aside_failing" in r.getMessage()]
+    assert [r.levelno for r in failing] == [logging.WARNING, logging.DEBUG]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
-from imapclient import SEEN, IMAPClient, SocketTimeout
+from imapclient import FLAGGED, SEEN, IMAPClient, SocketTimeout
 from sqlmodel import Session
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
@@ -82,6 +82,7 @@ class ImapIntake:
         self.source = f"imap:{mailbox.name}"
         self.connection_trouble = _Trouble("imap_connection", mailbox.name)
         self.store_trouble = _Trouble("imap_store", mailbox.name)
+        self.aside_trouble = _Trouble("imap_set_aside", mailbox.name)
         self.announced = False  # the first session is logged; later ones only when recovering
         self.backoff = BACKOFF_FIRST  # seconds before the next reconnect; doubles while failing
         self.draining = threading.Lock()
@@ -363,9 +364,20 @@ class ImapIntake:
             self._move_to(client, uids, self.mailbox.processed_folder)
 
     def _set_aside(self, client: IMAPClient, uids: list[int]) -> None:
-        """Messages too large to take, to oversize_folder, left unread: nobody handled them."""
-        if uids:
+        """Messages too large to take, to oversize_folder, left unread: nobody handled them.
+        Where the server refuses that folder, they stay, flagged for a person to see; being
+        stored, they hold up none of the mail after them."""
+        if not uids:
+            return
+        try:
             self._move_to(client, uids, self.mailbox.oversize_folder)
+        except IMAPClient.AbortError:
+            raise  # the connection is gone: start over
+        except IMAPClient.Error as exc:  # the server said NO: the folder, a quota, a right
+            self.aside_trouble.failed(exc)
+            client.add_flags(uids, [FLAGGED])
+            return
+        self.aside_trouble.recovered()
 
     def _move_to(self, client: IMAPClient, uids: list[int], target: str) -> None:
         # Looked up once a connection (a round trip per batch otherwise); should someone
