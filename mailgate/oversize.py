@@ -30,9 +30,8 @@ def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         return reason
     contact = identify(session, mail.from_addr).contact
     language = (contact.language if contact else None) or mail_language(mail, ctx.languages)
-    subject, message_id = mail.subject, mail.message_id
     notify.send_too_large(
-        session, ctx, mail.from_addr, subject, intake.size, limit, message_id, language
+        session, ctx, mail.from_addr, mail.subject, intake.size, limit, mail.message_id, language
     )
     return reason
 
