@@ -68,6 +68,8 @@ class ImapConfig:
     password_file: str = ""
     folder: str = "INBOX"
     processed_folder: str = "Processed"
+    # Mail over [smtp] max_message_size is moved here, unread, with only its header stored.
+    oversize_folder: str = "Too large"
     poll_interval: float = 60.0
     category: str = ""
     responsible_agent: str = ""
@@ -359,6 +361,11 @@ def _validate(cfg: Config) -> None:
     for box in cfg.imap:
         if box.poll_interval <= 0 or box.takeover_interval <= 0:
             raise ConfigError(f"imap.{box.name}: poll_interval and takeover_interval must be > 0")
+        # Moved into the folder it is read from, a message would come back under a new UID.
+        if box.oversize_folder in ("", box.folder):
+            raise ConfigError(
+                f"imap.{box.name}.oversize_folder: must be set and differ from folder"
+            )
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")

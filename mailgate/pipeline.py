@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailgate import failing, loops, notify, tags
+from mailgate import failing, loops, notify, oversize, tags
 from mailgate.context import Context
 from mailgate.customers import (
     Sender,
@@ -402,7 +402,12 @@ def _outcome(
         return Outcome(intake_id, intake.status, "already processed")
     if mail is None:
         mail = parse(_raw(session, intake))
-    outcome = dataclasses.replace(_apply(session, ctx, intake, mail), source=intake.source)
+    if oversize.is_withheld(session, intake):
+        # Its header alone would make a ticket without the request: the sender is told.
+        decided = Outcome(intake_id, IGNORED, oversize.answer(session, ctx, intake, mail))
+    else:
+        decided = _apply(session, ctx, intake, mail)
+    outcome = dataclasses.replace(decided, source=intake.source)
     _record(intake, outcome, mail, ctx)
     _write_outcome(session, intake)
     return outcome

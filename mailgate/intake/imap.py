@@ -9,10 +9,10 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
-from imapclient import SEEN, IMAPClient, SocketTimeout
+from imapclient import FLAGGED, SEEN, IMAPClient, SocketTimeout
 from sqlmodel import Session
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
@@ -24,7 +24,13 @@ from mailgate.store import StoreUnavailable
 
 log = logging.getLogger("mailgate.intake.imap")
 
-BATCH_SIZE = 50  # messages fetched per FETCH; bounds memory for a full mailbox
+# A FETCH takes at most this many messages and, by their RFC822.SIZE, this many bytes (one
+# message at least): what a batch holds in memory, however full or large the mailbox.
+BATCH_SIZE = 50
+BATCH_BYTES = 32 << 20
+# Of a message over the size limit only the header is fetched, and at most this much of it.
+HEAD_BYTES = 256 << 10
+SIZES_ASKED = 1000  # UIDs whose sizes one FETCH asks for: a command line of about 10 KB
 # A server silent this long outside IDLE is gone; connecting gets less, as stop waits for it.
 SOCKET_TIMEOUT = SocketTimeout(connect=10.0, read=60.0)
 STOP_GRACE = 15.0  # run() waits this long for a blocked command before leaving the thread
@@ -76,10 +82,13 @@ class ImapIntake:
         self.source = f"imap:{mailbox.name}"
         self.connection_trouble = _Trouble("imap_connection", mailbox.name)
         self.store_trouble = _Trouble("imap_store", mailbox.name)
+        self.aside_trouble = _Trouble("imap_set_aside", mailbox.name)
         self.announced = False  # the first session is logged; later ones only when recovering
         self.backoff = BACKOFF_FIRST  # seconds before the next reconnect; doubles while failing
         self.draining = threading.Lock()
-        self.target_checked_on: IMAPClient | None = None  # the connection that saw it exist
+        # The folders moved to that exist, and the connection that saw them.
+        self.folders_seen: set[str] = set()
+        self.folders_seen_on: IMAPClient | None = None
         # With several instances on one PostgreSQL database, one of them serves the mailbox.
         self.lock = AdvisoryLock(ctx.store, f"imap-mailbox:{mailbox.name}")
         self.standing_by = False
@@ -261,13 +270,22 @@ class ImapIntake:
         # UNDELETED: a message someone deleted is not wanted, and one of ours whose EXPUNGE
         # was cut off is already stored and copied.
         present = sorted(client.search("UNDELETED"))
+        # Sizes before any body: a message over the limit is never downloaded whole. A UID
+        # without a size was expunged meanwhile.
+        sizes = _sizes(client, present)
+        limit = self.ctx.config.smtp.max_message_size
         # Stored before, but the move did not happen (connection lost in between).
-        self._move(client, [uid for uid in present if uid <= last_uid])
+        left = [uid for uid in present if uid <= last_uid and uid in sizes]
+        self._move(client, [uid for uid in left if sizes[uid] <= limit])
+        self._set_aside(client, [uid for uid in left if sizes[uid] > limit])
         stored = 0
-        new = [uid for uid in present if uid > last_uid]
+        new = [uid for uid in present if uid > last_uid and uid in sizes]
         self._report_lag(client, new)
-        for start in range(0, len(new), BATCH_SIZE):
-            stored += self._batch(client, uidvalidity, new[start : start + BATCH_SIZE])
+        for uids in batches(new, sizes, limit):
+            if sizes[uids[0]] > limit:
+                stored += self._withhold(client, uidvalidity, uids[0], sizes[uids[0]])
+            else:
+                stored += self._batch(client, uidvalidity, uids)
         return stored
 
     def _report_lag(self, client: IMAPClient, waiting: list[int]) -> None:
@@ -313,18 +331,63 @@ class ImapIntake:
         self._move(client, done)
         return stored
 
+    def _withhold(self, client: IMAPClient, uidvalidity: int, uid: int, size: int) -> int:
+        """A message over the size limit: only its header is stored, for the pipeline to tell
+        its sender (once: fetched again, the same header is the same stored message), and
+        the message is set aside unread. 1 when its header was newly stored."""
+        fetched = client.fetch([uid], [f"BODY.PEEK[HEADER]<0.{HEAD_BYTES}>"]).get(uid, {})
+        head = fetched.get(b"BODY[HEADER]<0>")
+        if head is None:
+            return 0  # expunged by someone else in the meantime
+        incoming = spool.Incoming(head, self.source, self.ctx.clock(), whole_size=size)
+        read_up_to = functools.partial(self._save_state, uidvalidity=uidvalidity, last_uid=uid)
+        (accepted,) = spool.accept_many(self.ctx.store, [incoming], then=read_up_to)
+        log.warning(
+            "event=imap_too_large mailbox=%s uid=%s size=%s limit=%s intake_id=%s duplicate=%s",
+            self.mailbox.name,
+            uid,
+            size,
+            self.ctx.config.smtp.max_message_size,
+            accepted.intake_id,
+            accepted.duplicate,
+        )
+        if not accepted.duplicate:
+            self.on_stored(accepted.intake_id)
+        self._set_aside(client, [uid])
+        return 0 if accepted.duplicate else 1
+
     def _move(self, client: IMAPClient, uids: list[int]) -> None:
+        """Stored messages, to processed_folder."""
+        if uids:
+            # Read with PEEK until now; whoever browses the processed folder sees them handled.
+            client.add_flags(uids, [SEEN])
+            self._move_to(client, uids, self.mailbox.processed_folder)
+
+    def _set_aside(self, client: IMAPClient, uids: list[int]) -> None:
+        """Messages too large to take, to oversize_folder, left unread: nobody handled them.
+        Where the server refuses that folder, they stay, flagged for a person to see; being
+        stored, they hold up none of the mail after them."""
         if not uids:
             return
-        target = self.mailbox.processed_folder
+        try:
+            self._move_to(client, uids, self.mailbox.oversize_folder)
+        except IMAPClient.AbortError:
+            raise  # the connection is gone: start over
+        except IMAPClient.Error as exc:  # the server said NO: the folder, a quota, a right
+            self.aside_trouble.failed(exc)
+            client.add_flags(uids, [FLAGGED])
+            return
+        self.aside_trouble.recovered()
+
+    def _move_to(self, client: IMAPClient, uids: list[int], target: str) -> None:
         # Looked up once a connection (a round trip per batch otherwise); should someone
         # delete it meanwhile, the move fails and the new connection creates it again.
-        if self.target_checked_on is not client:
+        if self.folders_seen_on is not client:
+            self.folders_seen, self.folders_seen_on = set(), client
+        if target not in self.folders_seen:
             if not client.folder_exists(target):
                 client.create_folder(target)
-            self.target_checked_on = client
-        # Read with PEEK until now; whoever browses the processed folder sees them as handled.
-        client.add_flags(uids, [SEEN])
+            self.folders_seen.add(target)
         if client.has_capability("MOVE"):
             client.move(uids, target)
         else:
@@ -371,6 +434,42 @@ class ImapIntake:
         state.uidvalidity, state.last_uid = uidvalidity, last_uid
         state.updated_at = self.ctx.clock()
         session.add(state)
+
+
+def _sizes(client: IMAPClient, uids: list[int]) -> dict[int, int]:
+    """Each message's RFC822.SIZE, asked SIZES_ASKED at a time: a full folder's UIDs in one
+    command would make a line longer than servers take."""
+    sizes: dict[int, int] = {}
+    for start in range(0, len(uids), SIZES_ASKED):
+        fetched = client.fetch(uids[start : start + SIZES_ASKED], ["RFC822.SIZE"])
+        sizes.update((u, int(d[b"RFC822.SIZE"])) for u, d in fetched.items() if b"RFC822.SIZE" in d)
+    return sizes
+
+
+def batches(
+    uids: list[int],
+    sizes: Mapping[int, int],
+    limit: int,
+    count: int = BATCH_SIZE,
+    budget: int = BATCH_BYTES,
+) -> Iterator[list[int]]:
+    """The messages in UID order, in fetch batches of at most `count` messages and `budget`
+    bytes (one message at least); a message over `limit` in a batch of its own."""
+    batch: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes[uid]
+        alone = size > limit
+        if batch and (alone or len(batch) == count or total + size > budget):
+            yield batch
+            batch, total = [], 0
+        if alone:
+            yield [uid]
+        else:
+            batch.append(uid)
+            total += size
+    if batch:
+        yield batch
 
 
 def _changed_since_select(client: IMAPClient) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, text
+from sqlalchemy import bindparam, func, insert, text
 from sqlmodel import Session, col, select
 
 from mailgate.models import Intake, IntakeRaw
@@ -35,6 +35,8 @@ class Incoming:
     envelope_to: Sequence[str] = ()
     # The digests of raw, when computed already (a second process of `mailgate ingest`).
     digests: Digests | None = None
+    # Set when raw is only the header of a message too large to take: the whole one's size.
+    whole_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def accept_many(
                 "envelope_from": message.envelope_from,
                 "envelope_to": "\n".join(message.envelope_to),
                 "sha256": digest,
-                "size": len(message.raw),
+                "size": message.whole_size or len(message.raw),
                 "content_sha256": both.content_sha256,
             }
             raws[digest] = message.raw
@@ -164,6 +166,12 @@ def _write_large(session: Session, intake_id: int, raw: bytes) -> None:
     with _sqlite(session).blobopen("intake_raw", "raw", intake_id) as blob:
         for start in range(0, len(raw), _STREAM_PIECE):
             blob.write(view[start : start + _STREAM_PIECE])
+
+
+def stored_size(session: Session, intake_id: int) -> int:
+    """How many bytes of a stored message were kept, without reading them."""
+    query = select(func.length(IntakeRaw.raw)).where(IntakeRaw.intake_id == intake_id)
+    return int(session.exec(query).one() or 0)
 
 
 def stored_raws(session: Session, intake_ids: Collection[int]) -> dict[int, bytes]:

@@ -1,0 +1,45 @@
+"""Mail too large to take: only its header was stored, and its sender is told once."""
+
+from __future__ import annotations
+
+from sqlmodel import Session
+
+from mailgate import notify
+from mailgate.context import Context
+from mailgate.customers import identify
+from mailgate.intake.spool import stored_size
+from mailgate.language import mail_language
+from mailgate.models import Intake
+from mailgate.parse import ParsedMail
+from mailgate.screen import ignored_sender, screen
+
+
+def is_withheld(session: Session, intake: Intake) -> bool:
+    """Whether only the header of the message was stored: the IMAP intake does so for a
+    message over the size limit, recording the size of the whole one."""
+    # Only the IMAP intake stores part of a message: the others need no look.
+    return intake.source.startswith("imap:") and stored_size(session, intake.id or 0) < intake.size
+
+
+def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> str:
+    """Tell the sender the mail was not taken (the "message too large" mail), unless it is a
+    mail nothing automatic may answer; the reason to record."""
+    limit = ctx.config.smtp.max_message_size
+    reason = f"too large: {intake.size} bytes, over the limit of {limit}; header stored only"
+    if not may_answer(ctx, mail):
+        return reason
+    contact = identify(session, mail.from_addr).contact
+    language = (contact.language if contact else None) or mail_language(mail, ctx.languages)
+    notify.send_too_large(
+        session, ctx, mail.from_addr, mail.subject, intake.size, limit, mail.message_id, language
+    )
+    return reason
+
+
+def may_answer(ctx: Context, mail: ParsedMail) -> bool:
+    """A person's mail, from a usable address: not our own, a bounce, automatic mail or a
+    sender on the ignore list (the loop brakes still count the answer)."""
+    screening = screen(mail, ctx.own_addresses, ctx.own_domain)
+    if screening.own or screening.bounce or screening.automatic:
+        return False
+    return bool(mail.from_addr) and ignored_sender(mail, ctx.config.loops.ignore_senders) is None
