@@ -3,17 +3,22 @@ them), a shorter idle limit under pressure; on the daemon's real listener over l
 
 from __future__ import annotations
 
+import os
+import re
+import resource
 import select
 import smtplib
 import socket
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import Popen
 
 from mailgate.models import Ticket
 from tests.daemon_harness import CUSTOMER, SUPPORT, count, daemon_config, running
-from tests.helpers import poll
+from tests.helpers import free_port, poll
 from tests.mails import make_mail
 
 
@@ -139,3 +144,96 @@ def test_idle_sessions_are_cut_sooner_under_pressure(tmp_path: Path) -> None:
         # The first two were idle under the 30 s rule when the third brought the pressure,
         # so one of them goes first.
         assert any(sock in readable for sock in socks[:2])
+
+
+# The open files limit and the log of a repeating error, on `mailgate run` itself -----------
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def mailgate_run(tmp_path: Path, listen: str, nofile: tuple[int, int]) -> Iterator[Popen[str]]:
+    """`mailgate run` started under the given open files limits (soft, hard); its log goes to
+    tmp_path/stderr.log. Ready once it answers on `listen`."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/mailgate.db"\n'
+        f'[paths]\ndata_dir = "{tmp_path}/data"\n'
+        f'[smtp]\nlisten = "{listen}"\naddresses = ["{SUPPORT}"]\n'
+        f'[outbound]\ntransport = "file"\ndirectory = "{tmp_path}/sent"\n'
+        '[http]\nlisten = ""\n',
+        encoding="utf-8",
+    )
+    command = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, nofile)
+
+    with (
+        (tmp_path / "stderr.log").open("w") as log,
+        Popen(command, stderr=log, env=env, text=True, preexec_fn=limit) as proc,
+    ):
+        try:
+            host, port = listen.rsplit(":", 1)
+            poll(lambda: _answers((host, int(port))), timeout=30, what="the daemon")
+            yield proc
+        finally:
+            proc.terminate()
+            if proc.wait(timeout=30) is None:
+                proc.kill()
+
+
+def _answers(address: tuple[str, int]) -> bool:
+    try:
+        with smtplib.SMTP(*address, timeout=5) as client:
+            return client.noop()[0] == 250
+    except OSError:
+        return False
+
+
+def open_files_limit(pid: int) -> tuple[int, int]:
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open files limit")
+
+
+def test_the_daemon_raises_its_open_files_limit(tmp_path: Path) -> None:
+    unit = (REPO / "config" / "mailgate.service").read_text()
+    assert "\nLimitNOFILE=65536\n" in unit
+    listen = f"127.0.0.1:{free_port()}"
+    with mailgate_run(tmp_path, listen, (256, 4096)) as proc:
+        assert open_files_limit(proc.pid) == (4096, 4096)
+
+
+def test_accept_out_of_files_is_logged_once_then_counted(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    host, port = listen.rsplit(":", 1)
+    with mailgate_run(tmp_path, listen, (64, 64)):
+        # More connections than the daemon has descriptors: accept() fails, again and again.
+        with ExitStack() as stack:
+            for _ in range(80):
+                sock = socket.create_connection((host, int(port)), timeout=10)
+                stack.callback(sock.close)
+            poll(
+                lambda: "event=error_repeated" in _log(tmp_path),
+                timeout=30,
+                what="the count of the repeated error",
+            )
+        # The flood gone, mail comes in again.
+        poll(lambda: _delivered((host, int(port)), "127.0.0.1"), timeout=30, what="a delivery")
+    log = _log(tmp_path)
+    reported = [line for line in log.splitlines() if "accept() out of system resource" in line]
+    # asyncio's own report (with its traceback after it), then one line with the count.
+    assert len(reported) == 2, reported
+    assert re.search(
+        r"event=error_repeated error='socket.accept\(\) out of system resource"
+        r" OSError EMFILE' count=\d+ seconds=10",
+        log,
+    )
+
+
+def _log(tmp_path: Path) -> str:
+    return (tmp_path / "stderr.log").read_text()
