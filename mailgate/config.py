@@ -96,6 +96,8 @@ class OutboundConfig:
     retry_base_seconds: float = 60.0
     max_age_hours: float = 48.0  # a mail still failing temporarily after this is failed
     connections: int = 4  # to the relay at once, each kept open for the next mail
+    # Seconds a row being sent is held for its sender; renewed while the sender is alive.
+    lease_seconds: float = 30.0
     # The largest mail the relay takes, attachments base64-encoded (25 MiB, as the intake's).
     max_message_size: int = 26214400
 
@@ -378,6 +380,8 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
         raise ConfigError("outbound.max_age_hours: must be more than 0")
     if out.connections < 1:
         raise ConfigError("outbound.connections: must be at least 1")
+    if out.lease_seconds < 1:
+        raise ConfigError("outbound.lease_seconds: must be at least 1 second")
     if out.max_message_size < 65536:
         raise ConfigError("outbound.max_message_size: must be at least 65536 bytes")
 
