@@ -486,7 +486,7 @@ async def serve(
     Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
     can be taken."""
     # Out of file descriptors, accept() fails many times a second: logged once, then counted.
-    repeats.install(asyncio.get_running_loop())
+    repeats.install(asyncio.get_running_loop(), repeats.Repeats())
     daemon = Daemon(ctx, transport, notifier or Notifier({}))
     await daemon.start()
     log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))

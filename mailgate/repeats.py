@@ -1,4 +1,4 @@
-"""Errors the event loop reports over and over are logged once, then as a count."""
+"""Events that repeat are logged once, then as one line with their count every few seconds."""
 
 from __future__ import annotations
 
@@ -9,39 +9,58 @@ from typing import Any
 
 log = logging.getLogger("mailgate.daemon")
 
-# How often a repeating error's count is logged while it goes on.
+# How often a repeating event's count is logged while it goes on.
 REPORT_SECONDS = 10.0
 
 
-class RepeatedErrors:
-    """An event loop exception handler: the first of a kind goes to asyncio's own handler
-    (with its traceback), the repeats within `every` seconds are counted and logged as one
-    line. Out of file descriptors, accept() fails many times a second: one line per failure
-    fills the disk and hides everything else."""
+class Repeats:
+    """Counts events by kind on the running event loop: `first` says whether the caller
+    should log this one; the rest are counted and logged as one line every `every`
+    seconds while they go on. A flood of the same event then costs a line per period,
+    not a line per event that fills the disk and hides everything else."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, every: float = REPORT_SECONDS) -> None:
-        self.loop = loop
-        self.every = every
+    def __init__(
+        self,
+        every: float = REPORT_SECONDS,
+        logger: logging.Logger = log,
+        level: int = logging.ERROR,
+    ) -> None:
+        self.every, self.logger, self.level = every, logger, level
         self.counts: dict[str, int] = {}  # the kinds seen in this period, and their repeats
 
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        kind = _kind(context)
+    def first(self, kind: str) -> bool:
         if kind in self.counts:
             self.counts[kind] += 1
-            return
+            return False
         self.counts[kind] = 0
-        loop.default_exception_handler(context)
-        loop.call_later(self.every, self._report, kind)
+        asyncio.get_running_loop().call_later(self.every, self._report, kind)
+        return True
 
     def _report(self, kind: str) -> None:
         repeats = self.counts.pop(kind, 0)
         if repeats:
-            log.error(
-                "event=error_repeated error=%r count=%s seconds=%g", kind, repeats, self.every
+            self.logger.log(
+                self.level,
+                "event=repeated what=%r count=%s seconds=%g",
+                kind,
+                repeats,
+                self.every,
             )
             # Still going on, maybe: count on, and report again after the next period.
             self.counts[kind] = 0
-            self.loop.call_later(self.every, self._report, kind)
+            asyncio.get_running_loop().call_later(self.every, self._report, kind)
+
+
+def install(loop: asyncio.AbstractEventLoop, repeats: Repeats) -> None:
+    """Make the loop pass the first error of a kind to asyncio's own handler (with its
+    traceback) and count the repeats. Out of file descriptors, accept() fails many times a
+    second."""
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if repeats.first(_kind(context)):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 def _kind(context: dict[str, Any]) -> str:
@@ -52,8 +71,3 @@ def _kind(context: dict[str, Any]) -> str:
     name = errno.errorcode.get(code, "") if isinstance(code, int) else ""
     parts = (context.get("message", ""), type(exc).__name__ if exc else "", name)
     return " ".join(p for p in parts if p)
-
-
-def install(loop: asyncio.AbstractEventLoop, every: float = REPORT_SECONDS) -> None:
-    """Make the loop log repeating errors once and then as a count."""
-    loop.set_exception_handler(RepeatedErrors(loop, every))

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from subprocess import Popen
 
+import pytest
+
 from mailgate.models import Ticket
 from tests.daemon_harness import CUSTOMER, SUPPORT, count, daemon_config, running
 from tests.helpers import free_port, poll
@@ -95,7 +97,9 @@ def test_beyond_the_total_cap_every_client_gets_421(tmp_path: Path) -> None:
         poll(lambda: count(mg.ctx, Ticket) == 2, what="both tickets")
 
 
-def test_a_flood_of_connections_is_turned_away_and_mail_still_comes_in(tmp_path: Path) -> None:
+def test_a_flood_of_connections_is_turned_away_and_mail_still_comes_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     config = daemon_config(
         tmp_path, max_sessions=20, max_sessions_per_client=5, busy_idle_timeout=1.0
     )
@@ -104,6 +108,8 @@ def test_a_flood_of_connections_is_turned_away_and_mail_still_comes_in(tmp_path:
         greetings = [c.first[:4] for c in clients]
         assert greetings.count(b"220 ") <= 20
         assert greetings.count(b"421 ") >= 180
+        # One line for the flood, not one per connection (its count follows every 10 s).
+        assert caplog.text.count("event=connection_refused") == 1
         # The slow sessions are cut after the short idle limit, and real mail comes in.
         poll(
             lambda: _delivered(mg.address, "127.0.0.2"),
@@ -218,7 +224,7 @@ def test_accept_out_of_files_is_logged_once_then_counted(tmp_path: Path) -> None
                 sock = socket.create_connection((host, int(port)), timeout=10)
                 stack.callback(sock.close)
             poll(
-                lambda: "event=error_repeated" in _log(tmp_path),
+                lambda: "event=repeated" in _log(tmp_path),
                 timeout=30,
                 what="the count of the repeated error",
             )
@@ -229,7 +235,7 @@ def test_accept_out_of_files_is_logged_once_then_counted(tmp_path: Path) -> None
     # asyncio's own report (with its traceback after it), then one line with the count.
     assert len(reported) == 2, reported
     assert re.search(
-        r"event=error_repeated error='socket.accept\(\) out of system resource"
+        r"event=repeated what='socket.accept\(\) out of system resource"
         r" OSError EMFILE' count=\d+ seconds=10",
         log,
     )

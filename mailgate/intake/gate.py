@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 
 from mailgate.config import SmtpConfig
+from mailgate.repeats import Repeats
 
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
 
@@ -20,6 +22,8 @@ class Gate:
         self.by_client: Counter[str] = Counter()
         # Called when the listener comes under pressure, so idle sessions are cut sooner.
         self.on_pressure: Callable[[], None] = lambda: None
+        # A flood of refused connections is logged as a count, not a line each.
+        self.refusals = Repeats(logger=logging.getLogger("mailgate.intake"), level=logging.WARNING)
 
     def admit(self, client: str) -> bool:
         """Count a new session in; False (and nothing counted) when a cap is reached."""

@@ -204,7 +204,8 @@ class _Session(SMTP):
             self._client = client
             return True
         self._turned_away = True
-        log.info("event=connection_refused peer=%s reason=too_many_sessions", client)
+        if self._gate.refusals.first("connection refused: too many sessions"):
+            log.warning("event=connection_refused peer=%s reason=too_many_sessions", client)
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(f"{TOO_MANY}\r\n".encode("ascii"))
         transport.close()
