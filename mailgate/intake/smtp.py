@@ -244,7 +244,8 @@ class _Session(SMTP):
 
     def _idle_over(self) -> None:
         limit = self._gate.idle_limit() if self._gate else self._limits.idle_timeout
-        if self.loop.time() - self._last_byte < limit:
+        # The loop may run a timer up to its clock resolution early: a millisecond's grace.
+        if self.loop.time() - self._last_byte < limit - 0.001:
             self.rearm()  # the pressure has eased since the timer was set: a longer wait
         else:
             self._expire("idle time limit reached")
