@@ -43,6 +43,10 @@ class SmtpConfig:
     max_line_length: int = 998  # octets per DATA line without CRLF (RFC 5322 2.1.1)
     session_timeout: float = 600.0  # seconds a whole session may last, then 421
     idle_timeout: float = 60.0  # seconds without a byte from the client, then 421
+    # Sessions open at once, in all and from one client address; one more gets 421 at once.
+    max_sessions: int = 200
+    max_sessions_per_client: int = 20
+    busy_idle_timeout: float = 10.0  # the idle limit while over half of max_sessions are open
     tls_cert_file: str = ""  # PEM; when set, STARTTLS is offered
     tls_key_file: str = ""  # empty: the key is in tls_cert_file
     require_tls: bool = False  # refuse MAIL before STARTTLS
@@ -94,6 +98,8 @@ class OutboundConfig:
     retry_base_seconds: float = 60.0
     max_age_hours: float = 48.0  # a mail still failing temporarily after this is failed
     connections: int = 4  # to the relay at once, each kept open for the next mail
+    # Seconds a row being sent is held for its sender; renewed while the sender is alive.
+    lease_seconds: float = 30.0
     # The largest mail the relay takes, attachments base64-encoded (25 MiB, as the intake's).
     max_message_size: int = 26214400
 
@@ -377,15 +383,20 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
     # RFC 5322 allows 998 octets a line; a lower limit would refuse valid mail.
     if smtp.max_line_length < 998:
         raise ConfigError("smtp.max_line_length: must be at least 998")
-    for key in ("session_timeout", "idle_timeout"):
+    for key in ("session_timeout", "idle_timeout", "busy_idle_timeout"):
         if getattr(smtp, key) <= 0:
             raise ConfigError(f"smtp.{key}: must be more than 0 seconds")
+    for key in ("max_sessions", "max_sessions_per_client"):
+        if getattr(smtp, key) < 1:
+            raise ConfigError(f"smtp.{key}: must be at least 1")
     if (smtp.tls_key_file or smtp.require_tls) and not smtp.tls_cert_file:
         raise ConfigError("smtp.tls_cert_file: required for tls_key_file and require_tls")
     if out.max_age_hours <= 0:
         raise ConfigError("outbound.max_age_hours: must be more than 0")
     if out.connections < 1:
         raise ConfigError("outbound.connections: must be at least 1")
+    if out.lease_seconds < 1:
+        raise ConfigError("outbound.lease_seconds: must be at least 1 second")
     if out.max_message_size < 65536:
         raise ConfigError("outbound.max_message_size: must be at least 65536 bytes")
 

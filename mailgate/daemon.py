@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import resource
 import signal
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,7 +16,7 @@ from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
 from sqlmodel import select
 
-from mailgate import outbox, pipeline
+from mailgate import outbox, pipeline, repeats
 from mailgate.app import build_context, build_renderer, build_transport
 from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
@@ -52,6 +53,9 @@ OUTBOX_DEFER_SECONDS = 5.0
 # Queued messages parsed ahead of the worker (where a second process does that), in batches:
 # with one, a batch the parser was slow with would be parsed by the worker instead.
 LOOK_AHEAD_BATCHES = 2
+# With no hard limit on open files, the soft one is raised this far (the kernel's default
+# ceiling, nr_open, is 1,048,576).
+OPEN_FILES_CEILING = 65536
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
 HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
@@ -481,6 +485,8 @@ async def serve(
     """Run until `stop` is set, then drain and return; reload whenever `hangup` is set.
     Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
     can be taken."""
+    # Out of file descriptors, accept() fails many times a second: logged once, then counted.
+    repeats.install(asyncio.get_running_loop(), repeats.Repeats())
     daemon = Daemon(ctx, transport, notifier or Notifier({}))
     await daemon.start()
     log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))
@@ -508,9 +514,23 @@ async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
             loop.remove_signal_handler(signum)
 
 
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one, as far as the kernel allows: each
+    SMTP session takes a descriptor, and 1,024 is soon reached. The soft limit afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # the kernel's ceiling is lower: keep ours
+            log.warning("event=open_files_limit_kept soft=%s error=%r", soft, str(exc))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def run(config: Config) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
     configure_logging(config.logging)
+    raise_open_files_limit()
     ctx = build_context(config)
     try:
         # A broken template is refused at the start, as at a reload, not at the first mail.

@@ -19,13 +19,20 @@ from mailgate.context import Context
 from mailgate.loops import AUTO_ANSWERS
 from mailgate.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
 from mailgate.store import Store, direct
-from mailgate.transports import PermanentFailure, RelayUnavailable, TemporaryFailure, Transport
+from mailgate.transports import (
+    PermanentFailure,
+    RelayUnavailable,
+    TemporaryFailure,
+    Transport,
+    Unanswered,
+)
 
 log = logging.getLogger("mailgate.outbox")
 
-# A claimed row is invisible to other workers this long; a worker that dies mid-send gives
-# it back when the lease runs out, so the mail is retried rather than lost.
-LEASE = timedelta(minutes=5)
+# A claimed row is invisible to other workers for [outbound] lease_seconds. The claimer
+# renews the lease this often (in leases) while it sends, so a slow relay keeps the row with
+# its sender, while the row of a process that died is free again within one lease.
+RENEW_EVERY = 1 / 3
 MAX_BACKOFF = timedelta(hours=6)
 # VERP: each mail's envelope sender names its outbox row, so a bounce finds its ticket even
 # when the reporting server returns neither the original headers nor a standard report.
@@ -36,6 +43,17 @@ _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
 _SET_ENVELOPE_FROM = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
 _INSERT_RECIPIENTS = insert(OutboxRecipient.__table__)  # type: ignore[attr-defined]
+# Only while the row is still this claim's: queued, with the attempts it counted. A process
+# that took the row over has counted one more, and keeps it.
+_RENEW_LEASE = (
+    update(_OUTBOX)
+    .where(
+        _OUTBOX.c.id == bindparam("row_id"),
+        _OUTBOX.c.attempts == bindparam("claimed_attempts"),
+        _OUTBOX.c.status == QUEUED,
+    )
+    .values(next_attempt_at=bindparam("until"))
+)
 
 
 def bounce_address(address: str, outbox_id: int) -> str:
@@ -95,7 +113,7 @@ class Claimed:
     name_hint: str
 
 
-def claim_due(store: Store, now: datetime, limit: int) -> list[Claimed]:
+def claim_due(store: Store, now: datetime, limit: int, lease: timedelta) -> list[Claimed]:
     """Take up to `limit` due rows, leasing them so no other worker sends them meanwhile."""
     with store.session() as session:
         query = (
@@ -109,7 +127,7 @@ def claim_due(store: Store, now: datetime, limit: int) -> list[Claimed]:
         claimed = []
         for row in session.exec(query):
             row.attempts += 1
-            row.next_attempt_at = now + LEASE
+            row.next_attempt_at = now + lease
             session.add(row)
             claimed.append(
                 Claimed(
@@ -122,6 +140,17 @@ def claim_due(store: Store, now: datetime, limit: int) -> list[Claimed]:
                 )
             )
         return claimed
+
+
+def renew_leases(store: Store, claimed: Sequence[Claimed], until: datetime) -> None:
+    """Extend the lease of rows still being sent to `until`."""
+    if not claimed:
+        return
+    params = [
+        {"row_id": item.id, "claimed_attempts": item.attempts, "until": until} for item in claimed
+    ]
+    with store.session() as session:
+        direct(session, _RENEW_LEASE, params)
 
 
 def backoff(attempts: int, cfg: OutboundConfig) -> timedelta:
@@ -173,14 +202,37 @@ async def deliver_due(ctx: Context, transport: Transport, batch: int = 100) -> d
     [outbound] connections messages at once; counts of the new statuses (sent, queued for a
     later retry, failed)."""
     counts = {SENT: 0, QUEUED: 0, FAILED: 0}
-    while claimed := await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), batch):
-        if not await _deliver_batch(ctx, transport, claimed, counts):
-            return counts
+    lease = timedelta(seconds=ctx.config.outbound.lease_seconds)
+    while claimed := await asyncio.to_thread(claim_due, ctx.store, ctx.clock(), batch, lease):
+        sending = {item.id: item for item in claimed}  # claimed, result not yet recorded
+        keeper = asyncio.create_task(_keep_leases(ctx, sending, lease))
+        try:
+            if not await _deliver_batch(ctx, transport, claimed, counts, sending):
+                return counts
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
     return counts
 
 
+async def _keep_leases(ctx: Context, sending: dict[int, Claimed], lease: timedelta) -> None:
+    """Renew the leases of the rows in `sending` until cancelled."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() * RENEW_EVERY)
+        try:
+            await asyncio.to_thread(
+                renew_leases, ctx.store, list(sending.values()), ctx.clock() + lease
+            )
+        except Exception as exc:  # the database away: the next renewal may well succeed
+            log.warning("event=lease_renewal_failed error=%r", str(exc))
+
+
 async def _deliver_batch(
-    ctx: Context, transport: Transport, claimed: list[Claimed], counts: dict[str, int]
+    ctx: Context,
+    transport: Transport,
+    claimed: list[Claimed],
+    counts: dict[str, int],
+    sending: dict[int, Claimed],
 ) -> bool:
     """Send the claimed rows over `connections` lanes and record each result; False when
     the relay is unavailable, which ends the round."""
@@ -207,7 +259,7 @@ async def _deliver_batch(
         await asyncio.gather(*(lane() for _ in range(ctx.config.outbound.connections)))
         results.put_nowait(None)
 
-    await _together(lanes(), _record_as_they_come(ctx, results, counts))
+    await _together(lanes(), _record_as_they_come(ctx, results, counts, sending))
     return down is None
 
 
@@ -217,6 +269,16 @@ async def _attempt(transport: Transport, item: Claimed) -> Exception | None:
         await transport.send(item.envelope_from, item.recipients, item.raw, item.name_hint)
     except RelayUnavailable:
         raise
+    except Unanswered as exc:
+        # Maybe delivered, maybe not: sent again (the same bytes, the same Message-ID),
+        # since a duplicate is better than a loss.
+        log.warning(
+            "event=delivery_ambiguous outbox_id=%s attempt=%s error=%r",
+            item.id,
+            item.attempts,
+            str(exc),
+        )
+        return exc
     except (TemporaryFailure, PermanentFailure) as exc:
         log.warning(
             "event=delivery_failed outbox_id=%s attempt=%s error=%r",
@@ -229,7 +291,10 @@ async def _attempt(transport: Transport, item: Claimed) -> Exception | None:
 
 
 async def _record_as_they_come(
-    ctx: Context, results: asyncio.Queue[Result | None], counts: dict[str, int]
+    ctx: Context,
+    results: asyncio.Queue[Result | None],
+    counts: dict[str, int],
+    sending: dict[int, Claimed],
 ) -> None:
     """Store results until the lanes are done (None). Whatever finished while one write ran
     goes into the next: few transactions, and each result stored moments after its send
@@ -243,6 +308,9 @@ async def _record_as_they_come(
         written = [r for r in taken if r is not None]
         if not written:
             continue
+        # No lease renewed from now on: it would override the retry time recorded below.
+        for item, _ in written:
+            sending.pop(item.id, None)
         statuses = await asyncio.to_thread(
             record_results, ctx.store, written, ctx.config.outbound, ctx.clock()
         )

@@ -41,6 +41,13 @@ class RelayUnavailable(TemporaryFailure):
     every message would fail the same way now, so the outbox stops the round."""
 
 
+class Unanswered(TemporaryFailure):
+    """The message went out but the relay never answered it (silence or a dropped line
+    after DATA): it may have been taken. RFC 5321 leaves this case to the sender; the outbox
+    sends it again, byte for byte, so the recipient's client shows one mail (one Message-ID)
+    even if two arrive."""
+
+
 class PermanentFailure(Exception):
     """The message will never be accepted as it is (5xx); retrying would not help."""
 
@@ -142,6 +149,10 @@ class _NotTaken(Exception):
         self.cause = cause
 
 
+class _NoAnswer(aiosmtplib.SMTPException):
+    """DATA got no answer: the line dropped or the relay fell silent."""
+
+
 class _Client(aiosmtplib.SMTP):
     """aiosmtplib's client, telling a failure at MAIL FROM apart from one later in the
     transaction: after DATA has gone out, a retry could deliver the mail twice."""
@@ -155,6 +166,12 @@ class _Client(aiosmtplib.SMTP):
             if exc.code == 421:  # the relay is closing the connection, not refusing the sender
                 raise _NotTaken(exc) from exc
             raise
+
+    async def data(self, *args: Any, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        try:
+            return await super().data(*args, **kwargs)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
+            raise _NoAnswer(f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass
@@ -382,6 +399,8 @@ async def _hang_up(client: aiosmtplib.SMTP, timeout: float) -> None:
 
 def _failure(exc: Exception) -> TemporaryFailure | PermanentFailure:
     """Sort a delivery error into "try again later" or "never"."""
+    if isinstance(exc, _NoAnswer):
+        return Unanswered(f"no answer to DATA, the relay may have taken the mail ({exc})")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         detail = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
         if all(r.code >= 500 for r in exc.recipients):

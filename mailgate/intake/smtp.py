@@ -18,6 +18,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
 from mailgate.intake.data import READER_LIMIT, Body, Refusal, read_body
+from mailgate.intake.gate import TOO_MANY, Gate
 from mailgate.intake.spool import GroupCommit, Incoming
 from mailgate.store import StoreUnavailable
 
@@ -159,7 +160,9 @@ class _Session(SMTP):
     would be cut off mid-transfer, and it hangs up without a word. Here idle means no byte
     from the client, and both limits end with a 421 as RFC 5321 4.2.2 suggests."""
 
-    def __init__(self, handler: IntakeHandler, cfg: SmtpConfig, **kwargs: Any) -> None:
+    def __init__(
+        self, handler: IntakeHandler, cfg: SmtpConfig, gate: Gate | None = None, **kwargs: Any
+    ) -> None:
         # SMTP.__init__ sizes its stream reader by line_length_limit. DATA is read many lines
         # at a time (data.py), from a reader that holds many; commands have limits of their
         # own. The DATA line limit is set after: with CRLF and the transparent dot (RFC 5321
@@ -175,9 +178,15 @@ class _Session(SMTP):
         self._limits = cfg
         self._session_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_byte = 0.0  # the event loop's clock when the client last sent something
+        self._gate = gate  # None on the LMTP socket: only the local MTA reaches it
+        self._client = ""  # the client's address, once the gate has let it in
+        self._turned_away = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         started = self._session_timer is not None  # STARTTLS calls this a second time
+        if not started and not self._let_in(transport):
+            return
         super().connection_made(transport)
         if not started:
             self._session_timer = self.loop.call_later(
@@ -185,22 +194,61 @@ class _Session(SMTP):
             )
             self._touch()
 
+    def _let_in(self, transport: asyncio.BaseTransport) -> bool:
+        """Count the session in at the gate, or answer 421 and hang up before any work."""
+        if self._gate is None:
+            return True
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        if self._gate.admit(client):
+            self._client = client
+            return True
+        self._turned_away = True
+        if self._gate.refusals.first("connection refused: too many sessions"):
+            log.warning("event=connection_refused peer=%s reason=too_many_sessions", client)
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(f"{TOO_MANY}\r\n".encode("ascii"))
+        transport.close()
+        return False
+
     def data_received(self, data: bytes) -> None:
+        if self._turned_away:
+            return
         self._touch()
         super().data_received(data)
 
+    def eof_received(self) -> bool | None:
+        return False if self._turned_away else super().eof_received()
+
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._turned_away:
+            return
         for timer in (self._session_timer, self._idle_timer):
             if timer is not None:
                 timer.cancel()
+        if self._gate is not None:
+            self._gate.leave(self._client)
         super().connection_lost(exc)
 
     def _touch(self) -> None:
+        self._last_byte = self.loop.time()
+        self.rearm()
+
+    def rearm(self) -> None:
+        """(Re)start the idle timer for the idle limit of now; shorter under pressure."""
         if self._idle_timer is not None:
             self._idle_timer.cancel()
-        self._idle_timer = self.loop.call_later(
-            self._limits.idle_timeout, self._expire, "idle time limit reached"
-        )
+        limit = self._gate.idle_limit() if self._gate else self._limits.idle_timeout
+        left = max(self._last_byte + limit - self.loop.time(), 0.0)
+        self._idle_timer = self.loop.call_later(left, self._idle_over)
+
+    def _idle_over(self) -> None:
+        limit = self._gate.idle_limit() if self._gate else self._limits.idle_timeout
+        # The loop may run a timer up to its clock resolution early: a millisecond's grace.
+        if self.loop.time() - self._last_byte < limit - 0.001:
+            self.rearm()  # the pressure has eased since the timer was set: a longer wait
+        else:
+            self._expire("idle time limit reached")
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:
@@ -295,6 +343,8 @@ class SmtpIntake:
         self._lmtp: asyncio.Server | None = None
         self._tls: ssl.SSLContext | None = None
         self._sessions: weakref.WeakSet[SMTP] = weakref.WeakSet()
+        self.gate = Gate(ctx.config.smtp)
+        self.gate.on_pressure = self._cut_idle_sooner
 
     @property
     def address(self) -> str:
@@ -345,6 +395,8 @@ class SmtpIntake:
         session = kind(
             self.handler,
             cfg,
+            # The LMTP socket is local: only the MTA reaches it, and it must always get in.
+            gate=None if lmtp else self.gate,
             data_size_limit=cfg.max_message_size,
             decode_data=False,
             hostname=self.hostname,
@@ -356,6 +408,12 @@ class SmtpIntake:
         )
         self._sessions.add(session)
         return session
+
+    def _cut_idle_sooner(self) -> None:
+        """Under pressure, sessions idle already get the shorter idle limit too."""
+        for session in list(self._sessions):
+            if isinstance(session, _Session) and session.transport is not None:
+                session.rearm()
 
     def begin_shutdown(self) -> None:
         """From now on new sessions and new transactions get 421; stored mail is kept."""
