@@ -51,8 +51,9 @@ class SmtpConfig:
     def serves(self, address: str) -> bool:
         """Whether mail to this address is ours: a listed address, a listed @domain, or the
         comment address."""
-        # A VERP bounce address (support+bounce-42@…) is served when its base address is.
-        address = re.sub(r"\+bounce-\d+@", "@", address.lower(), count=1)
+        # A VERP bounce address (support+bounce-42-<mark>@…) is served when its base address
+        # is, signed or not: an unsigned one is stored as an unverified report.
+        address = re.sub(r"\+bounce-\d+(?:-[0-9a-z]+)?@", "@", address.lower(), count=1)
         entries = [e.lower() for e in (*self.addresses, self.comment_address) if e]
         return any(address == e or (e.startswith("@") and address.endswith(e)) for e in entries)
 
@@ -100,6 +101,8 @@ class OutboundConfig:
 class SecurityConfig:
     agent_verification: Literal["authentication-results", "dkim", "none"] = "authentication-results"
     trusted_authserv_id: str = ""
+    # The key that signs bounce addresses and our Message-IDs; empty: data_dir/secret.key.
+    secret_file: str = ""
 
 
 @dataclass(frozen=True)
