@@ -55,8 +55,9 @@ class SmtpConfig:
     def serves(self, address: str) -> bool:
         """Whether mail to this address is ours: a listed address, a listed @domain, or the
         comment address."""
-        # A VERP bounce address (support+bounce-42@…) is served when its base address is.
-        address = re.sub(r"\+bounce-\d+@", "@", address.lower(), count=1)
+        # A VERP bounce address (support+bounce-42-<mark>@…) is served when its base address
+        # is, signed or not: an unsigned one is stored as an unverified report.
+        address = re.sub(r"\+bounce-\d+(?:-[0-9a-z]+)?@", "@", address.lower(), count=1)
         entries = [e.lower() for e in (*self.addresses, self.comment_address) if e]
         return any(address == e or (e.startswith("@") and address.endswith(e)) for e in entries)
 
@@ -111,6 +112,8 @@ class SecurityConfig:
     # Customer mail the trusted MTA's Authentication-Results mark as forged is kept with a
     # warning and changes nothing. "auto": on where agent_verification reads those headers.
     customer_verification: Literal["auto", "authentication-results", "none"] = "auto"
+    # The key that signs bounce addresses and our Message-IDs; empty: data_dir/secret.key.
+    secret_file: str = ""
 
     def checks_customers(self) -> bool:
         if self.customer_verification == "auto":

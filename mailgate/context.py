@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from email.utils import parseaddr
 from functools import cached_property
 
+from mailgate import keys
 from mailgate.config import Config
 from mailgate.render import Renderer
 from mailgate.store import Store
@@ -39,6 +40,11 @@ class Context:
         served = {a.lower() for a in self.config.smtp.addresses if not a.startswith("@")}
         extra = {self.from_address, self.config.smtp.comment_address.lower()}
         return frozenset(a for a in served | extra if a)
+
+    @cached_property
+    def secret_key(self) -> bytes:
+        """Read once per process: it signs bounce addresses and our Message-IDs."""
+        return keys.load_key(keys.key_file(self.config))
 
     @cached_property
     def logged_at(self) -> dict[str, datetime]:

@@ -124,7 +124,9 @@ def _queue(
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        message_id=make_message_id(ticket.number if ticket else None, ctx.own_domain),
+        message_id=make_message_id(
+            ticket.number if ticket else None, ctx.own_domain, ctx.secret_key
+        ),
         in_reply_to=f"<{answering}>" if answering else None,
         references=tuple(f"<{i}>" for i in dict.fromkeys(ids)),
         # Replies come back to the support address, where the subject's tag files them.

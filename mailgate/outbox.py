@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlmodel import Session, col, select
 
+from mailgate import keys
 from mailgate.compose import Outgoing, compose, parse_address
 from mailgate.config import OutboundConfig
 from mailgate.context import Context
@@ -35,8 +36,12 @@ log = logging.getLogger("mailgate.outbox")
 RENEW_EVERY = 1 / 3
 MAX_BACKOFF = timedelta(hours=6)
 # VERP: each mail's envelope sender names its outbox row, so a bounce finds its ticket even
-# when the reporting server returns neither the original headers nor a standard report.
-_BOUNCE_ADDRESS = re.compile(r"^(?P<local>[^@\s]+)\+bounce-(?P<id>\d{1,18})@(?P<domain>[^@\s]+)$")
+# when the reporting server returns neither the original headers nor a standard report. The
+# row id is signed: ids are a counter anyone can guess, and a bounce marks an address failing.
+_BOUNCE_ADDRESS = re.compile(
+    r"^(?P<local>[^@\s]+)\+bounce-(?P<id>\d{1,18})(?:-(?P<mark>[0-9a-z]+))?@(?P<domain>[^@\s]+)$"
+)
+_BOUNCE_MARK = "bounce"  # what the key signs in a VERP address
 # Queued mail goes in at once, as plain statements: nothing reads it back as an object in the
 # transaction, and through the unit of work each row costs several times as much.
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
@@ -56,16 +61,31 @@ _RENEW_LEASE = (
 )
 
 
-def bounce_address(address: str, outbox_id: int) -> str:
-    """`support@example.com` and row 42 give `support+bounce-42@example.com`."""
+def bounce_address(address: str, outbox_id: int, key: bytes) -> str:
+    """`support@example.com` and row 42 give `support+bounce-42-<mark>@example.com`."""
     local, at, domain = address.rpartition("@")
-    return f"{local}+bounce-{outbox_id}@{domain}" if at and local else address
+    if not (at and local):
+        return address
+    signed = keys.mark(key, _BOUNCE_MARK, f"{outbox_id}:{address}")
+    return f"{local}+bounce-{outbox_id}-{signed}@{domain}"
 
 
-def bounce_outbox_id(address: str) -> int | None:
-    """The outbox row a VERP bounce address names, else None."""
+def is_bounce_address(address: str) -> bool:
+    """Shaped as a VERP address of ours, signed or not (old mail, or a forgery)."""
+    return _BOUNCE_ADDRESS.match(address.strip().strip("<>").lower()) is not None
+
+
+def bounce_outbox_id(address: str, key: bytes) -> int | None:
+    """The outbox row a VERP bounce address names when its signature holds, else None."""
     match = _BOUNCE_ADDRESS.match(address.strip().strip("<>").lower())
-    return int(match["id"]) if match else None
+    if match is None or not match["mark"]:
+        return None
+    base = f"{match['local']}@{match['domain']}"
+    return (
+        int(match["id"])
+        if keys.is_marked(key, _BOUNCE_MARK, f"{match['id']}:{base}", match["mark"])
+        else None
+    )
 
 
 def enqueue(
@@ -92,7 +112,7 @@ def enqueue(
     addresses = [a for a in dict.fromkeys(a.strip().lower() for a in to_addrs.split(",")) if a]
     row_id = int(direct(session, _INSERT_OUTBOX, row).scalar_one())
     # The row id exists only once the row is inserted; the envelope sender needs it.
-    envelope_from = bounce_address(ctx.from_address, row_id)
+    envelope_from = bounce_address(ctx.from_address, row_id, ctx.secret_key)
     direct(session, _SET_ENVELOPE_FROM, {"row_id": row_id, "envelope_from": envelope_from})
     recipients = [
         {"outbox_id": row_id, "address": a, "automatic": automatic, "created_at": now}

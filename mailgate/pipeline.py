@@ -106,9 +106,10 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     now = ctx.clock()
     sender = _doubted(session, ctx, intake, mail, identify(session, mail.from_addr))
     envelope = served_envelope(ctx, mail, [a for a in intake.envelope_to.splitlines() if a])
-    screening = screen(mail, ctx.own_addresses, ctx.own_domain)
+    key = ctx.secret_key
+    screening = screen(mail, ctx.own_addresses, ctx.own_domain, key)
     decision = route(
-        session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, now
+        session, mail, intake, screening, sender, envelope, ctx.config, ctx.own_domain, key, now
     )
     if sender.contact is not None and sender.contact.failing and proves_address(decision, sender):
         failing.clear(session, sender.contact, mail.from_addr, "wrote again", now)

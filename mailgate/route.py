@@ -34,7 +34,7 @@ from mailgate.models import (
     Ticket,
 )
 from mailgate.moments import aware
-from mailgate.outbox import bounce_outbox_id
+from mailgate.outbox import bounce_outbox_id, is_bounce_address
 from mailgate.parse import AMBIGUOUS_FROM, ParsedMail
 from mailgate.screen import (
     Screening,
@@ -109,53 +109,86 @@ def referenced_ids(mail: ParsedMail) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
-def verp_outbox_row(session: Session, mail: ParsedMail, intake: Intake) -> Outbox | None:
-    """The outbox row a bounce was sent back for: named by the VERP address it came to
-    (the envelope recipient, else Delivered-To/X-Original-To, else To)."""
-    candidates = [*intake.envelope_to.splitlines(), *mail.delivered_to, *mail.to]
-    for address in candidates:
-        outbox_id = bounce_outbox_id(address)
+def _bounce_candidates(mail: ParsedMail, intake: Intake) -> list[str]:
+    """Where a bounce came to: the envelope recipient, else Delivered-To/X-Original-To, else To."""
+    return [*intake.envelope_to.splitlines(), *mail.delivered_to, *mail.to]
+
+
+def to_bounce_address(mail: ParsedMail, intake: Intake) -> bool:
+    """Sent to one of our VERP addresses, signed or not: only reports on our mail go there."""
+    return any(is_bounce_address(a) for a in _bounce_candidates(mail, intake))
+
+
+def verp_outbox_row(
+    session: Session, mail: ParsedMail, intake: Intake, key: bytes
+) -> Outbox | None:
+    """The outbox row a bounce was sent back for: named by the signed VERP address it came to.
+    An unsigned or wrongly signed one names nothing: its number is a counter anyone can guess."""
+    for address in _bounce_candidates(mail, intake):
+        outbox_id = bounce_outbox_id(address, key)
         if outbox_id is not None and (row := session.get(Outbox, outbox_id)) is not None:
             return row
     return None
 
 
-def _bounce(session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket | None) -> Decision:
-    """A bounce becomes a system note on its ticket, naming the failing addresses: those of
-    the report (RFC 3464, qmail or Exchange text), else the recipients of our bounced mail."""
-    row = verp_outbox_row(session, mail, intake)
+def _bounce(
+    session: Session, mail: ParsedMail, intake: Intake, ticket: Ticket | None, key: bytes
+) -> Decision:
+    """A bounce becomes a system note on its ticket. It marks addresses failing only when it
+    proves it reports on our mail (report_proof); then the addresses the report names that
+    the proven mail went to, else, for a signed VERP address, that mail's recipients."""
+    row = verp_outbox_row(session, mail, intake, key)
     if ticket is None and row is not None and row.ticket_id is not None:
         ticket = hold(session, session.get(Ticket, row.ticket_id))
     if ticket is None:
         return Ignore("bounce about no ticket of ours")
-    failing = failed_recipients(mail)
-    if not mail.report_failed_recipients:
-        # Read from text: only an address our mail on this ticket went to can have failed,
-        # never any other the text happens to name.
-        sent_to = ticket_recipients(session, ticket.id or 0)
-        failing = tuple(a for a in failing if a in sent_to)
+    proven = report_proof(session, mail, row)
+    if not proven:
+        return FollowUp(ticket.id or 0, "system", "unverified delivery report", "bounce")
+    # Never an address the text or a forged report names that the proven mail did not go to.
+    failing = tuple(a for a in failed_recipients(mail) if a in proven)
     # A standard report that names no failure is a delay warning: nobody is failing yet.
     if not failing and row is not None and mail.report_type is None and not is_delay_warning(mail):
-        failing = tuple(a.strip().lower() for a in row.to_addrs.split(",") if a.strip())
+        failing = recipients_of(row.to_addrs)
     return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce", failing=failing)
 
 
-def ticket_recipients(session: Session, ticket_id: int) -> set[str]:
-    """Every address mail of ours on the ticket was sent to."""
-    rows = session.exec(select(Outbox.to_addrs).where(Outbox.ticket_id == ticket_id))
-    return {a.strip().lower() for row in rows for a in row.split(",") if a.strip()}
+def report_proof(session: Session, mail: ParsedMail, row: Outbox | None) -> set[str]:
+    """The addresses a bounce may mark: the recipients of the mail its signed VERP address
+    names, and of each mail of ours whose Message-ID it quotes (which only a recipient of
+    that mail, or their mail system, can know). Empty: it proves nothing."""
+    proven = set(recipients_of(row.to_addrs)) if row is not None else set()
+    quoted = [mid for mid in referenced_ids(mail) if mid]
+    if quoted:
+        rows = session.exec(select(Outbox.to_addrs).where(col(Outbox.message_id).in_(quoted)))
+        proven.update(a for to_addrs in rows for a in recipients_of(to_addrs))
+    return proven
+
+
+def recipients_of(to_addrs: str) -> tuple[str, ...]:
+    return tuple(a.strip().lower() for a in to_addrs.split(",") if a.strip())
 
 
 def find_ticket(
-    session: Session, mail: ParsedMail, cfg: Config, own_domain: str, sender: Sender | None = None
+    session: Session,
+    mail: ParsedMail,
+    cfg: Config,
+    own_domain: str,
+    key: bytes,
+    sender: Sender | None = None,
 ) -> Ticket | None:
     """The ticket a mail belongs to: by tag in the subject, else by the Message-IDs it answers.
     Held for the transaction: the steps that apply the decision read it again by id."""
-    return hold(session, _find_ticket(session, mail, cfg, own_domain, sender))
+    return hold(session, _find_ticket(session, mail, cfg, own_domain, key, sender))
 
 
 def _find_ticket(
-    session: Session, mail: ParsedMail, cfg: Config, own_domain: str, sender: Sender | None
+    session: Session,
+    mail: ParsedMail,
+    cfg: Config,
+    own_domain: str,
+    key: bytes,
+    sender: Sender | None,
 ) -> Ticket | None:
     number = tags.find_number(mail.subject, cfg.tickets.prefix)
     if number is not None:
@@ -172,7 +205,8 @@ def _find_ticket(
     if received is not None:
         return received
     for mid in ids:
-        encoded = ticket_number_from_message_id(mid, own_domain)
+        # Only one of our signed ids: a forged one of the same shape threads nowhere.
+        encoded = ticket_number_from_message_id(mid, own_domain, key)
         if encoded is not None:
             return session.exec(_TICKET_BY_NUMBER, params={"number": encoded}).first()
     return None
@@ -353,6 +387,7 @@ def route(
     env: Envelope,
     cfg: Config,
     own_domain: str,
+    key: bytes,
     now: datetime,
 ) -> Decision:
     """Reads, never writes: the one decision for this mail."""
@@ -367,9 +402,9 @@ def route(
     duplicate = find_duplicate(session, mail, intake, sender)
     if duplicate is not None:
         return Ignore(f"duplicate of stored message {duplicate}")
-    ticket = find_ticket(session, mail, cfg, own_domain, sender)
-    if screening.bounce or (from_daemon(mail) and verp_outbox_row(session, mail, intake)):
-        return _bounce(session, mail, intake, ticket)
+    ticket = find_ticket(session, mail, cfg, own_domain, key, sender)
+    if screening.bounce or (from_daemon(mail) and to_bounce_address(mail, intake)):
+        return _bounce(session, mail, intake, ticket, key)
     if AMBIGUOUS_FROM in mail.defects:
         return Quarantine("ambiguous sender in From: it names no single clean address")
     if not mail.from_addr:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailgate.compose import is_our_message_id
 from mailgate.mime.report import (
     exchange_failed_recipients,
     is_qmail_bounce,
@@ -31,19 +32,17 @@ class Screening:
     automatic: str | None = None  # why no automatic mail may answer it, else None
 
 
-def is_own_mail(mail: ParsedMail, own_addresses: frozenset[str], own_domain: str) -> str | None:
+def is_own_mail(
+    mail: ParsedMail, own_addresses: frozenset[str], own_domain: str, key: bytes
+) -> str | None:
+    """Our own mail come back: by the keyed mark in its Message-ID, which nobody else can
+    make. A Message-ID that only looks like ours, or an X-Loop naming our address, is what
+    anyone can write and proves nothing. Mail whose From is our own address is ours or a
+    forgery of us, never a customer's request: ignored either way."""
     if mail.from_addr and mail.from_addr in own_addresses:
         return f"sent from our own address {mail.from_addr}"
-    if (
-        own_domain
-        and (mail.message_id or "").lower().startswith("mailgate.")
-        and ((mail.message_id or "").lower().endswith("@" + own_domain))
-    ):
+    if own_domain and is_our_message_id(mail.message_id or "", own_domain, key):
         return "carries our own Message-ID"
-    # X-Loop (procmail, RT, OTRS) names the system that sent the mail on; ours means a loop.
-    x_loop = mail.headers.get("x-loop", "").lower()
-    if x_loop and (own := next((a for a in sorted(own_addresses) if a in x_loop), None)):
-        return f"X-Loop names our own address {own}"
     return None
 
 
@@ -150,8 +149,9 @@ def mail_header_name(name: str) -> str:
 
 # Headers that auto-responders, vacation scripts, mail rules and cron put on their mail
 # instead of (or besides) Auto-Submitted: their presence is enough, unless they say no.
-# X-Loop of another system (procmail, RT, OTRS) marks mail a machine passed on; our own
-# name in it is a loop of ours, found earlier (is_own_mail). Feedback-ID is not here:
+# X-Loop of another system (procmail, RT, OTRS) marks mail a machine passed on; one naming
+# our own address is not another system's, and mailgate writes none: anyone could forge it
+# (x_loop_of_another_system). Feedback-ID is not here:
 # bulk senders set it, and so do relays (Amazon SES) for every mail a person writes.
 AUTO_REPLY_HEADERS = (
     "x-autoreply",
@@ -163,7 +163,6 @@ AUTO_REPLY_HEADERS = (
     "x-fc-machinegenerated",
     "x-cron-env",
     "x-ms-exchange-inbox-rules-loop",
-    "x-loop",
 )
 _SAYS_NO = ("no", "false", "0")
 
@@ -230,7 +229,20 @@ AUTOMATIC_MAIL_RULES: tuple[Callable[[ParsedMail], str | None], ...] = (
 )
 
 
-def screen(mail: ParsedMail, own_addresses: frozenset[str], own_domain: str) -> Screening:
-    own = is_own_mail(mail, own_addresses, own_domain)
+def x_loop_of_another_system(mail: ParsedMail, own_addresses: frozenset[str]) -> str | None:
+    """X-Loop naming another system; one naming ours is a forgery (we write none)."""
+    value = mail.headers.get("x-loop")
+    if value is None or value.strip().lower() in _SAYS_NO:
+        return None
+    if any(address in value.lower() for address in own_addresses):
+        return None
+    return f"X-Loop: {value.strip()[:100]}"
+
+
+def screen(
+    mail: ParsedMail, own_addresses: frozenset[str], own_domain: str, key: bytes
+) -> Screening:
+    own = is_own_mail(mail, own_addresses, own_domain, key)
     automatic = next((r for r in (rule(mail) for rule in AUTOMATIC_MAIL_RULES) if r), None)
+    automatic = automatic or x_loop_of_another_system(mail, own_addresses)
     return Screening(own=own, bounce=is_bounce(mail), automatic=automatic)

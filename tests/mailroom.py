@@ -84,6 +84,11 @@ def to(messages: list[EmailMessage], address: str) -> list[EmailMessage]:
     return [m for m in messages if address in str(m["To"]) + str(m["Cc"] or "")]
 
 
+def answering(raw: bytes, ours: EmailMessage) -> bytes:
+    """A report as Exchange writes it: In-Reply-To names the mail of ours it reports on."""
+    return f"In-Reply-To: {ours['Message-ID']}\r\n".encode() + raw
+
+
 def text_of(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None

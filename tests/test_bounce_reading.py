@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES
-from tests.mailroom import Mailroom
+from tests.mailroom import Mailroom, answering
 from tests.mails import make_mail
 
 BOUNCES = FIXTURES / "bounces"
@@ -29,8 +29,11 @@ def test_a_broken_report_never_opens_a_ticket(room: Mailroom, name: str) -> None
 
 def test_a_broken_report_about_our_mail_marks_its_recipient(room: Mailroom) -> None:
     assert room.ingest(make_mail()) == "ticket CID-1000"
+    (ack,) = room.new_mail()
     raw = (BOUNCES / "report-boundary-cut.eml").read_bytes()
     raw = raw.replace(b"Subject: Undelivered Mail", b"Subject: [CID-1000] Undelivered Mail")
+    # What is left of it still quotes the Message-ID of the mail it reports on.
+    raw += f"\nMessage-ID: {ack['Message-ID']}\n".encode()
     assert room.ingest(raw) == "reply CID-1000"
     (detail,) = failing_events(room, "CID-1000")
     assert detail.startswith(f"{CUSTOMER}: ")
@@ -52,10 +55,11 @@ def test_a_plain_failure_notice_from_a_mail_system_opens_no_ticket(
 
 def test_a_german_text_bounce_marks_only_the_tickets_recipient(room: Mailroom) -> None:
     assert room.ingest(make_mail()) == "ticket CID-1000"
+    (ack,) = room.new_mail()
     other = make_mail(subject="Login", sender="Bob <bob@beta.example>")
     assert room.ingest(other) == "ticket CID-1001"
     room.new_mail()
-    raw = (BOUNCES / "german-text-unzustellbar.eml").read_bytes()
+    raw = answering((BOUNCES / "german-text-unzustellbar.eml").read_bytes(), ack)
     assert room.ingest(raw) == "reply CID-1000"
     assert room.new_mail() == []  # a bounce is never answered
     (detail,) = failing_events(room, "CID-1000")
@@ -72,7 +76,11 @@ def test_a_german_text_bounce_marks_only_the_tickets_recipient(room: Mailroom) -
 
 def test_an_exim_bounce_finds_its_ticket_by_the_returned_copy(room: Mailroom) -> None:
     assert room.ingest(make_mail()) == "ticket CID-1000"
+    (ack,) = room.new_mail()
     raw = (BOUNCES / "exim-text-failed.eml").read_bytes()
+    raw = raw.replace(
+        b"<mailgate.1000.0123456789abcdef@example.com>", str(ack["Message-ID"]).encode()
+    )
     assert room.ingest(raw) == "reply CID-1000"
     (detail,) = failing_events(room, "CID-1000")
     assert detail.startswith(f"{CUSTOMER}: ")

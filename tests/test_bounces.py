@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlmodel import select
 
@@ -77,20 +79,29 @@ def exchange_ndr(
     return "\r\n".join(lines).encode()
 
 
+KEY = bytes(range(32))
+
+
 def test_bounce_address_round_trips() -> None:
-    assert bounce_address("support@example.com", 42) == "support+bounce-42@example.com"
-    assert bounce_outbox_id("<Support+Bounce-42@example.com>") == 42
-    assert bounce_outbox_id("support@example.com") is None
-    assert bounce_outbox_id("support+bounce-x@example.com") is None
+    address = bounce_address("support@example.com", 42, KEY)
+    assert re.fullmatch(r"support\+bounce-42-[0-9a-f]{16}@example\.com", address)
+    assert bounce_outbox_id(f"<{address.upper()}>", KEY) == 42
+    assert bounce_outbox_id(address, bytes(32)) is None  # another installation's key
+    assert bounce_outbox_id(address.replace("-42-", "-43-"), KEY) is None
+    assert bounce_outbox_id("support+bounce-42@example.com", KEY) is None  # unsigned
+    assert bounce_outbox_id("support@example.com", KEY) is None
+    assert bounce_outbox_id("support+bounce-x@example.com", KEY) is None
 
 
 def test_outgoing_mail_carries_a_verp_envelope_sender(sqlite_ctx: Context) -> None:
     row = opened(sqlite_ctx)
-    assert row.envelope_from == f"support+bounce-{row.id}@example.com"
+    assert row.envelope_from.startswith(f"support+bounce-{row.id}-")
+    assert bounce_outbox_id(row.envelope_from, sqlite_ctx.secret_key) == row.id
 
 
 def test_bounce_addresses_are_served(sqlite_ctx: Context) -> None:
     smtp = sqlite_ctx.config.smtp
+    assert smtp.serves("support+bounce-7-0123456789abcdef@example.com")
     assert smtp.serves("support+bounce-7@example.com")
     assert not smtp.serves("support+bounce-7@elsewhere.example")
     assert not smtp.serves("other+bounce-7@example.com")

@@ -18,6 +18,7 @@ from mailgate.compose import (
     address_domain,
     clean_header,
     compose,
+    is_our_message_id,
     make_message_id,
     parse_address,
     ticket_number_from_message_id,
@@ -296,18 +297,32 @@ def test_naive_time_is_refused() -> None:
         compose(BASE, datetime(2026, 11, 2, 9, 30))
 
 
+KEY = bytes(range(32))
+
+
 def test_make_message_id_shape_and_round_trip() -> None:
-    mid = make_message_id(1042, "Example.COM")
-    assert re.fullmatch(r"<mailgate\.1042\.[0-9a-f]{16}@example\.com>", mid)
-    assert make_message_id(1042, "example.com") != mid
-    assert ticket_number_from_message_id(mid, "example.com") == 1042
-    assert ticket_number_from_message_id(mid.strip("<>"), "EXAMPLE.com") == 1042
+    mid = make_message_id(1042, "Example.COM", KEY)
+    assert re.fullmatch(r"<mailgate\.1042\.[0-9a-f]{16}\.[0-9a-f]{16}@example\.com>", mid)
+    assert make_message_id(1042, "example.com", KEY) != mid
+    assert ticket_number_from_message_id(mid, "example.com", KEY) == 1042
+    assert ticket_number_from_message_id(mid.strip("<>"), "EXAMPLE.com", KEY) == 1042
+
+
+def test_a_message_id_of_our_shape_needs_our_key() -> None:
+    mid = make_message_id(1042, "example.com", KEY)
+    assert is_our_message_id(mid, "example.com", KEY)
+    assert not is_our_message_id(mid, "example.com", bytes(32))
+    assert ticket_number_from_message_id(mid, "example.com", bytes(32)) is None
+    # Another ticket's number in our id breaks the mark.
+    assert (
+        ticket_number_from_message_id(mid.replace(".1042.", ".1043."), "example.com", KEY) is None
+    )
 
 
 def test_message_id_without_ticket() -> None:
-    mid = make_message_id(None, "example.com")
+    mid = make_message_id(None, "example.com", KEY)
     assert mid.startswith("<mailgate.0.")
-    assert ticket_number_from_message_id(mid, "example.com") is None
+    assert ticket_number_from_message_id(mid, "example.com", KEY) is None
 
 
 @pytest.mark.parametrize(
@@ -317,16 +332,18 @@ def test_message_id_without_ticket() -> None:
         "<mailgate.1042.0123456789abcdef@example.com.evil.example>",
         "<1042.0123456789abcdef@example.com>",
         "<mailgate.x.0123456789abcdef@example.com>",
+        "<mailgate.1042.0123456789abcdef@example.com>",  # the old shape, which anyone can write
+        "<mailgate.1042.0123456789abcdef.0123456789abcdef@example.com>",  # no valid mark
         "",
     ],
 )
 def test_foreign_message_ids_carry_no_ticket(message_id: str) -> None:
-    assert ticket_number_from_message_id(message_id, "example.com") is None
+    assert ticket_number_from_message_id(message_id, "example.com", KEY) is None
 
 
 def test_make_message_id_refuses_a_bad_domain() -> None:
     with pytest.raises(ValueError):
-        make_message_id(1, "exa mple.com>")
+        make_message_id(1, "exa mple.com>", KEY)
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import smtplib
 import sqlite3
 import threading
@@ -191,5 +192,6 @@ def check_database(database: Path, accepted: list[str], relay: CountingRelay) ->
     assert [m for m in accepted if article_count[m] > 1 or len(tickets_by_id.get(m, ())) > 1] == []
     sent = {mid: relay.by_message_id[mid] for _, mid, _ in rows}
     assert {mid: n for mid, n in sent.items() if not 1 <= n <= 2} == {}
-    assert all(sender == f"support+bounce-{row_id}@example.com" for row_id, _, sender in rows)
+    signed = r"support\+bounce-{}-[0-9a-f]{{16}}@example\.com"
+    assert all(re.fullmatch(signed.format(row_id), sender) for row_id, _, sender in rows)
     return {"rows": len(rows), "duplicates": sum(1 for n in sent.values() if n == 2)}

@@ -6,7 +6,7 @@ from email.message import EmailMessage
 
 from tests.conftest import FIXTURES
 from tests.helpers import Clock
-from tests.mailroom import AGENT, Mailroom, text_of
+from tests.mailroom import AGENT, Mailroom, answering, text_of
 from tests.mails import make_mail
 
 CUSTOMER = "alice@acme.example"
@@ -16,9 +16,10 @@ BOUNCE = FIXTURES / "bounces" / "german-text-unzustellbar.eml"
 def bounced_ticket(room: Mailroom, clock: Clock) -> None:
     """CID-1000 from Alice, then a bounce 30 minutes later marks her address failing."""
     assert room.ingest(make_mail()) == "ticket CID-1000"
+    (ack,) = room.new_mail()
     clock.advance(minutes=30)
-    assert room.ingest(BOUNCE.read_bytes()) == "reply CID-1000"
-    room.new_mail()
+    assert room.ingest(answering(BOUNCE.read_bytes(), ack)) == "reply CID-1000"
+    assert room.new_mail() == []
 
 
 def events(room: Mailroom, action: str, cid: str = "CID-1000") -> list[str]:

@@ -15,6 +15,7 @@ from sqlmodel import col, select
 
 from mailgate import pipeline
 from mailgate.cli import run_cli
+from mailgate.compose import make_message_id
 from mailgate.config import SmtpConfig, TicketsConfig
 from mailgate.context import Context
 from mailgate.intake.spool import stored_raw
@@ -250,14 +251,19 @@ CASES = [
     Case("own-from", sender("Support <support@example.com>"), LOOP_OWN),
     Case(
         "own-message-id",
-        mail(message_id="mailgate.1000.abc@example.com"),
+        lambda ctx: make_mail(
+            message_id=make_message_id(1000, "example.com", ctx.secret_key).strip("<>")
+        ),
         "ignored: loop: carries our own Message-ID",
     ),
+    # what anyone can write: our Message-ID's shape without its mark, X-Loop with our address
     Case(
-        "x-loop-own-address",
-        header("X-Loop", "support@example.com"),
-        "ignored: loop: X-Loop names our own address support@example.com",
+        "message-id-of-our-shape",
+        mail(message_id="mailgate.1000.abc.0123456789abcdef@example.com"),
+        "ticket CID-1000",
+        (ACK,),
     ),
+    Case("x-loop-own-address", header("X-Loop", "support@example.com"), "ticket CID-1000", (ACK,)),
     # another system's X-Loop: mail a machine passed on, stored but not answered
     Case("x-loop-other-system", header("X-Loop", "helpdesk@acme.example"), "ticket CID-1000"),
     # bounces and delivery reports
