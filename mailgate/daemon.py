@@ -19,6 +19,7 @@ from mailgate import outbox, pipeline
 from mailgate.app import build_context, build_renderer, build_transport
 from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
+from mailgate.instance import AlreadyRunning, hold
 from mailgate.intake.imap import ImapIntake
 from mailgate.intake.smtp import ListenError, SmtpIntake
 from mailgate.jobs import Scheduler, jobs_for
@@ -33,7 +34,7 @@ from mailgate.workers import Processor, WorkerDied, build_processor
 
 log = logging.getLogger("mailgate.daemon")
 
-EX_OK, EX_UNAVAILABLE = 0, 69  # sysexits(3)
+EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75  # sysexits(3)
 STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within seconds
 # Shutdown, in all at most TimeoutStopSec (30 s) of the unit: intake and running jobs
 # together, then the processor, then the outbox sender.
@@ -511,6 +512,14 @@ async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
 def run(config: Config) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
     configure_logging(config.logging)
+    try:
+        # Before the schema check: a second daemon must not even migrate. IMAP polled
+        # twice would store each message twice.
+        instance = hold(config.database.url)
+    except AlreadyRunning as exc:
+        # Temporary: it can start once the other has stopped (a restart that overlaps).
+        log.error("event=already_running error=%r", str(exc))
+        return EX_TEMPFAIL
     ctx = build_context(config)
     try:
         # A broken template is refused at the start, as at a reload, not at the first mail.
@@ -521,4 +530,6 @@ def run(config: Config) -> int:
         return EX_UNAVAILABLE
     finally:
         ctx.store.dispose()
+        if instance is not None:
+            instance.release()
     return EX_OK
