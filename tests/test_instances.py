@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon_harness import REPO, Child, write_config
-from tests.helpers import free_port
+from tests.daemon_harness import REPO, SUPPORT, Child, write_config
+from tests.dovecot import PLAIN_HOST, ImapUser, dovecot, imap_user
+from tests.helpers import free_port, poll
 from tests.mails import make_mail
+
+__all__ = ["dovecot", "imap_user"]  # fixtures, used by name
 
 EX_TEMPFAIL = 75
 
@@ -63,3 +66,53 @@ def test_a_second_daemon_on_one_sqlite_database_refuses_to_start(tmp_path: Path)
     finally:
         if first.proc is not None and first.proc.poll() is None:
             first.kill()
+
+
+def imap_config(tmp_path: Path, name: str, user: ImapUser) -> Path:
+    """A daemon that polls the test mailbox and writes its mail out as files."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/mailgate.db"\n'
+        f'[paths]\ndata_dir = "{tmp_path}/data"\n'
+        f'[smtp]\nlisten = "127.0.0.1:{free_port()}"\naddresses = ["{SUPPORT}"]\n'
+        f'[outbound]\ntransport = "file"\ndirectory = "{tmp_path}/sent"\n'
+        f'from = "Support <{SUPPORT}>"\n'
+        '[http]\nlisten = ""\n'
+        f'[[imap]]\nname = "support"\nhost = "{PLAIN_HOST}"\nport = {user.server.port}\n'
+        f'security = "none"\nusername = "{user.name}"\npassword = "{user.password}"\n'
+        'processed_folder = "Processed"\npoll_interval = 1.0\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_two_daemons_on_one_sqlite_database_never_poll_one_mailbox_twice(
+    tmp_path: Path, imap_user: ImapUser
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+    env["PYTHONPATH"] = str(REPO)
+    configs = [imap_config(tmp_path, name, imap_user) for name in ("one", "two")]
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    daemons = []
+    for config, log in zip(configs, logs, strict=True):
+        with log.open("wb") as stderr:
+            command = [sys.executable, "-m", "mailgate", "-c", str(config), "run"]
+            daemons.append(subprocess.Popen(command, stderr=stderr, env=env))
+    try:
+        imap_user.append(
+            *(make_mail(subject=f"Request {n}", sender=f"c{n}@firma{n}.example") for n in range(20))
+        )
+        poll(lambda: len(imap_user.folder("Processed")) == 20 or None, timeout=60, what="moved")
+        sent = tmp_path / "sent"
+        poll(lambda: len(list(sent.rglob("*.eml"))) >= 20 or None, timeout=60, what="answers")
+        refused = [d for d in daemons if d.poll() is not None]
+        assert [d.returncode for d in refused] == [75]
+    finally:
+        for daemon in daemons:
+            if daemon.poll() is None:
+                daemon.terminate()
+                assert daemon.wait(timeout=60) == 0
+    listed = json.loads(mailgate(configs[0], "tickets", "list", "--format", "json").stdout)
+    assert sorted(t["subject"] for t in listed) == sorted(f"Request {n}" for n in range(20))
+    assert len(list((tmp_path / "sent").rglob("*.eml"))) == 20  # one acknowledgement each
+    assert sum("event=already_running" in log.read_text() for log in logs) == 1
