@@ -59,7 +59,8 @@ HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by th
 # Sections a reload cannot apply: sockets are bound and the database is open.
 RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
 # A batch whose worker process died is taken up again message by message; a message that
-# was in hand at this many deaths is quarantined, since it is likely what kills the worker.
+# was in hand at this many deaths is quarantined, since it is likely what kills the worker
+# (or the daemon's own process, where it processes mail itself).
 MAX_WORKER_DEATHS = 2
 
 
@@ -133,6 +134,7 @@ class Daemon:
 
     async def start(self) -> None:
         await self.intake.start()
+        await self._count_deaths()
         self.processing = [
             asyncio.create_task(self.process_loop(), name=f"mailgate-processor-{n}")
             for n in range(max(1, self.ctx.config.processing.workers))
@@ -254,22 +256,36 @@ class Daemon:
         """Take the batch up again, each message alone; quarantine one that was in hand at
         every death, rather than let it kill worker after worker."""
         log.error("event=worker_died intake_ids=%s error=%r", _ids(batch), str(exc))
-        doomed = []
-        for intake_id in batch:
-            self.suspects[intake_id] = self.suspects.get(intake_id, 0) + 1
-            if self.suspects[intake_id] >= MAX_WORKER_DEATHS:
-                doomed.append(intake_id)
-        for intake_id in doomed:
-            reason = f"processing it ended the worker process {MAX_WORKER_DEATHS} times"
+        deaths = {intake_id: self.suspects.get(intake_id, 0) + 1 for intake_id in batch}
+        await self._suspected(deaths, "worker process")
+        await self._retry_later([i for i in batch if i in self.suspects])
+
+    async def _count_deaths(self) -> None:
+        """Messages the daemon's own process died with before this start (it processes
+        mail itself with `workers = 0`): the same rule as for a worker's death."""
+        try:
+            deaths = await asyncio.to_thread(self.processor.deaths)
+        except StoreUnavailable as exc:  # the marks stay, for the next start to count
+            self.store_trouble.failed(f"error={str(exc)!r}")
+            return
+        for intake_id, times in deaths.items():
+            log.error("event=daemon_died_with intake_id=%s deaths=%d", intake_id, times)
+        await self._suspected(deaths, "daemon process")
+
+    async def _suspected(self, deaths: dict[int, int], holder: str) -> None:
+        """Messages in hand when a process died, with how often: processed alone from now
+        on, and quarantined at MAX_WORKER_DEATHS."""
+        self.suspects.update(deaths)
+        for intake_id in [i for i, times in deaths.items() if times >= MAX_WORKER_DEATHS]:
+            reason = f"processing it ended the {holder} {MAX_WORKER_DEATHS} times"
             try:
                 outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
             except StoreUnavailable:
-                continue  # still suspect: taken up again below, and alone
+                continue  # still suspect: taken up again, and alone
             log.error("event=quarantine intake_id=%s error=%r", intake_id, reason)
             self.suspects.pop(intake_id, None)
             self.in_hand.pop(intake_id, None)
             self.metrics.outcome(outcome.source, outcome.status, False, None)
-        await self._retry_later([i for i in batch if i in self.suspects])
 
     async def outbox_loop(self) -> None:
         # Woken by new mail to send; retries that come due are the outbox-retry job's.

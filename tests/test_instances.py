@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon_harness import REPO, SUPPORT, Child, write_config
+import pytest
+
+from mailgate.app import build_context
+from mailgate.deaths import Run, count_deaths
+from mailgate.intake.spool import accept
+from tests.conftest import make_config
+from tests.daemon_harness import REPO, SUPPORT, Child, send_data, write_config
 from tests.dovecot import PLAIN_HOST, ImapUser, dovecot, imap_user
 from tests.helpers import free_port, poll
 from tests.mails import make_mail
@@ -116,3 +123,60 @@ def test_two_daemons_on_one_sqlite_database_never_poll_one_mailbox_twice(
     assert sorted(t["subject"] for t in listed) == sorted(f"Request {n}" for n in range(20))
     assert len(list((tmp_path / "sent").rglob("*.eml"))) == 20  # one acknowledgement each
     assert sum("event=already_running" in log.read_text() for log in logs) == 1
+
+
+def test_a_mail_that_kills_the_daemon_process_is_quarantined_after_two_deaths(
+    tmp_path: Path, db_url: str
+) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen, free_port())
+    text = config.read_text().replace(f"sqlite:///{tmp_path}/mailgate.db", db_url)
+    config.write_text(text + "[processing]\nworkers = 0\n", encoding="utf-8")
+    daemon = Child(config, listen, tmp_path / "daemon.log")
+    daemon.command = [sys.executable, "-m", "tests.poisoned_daemon", "-c", str(config), "run"]
+    daemon.start()
+    assert send_data(daemon.address, make_mail(subject="poison"))[0] == 250
+    assert died(daemon) == -signal.SIGKILL
+    daemon.launch()  # restarted, as systemd would: the poison is taken up again
+    assert died(daemon) == -signal.SIGKILL
+    daemon.start()
+    try:
+        quarantined = poll(lambda: quarantine(config) or None, what="the poison quarantined")
+        assert [q["reason"] for q in quarantined] == [
+            "processing it ended the daemon process 2 times"
+        ]
+        assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
+        poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
+    finally:
+        daemon.stop()
+    assert daemon.proc is not None and daemon.proc.returncode == 0
+    assert subjects(config) == ["Innocent"]
+
+
+def died(daemon: Child) -> int:
+    assert daemon.proc is not None
+    return daemon.proc.wait(timeout=60)
+
+
+def quarantine(config: Path) -> list[dict[str, str]]:
+    listed = mailgate(config, "quarantine", "list", "--format", "json")
+    return list(json.loads(listed.stdout))
+
+
+def subjects(config: Path) -> list[str]:
+    listed = mailgate(config, "tickets", "list", "--format", "json")
+    return sorted(t["subject"] for t in json.loads(listed.stdout))
+
+
+@pytest.mark.postgres
+def test_a_mark_of_a_live_instance_is_no_death(tmp_path: Path, postgres_url: str) -> None:
+    ctx = build_context(make_config(tmp_path, postgres_url))
+    stored = accept(ctx.store, make_mail(subject="Slow one"), "smtp", ctx.clock())
+    working, starting = Run(ctx.store), Run(ctx.store)
+    working.mark([stored.intake_id])
+    assert count_deaths(ctx.store, starting.name) == {}  # the other instance is at work
+    working.lock.release()  # as when its process dies: the server lets go
+    assert count_deaths(ctx.store, starting.name) == {stored.intake_id: 1}
+    assert count_deaths(ctx.store, starting.name) == {stored.intake_id: 1}  # counted once
+    starting.end()
+    ctx.store.dispose()
