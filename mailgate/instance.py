@@ -39,7 +39,10 @@ def lock_path(url: str) -> Path | None:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(f"{parsed.database}.lock")
+    # Beside the file itself: two configurations may name it by different paths (a
+    # symbolic link, `./`), and must still find one lock.
+    database = Path(parsed.database).resolve()
+    return database.with_name(f"{database.name}.lock")
 
 
 def hold(url: str) -> InstanceLock | None:

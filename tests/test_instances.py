@@ -42,6 +42,25 @@ def second_config(tmp_path: Path, first: Path, listen: str) -> Path:
     return path
 
 
+def test_a_database_named_by_another_path_is_the_same_database(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen, free_port())
+    first = Child(config, listen, tmp_path / "first.log")
+    first.start()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "desk.db").symlink_to(tmp_path / "mailgate.db")
+    try:
+        other = second_config(tmp_path, config, f"127.0.0.1:{free_port()}")
+        text = other.read_text(encoding="utf-8")
+        linked = text.replace(f"{tmp_path}/mailgate.db", f"{tmp_path}/shared/desk.db")
+        other.write_text(linked, encoding="utf-8")
+        second = mailgate(other, "run")
+        assert second.returncode == EX_TEMPFAIL
+        assert f"{tmp_path}/mailgate.db.lock" in second.stderr
+    finally:
+        first.stop()
+
+
 def test_a_second_daemon_on_one_sqlite_database_refuses_to_start(tmp_path: Path) -> None:
     listen = f"127.0.0.1:{free_port()}"
     config = write_config(tmp_path, listen, free_port())
