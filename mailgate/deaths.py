@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from mailgate.locks import AdvisoryLock
 from mailgate.models import RECEIVED, Intake
-from mailgate.store import Store
+from mailgate.store import Store, direct
 
 
 class Run:
@@ -29,13 +29,13 @@ class Run:
             self.lock.try_acquire()
         with self.store.session() as session:
             query = update(Intake).where(col(Intake.id).in_(intake_ids), _waiting())
-            session.exec(query.values(in_hand_by=self.name))  # type: ignore[call-overload]
+            direct(session, query.values(in_hand_by=self.name))
 
     def end(self) -> None:
         """A clean stop: what this run marked and did not finish was not its death."""
         with self.store.session() as session:
             query = update(Intake).where(col(Intake.in_hand_by) == self.name)
-            session.exec(query.values(in_hand_by=""))  # type: ignore[call-overload]
+            direct(session, query.values(in_hand_by=""))
         self.lock.release()
 
 
@@ -48,8 +48,7 @@ def count_deaths(store: Store, own: str = "") -> dict[int, int]:
         gone = [holder for holder in holders if not _alive(store, holder)]
         if gone:
             died = update(Intake).where(_waiting(), col(Intake.in_hand_by).in_(gone))
-            counted = died.values(in_hand_by="", deaths=Intake.deaths + 1)
-            session.exec(counted)  # type: ignore[call-overload]
+            direct(session, died.values(in_hand_by="", deaths=col(Intake.deaths) + 1))
         suspects = select(Intake.id, Intake.deaths).where(_waiting(), col(Intake.deaths) > 0)
         return {intake_id or 0: deaths for intake_id, deaths in session.exec(suspects)}
 
