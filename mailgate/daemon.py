@@ -20,6 +20,7 @@ from mailgate import outbox, pipeline, repeats
 from mailgate.app import build_context, build_renderer, build_transport
 from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.context import Context
+from mailgate.instance import AlreadyRunning, hold
 from mailgate.intake.imap import ImapIntake
 from mailgate.intake.smtp import ListenError, SmtpIntake
 from mailgate.jobs import Scheduler, jobs_for
@@ -34,7 +35,7 @@ from mailgate.workers import Processor, WorkerDied, build_processor
 
 log = logging.getLogger("mailgate.daemon")
 
-EX_OK, EX_UNAVAILABLE = 0, 69  # sysexits(3)
+EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75  # sysexits(3)
 STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within seconds
 # Shutdown, in all at most TimeoutStopSec (30 s) of the unit: intake and running jobs
 # together, then the processor, then the outbox sender.
@@ -62,7 +63,8 @@ HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by th
 # Sections a reload cannot apply: sockets are bound and the database is open.
 RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
 # A batch whose worker process died is taken up again message by message; a message that
-# was in hand at this many deaths is quarantined, since it is likely what kills the worker.
+# was in hand at this many deaths is quarantined, since it is likely what kills the worker
+# (or the daemon's own process, where it processes mail itself).
 MAX_WORKER_DEATHS = 2
 
 
@@ -136,6 +138,7 @@ class Daemon:
 
     async def start(self) -> None:
         await self.intake.start()
+        await self._count_deaths()
         self.processing = [
             asyncio.create_task(self.process_loop(), name=f"mailgate-processor-{n}")
             for n in range(max(1, self.ctx.config.processing.workers))
@@ -257,22 +260,36 @@ class Daemon:
         """Take the batch up again, each message alone; quarantine one that was in hand at
         every death, rather than let it kill worker after worker."""
         log.error("event=worker_died intake_ids=%s error=%r", _ids(batch), str(exc))
-        doomed = []
-        for intake_id in batch:
-            self.suspects[intake_id] = self.suspects.get(intake_id, 0) + 1
-            if self.suspects[intake_id] >= MAX_WORKER_DEATHS:
-                doomed.append(intake_id)
-        for intake_id in doomed:
-            reason = f"processing it ended the worker process {MAX_WORKER_DEATHS} times"
+        deaths = {intake_id: self.suspects.get(intake_id, 0) + 1 for intake_id in batch}
+        await self._suspected(deaths, "worker process")
+        await self._retry_later([i for i in batch if i in self.suspects])
+
+    async def _count_deaths(self) -> None:
+        """Messages the daemon's own process died with before this start (it processes
+        mail itself with `workers = 0`): the same rule as for a worker's death."""
+        try:
+            deaths = await asyncio.to_thread(self.processor.deaths)
+        except StoreUnavailable as exc:  # the marks stay, for the next start to count
+            self.store_trouble.failed(f"error={str(exc)!r}")
+            return
+        for intake_id, times in deaths.items():
+            log.error("event=daemon_died_with intake_id=%s deaths=%d", intake_id, times)
+        await self._suspected(deaths, "daemon process")
+
+    async def _suspected(self, deaths: dict[int, int], holder: str) -> None:
+        """Messages in hand when a process died, with how often: processed alone from now
+        on, and quarantined at MAX_WORKER_DEATHS."""
+        self.suspects.update(deaths)
+        for intake_id in [i for i, times in deaths.items() if times >= MAX_WORKER_DEATHS]:
+            reason = f"processing it ended the {holder} {MAX_WORKER_DEATHS} times"
             try:
                 outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
             except StoreUnavailable:
-                continue  # still suspect: taken up again below, and alone
+                continue  # still suspect: taken up again, and alone
             log.error("event=quarantine intake_id=%s error=%r", intake_id, reason)
             self.suspects.pop(intake_id, None)
             self.in_hand.pop(intake_id, None)
             self.metrics.outcome(outcome.source, outcome.status, False, None)
-        await self._retry_later([i for i in batch if i in self.suspects])
 
     async def outbox_loop(self) -> None:
         # Woken by new mail to send; retries that come due are the outbox-retry job's.
@@ -531,6 +548,14 @@ def run(config: Config) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
     configure_logging(config.logging)
     raise_open_files_limit()
+    try:
+        # Before the schema check: a second daemon must not even migrate. IMAP polled
+        # twice would store each message twice.
+        instance = hold(config.database.url)
+    except AlreadyRunning as exc:
+        # Temporary: it can start once the other has stopped (a restart that overlaps).
+        log.error("event=already_running error=%r", str(exc))
+        return EX_TEMPFAIL
     ctx = build_context(config)
     try:
         # A broken template is refused at the start, as at a reload, not at the first mail.
@@ -541,4 +566,6 @@ def run(config: Config) -> int:
         return EX_UNAVAILABLE
     finally:
         ctx.store.dispose()
+        if instance is not None:
+            instance.release()
     return EX_OK

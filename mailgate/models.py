@@ -148,6 +148,10 @@ class Intake(SQLModel, table=True):
     subject: str = ""
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     article_id: int | None = None
+    # The daemon run that processes it in its own process (`workers = 0`), marked before and
+    # cleared with the outcome: a mark left by a run that is gone is a death (deaths.py).
+    in_hand_by: str = ""
+    deaths: int = 0  # processes that died with it in hand; reset by `quarantine retry`
 
 
 class IntakeRaw(SQLModel, table=True):

@@ -62,6 +62,7 @@ _OUTCOME_COLUMNS = (
     "automatic",
     "ticket_id",
     "article_id",
+    "in_hand_by",
 )
 _INTAKES = Intake.__table__  # type: ignore[attr-defined]
 _UPDATE_INTAKE = update(_INTAKES).where(_INTAKES.c.id == bindparam("intake_id"))
@@ -273,6 +274,7 @@ def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Cont
     intake.status, intake.reason = outcome.status, outcome.reason
     intake.attempts += 1
     intake.processed_at = ctx.clock()
+    intake.in_hand_by = ""  # out of hand: an outcome is no death
     if mail is not None:
         intake.message_id = mail.message_id or ""
         intake.from_addr = mail.from_addr
@@ -459,6 +461,7 @@ def retry(ctx: Context, ids: list[int] | None) -> list[Outcome]:
         chosen = list(session.exec(query))
         for intake in chosen:
             intake.status, intake.reason = RECEIVED, ""
+            intake.deaths = 0  # the cause is taken to be fixed: it gets its chances again
             session.add(intake)
     return [process(ctx, intake.id or 0) for intake in chosen]
 

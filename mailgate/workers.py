@@ -23,10 +23,12 @@ from mailgate.app import build_context, build_renderer
 from mailgate.children import owned_by
 from mailgate.config import Config
 from mailgate.context import Context
+from mailgate.deaths import Run, count_deaths
 from mailgate.logs import configure_logging
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import Outcome
 from mailgate.render import Renderer, TemplateError
+from mailgate.store import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.workers")
 
@@ -44,18 +46,37 @@ class Processor(Protocol):
 
     def warm_up(self) -> None: ...
 
+    def deaths(self) -> dict[int, int]:
+        """Waiting messages that processes of ours died with before this start, and how
+        often; counted once, at the start."""
+        ...
+
     def reloaded(self) -> None: ...
 
     def close(self) -> None: ...
 
 
 class InlineProcessor:
-    """Processing in a thread of the daemon's own process (`[processing] workers = 0`)."""
+    """Processing in a thread of the daemon's own process (`[processing] workers = 0`).
+
+    A message that kills a worker leaves the daemon alive to count it; one that kills this
+    process takes the count with it. So each batch is marked in the database before it is
+    processed, and the next start counts a mark it finds as a death (deaths.py)."""
+
+    def __init__(self, store: Store) -> None:
+        self.run = Run(store)
 
     async def process(
         self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
     ) -> list[Outcome]:
-        return await asyncio.to_thread(pipeline.process_batch, ctx, intake_ids)
+        return await asyncio.to_thread(self._marked_and_processed, ctx, intake_ids)
+
+    def _marked_and_processed(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
+        self.run.mark(intake_ids)
+        return pipeline.process_batch(ctx, intake_ids)
+
+    def deaths(self) -> dict[int, int]:
+        return count_deaths(self.run.store, self.run.name)
 
     def warm_up(self) -> None:
         """Nothing to start."""
@@ -64,7 +85,10 @@ class InlineProcessor:
         """Nothing to do: the next batch gets the daemon's new context."""
 
     def close(self) -> None:
-        """Nothing to release."""
+        try:
+            self.run.end()
+        except StoreUnavailable as exc:  # each mark left counts one death too many: not two
+            log.warning("event=in_hand_marks_kept error=%r", str(exc))
 
 
 class WorkerProcessor:
@@ -125,6 +149,10 @@ class WorkerProcessor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool(config)
 
+    def deaths(self) -> dict[int, int]:
+        """None: a worker's death is counted by the daemon as it happens."""
+        return {}
+
     def warm_up(self) -> None:
         """Start the workers now rather than at the first mail (they take a second to
         start, which would otherwise stall the event loop that submits the first batch)."""
@@ -146,7 +174,7 @@ class WorkerProcessor:
 def build_processor(ctx: Context) -> Processor:
     workers = ctx.config.processing.workers
     if workers == 0:
-        return InlineProcessor()
+        return InlineProcessor(ctx.store)
     return WorkerProcessor(ctx.config, workers)
 
 

@@ -218,11 +218,15 @@ class Child:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        self.launch()
+        poll(self._answers, timeout=30, what="mailgate to take SMTP connections")
+
+    def launch(self) -> None:
+        """Start the process, without waiting for it to take mail."""
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         env["PYTHONPATH"] = str(REPO)
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(self.command, stderr=log, env=env)
-        poll(self._answers, timeout=30, what="mailgate to take SMTP connections")
 
     def _answers(self) -> bool:
         try:
