@@ -46,3 +46,23 @@ def test_html_left_open_on_every_line_is_read_in_linear_time(desk: Mailroom, lin
     (ack,) = to(desk.new_mail(), ALICE)
     assert "CID-1000" in str(ack["Subject"])
     assert text_of(ack)
+
+
+def plain_mail(body: str, subject: str = "Listing") -> bytes:
+    head = (
+        f"From: Alice <{ALICE}>\r\nTo: support@example.com\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{abs(hash(subject))}@acme.example>\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    )
+    return (head + body).encode("utf-8")
+
+
+def test_uuencode_begin_lines_without_end_are_read_in_linear_time(desk: Mailroom) -> None:
+    # Each "begin" made a search to the next "end" line; with none, to the end of the text.
+    body = "Our file list:\r\n" + "begin 644 report.txt\r\nsee above\r\n" * 10_000
+    started = time.monotonic()
+    assert desk.ingest(plain_mail(body)) == "ticket CID-1000"
+    assert time.monotonic() - started < 3.0
+    (article,) = desk.show("CID-1000")["articles"]
+    assert article["text"].count("begin 644 report.txt") == 10_000
+    assert article["attachments"] == []
