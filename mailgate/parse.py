@@ -19,6 +19,7 @@ from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
 from mailgate.mime.aside import restore, set_aside
+from mailgate.mime.budgets import HTML_FILE, MAX_HTML, comments_flattened, tags_cut
 from mailgate.mime.charsets import charset_hint, decode_bytes
 from mailgate.mime.headers import decode_header, mended_headers
 from mailgate.mime.htmltext import html_to_text, sanitize_html
@@ -144,6 +145,9 @@ def _mailboxes(headers: _Headers, name: str, notes: list[str]) -> list[tuple[str
     value = headers.unstructured_8bit(name)
     if not value.strip():
         return []
+    if (flat := comments_flattened(value)) is not None:
+        notes.append(f"budget:address:{name}")
+        value = flat
     if name in ("from", "reply-to"):
         pairs = _careful_mailboxes(value, notes, name)
     else:
@@ -266,17 +270,22 @@ def _join_text(chunks: list[str]) -> str:
 
 def _body_fields(walked: Walked) -> dict[str, Any]:
     html_source = "\n".join(walked.html) if walked.html else walked.tnef_html
+    parts = [MailPart(*attachment) for attachment in walked.attachments]
+    over_budget = html_source is not None and len(html_source) > MAX_HTML
+    if over_budget:
+        walked.add("budget:html")
+        parts.append(MailPart(HTML_FILE, "text/html", html_source.encode("utf-8", "replace")))
     text = _join_text(walked.plain)
     if not text.strip():
         # HTML-only mail, or an empty text/plain twin of a real HTML body.
         if html_source:
-            text = html_to_text(html_source)
+            text = tags_cut(html_source) if over_budget else html_to_text(html_source)
         elif walked.tnef_text:
             text = _join_text([walked.tnef_text])
     return {
         "text": text,
-        "html": sanitize_html(html_source) if html_source is not None else None,
-        "parts": tuple(MailPart(*attachment) for attachment in walked.attachments),
+        "html": None if html_source is None or over_budget else sanitize_html(html_source),
+        "parts": tuple(parts),
         "report_type": walked.report_type,
         "report_original_ids": tuple(walked.report_ids),
         "report_failed_recipients": tuple(walked.report_failed),

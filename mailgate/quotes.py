@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 
 from mailparser_reply import EmailMessage
 
+from mailgate.mime.budgets import MAX_QUOTE_TEXT
+
 # Attribution lines ("On … wrote:", "Am … schrieb …:") of these languages are recognised.
 LANGUAGES = ("de", "en")
 
@@ -39,6 +41,8 @@ def strip_quotes(text: str) -> str:
     """The reply's own text: without the quoted original, its attribution and the signature.
     Quotes the writer answered between (inline replies) stay; a mail that would end up
     empty is returned whole (stripped) so nothing the sender wrote is lost."""
+    if len(text) > MAX_QUOTE_TEXT:  # past the budget the whole mail is the reply's text
+        return text.strip()
     lines = text.replace("\r\n", "\n").split("\n")
     kept = _without_quoted_history(lines)
     kept = _without_signature(kept)

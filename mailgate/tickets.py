@@ -23,6 +23,7 @@ from mailgate.customers import (
     remembered,
 )
 from mailgate.details import Details, find_details
+from mailgate.mime.budgets import budget_notes
 from mailgate.mime.report import bounce_summary
 from mailgate.models import (
     Article,
@@ -143,7 +144,7 @@ def add_article(
         message_id=mail.message_id or "",
         text=mail.text if text is None else text,
         html=mail.html,
-        note=note,
+        note="; ".join(filter(None, [note, *budget_notes(mail.defects)])),
         intake_id=intake.id,
         created_at=now,
     )

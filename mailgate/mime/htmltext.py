@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import html as entities
 import re
-from html.parser import HTMLParser
+from collections.abc import Iterator
 
 import nh3
 
@@ -20,6 +21,61 @@ _BLOCK = frozenset(
 _CELL = frozenset({"td", "th"})
 _LINK_SCHEMES = ("http://", "https://", "mailto:")
 
+# The tokens below never look past the next "<": each character is scanned a bounded number
+# of times, whatever the sender wrote. Python's HTMLParser rescans to the end of the input for
+# every tag left open ("<b" at the end of each line), which grows with the square of the size.
+_TAG = re.compile(r"""<(/?)([a-zA-Z][^\s/<>]*)((?:"[^"<]*"|'[^'<]*'|[^<>"'])*)>""")
+_ATTR = re.compile(r"""([^\s=/<>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""")
+_DECLARATION = re.compile(r"<[!?][^<>]*>")
+_RAW_TEXT = frozenset({"script", "style"})  # their content is not markup
+
+
+def _attrs(text: str) -> list[tuple[str, str | None]]:
+    found = []
+    for match in _ATTR.finditer(text):
+        value = next((v for v in match.groups()[1:] if v is not None), None)
+        found.append((match[1].lower(), None if value is None else entities.unescape(value)))
+    return found
+
+
+def _tokens(html: str) -> Iterator[tuple[str, str, list[tuple[str, str | None]]]]:
+    """("data", text, []), ("start"|"end"|"startend", tag, attributes), in order."""
+    pos, end = 0, len(html)
+    while pos < end:
+        lt = html.find("<", pos)
+        if lt < 0:
+            yield "data", entities.unescape(html[pos:]), []
+            return
+        if lt > pos:
+            yield "data", entities.unescape(html[pos:lt]), []
+        pos = _markup(html, lt)
+        if pos < 0:  # not markup: the "<" is text
+            yield "data", "<", []
+            pos = lt + 1
+            continue
+        tag = _TAG.match(html, lt)
+        if tag is None:
+            continue  # a comment or declaration, skipped
+        name, attrs = tag[2].lower(), _attrs(tag[3])
+        if tag[1]:
+            yield "end", name, []
+        elif tag[3].rstrip().endswith("/"):
+            yield "startend", name, attrs
+        else:
+            yield "start", name, attrs
+            if name in _RAW_TEXT:  # skip to its end tag; an unclosed one hides the rest
+                close = re.compile(rf"</{name}\s*>", re.IGNORECASE).search(html, pos)
+                pos = end if close is None else close.start()
+
+
+def _markup(html: str, lt: int) -> int:
+    """Where the markup that starts at `lt` ends, or -1 when it is text."""
+    if html.startswith("<!--", lt):
+        close = html.find("-->", lt + 4)
+        return len(html) if close < 0 else close + 3  # unclosed: a comment to the end
+    found = _TAG.match(html, lt) or _DECLARATION.match(html, lt)
+    return -1 if found is None else found.end()
+
 
 def sanitize_html(html: str) -> str:
     """nh3's default allow-list, with cid: images allowed and <title> text dropped."""
@@ -28,11 +84,10 @@ def sanitize_html(html: str) -> str:
     )
 
 
-class _TextExtractor(HTMLParser):
+class _TextExtractor:
     """Collects visible text; block elements become line breaks, links keep their URL."""
 
     def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
         self.out: list[str] = []
         self._skip = 0
         self._pre = 0
@@ -89,11 +144,14 @@ class _TextExtractor(HTMLParser):
 def html_to_text(html: str) -> str:
     """Readable plain text from HTML, without markup."""
     parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # HTMLParser is lenient, but a text view must never cost the mail
-        return re.sub(r"<[^>]*>", " ", html).strip()
+    handlers = {
+        "data": lambda text, _: parser.handle_data(text),
+        "start": parser.handle_starttag,
+        "end": lambda tag, _: parser.handle_endtag(tag),
+        "startend": parser.handle_startendtag,
+    }
+    for kind, value, attrs in _tokens(html):
+        handlers[kind](value, attrs)
     text = "".join(parser.out).replace("\xa0", " ")
     text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)  # spaces around line breaks
     text = re.sub(r"[ \t]{2,}", " ", text)

@@ -6,6 +6,7 @@ import binascii
 from email.message import Message
 from email.parser import BytesHeaderParser
 
+from mailgate.mime.budgets import MAX_TNEF
 from mailgate.mime.filenames import guess_type, safe_filename
 from mailgate.mime.headers import b64decode_lenient
 from mailgate.mime.legacy import extract_uuencoded, unpack_tnef
@@ -60,6 +61,9 @@ def _add_body(part: Message, walked: Walked, hint: str | None) -> None:
 
 
 def _add_tnef(data: bytes, walked: Walked) -> bool:
+    if len(data) > MAX_TNEF:
+        walked.add("budget:tnef")
+        return False
     content = unpack_tnef(data)
     if content is None:
         walked.add("tnef-failed")
