@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -65,6 +66,7 @@ class InlineProcessor:
 
     def __init__(self, store: Store) -> None:
         self.run = Run(store)
+        self.busy = threading.Event()  # a batch in hand, whether or not anyone still waits
 
     async def process(
         self, ctx: Context, intake_ids: Sequence[int], queued: Sequence[int] = ()
@@ -73,7 +75,11 @@ class InlineProcessor:
 
     def _marked_and_processed(self, ctx: Context, intake_ids: Sequence[int]) -> list[Outcome]:
         self.run.mark(intake_ids)
-        return pipeline.process_batch(ctx, intake_ids)
+        self.busy.set()
+        try:
+            return pipeline.process_batch(ctx, intake_ids)
+        finally:
+            self.busy.clear()
 
     def deaths(self) -> dict[int, int]:
         return count_deaths(self.run.store, self.run.name)
@@ -85,6 +91,12 @@ class InlineProcessor:
         """Nothing to do: the next batch gets the daemon's new context."""
 
     def close(self) -> None:
+        if self.busy.is_set():
+            # A batch outlasted the drain: the process is killed with it in hand, and that
+            # is a death as much as a crash (else a mail that never finishes would hold
+            # the daemon again after every restart).
+            log.error("event=stopped_with_mail_in_hand")
+            return
         try:
             self.run.end()
         except StoreUnavailable as exc:  # each mark left counts one death too many: not two

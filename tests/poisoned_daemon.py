@@ -1,21 +1,26 @@
 """`mailgate` whose process is killed, as the kernel's OOM killer would kill it, whenever it
-parses a mail with the subject "poison"."""
+parses a mail with the subject "poison"; and that never finishes parsing one with the
+subject "endless", as a parser caught in a loop would not."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
 
 from mailgate import pipeline
 from mailgate.cli import main
 from mailgate.parse import ParsedMail
 
 POISON = b"Subject: poison"
+ENDLESS = b"Subject: endless"
 
 
 def _parse_or_die(raw: bytes) -> ParsedMail:
     if POISON in raw:
         os.kill(os.getpid(), signal.SIGKILL)
+    if ENDLESS in raw:
+        threading.Event().wait()
     return _parse(raw)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -167,9 +169,57 @@ def test_a_mail_that_kills_the_daemon_process_is_quarantined_after_two_deaths(
         assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
         poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
     finally:
-        daemon.stop()
-    assert daemon.proc is not None and daemon.proc.returncode == 0
+        assert stopped(daemon) == 0
     assert subjects(config) == ["Innocent"]
+
+
+def test_a_mail_whose_processing_never_ends_is_quarantined_after_two_stops(
+    tmp_path: Path,
+) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen, free_port())
+    config.write_text(config.read_text() + "[processing]\nworkers = 0\n", encoding="utf-8")
+    log = tmp_path / "daemon.log"
+    daemon = Child(config, listen, log)
+    daemon.command = [sys.executable, "-m", "tests.poisoned_daemon", "-c", str(config), "run"]
+    daemon.start()
+    assert send_data(daemon.address, make_mail(subject="endless"))[0] == 250
+    for stops in (1, 2):
+        assert daemon.proc is not None
+        # Once this run has started (and counted the marks it found), its own mark.
+        poll(lambda n=stops: log.read_text().count("event=started") == n, what="started")
+        poll(lambda: in_hand(tmp_path / "mailgate.db"), what="the mail in hand")
+        daemon.proc.terminate()
+        # It cannot end while the mail is in hand; systemd kills it at TimeoutStopSec.
+        poll(lambda n=stops: log.read_text().count("event=shutdown_timeout") >= n, timeout=60)
+        daemon.kill()
+        daemon.start()
+    try:
+        quarantined = poll(lambda: quarantine(config) or None, what="the endless mail quarantined")
+        assert [q["reason"] for q in quarantined] == [
+            "processing it ended the daemon process 2 times"
+        ]
+        assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
+        poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
+    finally:
+        assert stopped(daemon) == 0
+
+
+def stopped(daemon: Child) -> int:
+    """SIGTERM, and SIGKILL after a minute, as systemd would: no process is left behind."""
+    assert daemon.proc is not None
+    daemon.proc.terminate()
+    try:
+        return daemon.proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        raise
+
+
+def in_hand(database: Path) -> bool:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        marked = conn.execute("SELECT count(*) FROM intake WHERE in_hand_by != ''").fetchone()
+    return bool(marked[0])
 
 
 def died(daemon: Child) -> int:
