@@ -241,7 +241,7 @@ def find_duplicate(
 
 def _same_mail(earlier: _Copy, this: _Copy) -> bool:
     """Same body, same From, and where both came with an envelope sender, one of the same
-    domain: relays of one sender tag its local part (VERP, BATV), never its domain."""
+    domain: a sender's relays may tag its local part per delivery (VERP, BATV)."""
     if earlier.digest != this.digest or earlier.from_addr != this.from_addr:
         return False
     if not (earlier.envelope_from and this.envelope_from):
