@@ -258,6 +258,8 @@ def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
         return
     # Only the Message-ID in the WHERE clause, so the database walks that index and never
     # the status index (nearly every row is `done`); the rest is checked on the few rows.
+    # The sender's columns are not in that index: only a Message-ID seen before (rare) costs
+    # a read of its rows, a new one finds nothing in the index alone.
     query = select(
         Intake.id,
         Intake.message_id,
