@@ -275,7 +275,7 @@ def find_duplicate(
 
 def _same_mail(earlier: _Copy, this: _Copy) -> bool:
     """Same body, same From, and where both came with an envelope sender, one of the same
-    domain: relays of one sender tag its local part (VERP, BATV), never its domain."""
+    domain: a sender's relays may tag its local part per delivery (VERP, BATV)."""
     if earlier.digest != this.digest or earlier.from_addr != this.from_addr:
         return False
     if not (earlier.envelope_from and this.envelope_from):
@@ -292,6 +292,8 @@ def look_up_message_ids(session: Session, message_ids: Iterable[str]) -> None:
         return
     # Only the Message-ID in the WHERE clause, so the database walks that index and never
     # the status index (nearly every row is `done`); the rest is checked on the few rows.
+    # The sender's columns are not in that index: only a Message-ID seen before (rare) costs
+    # a read of its rows, a new one finds nothing in the index alone.
     query = select(
         Intake.id,
         Intake.message_id,
