@@ -231,20 +231,21 @@ def _note_sender(headers: _Headers, senders: list[tuple[str, str]], notes: list[
 def _ambiguous_from(headers: _Headers, senders: list[tuple[str, str]], notes: list[str]) -> bool:
     """Whether the From names anything but exactly one clean address: two headers, two
     addresses, a group, or anything the strict parser had to guess at (junk after `>`, two
-    angle addresses, an address as the display name of another)."""
+    angle addresses, an unquoted address as the display name of another)."""
     if len(headers.raw.get("from", [])) > 1 or len(senders) > 1:
-        return True
-    if senders and _names_other_address(senders[0]):
         return True
     guessed = ("address:from:", "address-recovered:from", "address-parser-failed:from")
     doubtful = [n for n in notes if n.startswith(guessed)]
-    if doubtful and doubtful != ["address:from:invalid-display-name"]:
+    if doubtful == ["address:from:invalid-display-name"] and senders:
+        # Unquoted `alice@customer.test <attacker@evil.test>` is two addresses; the same one
+        # twice is a habit of some mailers. (A quoted name is only hidden from staff.)
+        return _names_other_address(senders[0])
+    if doubtful:
         return True
     return _is_group(headers.unstructured_8bit("from"))
 
 
 def _names_other_address(sender: tuple[str, str]) -> bool:
-    """`alice@customer.test <attacker@evil.test>`: a display name that is another address."""
     name, address = sender
     return any(found.lower() != address for found in _ADDR_SPEC.findall(name))
 
