@@ -7,11 +7,12 @@ from sqlmodel import Session
 from mailgate import notify
 from mailgate.context import Context
 from mailgate.customers import identify
-from mailgate.intake.spool import stored_size
+from mailgate.intake.spool import stored_raw, stored_size
 from mailgate.language import mail_language
 from mailgate.models import Intake
 from mailgate.parse import ParsedMail
 from mailgate.screen import ignored_sender, screen
+from mailgate.verify import verify_customer
 
 
 def is_withheld(session: Session, intake: Intake) -> bool:
@@ -26,7 +27,7 @@ def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     mail nothing automatic may answer; the reason to record."""
     limit = ctx.config.smtp.max_message_size
     reason = f"too large: {intake.size} bytes, over the limit of {limit}; header stored only"
-    if not may_answer(ctx, mail):
+    if not may_answer(session, ctx, intake, mail):
         return reason
     contact = identify(session, mail.from_addr).contact
     language = (contact.language if contact else None) or mail_language(mail, ctx.languages)
@@ -36,10 +37,17 @@ def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
     return reason
 
 
-def may_answer(ctx: Context, mail: ParsedMail) -> bool:
-    """A person's mail, from a usable address: not our own, a bounce, automatic mail or a
-    sender on the ignore list (the loop brakes still count the answer)."""
-    screening = screen(mail, ctx.own_addresses, ctx.own_domain)
-    if screening.own or screening.bounce or screening.automatic:
+def may_answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> bool:
+    """A person's mail, from a usable address: not our own, a bounce, automatic mail, a
+    sender on the ignore list, or mail our MTA says is forged (the note would go to the
+    forger's victim). The loop brakes still count the answer."""
+    screening = screen(mail, ctx.own_addresses, ctx.own_domain, ctx.secret_key)
+    if screening.own or screening.bounce or screening.automatic or not mail.from_addr:
         return False
-    return bool(mail.from_addr) and ignored_sender(mail, ctx.config.loops.ignore_senders) is None
+    if ignored_sender(mail, ctx.config.loops.ignore_senders) is not None:
+        return False
+
+    def header() -> bytes:  # read only when the mail carries a verdict to check
+        return stored_raw(session, intake.id or 0)
+
+    return verify_customer(mail, header, ctx.config.security).ok

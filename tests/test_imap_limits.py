@@ -99,6 +99,22 @@ def test_automatic_mail_over_the_limit_is_set_aside_without_an_answer(
     assert too_large_notes(tmp_path / "sent") == []
 
 
+def test_forged_mail_over_the_limit_is_set_aside_without_an_answer(
+    tmp_path: Path, imap_user: ImapUser
+) -> None:
+    # Our MTA says the mail is not Alice's: the note would tell her of a mail she never sent.
+    verdict = b"Authentication-Results: mx.example.com; dmarc=fail header.from=acme.example\r\n"
+    big = verdict + mail_of_size(3 * MB, "Big")
+    config = daemon_config(tmp_path, max_size=1 * MB)
+    config = dataclasses.replace(config, imap=[mailbox_for(imap_user)])
+    with running(config) as mg:
+        imap_user.append(big, make_mail(subject="After it"))
+        poll(lambda: len(imap_user.folder(ASIDE)) == 1, what="the large one set aside")
+        poll(lambda: count(mg.ctx, Ticket) == 1, what="the small mail's ticket")
+        poll(lambda: sent_mails(tmp_path / "sent"), what="the acknowledgement")
+    assert too_large_notes(tmp_path / "sent") == []
+
+
 def test_large_mail_stored_but_not_moved_is_set_aside_later(
     ctx: Context, imap_user: ImapUser
 ) -> None:
