@@ -259,7 +259,7 @@ class Daemon:
             if self.suspects[intake_id] >= MAX_WORKER_DEATHS:
                 doomed.append(intake_id)
         for intake_id in doomed:
-            reason = f"processing it ended the worker process {MAX_WORKER_DEATHS} times"
+            reason = f"processing it {exc.why} {MAX_WORKER_DEATHS} times"
             try:
                 outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
             except StoreUnavailable:
