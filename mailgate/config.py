@@ -257,6 +257,8 @@ class ProcessingConfig:
     workers: int = 1
     # Stored messages processed in one transaction (one commit, one claim).
     batch_size: int = 20
+    # A worker that has not finished a batch by then is ended; see README "time limit".
+    time_limit_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("processing.workers: must be 0 (in the daemon's process) or more")
     if cfg.processing.batch_size < 1:
         raise ConfigError("processing.batch_size: must be at least 1")
+    if cfg.processing.time_limit_seconds < 1:
+        raise ConfigError("processing.time_limit_seconds: must be at least 1")
     for i, pattern in enumerate(cfg.tickets.reference_patterns):
         try:
             re.compile(pattern)

@@ -261,7 +261,7 @@ class Daemon:
         every death, rather than let it kill worker after worker."""
         log.error("event=worker_died intake_ids=%s error=%r", _ids(batch), str(exc))
         deaths = {intake_id: self.suspects.get(intake_id, 0) + 1 for intake_id in batch}
-        await self._suspected(deaths, "worker process")
+        await self._suspected(deaths, exc.why)
         await self._retry_later([i for i in batch if i in self.suspects])
 
     async def _count_deaths(self) -> None:
@@ -274,14 +274,15 @@ class Daemon:
             return
         for intake_id, times in deaths.items():
             log.error("event=daemon_died_with intake_id=%s deaths=%d", intake_id, times)
-        await self._suspected(deaths, "daemon process")
+        await self._suspected(deaths, "ended the daemon process")
 
-    async def _suspected(self, deaths: dict[int, int], holder: str) -> None:
+    async def _suspected(self, deaths: dict[int, int], why: str) -> None:
         """Messages in hand when a process died, with how often: processed alone from now
-        on, and quarantined at MAX_WORKER_DEATHS."""
+        on, and quarantined at MAX_WORKER_DEATHS. `why`: what processing them did ("ended
+        the worker process", "took longer than 30 s")."""
         self.suspects.update(deaths)
         for intake_id in [i for i, times in deaths.items() if times >= MAX_WORKER_DEATHS]:
-            reason = f"processing it ended the {holder} {MAX_WORKER_DEATHS} times"
+            reason = f"processing it {why} {MAX_WORKER_DEATHS} times"
             try:
                 outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
             except StoreUnavailable:

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,7 +36,16 @@ log = logging.getLogger("mailgate.workers")
 
 
 class WorkerDied(Exception):
-    """A worker process ended while it processed a batch (killed, out of memory, a crash)."""
+    """A worker process ended while it processed a batch (killed, out of memory, a crash,
+    or ended by us past the time limit); `why` says which, for the quarantine reason."""
+
+    def __init__(self, message: str, why: str = "ended the worker process") -> None:
+        super().__init__(message)
+        self.why = why
+
+
+# A worker still busy at shutdown gets this long after the drain before it is killed.
+CLOSE_SECONDS = 3.0
 
 
 class Processor(Protocol):
@@ -115,6 +125,7 @@ class WorkerProcessor:
 
     def __init__(self, config: Config, workers: int) -> None:
         self.workers = workers
+        self.time_limit = config.processing.time_limit_seconds
         self.generation = 0
         self._pool = self._new_pool(config)
         self.ahead = StoredAhead.start(config) if workers == 1 and worth_it() else None
@@ -144,12 +155,26 @@ class WorkerProcessor:
             # in hand, so a fresh pool simply takes it.
             self._replace_pool(ctx.config)
             future = self._pool.submit(self._job(), *job)
+        waiting = asyncio.wrap_future(future)
+        # Retrieved here, so that a batch given up on leaves no "never retrieved" error.
+        waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:
-            return await asyncio.wrap_future(future)
+            # shield: a wait given up must not cancel the future, which is the pool's to end.
+            return await asyncio.wait_for(asyncio.shield(waiting), self.time_limit)
+        except TimeoutError as exc:
+            # Pure Python cannot be interrupted inside the worker: the parent ends it. Its
+            # transaction is rolled back; the messages are taken up again, each alone.
+            self._end_workers()
+            self._replace_pool(ctx.config)
+            # The time limit is for processing, not for starting a worker.
+            await asyncio.to_thread(self.warm_up)
+            why = f"took longer than {self.time_limit:g} s"
+            raise WorkerDied(f"the batch {why}", why) from exc
         except BrokenProcessPool as exc:
             # The lost process's transaction was rolled back: the messages are still stored
             # and waiting, for a fresh pool to take up again.
             self._replace_pool(ctx.config)
+            await asyncio.to_thread(self.warm_up)
             raise WorkerDied(str(exc) or "a worker process ended abruptly") from exc
 
     def _job(self) -> Callable[..., list[Outcome]]:
@@ -177,10 +202,31 @@ class WorkerProcessor:
     def reloaded(self) -> None:
         self.generation += 1
 
+    def _processes(self) -> list[multiprocessing.process.BaseProcess]:
+        # ProcessPoolExecutor keeps its processes by pid; it offers no public way to end a
+        # busy one, and waiting for it is what a time limit must not do.
+        processes = getattr(self._pool, "_processes", None) or {}
+        return list(processes.values())
+
+    def _end_workers(self) -> None:
+        for process in self._processes():
+            log.error("event=worker_ended pid=%s time_limit=%g", process.pid, self.time_limit)
+            process.kill()
+
     def close(self) -> None:
+        """Stop the workers: a worker still busy CLOSE_SECONDS after the drain is killed
+        (its transaction rolled back, its messages wait for the next start), so that no
+        message can keep the daemon from stopping."""
         if self.ahead is not None:
             self.ahead.close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        processes = self._processes()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        if any(process.is_alive() for process in processes):
+            self._end_workers()
+        self._pool.shutdown(wait=True)
 
 
 def build_processor(ctx: Context) -> Processor:

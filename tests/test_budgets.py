@@ -2,13 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
+from mailgate import daemon, workers
+from mailgate.config import Config, ProcessingConfig
+from mailgate.context import Context
+from mailgate.intake.spool import stored_raws
 from mailgate.mime.budgets import MAX_HTML
+from mailgate.models import Intake, Ticket
+from mailgate.parse import ParsedMail
+from mailgate.pipeline import Outcome
+from mailgate.workers import WorkerProcessor
+from tests.daemon_harness import (
+    Child,
+    DaemonThread,
+    count,
+    daemon_config,
+    running,
+    send_data,
+    write_config,
+)
+from tests.helpers import free_port, poll
 from tests.mailroom import Mailroom, text_of, to
+from tests.mails import make_mail
+from tests.test_cli import mailgate
 
 ALICE = "alice@acme.example"
 # Lines that leave markup open for HTMLParser until the end of the input: each one made it
@@ -112,3 +136,100 @@ def test_address_comments_nested_past_the_budget_cost_no_header(desk: Mailroom) 
     assert article["from"] == ALICE
     assert article["to"] == ["support@example.com", "bob@acme.example"]
     assert article["note"] == "address header too deeply nested: read without its comments"
+
+
+# --- the daemon: one message never holds processing or shutdown -------------------------------
+
+
+def _tickets(config: Path) -> list[str]:
+    result = mailgate("tickets", "list", "--format", "json", config=config)
+    return sorted(t["subject"] for t in json.loads(result.stdout)) if result.returncode == 0 else []
+
+
+def test_a_5_mb_html_mail_holds_up_neither_the_mail_after_it_nor_a_stop(tmp_path: Path) -> None:
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen, free_port())  # the relay is down: mail waits
+    mg = Child(config, listen, tmp_path / "stderr.log")
+    mg.start()
+    try:
+        line = "a < b and c <d\r\n"
+        html = html_mail("<html><body>" + line * (5_000_000 // len(line)), "Huge")
+        assert send_data(mg.address, html)[0] == 250
+        for n in range(3):
+            mail = make_mail(subject=f"Ordinary {n}", sender=f"c{n}@acme.example")
+            assert send_data(mg.address, mail)[0] == 250
+        expected = ["Huge", "Ordinary 0", "Ordinary 1", "Ordinary 2"]
+        poll(lambda: _tickets(config) == expected or None, timeout=60, what="four tickets")
+    finally:
+        started = time.monotonic()
+        mg.stop()  # SIGTERM; exit status 0
+        assert time.monotonic() - started < 20
+
+
+class StuckWorkers(WorkerProcessor):
+    """Worker processes that spin, as a reading gone quadratic would, on the stuck message."""
+
+    def _job(self) -> Callable[..., list[Outcome]]:
+        return _spins_on_stuck
+
+
+def _spins_on_stuck(
+    config: Config, generation: int, intake_ids: list[int], parsed: dict[int, ParsedMail]
+) -> list[Outcome]:
+    assert workers._worker is not None
+    with workers._worker[1].store.session() as session:
+        if any(b"Subject: stuck" in raw for raw in stored_raws(session, intake_ids).values()):
+            (Path(config.paths.data_dir).parent / "spinning").touch()
+            while True:  # pure Python: no signal or thread of its own process can end it
+                pass
+    return workers._process_in_worker(config, generation, intake_ids, parsed)
+
+
+@pytest.fixture
+def stuck(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        daemon,
+        "build_processor",
+        lambda ctx: StuckWorkers(ctx.config, ctx.config.processing.workers),
+    )
+
+
+def limited(tmp_path: Path, seconds: float) -> Config:
+    config = daemon_config(tmp_path)
+    return dataclasses.replace(
+        config, processing=ProcessingConfig(workers=1, time_limit_seconds=seconds)
+    )
+
+
+def test_a_worker_past_the_time_limit_is_ended_and_its_message_quarantined(
+    tmp_path: Path, stuck: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with running(limited(tmp_path, 8)) as mg:
+        assert send_data(mg.address, make_mail(subject="stuck"))[0] == 250
+        for n in range(3):
+            mail = make_mail(subject=f"Ordinary {n}", sender=f"c{n}@acme.example")
+            assert send_data(mg.address, mail)[0] == 250
+        poll(lambda: count(mg.ctx, Ticket) == 3 or None, timeout=90, what="three tickets")
+        quarantined = poll(
+            lambda: _intake_with_status(mg.ctx, "quarantined"), timeout=90, what="quarantine"
+        )
+    assert quarantined.reason == "processing it took longer than 8 s 2 times"
+    assert "event=worker_ended" in caplog.text
+
+
+def test_a_stop_ends_a_worker_that_spins(tmp_path: Path, stuck: None) -> None:
+    mg = DaemonThread(limited(tmp_path, 600))
+    mg.start()
+    try:
+        assert send_data(mg.address, make_mail(subject="stuck"))[0] == 250
+        poll(lambda: (tmp_path / "spinning").exists() or None, what="the worker spinning")
+    finally:
+        started = time.monotonic()
+        mg.shutdown()
+    assert time.monotonic() - started < 20  # the drain (10 s), then the worker is killed
+    assert _intake_with_status(mg.ctx, "received") is not None  # waits for the next start
+
+
+def _intake_with_status(ctx: Context, status: str) -> Intake | None:
+    with ctx.store.session() as session:
+        return session.exec(select(Intake).where(Intake.status == status)).first()

@@ -7,6 +7,7 @@ import builtins
 import os
 import quopri
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,10 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
+# The time oracle: no message, whatever it holds, takes longer than this from intake to its
+# outcome. Generous, since a small mail took 2.6 s on a machine busy with other work; a
+# reading that grows with the square of the input passes it by far (20-90 s at 100-200 KB).
+SECONDS_PER_MESSAGE = 5.0
 MUTATED_EXAMPLES = int(os.environ.get("MAILGATE_PROPERTY_MUTATED", "1500"))
 GENERATED_EXAMPLES = int(os.environ.get("MAILGATE_PROPERTY_GENERATED", "1000"))
 
@@ -45,9 +50,13 @@ def pctx(tmp_path: Path) -> Iterator[Context]:
 
 
 def check_one(ctx: Context, raw: bytes) -> None:
-    """Run one message through intake and processing; assert a single deliberate outcome."""
+    """Run one message through intake and processing; assert a single deliberate outcome,
+    reached within the time budget."""
+    started = time.monotonic()
     accepted = accept(ctx.store, raw, "smtp", ctx.clock(), "", ["support@example.com"])
     outcome = process(ctx, accepted.intake_id)
+    took = time.monotonic() - started
+    assert took < SECONDS_PER_MESSAGE, (f"{took:.1f} s", raw[:2000])
     assert outcome.status in (DONE, IGNORED, QUARANTINED), (outcome, raw[:2000])
     with ctx.store.session() as session:
         intake = session.exec(select(Intake).where(Intake.id == accepted.intake_id)).one()
@@ -219,4 +228,44 @@ def generated(draw: st.DrawFn) -> bytes:
 @settings(SETTINGS, max_examples=GENERATED_EXAMPLES)
 @given(raw=generated())
 def test_generated_mime_reaches_one_deliberate_outcome(pctx: Context, raw: bytes) -> None:
+    check_one(pctx, raw)
+
+
+# --- (c) markup and text repeated until a reading that rescans would take minutes ------------
+
+FRAGMENTS = [
+    "<b",
+    "a < b <c",
+    '<a href="http://x.example/',
+    "<!--",
+    "</b",
+    "<!x",
+    "<?x",
+    "<script>",
+    "&#x",
+    "begin 644 file.txt",
+    "> quoted",
+    "On Monday Bob wrote:",
+    "-- ",
+]
+
+
+@st.composite
+def repeated(draw: st.DrawFn) -> bytes:
+    fragment = draw(st.sampled_from(FRAGMENTS)) + draw(st.text(max_size=6))
+    ending = draw(st.sampled_from(["\n", "\r\n", " ", ""]))
+    size = len(fragment + ending)
+    times = draw(st.integers(100_000 // size, 200_000 // size))  # 100-200 KB
+    subtype = draw(st.sampled_from(["html", "plain"]))
+    head = (
+        "From: Alice <alice@acme.example>\nTo: support@example.com\nSubject: Big\n"
+        f"Message-ID: <rep{draw(st.integers(0, 10**9))}@prop.example>\nMIME-Version: 1.0\n"
+        f"Content-Type: text/{subtype}; charset=utf-8\n\n"
+    )
+    return (head + (fragment + ending) * times).encode("utf-8", "surrogatepass")
+
+
+@settings(SETTINGS, max_examples=int(os.environ.get("MAILGATE_PROPERTY_REPEATED", "60")))
+@given(raw=repeated())
+def test_repeated_fragments_stay_within_the_time_budget(pctx: Context, raw: bytes) -> None:
     check_one(pctx, raw)
