@@ -147,6 +147,20 @@ def test_two_daemons_on_one_sqlite_database_never_poll_one_mailbox_twice(
     assert sum("event=already_running" in log.read_text() for log in logs) == 1
 
 
+def quarantined_then_innocent(daemon: Child, config: Path) -> None:
+    """On the start after the second death: the bad mail quarantined for it, and the next
+    mail a ticket as usual; then a clean stop."""
+    try:
+        quarantined = poll(lambda: quarantine(config) or None, what="the bad mail quarantined")
+        assert [q["reason"] for q in quarantined] == [
+            "processing it ended the daemon process 2 times"
+        ]
+        assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
+        poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
+    finally:
+        assert stopped(daemon) == 0
+
+
 def send_poison(address: tuple[str, int]) -> None:
     """The poison by SMTP. The daemon commits it before it answers, and may die of it before
     its 250 has left: a dropped connection then is the answer (the MTA would try again)."""
@@ -169,15 +183,7 @@ def test_a_mail_that_kills_the_daemon_process_is_quarantined_after_two_deaths(
     daemon.launch()  # restarted, as systemd would: the poison is taken up again
     assert died(daemon) == -signal.SIGKILL
     daemon.start()
-    try:
-        quarantined = poll(lambda: quarantine(config) or None, what="the poison quarantined")
-        assert [q["reason"] for q in quarantined] == [
-            "processing it ended the daemon process 2 times"
-        ]
-        assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
-        poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
-    finally:
-        assert stopped(daemon) == 0
+    quarantined_then_innocent(daemon, config)
     assert subjects(config) == ["Innocent"]
 
 
@@ -202,15 +208,7 @@ def test_a_mail_whose_processing_never_ends_is_quarantined_after_two_stops(
         poll(lambda n=stops: log.read_text().count("event=shutdown_timeout") >= n, timeout=60)
         daemon.kill()
         daemon.start()
-    try:
-        quarantined = poll(lambda: quarantine(config) or None, what="the endless mail quarantined")
-        assert [q["reason"] for q in quarantined] == [
-            "processing it ended the daemon process 2 times"
-        ]
-        assert send_data(daemon.address, make_mail(subject="Innocent"))[0] == 250
-        poll(lambda: subjects(config) == ["Innocent"] or None, what="the innocent ticket")
-    finally:
-        assert stopped(daemon) == 0
+    quarantined_then_innocent(daemon, config)
 
 
 def stopped(daemon: Child) -> int:
