@@ -120,6 +120,61 @@ def test_imap_backlog_benchmark_runs_on_a_tiny_backlog(
         assert re.search(row, out, re.M), out
 
 
+def test_replies_benchmark_scores_the_whole_held_out_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("replies", monkeypatch)
+    cases = bench.load_cases()
+    assert len(cases) >= 60
+    assert [c.name for c in cases if c.expected is None] == []
+    assert bench.orphans() == []
+    score = bench.score(cases, bench.mailgate_reader, "mailgate")
+    assert len(score.results) == len(cases)
+    assert re.fullmatch(rf"replies read right: \d+ of {len(cases)} \(\d+ %\)", score.line())
+    # The whole run: scores of mailgate and of the library, by language and client, and time.
+    assert bench.main([]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^mailgate: replies read right: \d+ of {len(cases)} ", out, re.M), out
+    assert re.search(rf"^mail-parser-reply: replies read right: \d+ of {len(cases)} ", out, re.M)
+    assert re.search(r"^email-reply-parser: (replies read right|not installed, skipped)", out, re.M)
+    assert re.search(r"^time a message .*: reader [\d.]+ ms, parse \+ reader [\d.]+ ms$", out, re.M)
+    for group in ("by language", "by client"):
+        assert group in out
+
+
+REPLY = (
+    "From: Anna Berger <anna@example.org>\r\nTo: support@example.com\r\n"
+    "Subject: Re: [CID-1] Drucker\r\nMIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+    "Die Nummer ist KD-1.  \r\n\r\n\r\nGruß Anna\r\n\r\n"
+    "Am 03.06.2024 um 10:15 schrieb Support <support@example.com>:\r\n> Welche Nummer?\r\n"
+)
+
+
+def test_replies_benchmark_compares_after_whitespace_only_and_shows_a_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("replies", monkeypatch)
+    (tmp_path / "de_mail_spaces.eml").write_text(REPLY, "utf-8", newline="")
+    # Blank lines and trailing spaces differ from what the reader gives: still right.
+    (tmp_path / "de_mail_spaces.expected.txt").write_text("\nDie Nummer ist KD-1.\n\nGruß Anna\n\n")
+    (tmp_path / "de_mail_word.eml").write_text(REPLY, "utf-8", newline="")
+    # One word more than the writer wrote: wrong.
+    (tmp_path / "de_mail_word.expected.txt").write_text("Die Nummer ist KD-1.\n\nGruß, Anna\n")
+    (tmp_path / "en_mail_bare.eml").write_text(REPLY, "utf-8", newline="")
+    assert bench.main(["--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mailgate: replies read right: 1 of 3 (33 %)" in out, out
+    assert "de_mail_word" in out and "+Gruß Anna" in out and "-Gruß, Anna" in out
+    assert "no expected file" in out
+    assert bench.main(["--dir", str(tmp_path), "--show", "de_mail_spaces"]) == 0
+    shown = capsys.readouterr().out
+    assert "de_mail_spaces: got (right)" in shown
+    assert shown.count("Die Nummer ist KD-1.") == 2  # got and expected
+    assert bench.main(["--dir", str(tmp_path), "--show", "nothing"]) == 2
+    assert "no case named 'nothing'" in capsys.readouterr().out
+
+
 @pytest.mark.postgres
 def test_postgres_cluster_benchmark_runs_on_a_tiny_load(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
