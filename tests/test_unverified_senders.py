@@ -91,3 +91,12 @@ def test_the_unverified_sender_is_no_customer(room: Mailroom, clock: Clock) -> N
     desk_with_unverified_ticket(room)
     names = [org["name"] for org in room.json("customers", "list")]
     assert names == [ALICE]
+
+
+def test_the_stand_in_cannot_be_moved_into_a_company(room: Mailroom, clock: Clock) -> None:
+    """Its tickets would all become that company's: each one's customer is set on its own."""
+    desk_with_unverified_ticket(room)
+    moved = room.run("customers", "move", "unverified-sender", "Acme GmbH")
+    assert moved.returncode == 65
+    assert "set each ticket's customer with #customer" in moved.stderr
+    assert room.show("CID-1001")["customer"] == "Unverified senders"
