@@ -92,6 +92,7 @@ def assert_unverified_ticket(cfg: Path, said: str, alice_cid: str, from_text: st
     (row,) = [t for t in tickets(cfg) if t["cid"] == new_cid]
     assert row["requester"] not in (ALICE, "attacker@evil.test")
     assert row["customer"] == "Unverified senders"
+    assert new_cid in [t["cid"] for t in tickets(cfg, "--customer", "Unverified senders")]
     # Not among her tickets: her organisation (named after her address) has only hers.
     assert [t["cid"] for t in tickets(cfg, "--customer", ALICE)] == [alice_cid]
     (article,) = articles(cfg, new_cid)
