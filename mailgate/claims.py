@@ -18,6 +18,7 @@ from mailgate.customers import (
 )
 from mailgate.freemail import is_public_domain
 from mailgate.models import COMPANY, Contact, Organisation, OrganisationDomain, Ticket
+from mailgate.unverified import is_unverified_sender
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$")
 
@@ -91,6 +92,12 @@ def move(session: Session, address: str, name: str, now: datetime) -> Moved:
     contact = contact_by_email(session, address.strip().lower())
     if contact is None:
         raise ClaimError(f"no contact {address.strip().lower()}")
+    if is_unverified_sender(contact):
+        # Moved, every ticket it stands in for would become that company's at once.
+        raise ClaimError(
+            f"{contact.email} stands for mail whose From named nobody for sure: "
+            "set each ticket's customer with #customer"
+        )
     org = company(session, name, now)
     return Moved(contact, org, move_contact(session, contact, org))
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from mailgate.config import Config, ConfigError, load
 from mailgate.context import Context
 from mailgate.intake.files import Ingested, in_batches
 from mailgate.intake.files import ingest as ingest_files  # the command is named ingest too
+from mailgate.intake.reading import Withheld, read_message
 from mailgate.models import QUARANTINED, Intake
 from mailgate.render import TemplateError
 from mailgate.store import SchemaOutdated, StoreUnavailable
@@ -134,7 +135,8 @@ def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
     with progress_bar(len(files), "ingesting") as advance:
-        for results in ingest_files(ctx, in_batches(files, _read_message)):
+        read = partial(_read_message, limit=ctx.config.smtp.max_message_size)
+        for results in ingest_files(ctx, in_batches(files, read)):
             for result in results:
                 advance()
                 if result.accepted is None:
@@ -146,9 +148,9 @@ def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
     return status
 
 
-def _read_message(name: str) -> bytes | None:
+def _read_message(name: str, limit: int) -> bytes | Withheld | None:
     try:
-        return sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
+        return read_message(name, limit)
     except OSError as exc:
         say_error(f"mailgate: {name}: cannot read: {exc.strerror or exc}")
         return None

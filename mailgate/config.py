@@ -112,6 +112,9 @@ class SecurityConfig:
     # Customer mail the trusted MTA's Authentication-Results mark as forged is kept with a
     # warning and changes nothing. "auto": on where agent_verification reads those headers.
     customer_verification: Literal["auto", "authentication-results", "none"] = "auto"
+    # A From that names no single clean address is matched to nobody: it becomes a ticket of
+    # an unverified sender (nothing is mailed to what it names), or waits in quarantine.
+    ambiguous_from: Literal["ticket", "quarantine"] = "ticket"
     # The key that signs bounce addresses and our Message-IDs; empty: data_dir/secret.key.
     secret_file: str = ""
 

@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from mailgate.customers import contacts_in, contingent_status, find_organisation
-from mailgate.models import Agent, Contact, Organisation, OrganisationDomain, Ticket
+from mailgate.models import UNVERIFIED, Agent, Contact, Organisation, OrganisationDomain, Ticket
 from mailgate.moments import hhmm
 
 
@@ -46,9 +46,11 @@ def _summary(
 
 
 def organisations(session: Session) -> list[dict[str, Any]]:
-    """Every organisation by name: kind, claimed domains, number of contacts, contingent."""
+    """Every customer organisation by name: kind, claimed domains, number of contacts,
+    contingent. The unverified senders' is no customer's (mailgate.unverified)."""
     domains, counts = _domains(session), _contact_counts(session)
-    query = select(Organisation).order_by(col(Organisation.name))
+    query = select(Organisation).where(Organisation.kind != UNVERIFIED)
+    query = query.order_by(col(Organisation.name))
     return [
         _summary(session, org, domains.get(org.id or 0, []), counts.get(org.id or 0, 0))
         for org in session.exec(query)

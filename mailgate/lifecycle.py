@@ -14,11 +14,12 @@ from mailgate.agents import find_agent, valid_address
 from mailgate.commands import Command
 from mailgate.config import CustomersConfig
 from mailgate.customers import ensure_contact, remembered
-from mailgate.models import STATUSES, Agent, Participant, Ticket, TicketAgent
+from mailgate.models import STATUSES, Agent, Contact, Participant, Ticket, TicketAgent
 from mailgate.moments import aware, local_midnight
 from mailgate.phrases import Phrase
 from mailgate.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
 from mailgate.timebook import TimeRefused, book_time
+from mailgate.unverified import is_unverified_sender, set_customer
 
 UTC_ZONE = ZoneInfo("UTC")
 
@@ -266,6 +267,11 @@ def _internal(run: _Run, cmd: Command) -> str | None:
 
 def _customer(run: _Run, cmd: Command) -> str | None:
     run.outcome.customer = cmd.args[0]
+    if is_unverified_sender(run.session.get(Contact, run.ticket.requester_id)):
+        # The ticket of a mail whose From named nobody for sure: staff know now whose it is.
+        name = cmd.args[1] if len(cmd.args) > 1 else ""
+        contact = set_customer(run.session, run.ticket, cmd.args[0], name, run.policy, run.now)
+        run.event("customer", f"unverified sender -> {contact.email}")
     return f"customer: {cmd.args[0]}"
 
 

@@ -17,7 +17,8 @@ TYPES = ("bug", "enhancement", "suggestion", "help")
 DIRECTIONS = ("customer", "staff", "internal", "system")
 # Organisation kinds. Only a company's members are colleagues: an organisation of one
 # sender (personal) or the pool of unassigned senders groups people who are strangers.
-COMPANY, PERSONAL, POOL = "company", "personal", "pool"
+# The unverified senders' (mailgate.unverified) is nobody's and is listed nowhere.
+COMPANY, PERSONAL, POOL, UNVERIFIED = "company", "personal", "pool", "unverified"
 
 
 class Organisation(SQLModel, table=True):
@@ -25,7 +26,7 @@ class Organisation(SQLModel, table=True):
     name: str = Field(index=True, unique=True)
     responsible_agent_id: int | None = Field(default=None, foreign_key="agent.id")
     support_minutes: int = 0  # contingent bought; billable time uses it up
-    kind: str = COMPANY  # company | personal | pool
+    kind: str = COMPANY  # company | personal | pool | unverified
     created_at: datetime
 
 

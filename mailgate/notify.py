@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import bindparam, func
 from sqlmodel import Session, col, select
 
-from mailgate import failing, lookups, loops, tags
+from mailgate import failing, lookups, loops, tags, unverified
 from mailgate.compose import InvalidAddress, Outgoing, make_message_id, thread_index
 from mailgate.context import Context
 from mailgate.customers import (
@@ -57,6 +57,7 @@ Renderings = dict[str | None, Rendered]
 # The mails send_status_change may write: they share its recipients and its context.
 STATUS_TEMPLATES = frozenset({"status_changed", "delivered", "closed", "reopened"})
 CLOSED = "closed"
+_WARNINGS = (NOT_VERIFIED, unverified.NOTE)
 # Built once: asked for every ticket a customer writes to, and building a statement costs
 # about as much again as running it.
 _TICKET_AGENTS = select(TicketAgent.agent_id).where(TicketAgent.ticket_id == bindparam("ticket"))
@@ -256,11 +257,25 @@ def _left_out_failing(
 
 
 class Reached(NamedTuple):
-    """Whom a mail to a ticket's customers reached: anyone at all, and who was left out
-    because a bounce marked their address failing."""
+    """Whom a mail to a ticket's customers reached: anyone at all, who was left out
+    because a bounce marked their address failing, and whether the requester is the
+    unverified sender (then the From as the mail named it, else "")."""
 
     written: bool
     left_out: list[failing.Bounced]
+    unverified_from: str = ""
+
+
+def _left_out_unverified(
+    session: Session, ctx: Context, ticket: Ticket, template: str, contacts: Sequence[Contact]
+) -> str:
+    """The unverified sender stands for addresses nobody may write to: nothing goes there,
+    and the ticket's history says so. The From it came with; "" when it is not among them."""
+    if not any(unverified.is_unverified_sender(c) for c in contacts):
+        return ""
+    detail = f"{template}: unverified sender, its From names no single clean address"
+    record_event(session, ticket, "system", "mail_not_sent", detail, ctx.clock())
+    return unverified.from_text(session, ticket) or "?"
 
 
 def _to_customers(
@@ -279,9 +294,16 @@ def _to_customers(
     the failing ones left out."""
     everyone = _customers(session, ticket)
     left_out = _left_out_failing(session, ctx, ticket, template, everyone)
-    contacts = [c for c in everyone if not c.failing and not (optional and c.opted_out)]
+    nobody = _left_out_unverified(session, ctx, ticket, template, everyone)
+    contacts = [
+        c
+        for c in everyone
+        if not c.failing
+        and not (optional and c.opted_out)
+        and not unverified.is_unverified_sender(c)
+    ]
     if not contacts:
-        return Reached(False, left_out)
+        return Reached(False, left_out, nobody)
     # One mail for everyone, in the language of whoever comes first (the requester).
     answering, thread = _thread(session, ticket)
     _queue(
@@ -300,7 +322,7 @@ def _to_customers(
         inline=[(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id],
         scrub=scrub,
     )
-    return Reached(True, left_out)
+    return Reached(True, left_out, nobody)
 
 
 # --- figures staff and customers see ------------------------------------------------------------
@@ -343,6 +365,8 @@ def acknowledge(
     if contact.failing:
         _left_out_failing(session, ctx, ticket, "acknowledgement", [contact])
         return
+    if unverified.is_unverified_sender(contact):
+        return  # nobody to thank: the pipeline sends none, and neither may anything else
     org = organisation(session, contact.organisation_id)
     context = {
         **_base_context(ctx, ticket),
@@ -425,8 +449,9 @@ def _staff_context(
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": _references(session, ticket),
-        # Our MTA marked the mail forged (verify.verify_customer): staff judge it.
-        "warning": article.note if article.note.startswith(NOT_VERIFIED) else "",
+        # Our MTA marked the mail forged (verify.verify_customer), or its From names nobody
+        # (mailgate.unverified): staff judge it.
+        "warning": article.note if article.note.startswith(_WARNINGS) else "",
     }
 
 
@@ -523,8 +548,10 @@ def send_staff_answer(
     )
     if reached.written and chosen.left_out:
         _files_not_sent(session, ctx, ticket, article, chosen.left_out)
-    if reached.left_out and article.from_addr:
-        send_not_sent(session, ctx, ticket, article.from_addr, reached.left_out)
+    if (reached.left_out or reached.unverified_from) and article.from_addr:
+        send_not_sent(
+            session, ctx, ticket, article.from_addr, reached.left_out, reached.unverified_from
+        )
 
 
 def _answer_files(session: Session, ctx: Context, ticket: Ticket, article: Article) -> Chosen:
@@ -584,11 +611,14 @@ def send_not_sent(
     ticket: Ticket,
     agent_address: str,
     bounces: Sequence[failing.Bounced],
+    unverified_from: str = "",
 ) -> None:
-    """Tell the agent their answer did not go to addresses a bounce marked failing: when
-    it came, what it said, and how to clear the mark."""
+    """Tell the agent their answer did not go to addresses a bounce marked failing (when
+    it came, what it said, and how to clear the mark), or not to the ticket's unverified
+    sender (the From it came with, and how to name the real customer)."""
     context = {
         **_base_context(ctx, ticket),
+        "unverified_from": unverified_from,
         "addresses": [
             {"address": b.address, "bounced_at": local_time(ctx, b.at), "said": b.said}
             for b in bounces

@@ -16,10 +16,11 @@ from mailgate.verify import verify_customer
 
 
 def is_withheld(session: Session, intake: Intake) -> bool:
-    """Whether only the header of the message was stored: the IMAP intake does so for a
-    message over the size limit, recording the size of the whole one."""
-    # Only the IMAP intake stores part of a message: the others need no look.
-    return intake.source.startswith("imap:") and stored_size(session, intake.id or 0) < intake.size
+    """Whether only the header of the message was stored: the IMAP intake and `mailgate
+    ingest` do so for a message over the size limit, recording the size of the whole one."""
+    # SMTP refuses such a message before it is stored: its messages need no look.
+    partial = intake.source.startswith("imap:") or intake.source in ("file", "pipe")
+    return partial and stored_size(session, intake.id or 0) < intake.size
 
 
 def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> str:

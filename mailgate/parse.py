@@ -64,6 +64,9 @@ class ParsedMail:
     report_original_ids: tuple[str, ...] = ()  # Message-IDs of the mail a report is about
     report_failed_recipients: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
+    # Every From header as received (decoded), kept only when the From is ambiguous: staff
+    # see it on the ticket, since it names nobody the desk may take it for.
+    from_headers: tuple[str, ...] = ()
     # What once_per_mail functions computed from it, by function.
     derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -196,6 +199,9 @@ def _header_fields(msg: Message, hint: str | None, notes: list[str]) -> dict[str
         # Whoever it names, it may name someone else too: no address is taken from it.
         notes.append(AMBIGUOUS_FROM)
         sender = ("", "")
+        from_headers = tuple(headers.text(value) for value in headers.raw.get("from", []))
+    else:
+        from_headers = ()
     message_id = next(iter(message_ids(headers.first("message-id"))), None)
     if message_id is None:
         notes.append("no-message-id")
@@ -204,6 +210,7 @@ def _header_fields(msg: Message, hint: str | None, notes: list[str]) -> dict[str
         "subject": headers.first("subject"),
         "from_addr": sender[1],
         "from_name": sender[0],
+        "from_headers": from_headers,
         "to": _addresses(boxes["to"]),
         "cc": _addresses(boxes["cc"]),
         "reply_to": _addresses(boxes["reply-to"]),

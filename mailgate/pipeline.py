@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from mailgate import failing, loops, notify, oversize, tags
+from mailgate import failing, loops, notify, oversize, tags, unverified
 from mailgate.context import Context
 from mailgate.customers import (
     Sender,
@@ -83,7 +83,8 @@ class Outcome:
 
     def describe(self) -> str:
         if self.status == DONE and self.cid:
-            warning = f" ({self.reason})" if NOT_VERIFIED in self.reason else ""
+            warned = NOT_VERIFIED in self.reason or self.reason == unverified.REASON
+            warning = f" ({self.reason})" if warned else ""
             return f"{'ticket' if self.created else 'reply'} {self.cid}{warning}"
         return f"{self.status}: {self.reason}" if self.reason else self.status
 
@@ -130,7 +131,9 @@ def _apply(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> 
         applied = _follow_up(session, ctx, decision, intake, mail, sender, envelope)
     intake.ticket_id, intake.article_id = applied.ticket.id, applied.article.id
     cid = tags.cid(ctx.config.tickets.prefix, applied.ticket.number)
-    return Outcome(intake.id or 0, DONE, sender.unverified, cid, applied.created)
+    nobody = isinstance(decision, NewTicket) and decision.ambiguous_from
+    reason = unverified.REASON if nobody else sender.unverified
+    return Outcome(intake.id or 0, DONE, reason, cid, applied.created)
 
 
 def _doubted(

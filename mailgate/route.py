@@ -44,6 +44,7 @@ from mailgate.screen import (
     ignored_sender,
     is_delay_warning,
 )
+from mailgate.unverified import from_note
 from mailgate.verify import NOT_VERIFIED
 
 
@@ -52,6 +53,9 @@ class NewTicket:
     automatic: str | None = None  # why no acknowledgement may go out
     linked_ticket_id: int | None = None  # the closed ticket this one follows on from
     unverified: str = ""  # the warning a mail marked forged is kept with; it changes nothing
+    # The From names no single clean address: the ticket is the unverified sender's
+    # (mailgate.unverified), and `unverified` holds the From as received.
+    ambiguous_from: bool = False
 
 
 @dataclass(frozen=True)
@@ -408,7 +412,7 @@ def route(
     if screening.bounce or (from_daemon(mail) and to_bounce_address(mail, intake)):
         return _bounce(session, mail, intake, ticket, key)
     if AMBIGUOUS_FROM in mail.defects:
-        return Quarantine("ambiguous sender in From: it names no single clean address")
+        return _ambiguous(mail, screening, cfg)
     if not mail.from_addr:
         return Quarantine("no usable sender address in From")
     if ticket is None:
@@ -422,6 +426,16 @@ def route(
             return _new_ticket(session, mail, screening, sender, cfg)
         return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
     return _for_existing(session, ticket, sender, screening, env, cfg, now)
+
+
+def _ambiguous(mail: ParsedMail, screening: Screening, cfg: Config) -> Decision:
+    """Whoever the From names, it may name someone else too: never a contact's mail, not even
+    on the ticket its tag names. A ticket of the unverified sender, or quarantine by policy;
+    a desk that rejects unknown senders has nobody here it could refuse, so it holds it."""
+    held = cfg.security.ambiguous_from == "quarantine"
+    if held or cfg.customers.unknown_sender == "reject":
+        return Quarantine("ambiguous sender in From: it names no single clean address")
+    return NewTicket(automatic=screening.automatic, unverified=from_note(mail), ambiguous_from=True)
 
 
 def is_list_request(

@@ -14,7 +14,7 @@ from mailgate.mime.report import (
     qmail_failed_recipients,
     text_addresses,
 )
-from mailgate.parse import ParsedMail
+from mailgate.parse import AMBIGUOUS_FROM, ParsedMail
 
 _NO_REPLY_SENDER = re.compile(
     r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
@@ -211,7 +211,9 @@ def suppresses_auto_response(mail: ParsedMail) -> str | None:
 
 def no_reply_sender(mail: ParsedMail) -> str | None:
     if not mail.from_addr:
-        return "no sender address"
+        # An ambiguous From named addresses, only not one for sure: no sign of a machine.
+        # Its ticket (mailgate.unverified) is news to staff; nobody it names is answered.
+        return None if AMBIGUOUS_FROM in mail.defects else "no sender address"
     if _NO_REPLY_SENDER.match(mail.from_addr):
         return f"automatic sender {mail.from_addr}"
     return None

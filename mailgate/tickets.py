@@ -40,6 +40,7 @@ from mailgate.moments import aware
 from mailgate.parse import ParsedMail
 from mailgate.route import Envelope, FollowUp, NewTicket
 from mailgate.store import direct, insert_row, update_row
+from mailgate.unverified import unverified_contact
 
 TICKET_COUNTER = "ticket"
 # Tickets this transaction opened and gave no further agent (#cc AGENT) so far: the staff
@@ -189,9 +190,12 @@ def open_ticket(
     now: datetime,
     opening: Opening,
 ) -> Applied:
-    contact = ensure_contact(
-        session, opening.address, opening.name, cfg.customers, now, opening.language
-    )
+    if decision.ambiguous_from:
+        contact = unverified_contact(session, now)
+    else:
+        contact = ensure_contact(
+            session, opening.address, opening.name, cfg.customers, now, opening.language
+        )
     details = find_details(mail.text, cfg.tickets.reference_patterns)
     if decision.unverified:
         # A forged mail's `Priority: A` is nobody's word; its reference numbers still help.
@@ -226,7 +230,7 @@ def open_ticket(
         detail += f"; follows closed ticket id {decision.linked_ticket_id}"
     if decision.unverified:
         detail += f"; {decision.unverified}"
-    record_event(session, ticket, mail.from_addr, "created", detail, now)
+    record_event(session, ticket, mail.from_addr or "system", "created", detail, now)
     if routing.assignee_id is not None:
         record_event(session, ticket, "system", "assigned", f"agent id {routing.assignee_id}", now)
     for reference in details.references:

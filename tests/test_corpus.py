@@ -17,7 +17,8 @@ from mailgate.models import RECEIVED, Intake, Outbox
 from tests.conftest import CORPUS
 
 OUTCOME = re.compile(
-    r"^(ticket CID-\d+|reply CID-\d+|ignored: .+|quarantined: .+"
+    r"^(ticket CID-\d+|ticket CID-\d+ \(unverified sender\)|reply CID-\d+"
+    r"|ignored: .+|quarantined: .+"
     r"|duplicate of stored message \d+ \(.+\))$"
 )
 # Reasons the pipeline gives on purpose; anything else would be an exception's text.

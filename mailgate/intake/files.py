@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import chain
 
 from mailgate import pipeline
 from mailgate.ahead import PARSER_NAME, PART, SecondProcess, finished, worth_it
 from mailgate.children import owned_by
 from mailgate.context import Context
+from mailgate.intake.reading import Withheld
 from mailgate.intake.spool import Accepted, Digests, Incoming, accept_many
 from mailgate.parse import ParsedMail
 from mailgate.pipeline import PARSE_AHEAD_BYTES, Outcome
@@ -37,7 +39,9 @@ class Ingested:
     outcome: Outcome | None = None  # None: not processed now (a duplicate, or unreadable)
 
 
-Batch = Mapping[str, bytes | None]  # file name -> its bytes, None when it could not be read
+# File name -> its bytes; its header alone when it is over the size limit (reading.py);
+# None when it could not be read.
+Batch = Mapping[str, bytes | Withheld | None]
 
 
 def ingest(
@@ -69,10 +73,7 @@ def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
 def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
     readable = {name: raw for name, raw in batch.items() if raw is not None}
     now = ctx.clock()
-    incoming = [
-        Incoming(raw, "pipe" if name == "-" else "file", now, digests=_digests(ahead, name))
-        for name, raw in readable.items()
-    ]
+    incoming = [_incoming(name, raw, now, ahead) for name, raw in readable.items()]
     accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
     fresh = {a.intake_id: name for name, a in accepted.items() if not a.duplicate}
     given = {i: ahead[name].mail for i, name in fresh.items() if name in ahead}
@@ -80,6 +81,15 @@ def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -
     return [
         Ingested(name, accepted.get(name), _own(outcomes, accepted.get(name))) for name in batch
     ]
+
+
+def _incoming(
+    name: str, raw: bytes | Withheld, now: datetime, ahead: Mapping[str, Ahead]
+) -> Incoming:
+    source = "pipe" if name == "-" else "file"
+    if isinstance(raw, Withheld):
+        return Incoming(raw.head, source, now, whole_size=raw.size)
+    return Incoming(raw, source, now, digests=_digests(ahead, name))
 
 
 def _own(outcomes: Mapping[int, Outcome], accepted: Accepted | None) -> Outcome | None:
@@ -114,7 +124,7 @@ def _parts(batch: Batch) -> list[dict[str, bytes]]:
     small = [
         (name, raw)
         for name, raw in batch.items()
-        if raw is not None and len(raw) <= PARSE_AHEAD_BYTES
+        if isinstance(raw, bytes) and len(raw) <= PARSE_AHEAD_BYTES
     ]
     return [dict(small[start : start + PART]) for start in range(0, len(small), PART)]
 
@@ -147,7 +157,9 @@ def _parse_all(raws: Mapping[str, bytes]) -> dict[str, Ahead]:
     return done
 
 
-def in_batches(names: Sequence[str], read: Callable[[str], bytes | None]) -> Iterator[Batch]:
+def in_batches(
+    names: Sequence[str], read: Callable[[str], bytes | Withheld | None]
+) -> Iterator[Batch]:
     """The files' contents, read a batch at a time (all at once could exhaust memory)."""
     for start in range(0, len(names), BATCH):
         yield {name: read(name) for name in names[start : start + BATCH]}

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from mailgate.config import ConfigError, ImapConfig, read_secret
 from mailgate.context import Context
 from mailgate.intake import spool
+from mailgate.intake.reading import HEAD_BYTES  # only so much of a too large one's header
 from mailgate.locks import AdvisoryLock
 from mailgate.models import ImapState
 from mailgate.store import StoreUnavailable
@@ -28,8 +29,6 @@ log = logging.getLogger("mailgate.intake.imap")
 # message at least): what a batch holds in memory, however full or large the mailbox.
 BATCH_SIZE = 50
 BATCH_BYTES = 32 << 20
-# Of a message over the size limit only the header is fetched, and at most this much of it.
-HEAD_BYTES = 256 << 10
 SIZES_ASKED = 1000  # UIDs whose sizes one FETCH asks for: a command line of about 10 KB
 # A server silent this long outside IDLE is gone; connecting gets less, as stop waits for it.
 SOCKET_TIMEOUT = SocketTimeout(connect=10.0, read=60.0)
