@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import re
 
-# Closing lines in German and English, matched whole (a name may follow on the same line).
-_CLOSINGS = (
-    "mit freundlichen grüßen", "mit freundlichen grüssen", "mit freundlichem gruß",
-    "mit freundlichem gruss", "freundliche grüße", "freundliche grüsse", "viele grüße",
-    "viele grüsse", "beste grüße", "beste grüsse", "liebe grüße", "liebe grüsse",
-    "herzliche grüße", "herzliche grüsse", "schöne grüße", "schöne grüsse", "gruß", "gruss",
-    "grüße", "grüsse", "mfg", "vg", "lg", "vielen dank", "vielen dank im voraus", "danke",
-    "danke schön", "dankeschön", "danke und gruß", "best regards", "kind regards",
-    "warm regards", "kindest regards", "regards", "with best regards", "with kind regards",
-    "best wishes", "best", "cheers", "thanks", "thanks again", "thanks a lot",
-    "thanks in advance", "thank you", "many thanks", "sincerely", "yours sincerely",
-    "yours faithfully",
-)  # fmt: skip
+from mailgate.closings import SIGN_OFFS, THANKS
+
+# Closing lines of every language in the table, matched whole (a name may follow on the same
+# line): the sign-offs, and the thanks that stand where a sign-off does ("Thanks, Jana").
+_CLOSINGS = (*SIGN_OFFS, *THANKS)
 _CLOSING = re.compile(
     r"^\s*(?:" + "|".join(re.escape(c) for c in sorted(_CLOSINGS, key=len, reverse=True)) + r")"
     r"(?!\w)\s*[,.!]*\s*(?P<rest>.*)$",
