@@ -49,12 +49,14 @@ OUTLOOK_HTML = (
 )
 THUNDERBIRD_TEXT = f"{SAID}\n\nViele Grüße\n\n-- \n{SIGNATURE}{QUOTED}"
 PHONE_TEXT = f"{SAID}\n\nVon meinem iPhone gesendet\n{QUOTED}"
+# From the phone, greeting and name typed by hand: the greeting gives way all the same.
+PHONE_GREETING_TEXT = f"{SAID}\n\nViele Grüße\nJana\n\nGet Outlook for iOS\n{QUOTED}"
 # Rewrapped by a client at 40 characters, greeting and name on one line.
 WRAPPED_TEXT = (
     f"{SAID}\n\nBeste Grüße, Jana Schmidt\nSupport-Team\nDrucker Beispiel GmbH |\n"
     "Musterstraße 1 | 12345 Berlin Tel. +49\n30 1234567 www.beispiel.example\n" + QUOTED
 )
-PRIVATE = ("Musterstraße", "1234567", "Beispiel GmbH", "beispiel.example", "Jana", "iPhone")
+PRIVATE = ("Musterstraße", "1234567", "Beispiel GmbH", "beispiel.example", "Jana", "iPhone", "iOS")
 
 
 def agent_mail(text: str | None, html: str | None = None, n: int = 1) -> EmailMessage:
@@ -112,9 +114,10 @@ def assert_text_and_closing_once(desk: Desk) -> None:
         (None, OUTLOOK_HTML),
         (THUNDERBIRD_TEXT, None),
         (PHONE_TEXT, None),
+        (PHONE_GREETING_TEXT, None),
         (WRAPPED_TEXT, None),
     ],
-    ids=["outlook", "outlook-html-only", "thunderbird", "phone", "rewrapped"],
+    ids=["outlook", "outlook-html-only", "thunderbird", "phone", "phone-greeting", "rewrapped"],
 )
 def test_registered_signature_gives_way_to_the_desks_closing(
     desk: Desk, text: str | None, html: str | None

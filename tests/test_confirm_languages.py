@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.config import TicketsConfig
-from mailgate.confirm import words
+from mailgate.confirm import confirms, words
 from tests.daemon_harness import SUPPORT
 from tests.mails import make_mail
 from tests.staff_desk import CUSTOMER, Desk, staff_answer
@@ -120,3 +120,5 @@ def test_no_default_confirmation_holds_a_default_blocker() -> None:
         found = words(word)
         spans = {tuple(found[i : i + n]) for n in range(1, 4) for i in range(len(found))}
         assert not spans & blockers, word
+        # Nor may one be taken for an opening salutation, which is skipped.
+        assert confirms(f"{word}, danke", [word], []), word
