@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mailgate.confirm_words import default_confirm_blockers, default_confirm_words
+
 EMBEDDED = "(embedded default)"
 
 
@@ -132,32 +134,10 @@ class TicketsConfig:
     reopen_days: int = 30
     unverified_tag_policy: Literal["internal-note", "new-ticket"] = "internal-note"
     # A customer's reply to a delivered ticket whose first line begins with one of these
-    # closes it, unless what they wrote asks a question or holds a confirm_blockers word.
-    confirm_words: list[str] = field(
-        default_factory=lambda: [
-            "ok",
-            "okay",
-            "confirm",
-            "confirmed",
-            "yes",
-            "bestätigt",
-            "bestaetigt",
-            "ja",
-            "passt",
-        ]
-    )
-    # Words and phrases that keep a reply from confirming: "OK, but it still jams" reopens.
-    confirm_blockers: list[str] = field(
-        default_factory=lambda: [
-            *("nicht", "kein", "keine", "keinen", "keinem", "keiner", "keines", "nie", "noch"),
-            *("aber", "leider", "jedoch", "trotzdem", "weiterhin", "erneut"),
-            *("not", "no", "never", "still", "but", "however", "unfortunately", "cannot"),
-            *("don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "won't", "can't"),
-            # Words that report a fault: "Yes, it crashed again" is no confirmation.
-            *("fehler", "kaputt", "abgestürzt", "stürzt", "funktioniert nicht mehr"),
-            *("error", "broken", "crashed", "crashes", "fails", "failed", "failing"),
-        ]
-    )
+    # closes it, unless what they wrote asks a question or holds a confirm_blockers word
+    # ("OK, but it still jams"). Defaults: fifteen European languages (confirm_words.py).
+    confirm_words: list[str] = field(default_factory=default_confirm_words)
+    confirm_blockers: list[str] = field(default_factory=default_confirm_blockers)
     # A reply whose first line is one of these stops optional status mails to that contact.
     optout_words: list[str] = field(default_factory=lambda: ["unsubscribe", "abmelden"])
     # A mail with one of these subjects gets the sender's organisation's open tickets.

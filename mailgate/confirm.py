@@ -5,52 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
+from mailgate.closings import OPENINGS, SIGN_OFFS
+
 # Words, with an apostrophe inside (doesn't); digits count as words too.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
-# An opening salutation: skipped, so that "Hallo Frau Schmidt, passt!" confirms.
-_GREETINGS = (
-    "hallo",
-    "hi",
-    "hey",
-    "hello",
-    "dear",
-    "liebe",
-    "lieber",
-    "sehr geehrte",
-    "sehr geehrter",
-    "guten tag",
-    "guten morgen",
-    "moin",
-    "servus",
-    "good morning",
-    "good afternoon",
-)
-# A sign-off: what follows is a signature (and perhaps a legal disclaimer full of "nicht").
-_SIGN_OFFS = (
-    "mit freundlichen grüßen",
-    "mit freundlichen grüssen",
-    "mit freundlichem gruß",
-    "freundliche grüße",
-    "viele grüße",
-    "beste grüße",
-    "liebe grüße",
-    "herzliche grüße",
-    "schöne grüße",
-    "danke und gruß",
-    "danke und grüße",
-    "gruß",
-    "grüße",
-    "mfg",
-    "lg",
-    "vg",
-    "best regards",
-    "kind regards",
-    "regards",
-    "best wishes",
-    "cheers",
-    "sincerely",
-    "yours sincerely",
-)
+# An opening salutation is skipped, so that "Hallo Frau Schmidt, passt!" confirms; what
+# follows a sign-off is a signature (and perhaps a legal disclaimer full of "nicht"). Thanks
+# are no sign-off here: "Danke! Aber es druckt noch nicht" goes on to say something.
 _SHORT_LINE = 6  # words: a greeting or sign-off line is short; a longer one says something
 
 
@@ -74,7 +35,7 @@ def _contains(found: Sequence[str], phrases: Iterable[str]) -> bool:
 def _without_greeting(line: str) -> str:
     """The line without an opening salutation: a short one up to its first comma or
     exclamation mark, or a short line that is nothing else."""
-    if not _starts_with(words(line), _GREETINGS):
+    if not _starts_with(words(line), OPENINGS):
         return line
     head, mark, rest = _split_once(line)
     if len(words(head)) > _SHORT_LINE:
@@ -101,7 +62,7 @@ def said_lines(text: str) -> list[str]:
             continue
         lines.append(line)
         found = words(line)
-        if len(found) <= _SHORT_LINE and _starts_with(found, _SIGN_OFFS):
+        if len(found) <= _SHORT_LINE and _starts_with(found, SIGN_OFFS):
             break
     return lines
 

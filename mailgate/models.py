@@ -68,6 +68,10 @@ class Agent(SQLModel, table=True):
     notify: bool = True
     active: bool = True
     created_at: datetime
+    # The signature the agent registered (`agents add --signature-file`): cut from their
+    # answers. None: learned from `endings`, the last lines of their latest answers (JSON).
+    signature: str | None = None
+    endings: str = ""
 
 
 class Counter(SQLModel, table=True):

@@ -191,7 +191,9 @@ def _new_ticket(
     language = mail_language(mail, ctx.languages)
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
-        staff = read_staff_mail(mail, _raw(session, intake), ctx, envelope.is_comment_address)
+        staff = read_staff_mail(
+            mail, _raw(session, intake), ctx, envelope.is_comment_address, sender.agent
+        )
         customer = next((c.args for c in staff.commands if c.name == "customer"), None)
         if customer is None or not staff.verified:
             problems = list(staff.errors)
@@ -252,7 +254,9 @@ def _follow_up(
     if decision.automatic or decision.direction == "system":
         return add_follow_up(session, decision, mail, intake, sender, ctx.config, ctx.clock())
     if sender.agent is not None:
-        staff = read_staff_mail(mail, _raw(session, intake), ctx, envelope.is_comment_address)
+        staff = read_staff_mail(
+            mail, _raw(session, intake), ctx, envelope.is_comment_address, sender.agent
+        )
         decision = dataclasses.replace(decision, direction=staff.direction, note=staff.note)
         applied = add_follow_up(
             session, decision, mail, intake, sender, ctx.config, ctx.clock(), staff.text

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session
 
 from mailgate import notify
+from mailgate.agent_signatures import remember_ending, without_own_signature
 from mailgate.commands import Command, parse_commands
 from mailgate.confirm import confirms
 from mailgate.context import Context
@@ -38,10 +39,11 @@ class StaffMail:
     commands: tuple[Command, ...] = ()
     errors: tuple[str, ...] = ()
     quiet: bool = False  # marked internal by the agent: nothing of it reaches the customer
+    written: str = ""  # the text before any signature was cut: what signatures are learned from
 
 
 def read_staff_mail(
-    mail: ParsedMail, raw: bytes, ctx: Context, to_comment_address: bool
+    mail: ParsedMail, raw: bytes, ctx: Context, to_comment_address: bool, agent: Agent
 ) -> StaffMail:
     """Verify the agent, strip the quote, take the commands off the first lines. A mail that
     fails verification is kept as an internal note and none of its commands count."""
@@ -59,10 +61,14 @@ def read_staff_mail(
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
     direction = "internal" if internal else "staff"
+    # The agent's own signature goes, with their greeting: the desk's closing stands instead.
+    body = without_own_signature(parsed.body, agent)
     # Mail clients put the agent's contact block under the greeting without a `-- `
     # separator; only the greeting and the name belong in what the customer reads.
-    body = cut_closing_block(parsed.body)
-    return StaffMail(True, direction, "", body, parsed.commands, parsed.errors, quiet=internal)
+    body = cut_closing_block(body)
+    return StaffMail(
+        True, direction, "", body, parsed.commands, parsed.errors, internal, parsed.body
+    )
 
 
 def after_staff_mail(
@@ -81,6 +87,8 @@ def after_staff_mail(
     its own."""
     errors, accepted, became = list(staff.errors), list[str](), "unverified"
     if staff.verified:
+        remember_ending(agent, staff.written)
+        session.add(agent)
         commands, zone = list(staff.commands), ZoneInfo(ctx.config.tickets.timezone)
         outcome = apply_commands(
             session, ticket, commands, agent, ctx.config.customers, ctx.clock(), zone

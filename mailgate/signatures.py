@@ -1,27 +1,29 @@
-"""An agent's closing block without a `-- ` separator, cut to the greeting and the name."""
+"""An agent's closing block (greeting, name, contact lines) without a `-- ` separator: found,
+cut to the greeting and the name, or cut whole where the desk's closing replaces it."""
 
 from __future__ import annotations
 
 import re
 
-# Closing lines in German and English, matched whole (a name may follow on the same line).
-_CLOSINGS = (
-    "mit freundlichen grüßen", "mit freundlichen grüssen", "mit freundlichem gruß",
-    "mit freundlichem gruss", "freundliche grüße", "freundliche grüsse", "viele grüße",
-    "viele grüsse", "beste grüße", "beste grüsse", "liebe grüße", "liebe grüsse",
-    "herzliche grüße", "herzliche grüsse", "schöne grüße", "schöne grüsse", "gruß", "gruss",
-    "grüße", "grüsse", "mfg", "vg", "lg", "vielen dank", "vielen dank im voraus", "danke",
-    "danke schön", "dankeschön", "danke und gruß", "best regards", "kind regards",
-    "warm regards", "kindest regards", "regards", "with best regards", "with kind regards",
-    "best wishes", "best", "cheers", "thanks", "thanks again", "thanks a lot",
-    "thanks in advance", "thank you", "many thanks", "sincerely", "yours sincerely",
-    "yours faithfully",
-)  # fmt: skip
-_CLOSING = re.compile(
-    r"^\s*(?:" + "|".join(re.escape(c) for c in sorted(_CLOSINGS, key=len, reverse=True)) + r")"
-    r"(?!\w)\s*[,.!]*\s*(?P<rest>.*)$",
-    re.IGNORECASE,
-)
+from mailgate.closings import SIGN_OFFS, THANKS
+
+# Closing lines of every language in the table, matched whole (a name may follow on the same
+# line): the sign-offs, and the thanks that stand where a sign-off does ("Thanks, Jana").
+_CLOSINGS = (*SIGN_OFFS, *THANKS)
+
+
+def _closing_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """The phrases at a line's start, whole, with punctuation, then whatever follows."""
+    longest_first = sorted(phrases, key=len, reverse=True)
+    return re.compile(
+        r"^\s*(?:" + "|".join(re.escape(c) for c in longest_first) + r")"
+        r"(?!\w)\s*[,.!]*\s*(?P<rest>.*)$",
+        re.IGNORECASE,
+    )
+
+
+_CLOSING = _closing_pattern(_CLOSINGS)
+_SIGN_OFF = _closing_pattern(SIGN_OFFS)
 # A closing block is a few short lines: name, title, company, address, phones, mail, web.
 # Once a contact line has shown it is one, anything may follow (a register entry, a
 # confidentiality notice) up to MAX_TAIL lines.
@@ -55,6 +57,29 @@ def is_signed(text: str) -> bool:
     """Whether the text ends with a closing ("Mit freundlichen Grüßen / Jana"): then the
     mail that carries it needs no closing of its own."""
     return _closing_start(text.rstrip().split("\n")) is not None
+
+
+def without_closing(text: str) -> str:
+    """The text without the closing it ends with (greeting, name); unchanged when it ends
+    with none, or when nothing would be left of it. Where an agent's own signature was cut,
+    the desk's closing takes the place of theirs."""
+    lines = text.rstrip().split("\n")
+    start = _closing_start(lines)
+    kept = "\n".join(lines[:start]).rstrip() if start is not None else text
+    return kept if kept.strip() else text
+
+
+def is_sign_off(text: str) -> bool:
+    """Nothing but a sign-off and perhaps a name ("Viele Grüße\nJana"); thanks say something
+    ("Danke!") and are not taken for one."""
+    lines = text.strip().split("\n")
+    return _SIGN_OFF.match(lines[0]) is not None and _closing_start(lines) == 0
+
+
+def is_closing_line(line: str) -> bool:
+    """A greeting line: closing words, at most a name after them ("Best regards, Jana")."""
+    match = _CLOSING.match(line)
+    return match is not None and _is_greeting(match["rest"])
 
 
 def _closing_start(lines: list[str]) -> int | None:
