@@ -15,15 +15,21 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from mailgate import agents, importer, outbox, pipeline, tags, views
+from mailgate import agents, exits, importer, outbox, pipeline, tags, views
 from mailgate.app import build_context, build_transport
-from mailgate.config import Config, ConfigError, load
+from mailgate.config import Config, load
 from mailgate.context import Context
-from mailgate.intake.files import Ingested, in_batches
+from mailgate.exits import (
+    EX_CANTCREAT,
+    EX_DATAERR,
+    EX_INTERRUPTED,
+    EX_NOINPUT,
+    EX_OK,
+    EX_USAGE,
+)
+from mailgate.intake.files import Envelope, Ingested, in_batches
 from mailgate.intake.files import ingest as ingest_files  # the command is named ingest too
 from mailgate.models import QUARANTINED, Intake
-from mailgate.render import TemplateError
-from mailgate.store import SchemaOutdated, StoreUnavailable
 from mailgate.tables import (
     print_agents,
     print_intake,
@@ -33,11 +39,6 @@ from mailgate.tables import (
     print_tickets,
 )
 from mailgate.terminal import plain_console
-
-# sysexits(3): what a caller such as Postfix's pipe understands.
-EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
-EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
-EX_CANTCREAT = 73
 
 out = plain_console()
 if not out.is_terminal:
@@ -129,12 +130,32 @@ def run(state: State) -> int:
     show_default=True,
     help="send the mail the messages caused (acknowledgements) right away",
 )
+@click.option(
+    "--sender",
+    default="",
+    metavar="ADDRESS",
+    help="envelope sender (Postfix pipe: ${sender}); empty for a bounce",
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    metavar="ADDRESS",
+    help="envelope recipient (Postfix pipe: ${original_recipient}); repeatable",
+)
 @pass_state
-def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
+def ingest(
+    state: State,
+    files: tuple[str, ...],
+    deliver: bool,
+    sender: str,
+    recipients: tuple[str, ...],
+) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
+    envelope = Envelope(sender.strip("<>"), [r.strip("<>") for r in recipients if r.strip("<>")])
     with progress_bar(len(files), "ingesting") as advance:
-        for results in ingest_files(ctx, in_batches(files, _read_message)):
+        for results in ingest_files(ctx, in_batches(files, _read_message), envelope=envelope):
             for result in results:
                 advance()
                 if result.accepted is None:
@@ -724,8 +745,6 @@ def customers_clear_failing(state: State, address: str) -> int:
 
 # time and support hours ---------------------------------------------------------------------
 
-EX_CANTCREAT = 73  # sysexits(3): an output file cannot be written
-
 
 @customers_group.command(
     "contingent",
@@ -938,7 +957,10 @@ def db_group() -> None:
 def db_upgrade(state: State) -> None:
     """Bring the database schema up to date."""
     ctx = build_context(state.config, migrate=False)
-    click.echo(f"database at revision {ctx.store.upgrade()}")
+    try:
+        click.echo(f"database at revision {ctx.store.upgrade()}")
+    finally:
+        ctx.store.dispose()
 
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
@@ -954,23 +976,19 @@ def main() -> None:
 
 def run_cli(argv: list[str]) -> int:
     """One command: one line and a sysexits status for every failure, no tracebacks."""
+    message = ""
     try:
         status = cli.main(argv, prog_name="mailgate", standalone_mode=False)
     except click.exceptions.Abort:
-        status = 130
+        status = EX_INTERRUPTED
     except click.ClickException as exc:
-        exc.show()
+        exc.show()  # the usage line with the error, said once
         status = EX_USAGE
-    except ConfigError as exc:
-        say_error(f"mailgate: configuration error: {exc}")
-        status = EX_CONFIG
-    except TemplateError as exc:
-        say_error(f"mailgate: template error: {exc}")
-        status = EX_CONFIG
-    except SchemaOutdated as exc:
-        say_error(f"mailgate: {exc}")
-        status = EX_CONFIG
-    except StoreUnavailable as exc:
-        say_error(f"mailgate: storage unavailable, try again later: {exc}")
-        status = EX_TEMPFAIL
-    return status if isinstance(status, int) else EX_OK
+    except Exception as exc:
+        status, message = exits.judged(exc)
+    status = status if isinstance(status, int) else EX_OK
+    if exits.delivers_for_mta(argv):
+        status, message = exits.for_mta(status, message)
+    if message:
+        say_error(f"mailgate: {message}")
+    return status

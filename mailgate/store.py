@@ -22,10 +22,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, create_engine
+
+from mailgate.config import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -84,7 +86,8 @@ class StoreUnavailable(Exception):
 
 
 class SchemaOutdated(Exception):
-    """The database schema is older than this code; `mailgate db upgrade` fixes it."""
+    """The database schema is not the one this code needs: older (`mailgate db upgrade`
+    fixes it), newer (a later mailgate migrated it), or not there at all."""
 
 
 def _lower(value: object) -> object:
@@ -123,6 +126,12 @@ class Store:
     def __init__(self, url: str, busy_timeout: float = 5.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        try:
+            self._open(url, busy_timeout)
+        except (ImportError, NoSuchModuleError, ArgumentError) as exc:
+            raise ConfigError(_driver_problem(url, exc)) from None
+
+    def _open(self, url: str, busy_timeout: float) -> None:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             # WAL with synchronous=NORMAL survives a crash of the process but may lose the
@@ -199,6 +208,11 @@ class Store:
             raise StoreUnavailable(_short(exc)) from exc
         if current == self.head_revision():
             return
+        if current is not None and current > self.head_revision():
+            raise SchemaOutdated(
+                f"database schema is at {current}, newer than this mailgate "
+                f"({self.head_revision()}): run the mailgate version that migrated it"
+            )
         if self.is_sqlite or current is None:
             self.upgrade()
             return
@@ -206,6 +220,15 @@ class Store:
             f"database schema is at {current}, this mailgate needs {self.head_revision()}: "
             "run `mailgate db upgrade`"
         )
+
+
+def _driver_problem(url: str, exc: Exception) -> str:
+    """database.url names a driver that is not installed, or is no database URL at all."""
+    scheme = url.split(":", 1)[0]
+    if isinstance(exc, ArgumentError):
+        return f"database.url: not a database URL ({exc})"
+    hint = " (the postgres extra installs psycopg)" if scheme.startswith("postgres") else ""
+    return f"database.url: no driver for {scheme} is installed{hint}: {exc}"
 
 
 def _ensure_sqlite_dir(url: str) -> None:

@@ -40,11 +40,24 @@ class Ingested:
 Batch = Mapping[str, bytes | None]  # file name -> its bytes, None when it could not be read
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """The envelope an MTA hands over with the mail (Postfix pipe's ${sender} and
+    ${original_recipient}); a recipient picks its category as on SMTP."""
+
+    sender: str = ""
+    recipients: Sequence[str] = ()
+
+
 def ingest(
-    ctx: Context, batches: Iterable[Batch], parse_ahead: bool = True
+    ctx: Context,
+    batches: Iterable[Batch],
+    parse_ahead: bool = True,
+    envelope: Envelope = Envelope(),
 ) -> Iterator[list[Ingested]]:
     """Store and process each batch in turn; yields each batch's results in file order.
-    `parse_ahead`: parse the next batches in a second process (when there are two cores)."""
+    `parse_ahead`: parse the next batches in a second process (when there are two cores).
+    `envelope`: the one every message came with."""
     batches = iter(batches)
     first, second = next(batches, None), next(batches, None)
     # One batch (a mail piped in by the MTA, say) is not worth starting a process for.
@@ -55,9 +68,9 @@ def ingest(
         for batch in batches:
             queued.append((batch, submit(batch)))
             if len(queued) > AHEAD:
-                yield _store_and_process(ctx, *_collected(queued.popleft()))
+                yield _store_and_process(ctx, *_collected(queued.popleft()), envelope)
         while queued:
-            yield _store_and_process(ctx, *_collected(queued.popleft()))
+            yield _store_and_process(ctx, *_collected(queued.popleft()), envelope)
 
 
 def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
@@ -66,11 +79,20 @@ def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
     return batch, finished(parsing)
 
 
-def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
+def _store_and_process(
+    ctx: Context, batch: Batch, ahead: Mapping[str, Ahead], envelope: Envelope = Envelope()
+) -> list[Ingested]:
     readable = {name: raw for name, raw in batch.items() if raw is not None}
     now = ctx.clock()
     incoming = [
-        Incoming(raw, "pipe" if name == "-" else "file", now, digests=_digests(ahead, name))
+        Incoming(
+            raw,
+            "pipe" if name == "-" else "file",
+            now,
+            envelope.sender,
+            envelope.recipients,
+            digests=_digests(ahead, name),
+        )
         for name, raw in readable.items()
     ]
     accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
