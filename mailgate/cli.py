@@ -16,7 +16,7 @@ import click
 from rich.progress import Progress
 
 from mailgate import agents, exits, importer, outbox, pipeline, tags, views
-from mailgate.app import build_context, build_transport
+from mailgate.app import build_context, build_transport, open_for_reading
 from mailgate.config import Config, load
 from mailgate.context import Context
 from mailgate.exits import (
@@ -70,9 +70,15 @@ class State:
     def context(self) -> Context:
         return build_context(self.config)
 
+    @cached_property
+    def reader(self) -> Context:
+        """For the commands that only read: never creates or migrates a database."""
+        return open_for_reading(self.config)
+
     def close(self) -> None:
-        if "context" in self.__dict__:
-            self.context.store.dispose()
+        for name in ("context", "reader"):
+            if name in self.__dict__:
+                self.__dict__[name].store.dispose()
 
 
 pass_state = click.make_pass_decorator(State)
@@ -261,7 +267,7 @@ def _filter_status(exc: views.FilterError) -> int:
 @pass_state
 def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     """Tickets, by number unless sorted otherwise, with filters."""
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         try:
             flt = _ticket_filter(session, filters)
@@ -284,7 +290,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
 @pass_state
 def tickets_show(state: State, cid: str, fmt: str) -> int:
     """One ticket with its articles and events (CID-1042, [CID-1042] or 1042)."""
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         ticket = views.find_ticket(session, ctx.config.tickets.prefix, cid)
         if ticket is None:
@@ -363,7 +369,7 @@ def stats_command(state: State, days: str, fmt: str) -> int:
     if not days.isdigit() or not 1 <= int(days) <= 366:
         say_error(f"mailgate: --days: {days!r} is not a number of days from 1 to 366")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         data = stats.collect(session, ctx.config, ctx.clock(), int(days))
     print_json(data) if fmt == "json" else stats.print_stats(out, data)
@@ -390,7 +396,7 @@ def export_command(
     if fmt not in ("xlsx", "csv"):
         say_error(f"mailgate: --format: {fmt!r} is not one of xlsx, csv")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         try:
             flt = _ticket_filter(session, filters)
@@ -425,7 +431,7 @@ def quarantine() -> None:
 @pass_state
 def quarantine_list(state: State, fmt: str) -> None:
     """Quarantined messages."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = views.intake_rows(session, QUARANTINED)
     fields = ("id", "reason", "received_at", "size", "from", "subject")
     if fmt == "json":
@@ -440,7 +446,7 @@ def quarantine_list(state: State, fmt: str) -> None:
 @pass_state
 def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     """One stored message: its reason and headers."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         row = session.get(Intake, intake_id)
         if row is None:
             say_error(f"mailgate: no stored message {intake_id}")
@@ -519,7 +525,7 @@ def outbox_group() -> None:
 @pass_state
 def outbox_list(state: State, status: str | None, fmt: str) -> None:
     """Outgoing mail, oldest first."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = views.outbox_rows(session, status)
     print_json(rows) if fmt == "json" else print_outbox(out, rows)
 
@@ -584,7 +590,7 @@ def agents_add(state: State, email: str, name: str, language: str | None, notify
 @pass_state
 def agents_list(state: State, fmt: str) -> None:
     """All agents."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = [
             {
                 "email": a.email,
@@ -635,7 +641,7 @@ def customers_list(state: State, fmt: str) -> None:
     from mailgate import directory
     from mailgate.customer_tables import print_organisations
 
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = directory.organisations(session)
     print_json(rows) if fmt == "json" else print_organisations(out, rows)
 
@@ -650,7 +656,7 @@ def customers_show(state: State, organisation: str, fmt: str) -> int:
     from mailgate.customer_tables import print_organisation
 
     try:
-        with state.context.store.session() as session:
+        with state.reader.store.session() as session:
             data = directory.organisation(session, organisation)
     except customers.ContingentError as exc:
         say_error(f"mailgate: {exc}")
@@ -845,7 +851,7 @@ def report_time(
     if language is not None and language.lower() not in ("de", "en"):
         say_error(f"mailgate: --language: {language!r} is not one of de, en")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     zone = ctx.config.tickets.timezone
     try:
         period = (

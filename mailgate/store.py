@@ -202,24 +202,50 @@ class Store:
     def ensure_schema(self) -> None:
         """SQLite migrates itself (the embedded default must just work); PostgreSQL, shared
         by several instances, is upgraded by the operator on purpose."""
-        try:
-            current = self.current_revision()
-        except OperationalError as exc:
-            raise StoreUnavailable(_short(exc)) from exc
+        current = self._revision()
         if current == self.head_revision():
             return
         if current is not None and current > self.head_revision():
-            raise SchemaOutdated(
-                f"database schema is at {current}, newer than this mailgate "
-                f"({self.head_revision()}): run the mailgate version that migrated it"
-            )
+            raise SchemaOutdated(self._mismatch(current))
         if self.is_sqlite or current is None:
             self.upgrade()
             return
-        raise SchemaOutdated(
-            f"database schema is at {current}, this mailgate needs {self.head_revision()}: "
+        raise SchemaOutdated(self._mismatch(current))
+
+    def check_schema(self) -> None:
+        """For commands that only read: the schema must be this code's already; nothing is
+        created or migrated."""
+        current = self._revision()
+        if current != self.head_revision():
+            raise SchemaOutdated(self._mismatch(current))
+
+    def _revision(self) -> str | None:
+        try:
+            return self.current_revision()
+        except OperationalError as exc:
+            raise StoreUnavailable(_short(exc)) from exc
+
+    def _mismatch(self, current: str | None) -> str:
+        head = self.head_revision()
+        if current is None:
+            return "the database holds no mailgate schema yet: run `mailgate db upgrade`"
+        if current > head:
+            return (
+                f"database schema is at {current}, newer than this mailgate ({head}): "
+                "run the mailgate version that migrated it"
+            )
+        return (
+            f"database schema is at {current}, this mailgate needs {head}: "
             "run `mailgate db upgrade`"
         )
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1]
+    return Path(path) if path and path != ":memory:" and "///" in url else None
 
 
 def _driver_problem(url: str, exc: Exception) -> str:
@@ -232,9 +258,9 @@ def _driver_problem(url: str, exc: Exception) -> str:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
-    path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _is_temporary(exc: DBAPIError) -> bool:
