@@ -159,7 +159,11 @@ def ingest(
 ) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
-    envelope = Envelope(sender.strip("<>"), [r.strip("<>") for r in recipients if r.strip("<>")])
+    sender = sender.strip("<>")
+    # Postfix writes MAILER-DAEMON for the null sender unless null_sender= is set: no address.
+    envelope = Envelope(
+        sender if "@" in sender else "", [r.strip("<>") for r in recipients if r.strip("<>")]
+    )
     with progress_bar(len(files), "ingesting") as advance:
         for results in ingest_files(ctx, in_batches(files, _read_message), envelope=envelope):
             for result in results:

@@ -135,8 +135,9 @@ def test_envelope_recipient_picks_the_category(tmp_path: Path) -> None:
     assert [(t["subject"], t["category"]) for t in listed] == [("Invoice wrong", "billing")]
 
 
-def test_bounce_has_an_empty_envelope_sender(tmp_path: Path) -> None:
-    """Postfix passes ${sender} as an empty argument for a bounce."""
+@pytest.mark.parametrize("null_sender", ["", "MAILER-DAEMON"])
+def test_bounce_has_an_empty_envelope_sender(tmp_path: Path, null_sender: str) -> None:
+    """Postfix passes ${sender} of a bounce as null_sender= says: empty, else MAILER-DAEMON."""
     cfg = write_config(tmp_path)
-    result = pipe(cfg, "--sender", "", "--recipient", "support@example.com")
+    result = pipe(cfg, "--sender", null_sender, "--recipient", "support@example.com")
     assert result.returncode == 0, result.stderr
