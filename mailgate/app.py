@@ -12,26 +12,23 @@ from mailgate.store import Store, sqlite_file
 from mailgate.transports import FileTransport, SmtpTransport, Transport
 
 
-def build_context(config: Config, migrate: bool = True) -> Context:
-    """Everything the stages need; the schema is checked (and on SQLite, created) first."""
-    store = Store(config.database.url, config.database.busy_timeout)
-    if migrate:
-        store.ensure_schema()
-    return Context(config=config, store=store, renderer=build_renderer(config))
-
-
-def open_for_reading(config: Config) -> Context:
-    """The context of a command that only reads (lists, shows, reports): the database must
+def build_context(config: Config, migrate: bool = True, read_only: bool = False) -> Context:
+    """Everything the stages need; the schema is checked (and on SQLite, created) first.
+    `read_only`: for a command that only reads (lists, shows, reports): the database must
     exist with this code's schema; a missing one is named, never created empty."""
-    path = sqlite_file(config.database.url)
-    if path is not None and not path.is_file():
-        raise ConfigError(
-            f"no database at {path.absolute()} (database.url of {_described(config)}): "
-            "give the configuration with -c or $MAILGATE_CONFIG"
-        )
+    if read_only:
+        path = sqlite_file(config.database.url)
+        if path is not None and not path.is_file():
+            raise ConfigError(
+                f"no database at {path.absolute()} (database.url of {_described(config)}): "
+                "give the configuration with -c or $MAILGATE_CONFIG"
+            )
     store = Store(config.database.url, config.database.busy_timeout)
     try:
-        store.check_schema()
+        if read_only:
+            store.check_schema()
+        elif migrate:
+            store.ensure_schema()
     except BaseException:
         store.dispose()
         raise

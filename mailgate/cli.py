@@ -16,7 +16,7 @@ import click
 from rich.progress import Progress
 
 from mailgate import agents, exits, importer, outbox, pipeline, tags, views
-from mailgate.app import build_context, build_transport, open_for_reading
+from mailgate.app import build_context, build_transport
 from mailgate.config import Config, load
 from mailgate.context import Context
 from mailgate.exits import (
@@ -73,7 +73,7 @@ class State:
     @cached_property
     def reader(self) -> Context:
         """For the commands that only read: never creates or migrates a database."""
-        return open_for_reading(self.config)
+        return build_context(self.config, read_only=True)
 
     def close(self) -> None:
         for name in ("context", "reader"):

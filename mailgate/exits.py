@@ -57,7 +57,7 @@ def for_mta(status: int, message: str) -> tuple[int, str]:
     """`ingest`'s status: 75 for every failure of ours, with the line saying so."""
     if status in _THE_INPUTS_FAULT or status == EX_TEMPFAIL:
         return status, message
-    said = message or f"the command failed (status {status}, said above)"
+    said = message or f"the command ended with status {status}"
     return EX_TEMPFAIL, f"{said} (exit 75: the mail stays with the MTA, which retries)"
 
 
