@@ -15,16 +15,22 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from mailgate import agents, importer, outbox, pipeline, tags, views
+from mailgate import agents, exits, importer, outbox, pipeline, tags, views
 from mailgate.app import build_context, build_transport
-from mailgate.config import Config, ConfigError, load
+from mailgate.config import Config, load
 from mailgate.context import Context
-from mailgate.intake.files import Ingested, in_batches
+from mailgate.exits import (
+    EX_CANTCREAT,
+    EX_DATAERR,
+    EX_INTERRUPTED,
+    EX_NOINPUT,
+    EX_OK,
+    EX_USAGE,
+)
+from mailgate.intake.files import Envelope, Ingested, in_batches
 from mailgate.intake.files import ingest as ingest_files  # the command is named ingest too
 from mailgate.intake.reading import Withheld, read_message
 from mailgate.models import QUARANTINED, Intake
-from mailgate.render import TemplateError
-from mailgate.store import SchemaOutdated, StoreUnavailable
 from mailgate.tables import (
     print_agents,
     print_intake,
@@ -34,11 +40,6 @@ from mailgate.tables import (
     print_tickets,
 )
 from mailgate.terminal import plain_console
-
-# sysexits(3): what a caller such as Postfix's pipe understands.
-EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
-EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
-EX_CANTCREAT = 73
 
 out = plain_console()
 if not out.is_terminal:
@@ -70,9 +71,15 @@ class State:
     def context(self) -> Context:
         return build_context(self.config)
 
+    @cached_property
+    def reader(self) -> Context:
+        """For the commands that only read: never creates or migrates a database."""
+        return build_context(self.config, read_only=True)
+
     def close(self) -> None:
-        if "context" in self.__dict__:
-            self.context.store.dispose()
+        for name in ("context", "reader"):
+            if name in self.__dict__:
+                self.__dict__[name].store.dispose()
 
 
 pass_state = click.make_pass_decorator(State)
@@ -130,13 +137,37 @@ def run(state: State) -> int:
     show_default=True,
     help="send the mail the messages caused (acknowledgements) right away",
 )
+@click.option(
+    "--sender",
+    default="",
+    metavar="ADDRESS",
+    help="envelope sender (Postfix pipe: ${sender}); empty for a bounce",
+)
+@click.option(
+    "--recipient",
+    "recipients",
+    multiple=True,
+    metavar="ADDRESS",
+    help="envelope recipient (Postfix pipe: ${original_recipient}); repeatable",
+)
 @pass_state
-def ingest(state: State, files: tuple[str, ...], deliver: bool) -> int:
+def ingest(
+    state: State,
+    files: tuple[str, ...],
+    deliver: bool,
+    sender: str,
+    recipients: tuple[str, ...],
+) -> int:
     """Process messages from FILES (or - for standard input) to their outcome."""
     ctx, status = state.context, EX_OK
+    sender = sender.strip("<>")
+    # Postfix writes MAILER-DAEMON for the null sender unless null_sender= is set: no address.
+    envelope = Envelope(
+        sender if "@" in sender else "", [r.strip("<>") for r in recipients if r.strip("<>")]
+    )
     with progress_bar(len(files), "ingesting") as advance:
         read = partial(_read_message, limit=ctx.config.smtp.max_message_size)
-        for results in ingest_files(ctx, in_batches(files, read)):
+        for results in ingest_files(ctx, in_batches(files, read), envelope=envelope):
             for result in results:
                 advance()
                 if result.accepted is None:
@@ -242,7 +273,7 @@ def _filter_status(exc: views.FilterError) -> int:
 @pass_state
 def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     """Tickets, by number unless sorted otherwise, with filters."""
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         try:
             flt = _ticket_filter(session, filters)
@@ -265,7 +296,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
 @pass_state
 def tickets_show(state: State, cid: str, fmt: str) -> int:
     """One ticket with its articles and events (CID-1042, [CID-1042] or 1042)."""
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         ticket = views.find_ticket(session, ctx.config.tickets.prefix, cid)
         if ticket is None:
@@ -344,7 +375,7 @@ def stats_command(state: State, days: str, fmt: str) -> int:
     if not days.isdigit() or not 1 <= int(days) <= 366:
         say_error(f"mailgate: --days: {days!r} is not a number of days from 1 to 366")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         data = stats.collect(session, ctx.config, ctx.clock(), int(days))
     print_json(data) if fmt == "json" else stats.print_stats(out, data)
@@ -371,7 +402,7 @@ def export_command(
     if fmt not in ("xlsx", "csv"):
         say_error(f"mailgate: --format: {fmt!r} is not one of xlsx, csv")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     with ctx.store.session() as session:
         try:
             flt = _ticket_filter(session, filters)
@@ -406,7 +437,7 @@ def quarantine() -> None:
 @pass_state
 def quarantine_list(state: State, fmt: str) -> None:
     """Quarantined messages."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = views.intake_rows(session, QUARANTINED)
     fields = ("id", "reason", "received_at", "size", "from", "subject")
     if fmt == "json":
@@ -421,7 +452,7 @@ def quarantine_list(state: State, fmt: str) -> None:
 @pass_state
 def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     """One stored message: its reason and headers."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         row = session.get(Intake, intake_id)
         if row is None:
             say_error(f"mailgate: no stored message {intake_id}")
@@ -500,7 +531,7 @@ def outbox_group() -> None:
 @pass_state
 def outbox_list(state: State, status: str | None, fmt: str) -> None:
     """Outgoing mail, oldest first."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = views.outbox_rows(session, status)
     print_json(rows) if fmt == "json" else print_outbox(out, rows)
 
@@ -605,7 +636,7 @@ def agents_signature(state: State, email: str, path: str | None, clear: bool) ->
 @pass_state
 def agents_list(state: State, fmt: str) -> None:
     """All agents."""
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = [
             {
                 "email": a.email,
@@ -656,7 +687,7 @@ def customers_list(state: State, fmt: str) -> None:
     from mailgate import directory
     from mailgate.customer_tables import print_organisations
 
-    with state.context.store.session() as session:
+    with state.reader.store.session() as session:
         rows = directory.organisations(session)
     print_json(rows) if fmt == "json" else print_organisations(out, rows)
 
@@ -671,7 +702,7 @@ def customers_show(state: State, organisation: str, fmt: str) -> int:
     from mailgate.customer_tables import print_organisation
 
     try:
-        with state.context.store.session() as session:
+        with state.reader.store.session() as session:
             data = directory.organisation(session, organisation)
     except customers.ContingentError as exc:
         say_error(f"mailgate: {exc}")
@@ -765,8 +796,6 @@ def customers_clear_failing(state: State, address: str) -> int:
 
 
 # time and support hours ---------------------------------------------------------------------
-
-EX_CANTCREAT = 73  # sysexits(3): an output file cannot be written
 
 
 @customers_group.command(
@@ -868,7 +897,7 @@ def report_time(
     if language is not None and language.lower() not in ("de", "en"):
         say_error(f"mailgate: --language: {language!r} is not one of de, en")
         return EX_USAGE
-    ctx = state.context
+    ctx = state.reader
     zone = ctx.config.tickets.timezone
     try:
         period = (
@@ -980,7 +1009,10 @@ def db_group() -> None:
 def db_upgrade(state: State) -> None:
     """Bring the database schema up to date."""
     ctx = build_context(state.config, migrate=False)
-    click.echo(f"database at revision {ctx.store.upgrade()}")
+    try:
+        click.echo(f"database at revision {ctx.store.upgrade()}")
+    finally:
+        ctx.store.dispose()
 
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
@@ -996,23 +1028,19 @@ def main() -> None:
 
 def run_cli(argv: list[str]) -> int:
     """One command: one line and a sysexits status for every failure, no tracebacks."""
+    message = ""
     try:
         status = cli.main(argv, prog_name="mailgate", standalone_mode=False)
     except click.exceptions.Abort:
-        status = 130
+        status = EX_INTERRUPTED
     except click.ClickException as exc:
-        exc.show()
+        exc.show()  # the usage line with the error, said once
         status = EX_USAGE
-    except ConfigError as exc:
-        say_error(f"mailgate: configuration error: {exc}")
-        status = EX_CONFIG
-    except TemplateError as exc:
-        say_error(f"mailgate: template error: {exc}")
-        status = EX_CONFIG
-    except SchemaOutdated as exc:
-        say_error(f"mailgate: {exc}")
-        status = EX_CONFIG
-    except StoreUnavailable as exc:
-        say_error(f"mailgate: storage unavailable, try again later: {exc}")
-        status = EX_TEMPFAIL
-    return status if isinstance(status, int) else EX_OK
+    except Exception as exc:
+        status, message = exits.judged(exc)
+    status = status if isinstance(status, int) else EX_OK
+    if exits.delivers_for_mta(argv):
+        status, message = exits.for_mta(status, message)
+    if message:
+        say_error(f"mailgate: {message}")
+    return status

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from mailgate import config_files
 from mailgate.confirm_words import default_confirm_blockers, default_confirm_words
 
 EMBEDDED = "(embedded default)"
@@ -23,6 +24,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class DatabaseConfig:
     url: str = "sqlite:///var/mailgate.db"
+    # The password of a PostgreSQL URL, kept out of the file: it replaces the URL's own.
+    password_file: str = ""
     busy_timeout: float = 5.0  # seconds SQLite waits for a lock before intake answers 451
 
 
@@ -95,6 +98,7 @@ class OutboundConfig:
     security: Literal["none", "starttls", "ssl"] = "none"
     username: str = ""
     password: str = ""
+    password_file: str = ""  # the password in a file of its own; wins over password
     directory: str = "./var/sent"
     from_: str = "Support <support@localhost>"
     max_attempts: int = 10
@@ -462,12 +466,15 @@ def _validate_schedules(cfg: Config) -> None:
             raise ConfigError(f"digest.schedule: {cfg.digest.schedule!r}: {exc}") from None
 
 
-def parse_config(text: str, source: str) -> Config:
-    """Build a Config from TOML text; `source` names the file in every error."""
+def parse_config(text: str, source: str, folder: Path | None = None) -> Config:
+    """Build a Config from TOML text; `source` names the file in every error. `folder`:
+    the file's, which relative paths in it are relative to."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    if folder is not None:
+        data = config_files.anchored(data, folder)
     try:
         cfg = _build(Config, data, "")
         cfg = dataclasses.replace(cfg, source=source)
@@ -478,28 +485,26 @@ def parse_config(text: str, source: str) -> Config:
 
 
 def load(path: str | os.PathLike[str] | None) -> Config:
-    """The configuration named by `path`, else $MAILGATE_CONFIG, else ./mailgate.toml,
-    else the embedded default."""
-    chosen = path or os.environ.get("MAILGATE_CONFIG")
-    if not chosen:
-        if not Path("mailgate.toml").exists():
-            return Config()
-        chosen = "mailgate.toml"
-    file = Path(chosen)
+    """The configuration named by `path`, else $MAILGATE_CONFIG, else ./mailgate.toml, else
+    /etc/mailgate/mailgate.toml, else the embedded default; secrets in files read in."""
+    file = config_files.find(path)
+    if file is None:
+        return Config()
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{file}: configuration file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot read: {exc}") from None
-    return parse_config(text, str(file))
+    cfg = parse_config(text, str(file), file.absolute().parent)
+    return config_files.with_secrets(cfg, read_secret)
 
 
 def read_secret(value: str, file: str, where: str) -> str:
-    """A password given inline or in a file of its own (first line, trimmed)."""
+    """A password given inline or in a file of its own (trimmed). `where` names the key."""
     if not file:
         return value
     try:
         return Path(file).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read password_file {file}: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read {file}: {exc}") from None

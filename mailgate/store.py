@@ -22,10 +22,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, create_engine
+
+from mailgate.config import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -84,7 +86,8 @@ class StoreUnavailable(Exception):
 
 
 class SchemaOutdated(Exception):
-    """The database schema is older than this code; `mailgate db upgrade` fixes it."""
+    """The database schema is not the one this code needs: older (`mailgate db upgrade`
+    fixes it), newer (a later mailgate migrated it), or not there at all."""
 
 
 def _lower(value: object) -> object:
@@ -123,6 +126,12 @@ class Store:
     def __init__(self, url: str, busy_timeout: float = 5.0) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        try:
+            self._open(url, busy_timeout)
+        except (ImportError, NoSuchModuleError, ArgumentError) as exc:
+            raise ConfigError(_driver_problem(url, exc)) from None
+
+    def _open(self, url: str, busy_timeout: float) -> None:
         if self.is_sqlite:
             _ensure_sqlite_dir(url)
             # WAL with synchronous=NORMAL survives a crash of the process but may lose the
@@ -193,25 +202,65 @@ class Store:
     def ensure_schema(self) -> None:
         """SQLite migrates itself (the embedded default must just work); PostgreSQL, shared
         by several instances, is upgraded by the operator on purpose."""
-        try:
-            current = self.current_revision()
-        except OperationalError as exc:
-            raise StoreUnavailable(_short(exc)) from exc
+        current = self._revision()
         if current == self.head_revision():
             return
+        if current is not None and current > self.head_revision():
+            raise SchemaOutdated(self._mismatch(current))
         if self.is_sqlite or current is None:
             self.upgrade()
             return
-        raise SchemaOutdated(
-            f"database schema is at {current}, this mailgate needs {self.head_revision()}: "
+        raise SchemaOutdated(self._mismatch(current))
+
+    def check_schema(self) -> None:
+        """For commands that only read: the schema must be this code's already; nothing is
+        created or migrated."""
+        current = self._revision()
+        if current != self.head_revision():
+            raise SchemaOutdated(self._mismatch(current))
+
+    def _revision(self) -> str | None:
+        try:
+            return self.current_revision()
+        except OperationalError as exc:
+            raise StoreUnavailable(_short(exc)) from exc
+
+    def _mismatch(self, current: str | None) -> str:
+        head = self.head_revision()
+        if current is None:
+            return "the database holds no mailgate schema yet: run `mailgate db upgrade`"
+        if current > head:
+            return (
+                f"database schema is at {current}, newer than this mailgate ({head}): "
+                "run the mailgate version that migrated it"
+            )
+        return (
+            f"database schema is at {current}, this mailgate needs {head}: "
             "run `mailgate db upgrade`"
         )
 
 
-def _ensure_sqlite_dir(url: str) -> None:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for PostgreSQL or an in-memory database."""
+    if not url.startswith("sqlite"):
+        return None
     path = url.split("///", 1)[-1]
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return Path(path) if path and path != ":memory:" and "///" in url else None
+
+
+def _driver_problem(url: str, exc: Exception) -> str:
+    """database.url names a driver that is not installed, or is no database URL at all."""
+    scheme = url.split(":", 1)[0]
+    if isinstance(exc, ArgumentError):
+        return f"database.url: not a database URL ({exc})"
+    hint = " (the postgres extra installs psycopg)" if scheme.startswith("postgres") else ""
+    return f"database.url: no driver for {scheme} is installed{hint}: {exc}"
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _is_temporary(exc: DBAPIError) -> bool:

@@ -44,11 +44,24 @@ class Ingested:
 Batch = Mapping[str, bytes | Withheld | None]
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """The envelope an MTA hands over with the mail (Postfix pipe's ${sender} and
+    ${original_recipient}); a recipient picks its category as on SMTP."""
+
+    sender: str = ""
+    recipients: Sequence[str] = ()
+
+
 def ingest(
-    ctx: Context, batches: Iterable[Batch], parse_ahead: bool = True
+    ctx: Context,
+    batches: Iterable[Batch],
+    parse_ahead: bool = True,
+    envelope: Envelope = Envelope(),
 ) -> Iterator[list[Ingested]]:
     """Store and process each batch in turn; yields each batch's results in file order.
-    `parse_ahead`: parse the next batches in a second process (when there are two cores)."""
+    `parse_ahead`: parse the next batches in a second process (when there are two cores).
+    `envelope`: the one every message came with."""
     batches = iter(batches)
     first, second = next(batches, None), next(batches, None)
     # One batch (a mail piped in by the MTA, say) is not worth starting a process for.
@@ -59,9 +72,9 @@ def ingest(
         for batch in batches:
             queued.append((batch, submit(batch)))
             if len(queued) > AHEAD:
-                yield _store_and_process(ctx, *_collected(queued.popleft()))
+                yield _store_and_process(ctx, *_collected(queued.popleft()), envelope)
         while queued:
-            yield _store_and_process(ctx, *_collected(queued.popleft()))
+            yield _store_and_process(ctx, *_collected(queued.popleft()), envelope)
 
 
 def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
@@ -70,10 +83,12 @@ def _collected(queued: tuple[Batch, Parsing]) -> tuple[Batch, dict[str, Ahead]]:
     return batch, finished(parsing)
 
 
-def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -> list[Ingested]:
+def _store_and_process(
+    ctx: Context, batch: Batch, ahead: Mapping[str, Ahead], envelope: Envelope = Envelope()
+) -> list[Ingested]:
     readable = {name: raw for name, raw in batch.items() if raw is not None}
     now = ctx.clock()
-    incoming = [_incoming(name, raw, now, ahead) for name, raw in readable.items()]
+    incoming = [_incoming(name, raw, now, ahead, envelope) for name, raw in readable.items()]
     accepted = dict(zip(readable, accept_many(ctx.store, incoming), strict=True))
     fresh = {a.intake_id: name for name, a in accepted.items() if not a.duplicate}
     given = {i: ahead[name].mail for i, name in fresh.items() if name in ahead}
@@ -84,12 +99,17 @@ def _store_and_process(ctx: Context, batch: Batch, ahead: Mapping[str, Ahead]) -
 
 
 def _incoming(
-    name: str, raw: bytes | Withheld, now: datetime, ahead: Mapping[str, Ahead]
+    name: str,
+    raw: bytes | Withheld,
+    now: datetime,
+    ahead: Mapping[str, Ahead],
+    envelope: Envelope,
 ) -> Incoming:
     source = "pipe" if name == "-" else "file"
+    sender, recipients = envelope.sender, envelope.recipients
     if isinstance(raw, Withheld):
-        return Incoming(raw.head, source, now, whole_size=raw.size)
-    return Incoming(raw, source, now, digests=_digests(ahead, name))
+        return Incoming(raw.head, source, now, sender, recipients, whole_size=raw.size)
+    return Incoming(raw, source, now, sender, recipients, digests=_digests(ahead, name))
 
 
 def _own(outcomes: Mapping[int, Outcome], accepted: Accepted | None) -> Outcome | None:
