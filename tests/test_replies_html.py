@@ -128,7 +128,7 @@ def test_five_mb_of_unclosed_quote_tags_take_the_cheap_reading() -> None:
     assert text.startswith("Hello support,")
 
 
-# Through the desk: the reply ingested, the article staff read.
+# Through the desk: the reply ingested, the article staff read, the full mail on request.
 CUSTOMER = "Kunde <kunde@kunde.example>"
 
 
@@ -155,6 +155,35 @@ def test_the_article_of_an_html_only_reply_holds_only_what_the_customer_wrote(
     _first, reply = ticket.show("CID-1000")["articles"]
     assert reply["text"] == expected
     assert "please restart the printer" not in reply["text"]
+
+
+def test_tickets_show_says_what_is_hidden_and_quoted_shows_it(ticket: Mailroom) -> None:
+    assert reply_on(ticket, "outlook_nl_top") == "reply CID-1000"
+    shown = ticket.run("tickets", "show", "CID-1000")
+    assert shown.returncode == 0, shown.stderr
+    assert "bedankt voor de snelle hulp" in shown.stdout
+    assert "please restart the printer" not in shown.stdout
+    # Van/Verzonden/Aan/Onderwerp and the four lines of the quoted mail.
+    assert "(8 lines of quoted text or signature hidden: show them with --quoted)" in shown.stdout
+    assert shown.stdout.count("hidden: show them") == 1  # the first mail lost nothing
+    full = ticket.run("tickets", "show", "CID-1000", "--quoted")
+    assert full.returncode == 0, full.stderr
+    assert "bedankt voor de snelle hulp" in full.stdout
+    assert "Van: Support <support@example.com>" in full.stdout
+    assert "please restart the printer" in full.stdout
+    assert "hidden" not in full.stdout
+
+
+def test_tickets_show_json_gives_the_received_text_only_when_asked(ticket: Mailroom) -> None:
+    assert reply_on(ticket, "gmail_sv_top") == "reply CID-1000"
+    plain = ticket.show("CID-1000")["articles"]
+    assert all("received_text" not in a and "hidden_lines" not in a for a in plain)
+    first, reply = ticket.json("tickets", "show", "CID-1000", "--quoted")["articles"]
+    assert reply["text"].startswith("Hej,")  # the contract's fields as before
+    assert "please restart the printer" in reply["received_text"]
+    assert reply["received_text"].startswith("Hej,")
+    assert first["received_text"] == "Der Drucker druckt nicht."
+    assert (first["hidden_lines"], reply["hidden_lines"]) == (0, 5)
 
 
 def test_a_confirmation_in_an_html_reply_is_read_above_the_quote(ticket: Mailroom) -> None:
