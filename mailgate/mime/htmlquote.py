@@ -2,9 +2,10 @@
 clients put around it (Gmail, Outlook, Apple Mail, Thunderbird, Yahoo, Proton, GMX, Zimbra).
 
 Read in the same pass that flattens the whole mail (htmltext's tokens, which never rescan):
-a second text collector is fed the same tokens, and what turns out to be quoted is taken
-back out of it. Each token is taken back at most once and the look back for an attribution
-line is bounded, so the pass stays linear in the input, whatever the nesting.
+the text pieces of the whole are copied to a second list as they come, and what turns out to
+be quoted is taken back out of it. Each piece is taken back at most once and the look back
+for an attribution line is bounded, so the pass stays linear in the input, whatever the
+nesting.
 """
 
 from __future__ import annotations
@@ -13,15 +14,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from mailgate.mime.htmltext import TextExtractor, Token, html_to_text, tokens
+from mailgate.mime.htmltext import TextExtractor, Token, html_to_text, joined, tokens
 
-# Without one of these the mail has no quote markup we know: the second collector is skipped.
-_MARKERS = re.compile(
-    r"blockquote|gmail_|divRplyFwdMsg|appendonsend|stopSpelling|border-top|moz-cite-prefix"
-    r"|yahoo_quoted|protonmail_quote|name=.?quote|zwchr|OutlookMessageHeader|OLK_SRC_BODY"
-    r"|ms-outlook-mobile",
-    re.IGNORECASE,
-)
+# Without one of these the mail has no quote markup we know: the second list is skipped.
+# (Plain substring tests: a regular expression of alternatives tried at every position of
+# the HTML cost more than the rest of the reading.)
+_MARKERS = ("blockquote", "gmail_", "divrplyfwdmsg", "appendonsend", "stopspelling", "border-top",
+            "moz-cite-prefix", "yahoo_quoted", "protonmail_quote", "quote", "zwchr",
+            "outlookmessageheader", "olk_src_body", "ms-outlook-mobile")  # fmt: skip
 _VOID = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
      "source", "track", "wbr"}
@@ -56,8 +56,6 @@ _LOOK_BACK = 40  # text pieces searched back for an attribution
 _BLANK_PIECES = 8  # line breaks between an attribution and its quote
 _FIRST_PIECES = 30  # text pieces read from the start of a quote for a forward's marker
 
-Mark = tuple[int, int, int, str | None, int]
-
 
 @dataclass(frozen=True)
 class HtmlReading:
@@ -68,12 +66,19 @@ class HtmlReading:
 
 def read_html(html: str) -> HtmlReading:
     """The HTML as text, and the writer's part of it when the markup shows a quoted history."""
-    if not _MARKERS.search(html):
+    lowered = html.lower()
+    if not any(marker in lowered for marker in _MARKERS):
         return HtmlReading(html_to_text(html), None)
     whole, cutter = TextExtractor(), _Cutter()
-    for token in tokens(html):
+    stream, pieces = tokens(html), whole.out
+    for token in stream:
+        before = len(pieces)
         whole.feed(token)
-        cutter.feed(token)
+        cutter.feed(token, pieces, before)
+        if cutter.done:  # the rest is history: only the whole text goes on
+            break
+    for token in stream:
+        whole.feed(token)
     written, forwarded = cutter.written()
     return HtmlReading(whole.text(), written, forwarded)
 
@@ -83,12 +88,12 @@ class _Frame:
     # quote (a quoted mail), part (an attribution, a quoted header, a client's signature),
     # maybe (a plain blockquote), header (a border block: Outlook's header of the quote?)
     kind: str
-    mark: Mark
+    mark: int  # where in the text it starts
 
 
 class _Cutter:
     def __init__(self) -> None:
-        self.mine = TextExtractor()
+        self.out: list[str] = []  # the text pieces kept
         self.names: list[str] = []  # open elements, outermost first
         self.open: Counter[str] = Counter()
         self.frames: dict[int, _Frame] = {}  # by the element's place in `names`
@@ -105,35 +110,36 @@ class _Cutter:
         markup showed neither a quote nor a forward, or left nothing of the writer's."""
         while self.names and not self.done:
             self._pop()
-        out, at = self.mine.out, self.forward_at
+        out, at = self.out, self.forward_at
         if at is not None and at < len(out):
-            mine = TextExtractor()
-            mine.out, out[:] = out[:at], out[at:]
-            return mine.text(), self.mine.text()
-        text = self.mine.text()
+            return joined(out[:at]), joined(out[at:])
+        text = joined(out)
         return (text, "") if self.found and text.strip() else (None, "")
 
-    def feed(self, token: Token) -> None:
+    def feed(self, token: Token, pieces: list[str], new: int) -> None:
+        """Read a token; `pieces[new:]` are the text pieces it added to the whole."""
         if self.done:
             return
         kind, name, attrs = token
         if kind == "data":
-            self.mine.feed(token)
+            self.out.extend(pieces[new:])
             if self.header is not None and name.strip():
                 self._header_text(name)
             return
         if kind == "end":
-            self.mine.feed(token)
+            self.out.extend(pieces[new:])
             if self.open[name]:
                 while self._pop() != name:
                     pass
             return
-        marks = " ".join(v.lower() for k, v in attrs if k in ("id", "class") and v)
-        if any(m in marks for m in _HISTORY_STARTS):
-            self._history_begins(self.mine.mark())
-            return
-        frame = self._frame(name, attrs, marks)
-        self.mine.feed(token)
+        frame = None
+        if attrs or name == "blockquote":  # most tags have no attributes: no look at them
+            marks = " ".join(v.lower() for k, v in attrs if k in ("id", "class") and v)
+            if marks and any(m in marks for m in _HISTORY_STARTS):
+                self._history_begins(len(self.out))
+                return
+            frame = self._frame(name, attrs, marks)
+        self.out.extend(pieces[new:])
         if kind == "startend" or name in _VOID:
             return
         if frame is not None:
@@ -148,12 +154,13 @@ class _Cutter:
         if name == "blockquote":
             cite = (values.get("type") or "").lower() == "cite"
             if cite or "gmail_quote" in marks or "protonmail_quote" in marks:
-                return _Frame("quote", self.mine.mark())
-            return _Frame("maybe", self.mine.mark())
-        if any(m in marks for m in _QUOTE_PARTS) or values.get("name") in _QUOTE_NAMES:
-            return _Frame("part", self.mine.mark())
+                return _Frame("quote", len(self.out))
+            return _Frame("maybe", len(self.out))
+        quote_part = bool(marks) and any(m in marks for m in _QUOTE_PARTS)
+        if quote_part or values.get("name") in _QUOTE_NAMES:
+            return _Frame("part", len(self.out))
         if name == "div" and _BORDER_TOP.search(values.get("style") or ""):
-            return _Frame("header", self.mine.mark())
+            return _Frame("header", len(self.out))
         return None
 
     def _pop(self) -> str:
@@ -169,10 +176,10 @@ class _Cutter:
             self.header = None
         if frame.kind == "header":
             return
-        first = "".join(self.mine.out[frame.mark[0] : frame.mark[0] + _FIRST_PIECES]).strip()
+        first = "".join(self.out[frame.mark : frame.mark + _FIRST_PIECES]).strip()
         if frame.kind != "maybe" and _FORWARDED.search(first[:200]):
             # Kept whole and not read for quotes: a later quote may still be cut.
-            self.forward_at = frame.mark[0] if self.forward_at is None else self.forward_at
+            self.forward_at = frame.mark if self.forward_at is None else self.forward_at
             return
         if frame.kind == "maybe" and not _FIELD.match(first):
             # A plain blockquote is the writer's own citation unless a header block of the
@@ -180,31 +187,31 @@ class _Cutter:
             start = self._attribution(headers_only=True)
             if start is None:
                 return
-            self.mine.back_to(frame.mark)
-            del self.mine.out[start:]
+            del self.out[frame.mark :]
+            del self.out[start:]
         else:
-            self.mine.back_to(frame.mark)
+            del self.out[frame.mark :]
             # An attribution of its own (Gmail's, Thunderbird's) was a part taken out before.
             start = None if frame.kind == "part" else self._attribution(headers_only=False)
             if start is not None:
-                del self.mine.out[start:]
+                del self.out[start:]
         self.found = True
         self.looked = self._where()
         self._forward_kept()
 
     def _forward_kept(self) -> None:
         """A forward inside a part taken out went with it."""
-        if self.forward_at is not None and self.forward_at >= len(self.mine.out):
+        if self.forward_at is not None and self.forward_at >= len(self.out):
             self.forward_at = None
 
     def _where(self) -> tuple[int, str | None]:
-        out = self.mine.out
+        out = self.out
         return len(out), out[-1] if out else None
 
     def _attribution(self, headers_only: bool) -> int | None:
         """Where the attribution line ("On … wrote:") or quoted header block that stands
         right above a quote starts in the text, or None when there is none."""
-        out = self.mine.out
+        out = self.out
         where = self._where()
         if where[0] == self.looked[0] and where[1] is self.looked[1]:
             return None
@@ -235,8 +242,8 @@ class _Cutter:
         if frame is not None and _FIELD.match(text):
             self._history_begins(frame.mark)
 
-    def _history_begins(self, mark: Mark) -> None:
-        self.mine.back_to(mark)
+    def _history_begins(self, mark: int) -> None:
+        del self.out[mark:]
         self.found = self.done = True
         self._forward_kept()
 

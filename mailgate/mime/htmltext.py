@@ -146,21 +146,8 @@ class TextExtractor:
         else:
             self.handle_startendtag(value, attrs)
 
-    def mark(self) -> tuple[int, int, int, str | None, int]:
-        """Where the text stands, to go back to with `back_to` (a part read, then dropped)."""
-        return len(self.out), self._skip, self._pre, self._href, len(self._link_text)
-
-    def back_to(self, mark: tuple[int, int, int, str | None, int]) -> None:
-        length, self._skip, self._pre, self._href, link = mark
-        del self.out[length:]
-        del self._link_text[link:]
-
     def text(self) -> str:
-        """The text collected, blank runs shortened."""
-        text = "".join(self.out).replace("\xa0", " ")
-        text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)  # spaces around line breaks
-        text = re.sub(r"[ \t]{2,}", " ", text)
-        return re.sub(r"\n{3,}", "\n\n", text).strip()
+        return joined(self.out)
 
     def handle_data(self, data: str) -> None:
         if self._skip:
@@ -169,6 +156,14 @@ class TextExtractor:
         if self._href is not None:
             self._link_text.append(text)
         self.out.append(text)
+
+
+def joined(pieces: list[str]) -> str:
+    """Collected text pieces as text: blank runs shortened."""
+    text = "".join(pieces).replace("\xa0", " ")
+    text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)  # spaces around line breaks
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
 def html_to_text(html: str) -> str:
