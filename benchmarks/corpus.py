@@ -140,6 +140,7 @@ class Sample:
     number: int  # the ticket it opens (NEW) or answers (REPLY)
     subject: str
     sender: str
+    html_only: bool = False  # a reply sent as HTML alone, its quote in the client's markup
 
 
 @dataclass
@@ -481,6 +482,36 @@ def _message_id(rng: random.Random, contact: Contact, date: datetime) -> str:
     return f"<{date:%Y%m%d%H%M%S}.{rng.getrandbits(48):012x}@{host}>"
 
 
+def reply_html(rng: random.Random, contact: Contact, request: _Request, text: str) -> str:
+    """The reply as Outlook or Gmail sends it without a text part: the writer's paragraphs,
+    then the original under the client's header block or quote."""
+    own = text.split("\n\n" + ("Am " if contact.language == "de" else "On "))[0]
+    original = "".join(_html_paragraph(b) for b in request.text.split("\n\n") if b.strip())
+    sender, when = escape(f"{contact.name} <{contact.email}>"), format_datetime(request.date)
+    if rng.random() < 0.5:
+        labels = ("Von", "Gesendet", "An", "Betreff") if contact.language == "de" else None
+        von, sent, to, about = labels or ("From", "Sent", "To", "Subject")
+        header = (
+            '<div><div style="border:none;border-top:solid #E1E1E1 1.0pt;padding:3.0pt 0cm '
+            f'0cm 0cm"><p class="MsoNormal"><b>{von}:</b> {sender}<br><b>{sent}:</b> {when}'
+            f"<br><b>{to}:</b> Support<br><b>{about}:</b> {escape(request.subject)}</p></div>"
+            "</div>\n"
+        )
+        mine = "".join(_html_paragraph(b) for b in own.split("\n\n") if b.strip())
+        return f"{_HTML_HEAD}{mine}{header}{original}</div>\n</body></html>\n"
+    mine = "".join(
+        f"<div>{escape(b).replace(chr(10), '<br>')}</div><div><br></div>" for b in own.split("\n\n")
+    )
+    de = contact.language == "de"
+    said = f"Am {when} schrieb {sender}:" if de else f"On {when}, {sender} wrote:"
+    return (
+        f'<div dir="ltr">{mine}</div><br><div class="gmail_quote"><div dir="ltr" '
+        f'class="gmail_attr">{said}<br></div><blockquote class="gmail_quote" '
+        'style="margin:0px 0px 0px 0.8ex;border-left:1px solid rgb(204,204,204);'
+        f'padding-left:1ex">{original}</blockquote></div>\n'
+    )
+
+
 def _set_boundaries(rng: random.Random, msg: EmailMessage) -> None:
     # The stdlib draws boundaries from the global random module; ours come from the seed.
     for part in msg.walk():
@@ -515,6 +546,7 @@ def build_message(
     date: datetime,
     message_id: str,
     refs: tuple[str, ...] = (),
+    html_only: str | None = None,
 ) -> bytes:
     msg = EmailMessage(policy=SMTP)
     msg["From"] = Address(contact.name, addr_spec=contact.email)
@@ -527,8 +559,11 @@ def build_message(
         msg["References"] = " ".join(refs)
     msg["X-Mailer"] = rng.choice(_MAILERS)
     msg["Content-Language"] = "de-DE" if contact.language == "de" else "en-GB"
-    msg.set_content(text)
-    if rng.random() < 0.30:
+    if html_only is not None:
+        msg.set_content(html_only, subtype="html")
+    else:
+        msg.set_content(text)
+    if html_only is None and rng.random() < 0.30:
         _add_html(rng, msg, text)
     if rng.random() < 0.25:
         payload, maintype, subtype, filename = attachment(rng)
@@ -558,9 +593,13 @@ def _reply(rng: random.Random, request: _Request, date: datetime) -> Sample:
     subject = f"{prefix}[CID-{request.number}] {request.subject}"
     text = _reply_text(rng, contact, request, forward)
     message_id = _message_id(rng, contact, date)
-    raw = build_message(rng, contact, subject, text, date, message_id, (request.message_id,))
+    # Webmail and phone clients send replies as HTML alone; the quote is then only told
+    # apart by its markup.
+    html = None if forward or rng.random() >= 0.3 else reply_html(rng, contact, request, text)
+    refs = (request.message_id,)
+    raw = build_message(rng, contact, subject, text, date, message_id, refs, html)
     request.message_id, request.text, request.date = message_id, text, date
-    return Sample(raw, REPLY, request.number, subject, contact.email)
+    return Sample(raw, REPLY, request.number, subject, contact.email, html is not None)
 
 
 def generate_samples(n: int, seed: int = 1, first_number: int = 1000) -> list[Sample]:

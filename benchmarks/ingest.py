@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from corpus import NEW, SUPPORT, Sample, generate_samples
+from corpus import NEW, REPLY, SUPPORT, Sample, generate_samples
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import func
@@ -34,6 +34,7 @@ from mailgate.intake.files import in_batches, ingest
 from mailgate.models import Outbox, Ticket
 from mailgate.parse import parse
 from mailgate.pipeline import Outcome
+from mailgate.replies import written_text
 
 DATABASES = ("bench", "one")  # parse ahead; one process
 OWNED = tuple(f"{db}.db{end}" for db in DATABASES for end in ("", "-wal", "-shm", "-journal"))
@@ -130,6 +131,21 @@ def timed(name: str, raws: Sequence[bytes], step: Callable[[bytes], object]) -> 
     return Figure(name, len(raws), sum(map(len, raws)), statistics.median(passes))
 
 
+def read_reply(raw: bytes) -> str:
+    """What a reply's article keeps: parsed, then its quoted history cut off."""
+    return written_text(parse(raw))
+
+
+def timed_replies(samples: Sequence[Sample]) -> list[Figure]:
+    """Reading replies alone, all of them and the HTML-only ones (cut on their markup)."""
+    replies = [s.raw for s in samples if s.kind == REPLY]
+    html_only = [s.raw for s in samples if s.kind == REPLY and s.html_only]
+    return [
+        timed("reading replies", replies, read_reply),
+        timed("reading HTML-only replies", html_only, read_reply),
+    ]
+
+
 def run_pipeline(
     ctx: Context, raws: Sequence[bytes], tick: Callable[[], None], parse_ahead: bool
 ) -> list[Outcome]:
@@ -195,6 +211,7 @@ def print_header(samples: Sequence[Sample], seed: int, generated: float, work: P
     )
     print(
         f"corpus: {len(samples)} messages ({new} new requests, {len(samples) - new} replies), "
+        f"{sum(s.html_only for s in samples)} replies HTML only, "
         f"{total / 1e6:.1f} MB, average {total / max(len(samples), 1) / 1024:.1f} KB, "
         f"seed {seed}, generated in {generated:.1f} s"
     )
@@ -219,6 +236,12 @@ def print_figures(figures: Sequence[Figure]) -> None:
             f"rate ratios: mailgate pipeline {by_name[PARSE_AHEAD].rate / rate:.2f}x the "
             f"baseline's messages/s (in one process {by_name[ONE_PROCESS].rate / rate:.2f}x)"
         )
+
+
+def print_reading(figures: Sequence[Figure]) -> None:
+    """Per message: what reading a reply costs (parse, then the quoted history cut off)."""
+    each = [f"{f.seconds / f.messages * 1000:.2f} ms" if f.messages else "-" for f in figures]
+    print(f"reading a reply: {each[0]} a message ({each[1]} for one sent as HTML only)")
 
 
 def expected(sample: Sample, prefix: str) -> str:
@@ -274,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raws = [path.read_bytes() for path in paths]
         baseline = timed("baseline (stdlib)", raws, stdlib_extract)
         parse_only = timed("mailgate parse", raws, parse)
+        reading = timed_replies(samples)
         single = build_context(bench_config(work, "one"))
         try:
             one_process, alone = timed_pipeline(single, raws, None, parse_ahead=False)
@@ -283,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             figure, outcomes = timed_pipeline(ctx, raws, args.profile, parse_ahead=True)
             delivery = timed_delivery(ctx)
-            print_figures([baseline, parse_only, one_process, figure, delivery])
+            print_figures([baseline, parse_only, *reading, one_process, figure, delivery])
+            print_reading(reading)
             ok = verify(samples, paths, outcomes, ctx)
             same = [o.describe() for o in alone] == [o.describe() for o in outcomes]
             print(f"one process: {'the same outcomes' if same else 'OTHER OUTCOMES'}")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from mailgate import agents, exits, importer, outbox, pipeline, tags, views
+from mailgate import agents, exits, importer, outbox, pipeline, received, tags, views
 from mailgate.app import build_context, build_transport
 from mailgate.config import Config, load
 from mailgate.context import Context
@@ -292,9 +292,10 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
 
 @tickets.command("show")
 @click.argument("cid")
+@click.option("--quoted", is_flag=True, help="customer mails in full, quoted text included")
 @FORMAT
 @pass_state
-def tickets_show(state: State, cid: str, fmt: str) -> int:
+def tickets_show(state: State, cid: str, fmt: str, quoted: bool) -> int:
     """One ticket with its articles and events (CID-1042, [CID-1042] or 1042)."""
     ctx = state.reader
     with ctx.store.session() as session:
@@ -303,6 +304,8 @@ def tickets_show(state: State, cid: str, fmt: str) -> int:
             say_error(f"mailgate: no ticket {cid}")
             return EX_DATAERR
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
+        if quoted or fmt != "json":  # JSON as before, unless asked for
+            received.add_received(session, data, quoted)
     print_json(data) if fmt == "json" else print_ticket(out, data, ctx.config.tickets.timezone)
     return EX_OK
 

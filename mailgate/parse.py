@@ -22,7 +22,8 @@ from mailgate.mime.aside import restore, set_aside
 from mailgate.mime.budgets import HTML_FILE, MAX_HTML, comments_flattened, tags_cut
 from mailgate.mime.charsets import charset_hint, decode_bytes
 from mailgate.mime.headers import decode_header, mended_headers
-from mailgate.mime.htmltext import html_to_text, sanitize_html
+from mailgate.mime.htmlquote import read_html
+from mailgate.mime.htmltext import sanitize_html
 from mailgate.mime.limits import check_raw
 from mailgate.mime.parts import Walked, message_ids, raw_bytes
 from mailgate.mime.walk import walk
@@ -59,6 +60,10 @@ class ParsedMail:
     headers: dict[str, str] = field(default_factory=dict)  # lower-case name -> first value
     text: str = ""
     html: str | None = None  # sanitised
+    # An HTML-only mail whose markup shows a quoted history: the text without it (the
+    # writer's part, read before the structure was flattened away); else None.
+    html_written: str | None = None
+    html_forwarded: str = ""  # in such a mail, a forwarded original sent along, as text
     parts: tuple[MailPart, ...] = ()
     report_type: str | None = None  # e.g. "delivery-status" for multipart/report
     report_original_ids: tuple[str, ...] = ()  # Message-IDs of the mail a report is about
@@ -283,15 +288,20 @@ def _body_fields(walked: Walked) -> dict[str, Any]:
     if over_budget:
         walked.add("budget:html")
         parts.append(MailPart(HTML_FILE, "text/html", html_source.encode("utf-8", "replace")))
-    text = _join_text(walked.plain)
+    text, written, forwarded = _join_text(walked.plain), None, ""
     if not text.strip():
         # HTML-only mail, or an empty text/plain twin of a real HTML body.
-        if html_source:
-            text = tags_cut(html_source) if over_budget else html_to_text(html_source)
+        if html_source and over_budget:
+            text = tags_cut(html_source)  # no structure is read past the budget
+        elif html_source:
+            reading = read_html(html_source)
+            text, written, forwarded = reading.text, reading.written, reading.forwarded
         elif walked.tnef_text:
             text = _join_text([walked.tnef_text])
     return {
         "text": text,
+        "html_written": written,
+        "html_forwarded": forwarded,
         "html": None if html_source is None or over_budget else sanitize_html(html_source),
         "parts": tuple(parts),
         "report_type": walked.report_type,

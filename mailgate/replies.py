@@ -204,10 +204,16 @@ _FORWARD = re.compile(r"^\s*(fwd?|wg|tr|vs)\s*:", re.IGNORECASE)
 @once_per_mail
 def written_text(mail: ParsedMail) -> str:
     """What the sender wrote, without the quoted history; a forward keeps what it forwards,
-    since that is the point of it."""
+    since that is the point of it. An HTML-only mail is cut on its markup first; the text
+    reader then finds what the markup did not show (a signature, a quote typed as text)."""
     if _FORWARD.match(mail.subject):
         return mail.text.strip()
-    return strip_quotes(mail.text)
+    if mail.html_written is None:
+        return strip_quotes(mail.text)
+    # A forwarded original the markup showed is kept as it came: it is not the writer's
+    # text, and its header lines would read as the start of a quote.
+    own = strip_quotes(mail.html_written) if mail.html_written.strip() else ""
+    return "\n\n".join(part for part in (own, mail.html_forwarded) if part)
 
 
 def first_line(text: str) -> str:

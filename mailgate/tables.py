@@ -139,7 +139,13 @@ def _print_article(console: Console, article: dict[str, Any], zone: str) -> None
             style=f"bold {style}",
         )
     )
-    console.print(Text(article["text"].rstrip(), style=style))
+    if "received_text" in article:  # --quoted: the mail as it came
+        console.print(Text(article["received_text"], style=style))
+    else:
+        console.print(Text(article["text"].rstrip(), style=style))
+        if article.get("hidden_lines"):
+            hidden = f"({article['hidden_lines']} lines of quoted text or signature hidden"
+            console.print(Text(f"{hidden}: show them with --quoted)", style="dim"))
     for file in article["attachments"]:
         console.print(
             Text(

@@ -38,7 +38,10 @@ def _attrs(text: str) -> list[tuple[str, str | None]]:
     return found
 
 
-def _tokens(html: str) -> Iterator[tuple[str, str, list[tuple[str, str | None]]]]:
+Token = tuple[str, str, list[tuple[str, str | None]]]
+
+
+def tokens(html: str) -> Iterator[Token]:
     """("data", text, []), ("start"|"end"|"startend", tag, attributes), in order."""
     pos, end = 0, len(html)
     while pos < end:
@@ -84,7 +87,7 @@ def sanitize_html(html: str) -> str:
     )
 
 
-class _TextExtractor:
+class TextExtractor:
     """Collects visible text; block elements become line breaks, links keep their URL."""
 
     def __init__(self) -> None:
@@ -132,6 +135,20 @@ class _TextExtractor:
             self._pre = max(0, self._pre - (tag == "pre"))
             self.out.append("\n\n")
 
+    def feed(self, token: Token) -> None:
+        kind, value, attrs = token
+        if kind == "data":
+            self.handle_data(value)
+        elif kind == "start":
+            self.handle_starttag(value, attrs)
+        elif kind == "end":
+            self.handle_endtag(value)
+        else:
+            self.handle_startendtag(value, attrs)
+
+    def text(self) -> str:
+        return joined(self.out)
+
     def handle_data(self, data: str) -> None:
         if self._skip:
             return
@@ -141,18 +158,17 @@ class _TextExtractor:
         self.out.append(text)
 
 
-def html_to_text(html: str) -> str:
-    """Readable plain text from HTML, without markup."""
-    parser = _TextExtractor()
-    handlers = {
-        "data": lambda text, _: parser.handle_data(text),
-        "start": parser.handle_starttag,
-        "end": lambda tag, _: parser.handle_endtag(tag),
-        "startend": parser.handle_startendtag,
-    }
-    for kind, value, attrs in _tokens(html):
-        handlers[kind](value, attrs)
-    text = "".join(parser.out).replace("\xa0", " ")
+def joined(pieces: list[str]) -> str:
+    """Collected text pieces as text: blank runs shortened."""
+    text = "".join(pieces).replace("\xa0", " ")
     text = re.sub(r"[ \t]*\n[ \t]*", "\n", text)  # spaces around line breaks
     text = re.sub(r"[ \t]{2,}", " ", text)
     return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from HTML, without markup."""
+    parser = TextExtractor()
+    for token in tokens(html):
+        parser.feed(token)
+    return parser.text()
