@@ -17,6 +17,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, syntax
 
 from mailgate.config import SmtpConfig
 from mailgate.context import Context
+from mailgate.intake.activity import Activity
 from mailgate.intake.data import READER_LIMIT, Body, Refusal, read_body
 from mailgate.intake.gate import TOO_MANY, Gate
 from mailgate.intake.spool import GroupCommit, Incoming
@@ -52,9 +53,11 @@ class IntakeHandler:
         self.on_stored = on_stored
         self.committer = GroupCommit(ctx.store)
         self.shutting_down = False
-        self.in_flight = 0  # messages being stored right now; shutdown waits for them
-        self.idle = asyncio.Event()
-        self.idle.set()
+        # What shutdown waits for (up to [smtp] shutdown_grace_seconds): sessions between
+        # 354 and the reply to their message, and messages being stored (those go on after
+        # their client has hung up).
+        self.receiving = Activity()
+        self.storing = Activity()
         self._storing: set[asyncio.Task[str]] = set()  # strong references while they run
 
     async def handle_MAIL(
@@ -98,8 +101,7 @@ class IntakeHandler:
             log.info("event=too_large peer=%s size=%s", _peer(session), len(raw))
             return TOO_LARGE
         # Counted before the task starts, so a shutdown in between still waits for it.
-        self.in_flight += 1
-        self.idle.clear()
+        self.storing.enter()
         # Shielded: when the client hangs up or the session times out while the message is
         # being stored, storing still finishes and the processor still hears of it.
         task = asyncio.ensure_future(self._store_counted(session, envelope, raw))
@@ -111,9 +113,7 @@ class IntakeHandler:
         try:
             return await self._store(session, envelope, raw)
         finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self.idle.set()
+            self.storing.leave()
 
     async def _store(self, session: Session, envelope: Envelope, raw: bytes) -> str:
         sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
@@ -258,17 +258,22 @@ class _Session(SMTP):
         if not await self._data_may_start(arg):
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        reply, message = await self._read_message()
-        assert self.envelope is not None
-        if reply is None:
-            # The buffer itself, not a bytes copy (that would double the peak): hashlib, the
-            # digest and both database drivers take any bytes-like object, and nothing
-            # changes the buffer once it is handed over.
-            self.envelope.original_content = self.envelope.content = message
-            status = await self._call_handler_hook("DATA")
-            reply = "250 OK" if status is MISSING else status
-        self._set_post_data_state()
-        await self.push(reply)
+        # A shutdown lets the message finish, within its grace, up to the reply.
+        self.event_handler.receiving.enter()
+        try:
+            reply, message = await self._read_message()
+            assert self.envelope is not None
+            if reply is None:
+                # The buffer itself, not a bytes copy (that would double the peak): hashlib,
+                # the digest and both database drivers take any bytes-like object, and
+                # nothing changes the buffer once it is handed over.
+                self.envelope.original_content = self.envelope.content = message
+                status = await self._call_handler_hook("DATA")
+                reply = "250 OK" if status is MISSING else status
+            self._set_post_data_state()
+            await self.push(reply)
+        finally:
+            self.event_handler.receiving.leave()
 
     async def _data_may_start(self, arg: str | None) -> bool:
         """aiosmtpd's checks before DATA, in its order and with its replies."""
@@ -298,12 +303,17 @@ class _Session(SMTP):
             raise
         return (_REFUSED[body.refusal] if body.refusal else None), body.message
 
-    def _expire(self, why: str) -> None:
-        if self.transport is None or self.session is None:
+    def _expire(self, why: str, code: str = "4.4.2") -> None:
+        # A closing transport (the client has gone, TLS included) takes no more writes.
+        if self.transport is None or self.session is None or self.transport.is_closing():
             return
         log.info("event=session_closed peer=%s reason=%r", _peer(self.session), why)
-        self._writer.write(f"421 4.4.2 {self.hostname} {why}, closing\r\n".encode("ascii"))
+        self._writer.write(f"421 {code} {self.hostname} {why}, closing\r\n".encode("ascii"))
         self.transport.close()
+
+    def shut(self) -> None:
+        """The end of a shutdown's grace: 421 (RFC 5321 3.8), whatever the client is doing."""
+        self._expire("shutting down", "4.3.2")
 
 
 class _LmtpSession(_Session, LMTP):
@@ -420,18 +430,28 @@ class SmtpIntake:
         self.handler.shutting_down = True
 
     async def stop(self, grace: float) -> None:
-        """Wait up to `grace` seconds for messages being stored, then close everything."""
+        """Wait up to `grace` seconds for messages being received or stored; newcomers get
+        421 meanwhile. Then every session still open gets 421 and is closed."""
         self.begin_shutdown()
+        handler = self.handler
         try:
-            await asyncio.wait_for(self.handler.idle.wait(), grace)
+            async with asyncio.timeout(grace):
+                while not (handler.receiving.quiet.is_set() and handler.storing.quiet.is_set()):
+                    await handler.receiving.quiet.wait()
+                    await handler.storing.quiet.wait()
         except TimeoutError:
-            log.warning("event=intake_stop_timeout in_flight=%s", self.handler.in_flight)
+            log.warning(
+                "event=intake_stop_timeout receiving=%s storing=%s",
+                handler.receiving.count,
+                handler.storing.count,
+            )
         servers = [s for s in (self._server, self._lmtp) if s is not None]
         for server in servers:
             server.close()
         # Before wait_closed: from Python 3.12 on it waits for every open session to end.
         for session in list(self._sessions):
-            _close(session)
+            if isinstance(session, _Session):
+                session.shut()
         for server in servers:
             await server.wait_closed()
         if self._lmtp is not None:
@@ -455,9 +475,3 @@ def _reason(exc: OSError) -> str:
     if exc.errno and exc.errno > 0 and not isinstance(exc, socket.gaierror):
         return os.strerror(exc.errno)
     return str(exc)
-
-
-def _close(session: Any) -> None:
-    transport = getattr(session, "transport", None)
-    if transport is not None:
-        transport.close()
