@@ -10,15 +10,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.progress import Progress
 
-from mailgate import agents, exits, importer, outbox, pipeline, received, tags, views
-from mailgate.app import build_context, build_transport
+from mailgate import exits
 from mailgate.config import Config, load
-from mailgate.context import Context
 from mailgate.exits import (
     EX_CANTCREAT,
     EX_DATAERR,
@@ -27,19 +24,34 @@ from mailgate.exits import (
     EX_OK,
     EX_USAGE,
 )
-from mailgate.intake.files import Envelope, Ingested, in_batches
-from mailgate.intake.files import ingest as ingest_files  # the command is named ingest too
 from mailgate.intake.reading import Withheld, read_message
-from mailgate.models import QUARANTINED, Intake
-from mailgate.tables import (
-    print_agents,
-    print_intake,
-    print_outbox,
-    print_stored,
-    print_ticket,
-    print_tickets,
-)
+from mailgate.lazy import LazyModule
 from mailgate.terminal import plain_console
+
+if TYPE_CHECKING:
+    from mailgate import (
+        agents,
+        app,
+        importer,
+        models,
+        outbox,
+        pipeline,
+        received,
+        tables,
+        tags,
+        views,
+    )
+    from mailgate.context import Context
+    from mailgate.intake import files as intake_files
+    from mailgate.intake.files import Ingested
+else:
+    # Loaded by the commands that use them: `--help`, `--version` and shell completion need
+    # neither the ORM nor the mail libraries, and answer without loading them.
+    _LAZY = "agents app importer models outbox pipeline received tables tags views"
+    agents, app, importer, models, outbox, pipeline, received, tables, tags, views = (
+        LazyModule(f"mailgate.{name}") for name in _LAZY.split()
+    )
+    intake_files = LazyModule("mailgate.intake.files")
 
 out = plain_console()
 if not out.is_terminal:
@@ -55,6 +67,11 @@ FORMAT = click.option(
     show_default=True,
     help="table for people, json for scripts",
 )
+
+
+def build_context(config: Config, migrate: bool = True, read_only: bool = False) -> Context:
+    """The application's context; a name of this module's own, so tests can give it a clock."""
+    return app.build_context(config, migrate=migrate, read_only=read_only)
 
 
 class State:
@@ -97,12 +114,15 @@ def print_json(data: Any) -> None:
 @contextmanager
 def progress_bar(total: int, label: str) -> Iterator[Callable[[], None]]:
     """A bar on stderr for long work; silent when stderr is not a terminal."""
+    from rich.progress import Progress
+
     with Progress(console=err, transient=True, disable=not err.is_terminal or total < 2) as bar:
         task = bar.add_task(label, total=total)
         yield lambda: bar.advance(task)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mailgate", message="%(prog)s %(version)s")
 @click.option(
     "-c",
     "--config",
@@ -162,12 +182,13 @@ def ingest(
     ctx, status = state.context, EX_OK
     sender = sender.strip("<>")
     # Postfix writes MAILER-DAEMON for the null sender unless null_sender= is set: no address.
-    envelope = Envelope(
+    envelope = intake_files.Envelope(
         sender if "@" in sender else "", [r.strip("<>") for r in recipients if r.strip("<>")]
     )
     with progress_bar(len(files), "ingesting") as advance:
         read = partial(_read_message, limit=ctx.config.smtp.max_message_size)
-        for results in ingest_files(ctx, in_batches(files, read), envelope=envelope):
+        batches = intake_files.in_batches(files, read)
+        for results in intake_files.ingest(ctx, batches, envelope=envelope):
             for result in results:
                 advance()
                 if result.accepted is None:
@@ -175,7 +196,7 @@ def ingest(
                     continue
                 click.echo(f"{result.name}: {_described(ctx, result)}")
     if deliver:
-        asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+        asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
     return status
 
 
@@ -192,7 +213,7 @@ def _described(ctx: Context, result: Ingested) -> str:
         return result.outcome.describe()
     assert result.accepted is not None, "only stored messages are described"
     with ctx.store.session() as session:
-        row = session.get(Intake, result.accepted.intake_id)
+        row = session.get(models.Intake, result.accepted.intake_id)
         state = (
             f"{row.status}: {row.reason}" if row and row.reason else (row.status if row else "?")
         )
@@ -286,7 +307,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     elif fmt == "csv":
         views.write_csv(sys.stdout, views.TICKET_CSV_FIELDS, map(views.flat_row, rows))
     else:
-        print_tickets(out, rows, ctx.config.tickets.timezone)
+        tables.print_tickets(out, rows, ctx.config.tickets.timezone)
     return EX_OK
 
 
@@ -306,7 +327,9 @@ def tickets_show(state: State, cid: str, fmt: str, quoted: bool) -> int:
         data = views.ticket_detail(session, ctx.config.tickets.prefix, ticket)
         if quoted or fmt != "json":  # JSON as before, unless asked for
             received.add_received(session, data, quoted)
-    print_json(data) if fmt == "json" else print_ticket(out, data, ctx.config.tickets.timezone)
+    print_json(data) if fmt == "json" else tables.print_ticket(
+        out, data, ctx.config.tickets.timezone
+    )
     return EX_OK
 
 
@@ -441,12 +464,12 @@ def quarantine() -> None:
 def quarantine_list(state: State, fmt: str) -> None:
     """Quarantined messages."""
     with state.reader.store.session() as session:
-        rows = views.intake_rows(session, QUARANTINED)
+        rows = views.intake_rows(session, models.QUARANTINED)
     fields = ("id", "reason", "received_at", "size", "from", "subject")
     if fmt == "json":
         print_json([{k: row[k] for k in fields} for row in rows])
     else:
-        print_intake(out, rows, state.config.tickets.timezone)
+        tables.print_intake(out, rows, state.config.tickets.timezone)
 
 
 @quarantine.command("show")
@@ -456,7 +479,7 @@ def quarantine_list(state: State, fmt: str) -> None:
 def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     """One stored message: its reason and headers."""
     with state.reader.store.session() as session:
-        row = session.get(Intake, intake_id)
+        row = session.get(models.Intake, intake_id)
         if row is None:
             say_error(f"mailgate: no stored message {intake_id}")
             return EX_DATAERR
@@ -464,7 +487,7 @@ def quarantine_show(state: State, intake_id: int, fmt: str) -> int:
     if fmt == "json":
         print_json(data)
     else:
-        print_stored(out, data, state.config.tickets.timezone)
+        tables.print_stored(out, data, state.config.tickets.timezone)
     return EX_OK
 
 
@@ -480,7 +503,7 @@ def quarantine_retry(state: State, ids: tuple[int, ...], retry_all: bool) -> int
     ctx = state.context
     for outcome in pipeline.retry(ctx, list(ids) or None):
         click.echo(f"{outcome.intake_id}: {outcome.describe()}")
-    asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+    asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
     return EX_OK
 
 
@@ -501,7 +524,7 @@ def quarantine_release(
         return EX_DATAERR
     click.echo(f"{intake_id}: released as ticket {outcome.cid}")
     if as_customer:
-        asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+        asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
     return EX_OK
 
 
@@ -536,7 +559,7 @@ def outbox_list(state: State, status: str | None, fmt: str) -> None:
     """Outgoing mail, oldest first."""
     with state.reader.store.session() as session:
         rows = views.outbox_rows(session, status)
-    print_json(rows) if fmt == "json" else print_outbox(out, rows)
+    print_json(rows) if fmt == "json" else tables.print_outbox(out, rows)
 
 
 @outbox_group.command("retry")
@@ -558,7 +581,7 @@ def outbox_flush(state: State) -> None:
 
 
 def _flush(ctx: Context) -> None:
-    counts = asyncio.run(outbox.deliver_due(ctx, build_transport(ctx.config)))
+    counts = asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()))
 
 
@@ -650,7 +673,7 @@ def agents_list(state: State, fmt: str) -> None:
             }
             for a in agents.list_agents(session)
         ]
-    print_json(rows) if fmt == "json" else print_agents(out, rows)
+    print_json(rows) if fmt == "json" else tables.print_agents(out, rows)
 
 
 @cli.group("customers")

@@ -82,6 +82,22 @@ def is_plain_address(addr: str) -> bool:
     return bool(_ADDR_SPEC.match(addr))
 
 
+def is_utf8_address(addr: str) -> bool:
+    """`local@domain` with UTF-8 letters in the local part (RFC 6531) and an ASCII domain:
+    it goes out only over SMTPUTF8. Otherwise as strict as is_plain_address."""
+    local, at, domain = addr.rpartition("@")
+    if not at or local.isascii():
+        return False
+    # No control, format, space or separator characters: nothing that could end a line.
+    if any(unicodedata.category(ch)[0] in "CZ" for ch in local):
+        return False
+    return is_plain_address("".join(ch if ch.isascii() else "x" for ch in local) + "@" + domain)
+
+
+def is_sendable_address(addr: str) -> bool:
+    return is_plain_address(addr) or is_utf8_address(addr)
+
+
 def address_domain(addr: str) -> str:
     """The domain of an address (with or without a display name), lower case; "" if none."""
     local, at, domain = parseaddr(addr)[1].rpartition("@")
@@ -103,7 +119,7 @@ def parse_address(value: str) -> Address:
         domain = domain.encode("idna").decode("ascii")
     except UnicodeError as exc:
         raise InvalidAddress(f"bad domain in address: {value!r}") from exc
-    if not is_plain_address(f"{local}@{domain}"):
+    if not is_sendable_address(f"{local}@{domain}"):
         raise InvalidAddress(f"not a usable address: {value!r}")
     return Address(display_name=clean_header(name), username=local, domain=domain)
 
@@ -160,7 +176,8 @@ def clean_message_id(value: str) -> str | None:
 
 
 def compose(out: Outgoing, now: datetime) -> bytes:
-    """The message as it goes over the wire: CRLF line ends, 7-bit, ready for DATA.
+    """The message as it goes over the wire: CRLF line ends, 7-bit, ready for DATA. (Only
+    an address with UTF-8 in its local part is written as UTF-8: it needs SMTPUTF8 anyway.)
 
     Written out directly rather than through email.message: the stdlib's header registry
     and generator cost some 5 ms a message, which every acknowledgement paid. Every value
@@ -181,7 +198,7 @@ def compose(out: Outgoing, now: datetime) -> bytes:
             raise ValueError(f"not an allowed extra header: {name!r}")
         lines.append(_text_header(name, clean_header(value)))
     lines.append("MIME-Version: 1.0")
-    return "\r\n".join(lines).encode("ascii") + b"\r\n" + _body(out)
+    return "\r\n".join(lines).encode("utf-8") + b"\r\n" + _body(out)
 
 
 def _fold(name: str, words: list[str], separator: str = " ") -> str:
@@ -232,8 +249,12 @@ def _word_bytes(columns: int) -> int:
 
 
 def _mailbox(address: Address) -> str:
-    # formataddr quotes an ASCII name where needed and RFC 2047-encodes any other.
-    written = formataddr((address.display_name, address.addr_spec), charset="utf-8")
+    if address.addr_spec.isascii():
+        # formataddr quotes an ASCII name where needed and RFC 2047-encodes any other.
+        written = formataddr((address.display_name, address.addr_spec), charset="utf-8")
+    else:
+        # A UTF-8 address goes out in a UTF-8 header (RFC 6532), name and all, quoted.
+        written = str(address)
     # A name too long for one line (998 octets) is left out rather than folded mid-word.
     return written if len(written) < MAX_WORD else address.addr_spec
 

@@ -56,6 +56,9 @@ class SmtpConfig:
     tls_key_file: str = ""  # empty: the key is in tls_cert_file
     require_tls: bool = False  # refuse MAIL before STARTTLS
     lmtp_socket: str = ""  # Unix socket path for LMTP; empty: no LMTP
+    # At SIGTERM, messages inside DATA may finish this long; the unit's TimeoutStopSec=30
+    # must also cover processing (10 s) and the last delivery round (5 s) after it.
+    shutdown_grace_seconds: float = 10.0
 
     def serves(self, address: str) -> bool:
         """Whether mail to this address is ours: a listed address, a listed @domain, or the
@@ -380,6 +383,8 @@ def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:
     for key in ("session_timeout", "idle_timeout", "busy_idle_timeout"):
         if getattr(smtp, key) <= 0:
             raise ConfigError(f"smtp.{key}: must be more than 0 seconds")
+    if smtp.shutdown_grace_seconds < 0:
+        raise ConfigError("smtp.shutdown_grace_seconds: must be 0 (no grace) or more")
     for key in ("max_sessions", "max_sessions_per_client"):
         if getattr(smtp, key) < 1:
             raise ConfigError(f"smtp.{key}: must be at least 1")

@@ -39,7 +39,7 @@ EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75  # sysexits(3)
 STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within seconds
 # Shutdown, in all at most TimeoutStopSec (30 s) of the unit: intake and running jobs
 # together, then the processor, then the outbox sender.
-INTAKE_GRACE = 10.0  # SMTP transactions already in DATA get this long to be stored
+INTAKE_GRACE = 10.0  # an IMAP mailbox's task may store what it is fetching, then stop
 JOB_GRACE = 10.0  # a scheduled job already running (a delivery round) may finish
 # While senders crowd in (SMTP messages queue for their commit, see GroupCommit.crowding;
 # within the last INTAKE_BUSY_SECONDS), processing and sending wait, at most the time given:
@@ -405,7 +405,7 @@ class Daemon:
         self.imap_stop.set()
         await asyncio.gather(
             self.scheduler.stop(JOB_GRACE),
-            self.intake.stop(INTAKE_GRACE),
+            self.intake.stop(self.ctx.config.smtp.shutdown_grace_seconds),
             *(_finish(task, INTAKE_GRACE) for task in self.imap_tasks),
         )
         for _ in self.processing:

@@ -12,8 +12,6 @@ from pathlib import Path
 import click
 
 from mailgate.config import ConfigError
-from mailgate.render import TemplateError
-from mailgate.store import SchemaOutdated, StoreUnavailable
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
@@ -39,6 +37,10 @@ def delivers_for_mta(argv: Sequence[str]) -> bool:
 
 def judged(exc: Exception) -> tuple[int, str]:
     """The status a failure earns, and the one line that says what it was."""
+    # Imported here: the command line answers --help without loading the ORM.
+    from mailgate.render import TemplateError
+    from mailgate.store import SchemaOutdated, StoreUnavailable
+
     if isinstance(exc, click.ClickException):
         return EX_USAGE, exc.format_message()
     if isinstance(exc, ConfigError):

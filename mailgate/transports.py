@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 
-from mailgate.compose import is_plain_address
+from mailgate.compose import is_sendable_address
 from mailgate.disk import sync_directory
 
 log = logging.getLogger("mailgate.outbox")
@@ -67,13 +67,14 @@ def utc_now() -> datetime:
 
 
 def check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:
-    """Envelope addresses go into SMTP commands verbatim: only bare ASCII addresses pass.
-    An empty sender is the null reverse-path, which bounces and similar mail use."""
-    if envelope_from and not is_plain_address(envelope_from):
+    """Envelope addresses go into SMTP commands verbatim: only bare addresses pass, ASCII or
+    with UTF-8 letters in the local part. An empty sender is the null reverse-path, which
+    bounces and similar mail use."""
+    if envelope_from and not is_sendable_address(envelope_from):
         raise PermanentFailure(f"unusable envelope sender {envelope_from!r}")
     if not recipients:
         raise PermanentFailure("no recipients")
-    bad = [r for r in recipients if not is_plain_address(r)]
+    bad = [r for r in recipients if not is_sendable_address(r)]
     if bad:
         raise PermanentFailure(f"unusable recipient(s) {', '.join(map(repr, bad))}")
 
@@ -288,7 +289,9 @@ class SmtpTransport:
         error: Exception | None = None
         try:
             try:
-                result = await client.sendmail(envelope_from, recipients, raw)
+                result = await client.sendmail(
+                    envelope_from, recipients, raw, mail_options=_mail_options(raw, recipients)
+                )
                 clean = True
             except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused) as exc:
                 # A refusal of this message: sendmail has sent RSET, but ignores its failure.
@@ -397,8 +400,17 @@ async def _hang_up(client: aiosmtplib.SMTP, timeout: float) -> None:
         client.close()  # also when cancelled; after a QUIT it is closed already
 
 
+def _mail_options(raw: bytes, recipients: list[str]) -> list[str]:
+    """SMTPUTF8 where an address has UTF-8 in it (envelope or header: the body is 7-bit)."""
+    return [] if raw.isascii() and all(map(str.isascii, recipients)) else ["SMTPUTF8"]
+
+
 def _failure(exc: Exception) -> TemporaryFailure | PermanentFailure:
     """Sort a delivery error into "try again later" or "never"."""
+    if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        # Said before MAIL FROM: the relay lacks what the mail needs (SMTPUTF8). It will
+        # not learn it by the next try; the log says which extension.
+        return PermanentFailure(f"the relay cannot take this mail: {exc}")
     if isinstance(exc, _NoAnswer):
         return Unanswered(f"no answer to DATA, the relay may have taken the mail ({exc})")
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):

@@ -159,10 +159,16 @@ def test_message_without_sender_is_quarantined_with_reason(corpus_run: dict[str,
     )
 
 
-def test_undeliverable_address_still_makes_a_ticket(corpus_run: dict[str, Any]) -> None:
+def test_a_utf8_address_makes_a_ticket_and_is_answered(corpus_run: dict[str, Any]) -> None:
     ticket = show(corpus_run, "rfc6532/utf8_headers.eml")
     assert ticket["requester"] == "jdöe@mächine.example"
-    assert [e["action"] for e in ticket["events"]] == ["created", "mail_not_sent"]
+    assert [e["action"] for e in ticket["events"]] == ["created"]
+    # The answer is written in UTF-8 (RFC 6532), the domain in its ASCII form.
+    sent = Path(corpus_run["config"]).parent / "sent"
+    answers = [f for f in sent.glob("*.eml") if ticket["cid"] in f.read_text("utf-8")]
+    assert answers
+    domain = "mächine.example".encode("idna").decode("ascii")
+    assert f"To: jdöe@{domain}\r\n" in answers[0].read_bytes().decode("utf-8")
 
 
 def test_lf_only_copy_of_a_message_is_a_duplicate(corpus_run: dict[str, Any]) -> None:

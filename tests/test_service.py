@@ -210,7 +210,11 @@ def test_run_notifies_systemd_and_reloads_on_sighup(tmp_path: Path) -> None:
             assert "thank you" in acknowledgement_text(tmp_path, "edited")
 
             proc.send_signal(signal.SIGHUP)
-            notices.wait_for(lambda n: "RELOADING=1" in n.splitlines())
+            reloading = notices.wait_for(lambda n: "RELOADING=1" in n.splitlines())
+            # Type=notify-reload (config/notify-reload.conf) matches the reload to its SIGHUP
+            # by this timestamp on the monotonic clock.
+            fields = dict(line.split("=", 1) for line in reloading.splitlines())
+            assert abs(int(fields["MONOTONIC_USEC"]) / 1e6 - time.monotonic()) < 30
             notices.wait_for(lambda n: "READY=1" in n.splitlines())
             assert send_data(address, make_mail(subject="reloaded"))[0] == 250
             assert "Edited acknowledgement for CID-1002" in acknowledgement_text(

@@ -307,7 +307,8 @@ def test_every_corpus_mail_is_stored_as_the_client_sent_it(tmp_path: Path) -> No
 
 def test_data_out_of_turn_is_refused(tmp_path: Path) -> None:
     with running(daemon_config(tmp_path)) as mg, connect(mg.address) as client:
-        assert client.docmd("HELP", "DATA") == (250, b"Syntax: DATA")
+        # After EHLO every reply carries an enhanced status code (RFC 2034).
+        assert client.docmd("HELP", "DATA") == (250, b"2.0.0 Syntax: DATA")
         assert client.docmd("DATA")[0] == 503  # no MAIL, no RCPT
         assert client.mail(CUSTOMER)[0] == 250
         assert client.docmd("DATA")[0] == 503  # no RCPT

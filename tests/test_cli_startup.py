@@ -1,0 +1,77 @@
+"""What the command answers before it touches a database: --version, --help, completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CONSOLE_SCRIPT = Path(sys.executable).parent / "mailgate"
+# Libraries only the commands that work on mail need; `--help` must not wait for them.
+HEAVY = ("sqlalchemy", "sqlmodel", "alembic", "aiosmtpd", "aiosmtplib", "jinja2", "mailparser")
+
+
+def mailgate(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_version_names_the_installed_release() -> None:
+    result = mailgate("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"mailgate {version('mailgate')}\n"
+
+
+def test_help_lists_the_commands() -> None:
+    result = mailgate("--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage: mailgate [OPTIONS] COMMAND" in result.stdout
+    for command in ("run", "ingest", "tickets", "config", "--version"):
+        assert command in result.stdout
+
+
+def test_help_loads_neither_the_orm_nor_the_mail_libraries() -> None:
+    # The timing-free form of "help answers at once": what it imports decides its speed.
+    probe = (
+        "import json, sys\n"
+        "from mailgate.cli import run_cli\n"
+        "status = run_cli(['--help'])\n"
+        f"heavy = sorted(m for m in sys.modules if m.partition('.')[0] in {HEAVY!r})\n"
+        "print(json.dumps({'status': status, 'heavy': heavy}), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    outcome = json.loads(result.stderr.strip().splitlines()[-1])
+    assert outcome == {"status": 0, "heavy": []}
+
+
+def test_shell_completion_scripts_are_produced() -> None:
+    expected = {
+        "bash_source": "complete -o nosort -F _mailgate_completion mailgate",
+        "zsh_source": "#compdef mailgate",
+        "fish_source": "complete --no-files --command mailgate",
+    }
+    for instruction, line in expected.items():
+        result = mailgate(env={"_MAILGATE_COMPLETE": instruction})
+        assert result.returncode == 0, result.stderr
+        assert line in result.stdout
+
+
+def test_bash_completion_completes_a_command_name() -> None:
+    result = mailgate(
+        env={"_MAILGATE_COMPLETE": "bash_complete", "COMP_WORDS": "mailgate tic", "COMP_CWORD": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["plain,tickets"]
