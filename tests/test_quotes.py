@@ -121,3 +121,26 @@ def test_long_header_like_lines_take_little_time() -> None:
 )
 def test_header_variants(text: str, kept: str | None) -> None:
     assert strip_quotes(text) == (text if kept is None else kept)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "a:",  # every line a possible attribution's end
+        "From: a@b.example",  # one header block as long as the mail
+        "Von: x\nAn: y",
+        "On 1 x <a@b.example> wrote:",
+        "x <a@b.example>:\n> q",
+        "wrote: wrote: wrote:",
+        "----- Original Message -----",
+        "Sent from my iPhone",
+        "Am 1 schrieb x <",
+    ],
+)
+def test_header_like_lines_in_bulk_take_little_time(line: str) -> None:
+    # 200 KB of lines that each look like part of a quote header: each line is looked at
+    # a bounded number of times.
+    text = "Hello\n\n" + (line + "\n") * (200_000 // (len(line) + 1))
+    started = time.monotonic()
+    assert strip_quotes(text).startswith("Hello")
+    assert time.monotonic() - started < 5
