@@ -28,8 +28,9 @@ def languages() -> tuple[str, ...]:
 
 def strip_quotes(text: str) -> str:
     """The reply's own text: without the quoted original, its attribution and the signature.
-    Quotes the writer answered between (inline replies) stay; a mail that would end up
-    empty is returned whole (stripped) so nothing the sender wrote is lost."""
+    Inline answers stay, the quoted lines between them go (staff see them with `tickets
+    show --quoted`); a mail that would end up empty is returned whole (stripped) so nothing
+    the sender wrote is lost."""
     if len(text) > MAX_QUOTE_TEXT:  # past the budget the whole mail is the reply's text
         return text.strip()
     lines = text.replace("\r\n", "\n").split("\n")
@@ -51,9 +52,19 @@ def _without_quoted_history(lines: list[str], headers: list[tuple[int, int]]) ->
         return lines
     start, end = headers[0]
     if _answers_inline(lines, end, {first for first, _ in headers}):
-        # Bottom-posted or inline: the quoted questions give the answers their meaning.
-        return lines[:start] + lines[end:]
+        # Bottom-posted or inline: the writer's answers stay, the quoted lines around them
+        # go, a run of blank lines where a quote stood shortened to one.
+        return lines[:start] + _without_quoted_lines(lines[end:])
     return lines[:start]
+
+
+def _without_quoted_lines(lines: list[str]) -> list[str]:
+    kept: list[str] = []
+    for line in lines:
+        if is_quoted(line) or (not line.strip() and (not kept or not kept[-1].strip())):
+            continue
+        kept.append(line)
+    return kept
 
 
 def _answers_inline(lines: Sequence[str], end: int, header_starts: set[int]) -> bool:

@@ -92,12 +92,12 @@ def test_german_original_message_marker() -> None:
     assert strip_quotes(text) == "Erledigt."
 
 
-def test_inline_answers_after_a_top_line_keep_context() -> None:
+def test_inline_answers_stay_and_the_quoted_lines_between_them_go() -> None:
     text = (
         "See my answers below.\n\nOn 11/2/26 4:45 PM, Support wrote:\n"
-        "> Which version?\n\n4.2\n\n> Kind regards\n"
+        "> Which version?\n\n4.2\n\n> Which system?\n\nOnly production.\n\n> Kind regards\n"
     )
-    assert strip_quotes(text) == "See my answers below.\n\n> Which version?\n\n4.2"
+    assert strip_quotes(text) == "See my answers below.\n\n4.2\n\nOnly production."
 
 
 def test_long_header_like_lines_take_little_time() -> None:
