@@ -17,8 +17,10 @@ from mailgate.config import (
     Config,
 )
 from mailgate.context import Context
+from mailgate.quotes import strip_quotes
 from mailgate.store import Store
 from tests.helpers import Clock, make_config
+from tests.reply_corpus import replies, score
 
 REPO = Path(__file__).resolve().parents[1]
 # The shared corpus sits beside the repository; MAILGATE_CORPUS points elsewhere if need be.
@@ -176,3 +178,12 @@ from tests.desk import desk, desk_cli  # noqa: E402, F401
 
 # A desk driven through `mailgate ingest`, its sent mail and the command line.
 from tests.mailroom import room  # noqa: E402, F401
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reply corpus's score in the run's summary (CI log included), when its test ran."""
+    reports = (r for reports in terminalreporter.stats.values() for r in reports)
+    if not any("test_reply_corpus.py" in getattr(r, "nodeid", "") for r in reports):
+        return
+    results = [(reply, strip_quotes(reply.text) == reply.kept) for reply in replies()]
+    terminalreporter.write_line(score(results))
