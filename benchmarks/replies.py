@@ -94,9 +94,12 @@ def mailgate_reader(mail: ParsedMail) -> str:
     return written_text(mail)
 
 
-def _mail_parser_reply() -> Reader:
-    from mailparser_reply import EmailReplyParser
-    from mailparser_reply.constants import MAIL_LANGUAGES
+def _mail_parser_reply() -> Reader | None:
+    try:
+        from mailparser_reply import EmailReplyParser  # type: ignore[import-not-found]
+        from mailparser_reply.constants import MAIL_LANGUAGES  # type: ignore[import-not-found]
+    except ImportError:
+        return None
 
     reader = EmailReplyParser(languages=list(MAIL_LANGUAGES))
     return lambda mail: reader.parse_reply(mail.text) or ""
@@ -221,11 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"no .eml files in {args.dir}", markup=False)
         return 2
     main_score = score(cases, mailgate_reader, "mailgate")
-    others: list[tuple[str, Score | None]] = [
-        ("mail-parser-reply", score(cases, _mail_parser_reply(), "mail-parser-reply"))
-    ]
-    erp = _email_reply_parser()
-    others.append(("email-reply-parser", None if erp is None else score(cases, erp, "erp")))
+    # The maintained libraries, when installed (neither is a dependency), for comparison.
+    others: list[tuple[str, Score | None]] = []
+    for name, reader in (
+        ("mail-parser-reply", _mail_parser_reply()),
+        ("email-reply-parser", _email_reply_parser()),
+    ):
+        others.append((name, None if reader is None else score(cases, reader, name)))
     report(console, main_score, others)
     for name in orphans(args.dir):
         console.print(f"expected file without its message: {name}", markup=False)

@@ -19,7 +19,7 @@ from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
 from mailgate.mime.aside import restore, set_aside
-from mailgate.mime.budgets import HTML_FILE, MAX_HTML, comments_flattened, tags_cut
+from mailgate.mime.budgets import HTML_FILE, MAX_HTML, comments_flattened, tags_cut, too_deep
 from mailgate.mime.charsets import charset_hint, decode_bytes
 from mailgate.mime.headers import decode_header, mended_headers
 from mailgate.mime.htmlquote import read_html
@@ -284,9 +284,11 @@ def _join_text(chunks: list[str]) -> str:
 def _body_fields(walked: Walked) -> dict[str, Any]:
     html_source = "\n".join(walked.html) if walked.html else walked.tnef_html
     parts = [MailPart(*attachment) for attachment in walked.attachments]
-    over_budget = html_source is not None and len(html_source) > MAX_HTML
+    over_size = html_source is not None and len(html_source) > MAX_HTML
+    over_depth = html_source is not None and not over_size and too_deep(html_source)
+    over_budget = over_size or over_depth
     if over_budget:
-        walked.add("budget:html")
+        walked.add("budget:html" if over_size else "budget:depth")
         parts.append(MailPart(HTML_FILE, "text/html", html_source.encode("utf-8", "replace")))
     text, written, forwarded = _join_text(walked.plain), None, ""
     if not text.strip():

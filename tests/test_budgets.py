@@ -111,6 +111,31 @@ def test_html_over_budget_is_shown_as_raw_text_and_attached(desk: Mailroom) -> N
     assert "CID-1000" in str(ack["Subject"])
 
 
+def test_html_nested_past_the_budget_is_read_in_bounded_time(desk: Mailroom) -> None:
+    # The sanitiser checks every open element at each tag: 2 MB of nested blockquotes took
+    # minutes. Past MAX_HTML_DEPTH the mail is read as raw text, as an over-size one is.
+    body = "<p>Dear support, see below.</p>" + "<blockquote><div>quoted" * 40_000
+    started = time.monotonic()
+    assert desk.ingest(html_mail(body)) == "ticket CID-1000"
+    assert time.monotonic() - started < 5.0  # about a second on an idle machine
+    (article,) = desk.show("CID-1000")["articles"]
+    assert article["text"].startswith("Dear support, see below.")
+    assert article["html"] is None
+    assert article["note"] == (
+        "HTML nested too deeply to read: shown as raw text, the original attached as message.html"
+    )
+    (attached,) = article["attachments"]
+    assert attached["size"] == len(body.encode())
+
+
+def test_html_nested_as_real_threads_are_keeps_its_reading(desk: Mailroom) -> None:
+    # Forty replies deep, a Gmail thread nests its quotes about 120 elements.
+    body = "<div>Fine now.</div>" + '<div class="gmail_quote"><blockquote><div>x' * 40
+    assert desk.ingest(html_mail(body)) == "ticket CID-1000"
+    (article,) = desk.show("CID-1000")["articles"]
+    assert article["note"] == "" and article["html"] is not None
+
+
 def test_html_within_budget_keeps_its_reading_and_no_note(desk: Mailroom) -> None:
     assert desk.ingest(html_mail("<p>Dear <b>support</b>,</p><p>help</p>")) == "ticket CID-1000"
     (article,) = desk.show("CID-1000")["articles"]

@@ -10,6 +10,10 @@ from collections.abc import Iterable
 # bodies are a few hundred KB at most. Larger HTML is shown with its tags cut out, and the
 # original is kept as an attachment.
 MAX_HTML = 2 * 1024 * 1024
+# HTML whose elements nest deeper than this is read as if over MAX_HTML: the sanitiser (nh3)
+# checks the stack of open elements at each tag, so its time grows with depth times size
+# (2 MB of nested blockquotes took minutes). Long Gmail threads nest a few levels a reply.
+MAX_HTML_DEPTH = 256
 # Text searched for quoted history and a signature; a longer mail is taken whole.
 MAX_QUOTE_TEXT = 1024 * 1024
 # winmail.dat unpacked up to this size; a larger one stays the attachment it came as.
@@ -22,10 +26,20 @@ HTML_FILE = "message.html"
 # What staff read on the article for each fallback (defects named "budget:<step>...").
 _NOTES = {
     "html": f"HTML too large to read: shown as raw text, the original attached as {HTML_FILE}",
+    "depth": f"HTML nested too deeply to read: shown as raw text, the original attached as "
+    f"{HTML_FILE}",
     "tnef": "winmail.dat too large to unpack: kept as it came",
     "address": "address header too deeply nested: read without its comments",
 }
 _TAG = re.compile(r"<[^<>]*>")
+_ELEMENT_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^<>]*>")
+# Elements that never hold others, or that the next sibling closes: they add no depth.
+_FLAT = frozenset(
+    {
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr", "p", "li", "dt", "dd", "tr", "td", "th", "option",
+    }
+)  # fmt: skip
 
 
 def budget_notes(defects: Iterable[str]) -> list[str]:
@@ -40,6 +54,18 @@ def tags_cut(html: str) -> str:
     text = entities.unescape(_TAG.sub(" ", html)).replace("\xa0", " ")
     text = re.sub(r"[ \t]+", " ", text)
     return re.sub(r"\n(?:[ \t]*\n){2,}", "\n\n", text).strip()
+
+
+def too_deep(html: str) -> bool:
+    """Whether the HTML's elements nest deeper than MAX_HTML_DEPTH (one linear pass)."""
+    depth = 0
+    for match in _ELEMENT_TAG.finditer(html):
+        if match[2].lower() in _FLAT or match[0].endswith("/>"):
+            continue
+        depth = max(0, depth - 1) if match[1] else depth + 1
+        if depth > MAX_HTML_DEPTH:
+            return True
+    return False
 
 
 def comments_flattened(value: str) -> str | None:
