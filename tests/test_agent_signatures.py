@@ -15,6 +15,7 @@ from mailgate.signatures import cut_closing_block, is_signed
 from tests.daemon_harness import SUPPORT
 from tests.mails import make_mail
 from tests.staff_desk import AGENT, CUSTOMER, Desk, answer_to_customer
+from tests.test_signatures import agent_mail as signed_mail
 
 SIGNATURE = (
     "Jana Schmidt\nSupport-Team Drucker\nBeispiel GmbH | Musterstraße 1 | 12345 Berlin\n"
@@ -60,18 +61,7 @@ PRIVATE = ("Musterstraße", "1234567", "Beispiel GmbH", "beispiel.example", "Jan
 
 
 def agent_mail(text: str | None, html: str | None = None, n: int = 1) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = f"Jana Schmidt <{AGENT}>"
-    msg["To"] = SUPPORT
-    msg["Subject"] = "AW: [CID-1000] Drucker"
-    msg["Message-ID"] = f"<answer-{n}@laptop.example>"
-    if text is not None:
-        msg.set_content(text)
-        if html is not None:
-            msg.add_alternative(html, subtype="html")
-    elif html is not None:
-        msg.set_content(html, subtype="html")
-    return msg
+    return signed_mail(text, html, n, subject="Drucker")
 
 
 def open_ticket(desk: Desk) -> None:

@@ -56,11 +56,13 @@ GMAIL_HTML = (
 )
 
 
-def agent_mail(text: str | None, html: str | None = None, n: int = 1) -> EmailMessage:
+def agent_mail(
+    text: str | None, html: str | None = None, n: int = 1, subject: str = "Printer broken"
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = f"Jana Schmidt <{AGENT}>"
     msg["To"] = SUPPORT
-    msg["Subject"] = "AW: [CID-1000] Printer broken"
+    msg["Subject"] = f"AW: [CID-1000] {subject}"
     msg["Message-ID"] = f"<answer-{n}@laptop.example>"
     if text is not None:
         msg.set_content(text)

@@ -14,6 +14,9 @@ MAX_HTML = 2 * 1024 * 1024
 # checks the stack of open elements at each tag, so its time grows with depth times size
 # (2 MB of nested blockquotes took minutes). Long Gmail threads nest a few levels a reply.
 MAX_HTML_DEPTH = 256
+# Below this size even the deepest nesting sanitises in well under a second (10,000 nested
+# blockquotes in 256 KB: 0.6 s), so the count is spared for the mail most HTML is.
+DEPTH_CHECKED_FROM = 256 * 1024
 # Text searched for quoted history and a signature; a longer mail is taken whole.
 MAX_QUOTE_TEXT = 1024 * 1024
 # winmail.dat unpacked up to this size; a larger one stays the attachment it came as.
@@ -32,7 +35,7 @@ _NOTES = {
     "address": "address header too deeply nested: read without its comments",
 }
 _TAG = re.compile(r"<[^<>]*>")
-_ELEMENT_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)[^<>]*>")
+_ELEMENT_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
 # Elements that never hold others, or that the next sibling closes: they add no depth.
 _FLAT = frozenset(
     {
@@ -58,11 +61,13 @@ def tags_cut(html: str) -> str:
 
 def too_deep(html: str) -> bool:
     """Whether the HTML's elements nest deeper than MAX_HTML_DEPTH (one linear pass)."""
+    if len(html) < DEPTH_CHECKED_FROM:
+        return False
     depth = 0
-    for match in _ELEMENT_TAG.finditer(html):
-        if match[2].lower() in _FLAT or match[0].endswith("/>"):
+    for closing, name in _ELEMENT_TAG.findall(html):
+        if name.lower() in _FLAT:
             continue
-        depth = max(0, depth - 1) if match[1] else depth + 1
+        depth = max(0, depth - 1) if closing else depth + 1
         if depth > MAX_HTML_DEPTH:
             return True
     return False
