@@ -255,6 +255,9 @@ class ProcessingConfig:
 class LoggingConfig:
     format: Literal["keyvalue", "json"] = "keyvalue"
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # `<N>` syslog priority before each line, for journald; "auto": when systemd set
+    # $JOURNAL_STREAM (stderr goes to the journal).
+    journald_priority: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass(frozen=True)

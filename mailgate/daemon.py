@@ -26,7 +26,7 @@ from mailgate.intake.smtp import ListenError, SmtpIntake
 from mailgate.jobs import Scheduler, jobs_for
 from mailgate.logs import configure_logging
 from mailgate.metrics import HttpEndpoints, Metrics, start_http
-from mailgate.models import Outbox
+from mailgate.models import QUARANTINED, Intake, Outbox
 from mailgate.render import Renderer, TemplateError
 from mailgate.sdnotify import Notifier
 from mailgate.store import Store, StoreUnavailable
@@ -108,7 +108,9 @@ class Daemon:
         self.transport = transport
         self.notifier = notifier
         # One task per mailbox; it stores from its own thread, so it hands over thread-safely.
-        self.metrics = Metrics(lambda: outbox_counts(self.ctx.store))
+        self.metrics = Metrics(
+            lambda: outbox_counts(self.ctx.store), lambda: quarantined_count(self.ctx.store)
+        )
         self.mailboxes = [
             ImapIntake(ctx, m, self.submit_threadsafe, self.metrics.set_imap_lag)
             for m in ctx.config.imap
@@ -128,7 +130,8 @@ class Daemon:
         self.stopping = False  # no more retries of processing; leave it for the next start
         self.last_round = False  # the outbox sender's next round is its last
         self.intake = SmtpIntake(ctx, self.submit)
-        self.scheduler = Scheduler(self, jobs_for(ctx.config))
+        self.intake.handler.on_reply = self.metrics.refused
+        self.scheduler = Scheduler(self, jobs_for(ctx.config), self.metrics.job_succeeded)
         self.store_trouble = Trouble("store")
         self.outbox_trouble = Trouble("outbox")
         self.tasks: list[asyncio.Task[None]] = []
@@ -318,7 +321,7 @@ class Daemon:
     async def _deliver(self) -> None:
         try:
             async with self.outbox_lock:
-                await outbox.deliver_due(self.ctx, self.transport)
+                self.metrics.delivered(await outbox.deliver_due(self.ctx, self.transport))
         except Exception as exc:  # a database or transport fault must not end the sender
             self.outbox_trouble.failed(f"error_type={type(exc).__name__} error={str(exc)!r}")
             return
@@ -440,6 +443,13 @@ def outbox_counts(store: Store) -> dict[str, int]:
     with store.session() as session:
         query = select(Outbox.status, func.count()).group_by(Outbox.status)
         return {status: int(number) for status, number in session.exec(query)}
+
+
+def quarantined_count(store: Store) -> int:
+    """Stored messages in quarantine, for the metrics scrape."""
+    with store.session() as session:
+        query = select(func.count()).select_from(Intake).where(Intake.status == QUARANTINED)
+        return int(session.exec(query).one())
 
 
 def database_answers(store: Store) -> None:

@@ -19,6 +19,7 @@ from mailgate import digest, outbox, pipeline, reminders
 from mailgate.config import Config
 from mailgate.context import Context
 from mailgate.locks import AdvisoryLock
+from mailgate.metrics import Metrics
 from mailgate.transports import Transport
 
 log = logging.getLogger("mailgate.jobs")
@@ -30,6 +31,7 @@ class Runtime(Protocol):
     ctx: Context
     transport: Transport
     outbox_lock: asyncio.Lock  # one delivery round at a time, whoever starts it
+    metrics: Metrics
 
     def offer_pending(self, intake_ids: Sequence[int]) -> None: ...
 
@@ -67,7 +69,7 @@ class Job:
 
 async def retry_outbox(rt: Runtime) -> None:
     async with rt.outbox_lock:
-        await outbox.deliver_due(rt.ctx, rt.transport)
+        rt.metrics.delivered(await outbox.deliver_due(rt.ctx, rt.transport))
 
 
 async def process_left_over(rt: Runtime) -> None:
@@ -132,8 +134,14 @@ def jobs_for(cfg: Config) -> tuple[Job, ...]:
 class Scheduler:
     """The jobs on the daemon's event loop. A failing run is logged and tried at the next time."""
 
-    def __init__(self, runtime: Runtime, jobs: Sequence[Job]) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        jobs: Sequence[Job],
+        on_success: Callable[[str], None] = lambda job: None,
+    ) -> None:
         self.runtime = runtime
+        self.on_success = on_success  # a job's name, each time a run of it ends well
         self.jobs = tuple(jobs)
         self.running: set[asyncio.Task[None]] = set()
         self.failing: set[str] = set()
@@ -228,6 +236,7 @@ class Scheduler:
                 )
             self.failing.add(job.name)
             return
+        self.on_success(job.name)
         if job.name in self.failing:
             log.info("event=job_recovered job=%s", job.name)
         self.failing.discard(job.name)

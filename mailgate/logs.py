@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shlex
 import sys
 from datetime import UTC, datetime
@@ -43,7 +45,43 @@ class JsonFormatter(logging.Formatter):
                 entry.setdefault(key, value)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        # Lone surrogates (bytes that were not UTF-8, kept by surrogateescape) would make
+        # the line invalid UTF-8, or a JSON escape strict readers refuse: written out instead.
+        return _SURROGATE.sub(_escaped, json.dumps(entry, ensure_ascii=False))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    """A lone surrogate as the text `\\xf6` (an undecodable byte) or `\\udXXX`, JSON-escaped."""
+    code = ord(match[0])
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\\\x{code - 0xDC00:02x}"
+    return f"\\\\u{code:04x}"
+
+
+# syslog(3) priorities, which journald reads from a `<N>` prefix on each line of stderr.
+PRIORITIES = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class JournaldPriority(logging.Formatter):
+    """Another formatter's line, after its `<N>` priority for journald."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A custom level between two standard ones takes the less severe one's priority.
+        priority = next((p for level, p in PRIORITIES.items() if record.levelno >= level), 7)
+        return f"<{priority}>{self.inner.format(record)}"
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -74,7 +112,12 @@ def _pairs(message: str) -> dict[str, str] | None:
 
 def configure_logging(cfg: LoggingConfig) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if cfg.format == "json" else KeyValueFormatter())
+    formatter: logging.Formatter = JsonFormatter() if cfg.format == "json" else KeyValueFormatter()
+    if cfg.journald_priority == "on" or (
+        cfg.journald_priority == "auto" and os.environ.get("JOURNAL_STREAM")
+    ):
+        formatter = JournaldPriority(formatter)
+    handler.setFormatter(formatter)
     logging.basicConfig(level=cfg.level.upper(), handlers=[handler])
     # aiosmtpd logs every command at INFO, in its own format; ours says what matters.
     logging.getLogger("mail.log").setLevel(logging.WARNING)

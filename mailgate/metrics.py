@@ -6,8 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, version
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
@@ -18,6 +27,12 @@ log = logging.getLogger("mailgate.http")
 PROCESSING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 REQUEST_TIMEOUT = 5.0  # a client that does not send its request line in time is dropped
 MAX_HEADER_LINES = 100
+# Every counter would also export a `<name>_created` timestamp series: for
+# `mailgate_tickets_created` that made `mailgate_tickets_created_created`, and it doubles the
+# series for nothing Prometheus needs (the text format has no use for it).
+disable_created_metrics()
+# How a delivery round's outbox statuses read as delivery results.
+DELIVERY_RESULTS = {"sent": "sent", "queued": "deferred", "failed": "failed"}
 
 
 class _OutboxCollector(Collector):
@@ -35,11 +50,37 @@ class _OutboxCollector(Collector):
         yield family
 
 
+class _QuarantineCollector(Collector):
+    """Quarantined messages, counted in the database when scraped (any instance may add one)."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "mailgate_quarantine_messages", "Stored messages in quarantine.", value=self.count()
+        )
+
+
+def _version() -> str:
+    try:
+        return version("mailgate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 class Metrics:
     """One daemon's metrics in a registry of its own (several daemons may share a process)."""
 
-    def __init__(self, outbox_counts: Callable[[], Mapping[str, int]] | None = None) -> None:
+    def __init__(
+        self,
+        outbox_counts: Callable[[], Mapping[str, int]] | None = None,
+        quarantined: Callable[[], int] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
+        Info("mailgate_build", "The running mailgate.", registry=self.registry).info(
+            {"version": _version()}
+        )
         self.messages = Counter(
             "mailgate_messages",
             "Stored messages brought to an outcome, by intake source and outcome.",
@@ -61,8 +102,30 @@ class Metrics:
             ["mailbox"],
             registry=self.registry,
         )
+        self.deliveries = Counter(
+            "mailgate_deliveries",
+            "Outbox delivery attempts by result: sent, deferred (retried later) or failed.",
+            ["result"],
+            registry=self.registry,
+        )
+        for result in DELIVERY_RESULTS.values():  # 0 from the start, so rate() sees the first
+            self.deliveries.labels(result=result)
+        self.smtp_refusals = Counter(
+            "mailgate_smtp_refusals",
+            "SMTP and LMTP replies of 4xx or 5xx, by reply code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.job_success = Gauge(
+            "mailgate_job_last_success_timestamp_seconds",
+            "When each scheduled job last ran to its end without an error (Unix time).",
+            ["job"],
+            registry=self.registry,
+        )
         if outbox_counts is not None:
             self.registry.register(_OutboxCollector(outbox_counts))
+        if quarantined is not None:
+            self.registry.register(_QuarantineCollector(quarantined))
 
     def outcome(self, source: str, status: str, created: bool, seconds: float | None) -> None:
         self.messages.labels(source=source, outcome=status).inc()
@@ -70,6 +133,22 @@ class Metrics:
             self.tickets_created.inc()
         if seconds is not None:
             self.processing.observe(seconds)
+
+    def delivered(self, counts: Mapping[str, int]) -> None:
+        """A delivery round's counts of new outbox statuses (see outbox.deliver_due)."""
+        for status, number in counts.items():
+            if number and status in DELIVERY_RESULTS:
+                self.deliveries.labels(result=DELIVERY_RESULTS[status]).inc(number)
+
+    def refused(self, reply: str) -> None:
+        """An SMTP reply line sent: counted when it refuses (4xx, 5xx), once a reply (its
+        last line: the others are `550-...`)."""
+        code = reply[:3]
+        if code.isdigit() and code[0] in "45" and reply[3:4] != "-":
+            self.smtp_refusals.labels(code=code).inc()
+
+    def job_succeeded(self, job: str) -> None:
+        self.job_success.labels(job=job).set_to_current_time()
 
     def set_imap_lag(self, mailbox: str, seconds: float) -> None:
         """For the IMAP intake: how far behind a mailbox is."""

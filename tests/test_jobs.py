@@ -23,6 +23,7 @@ from mailgate.config import Config, DigestConfig, TicketsConfig
 from mailgate.context import Context
 from mailgate.intake.spool import accept
 from mailgate.jobs import Every, Job, Scheduler
+from mailgate.metrics import Metrics
 from mailgate.models import QUEUED, SENT, Outbox
 from mailgate.transports import Transport
 from tests.daemon_harness import CUSTOMER, SUPPORT, daemon_config
@@ -39,6 +40,7 @@ class Runtime:
         self.transport = transport
         self.outbox_lock = asyncio.Lock()
         self.offered: list[int] = []
+        self.metrics = Metrics()
 
     def offer_pending(self, intake_ids: Sequence[int]) -> None:
         self.offered.extend(intake_ids)

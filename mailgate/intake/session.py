@@ -96,6 +96,7 @@ class SmtpSession(SMTP):
         assert isinstance(transport, asyncio.WriteTransport)
         transport.write(f"{TOO_MANY}\r\n".encode("ascii"))
         transport.close()
+        self.event_handler.on_reply(TOO_MANY)
         return False
 
     def data_received(self, data: bytes) -> None:
@@ -124,6 +125,8 @@ class SmtpSession(SMTP):
                 self.listing_extensions = status[3:4] == "-"
             else:
                 status = with_enhanced_code(status)
+        reply = status if isinstance(status, str) else status.decode("ascii", "replace")
+        self.event_handler.on_reply(reply)
         await super().push(status)
 
     def _touch(self) -> None:
@@ -204,6 +207,7 @@ class SmtpSession(SMTP):
         if self.transport is None or self.session is None or self.transport.is_closing():
             return
         log.info("event=session_closed peer=%s reason=%r", peer_name(self.session), why)
+        self.event_handler.on_reply("421")
         self._writer.write(f"421 {code} {self.hostname} {why}, closing\r\n".encode("ascii"))
         self.transport.close()
 

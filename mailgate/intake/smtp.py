@@ -60,6 +60,8 @@ class IntakeHandler:
         self.receiving = Activity()
         self.storing = Activity()
         self._storing: set[asyncio.Task[str]] = set()  # strong references while they run
+        # Every reply line sent to a client (the daemon counts the refusals among them).
+        self.on_reply: Callable[[str], None] = lambda reply: None
 
     async def handle_EHLO(
         self,
