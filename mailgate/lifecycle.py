@@ -266,12 +266,16 @@ def _internal(run: _Run, cmd: Command) -> str | None:
 
 
 def _customer(run: _Run, cmd: Command) -> str | None:
-    run.outcome.customer = cmd.args[0]
-    if is_unverified_sender(run.session.get(Contact, run.ticket.requester_id)):
+    requester = run.session.get(Contact, run.ticket.requester_id)
+    if is_unverified_sender(requester):
         # The ticket of a mail whose From named nobody for sure: staff know now whose it is.
         name = cmd.args[1] if len(cmd.args) > 1 else ""
         contact = set_customer(run.session, run.ticket, cmd.args[0], name, run.policy, run.now)
         run.event("customer", f"unverified sender -> {contact.email}")
+    elif requester is not None and requester.email.lower() != cmd.args[0].lower():
+        # Another customer's ticket: moving a request between customers is not a mail's job.
+        raise Refused(Phrase("customer_is_set", current=requester.email))
+    run.outcome.customer = cmd.args[0]
     return f"customer: {cmd.args[0]}"
 
 

@@ -41,6 +41,9 @@ ENGLISH: dict[str, str] = {
     "reopen_first": "reopen it first",
     "working_first": "set it to working first",
     "in_the_past": "{day} is in the past",
+    "customer_is_set": "this ticket is already {current}'s: #customer names the customer of a "
+    "new mail or of an unverified sender's ticket (a contact changes company with `mailgate "
+    "customers move`)",
     "no_agent_address": "no active agent has the address {address}",
     "several_agents": '"{wanted}" matches several agents ({names}); use the address',
     "no_agent_name": 'no active agent is called "{wanted}"',
@@ -86,6 +89,9 @@ GERMAN: dict[str, str] = {
     "reopen_first": "zuerst wiedereröffnen",
     "working_first": "zuerst auf working setzen",
     "in_the_past": "{day} liegt in der Vergangenheit",
+    "customer_is_set": "dieses Ticket gehört schon {current}: #customer nennt den Kunden einer "
+    "neuen Mail oder des Tickets eines unbestätigten Absenders (einen Kontakt in eine andere "
+    "Firma verschieben: `mailgate customers move`)",
     "no_agent_address": "keine aktive Kollegin und kein aktiver Kollege hat die Adresse {address}",
     "several_agents": '"{wanted}" passt auf mehrere ({names}); bitte die Adresse angeben',
     "no_agent_name": 'niemand Aktives im Team heißt "{wanted}"',

@@ -340,10 +340,23 @@ def test_billable_flag(ctx: Context, ticket_id: int) -> None:
 
 
 def test_internal_and_customer_only_flag_the_mail(ctx: Context, ticket_id: int) -> None:
-    outcome = run(ctx, ticket_id, "#internal #customer dave@acme.example")
+    requester = "alice@acme.example"  # make_mail's sender opened the ticket
+    outcome = run(ctx, ticket_id, f"#internal #customer {requester}")
     assert outcome.internal
-    assert outcome.customer == "dave@acme.example"
+    assert outcome.customer == requester
     assert load(ctx, ticket_id).last_action_by == "customer"
+
+
+def test_customer_naming_another_on_a_customers_ticket_is_refused(
+    ctx: Context, ticket_id: int
+) -> None:
+    outcome = run(ctx, ticket_id, "#customer dave@acme.example")
+    assert outcome.customer is None
+    assert [str(e) for e in outcome.errors] == [
+        "#customer dave@acme.example: this ticket is already alice@acme.example's: #customer "
+        "names the customer of a new mail or of an unverified sender's ticket (a contact "
+        "changes company with `mailgate customers move`)"
+    ]
 
 
 # --- customer replies ------------------------------------------------------------------

@@ -100,3 +100,16 @@ def test_the_stand_in_cannot_be_moved_into_a_company(room: Mailroom, clock: Cloc
     assert moved.returncode == 65
     assert "set each ticket's customer with #customer" in moved.stderr
     assert room.show("CID-1001")["customer"] == "Unverified senders"
+
+
+def test_customer_on_an_ordinary_ticket_is_refused_and_changes_nothing(
+    room: Mailroom, clock: Clock
+) -> None:
+    # CID-1000 is Alice's: #customer names the customer of a new or an unverified ticket only.
+    desk_with_unverified_ticket(room)
+    assert room.ingest(agent_mail(f"#customer {ATTACKER}", cid="CID-1000")) == "reply CID-1000"
+    (notice,) = to(room.new_mail(), AGENT)
+    text = text_of(notice)
+    assert f"#customer {ATTACKER}" in text and f"already {ALICE}'s" in text
+    assert "customers move" in text
+    assert room.show("CID-1000")["requester"] == ALICE
