@@ -8,6 +8,8 @@ out where it is an ordinary part of confirmations in another language (Dutch "en
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 # A reply whose first words are one of these confirms (matched at the start, case folded).
 CONFIRM_WORDS: dict[str, tuple[str, ...]] = {
     "de": ("ok", "okay", "bestätigt", "bestaetigt", "ja", "passt", "erledigt", "funktioniert",
@@ -74,3 +76,13 @@ def default_confirm_words() -> list[str]:
 
 def default_confirm_blockers() -> list[str]:
     return _flat(CONFIRM_BLOCKERS)
+
+
+def spoken(words: Sequence[str], language: str) -> list[str]:
+    """The configured words a reader of `language` knows, for a mail that lists them: the
+    first (the one the mail asks for), that language's own defaults and the desk's own
+    additions (in no language's defaults), in the configured order; all when that is none."""
+    own = set(CONFIRM_WORDS.get(language, ()))
+    defaults = {word for language_words in CONFIRM_WORDS.values() for word in language_words}
+    chosen = [w for i, w in enumerate(words) if i == 0 or w in own or w not in defaults]
+    return chosen if len(chosen) > 1 else list(words)

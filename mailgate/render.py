@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from mailgate.confirm_words import spoken
 from mailgate.phrases import say
 
 TEXT_SUFFIX = ".txt.j2"
@@ -164,6 +165,8 @@ class Renderer:
             )
             # Messages for staff (phrases.Phrase) in the language of the template.
             env.filters["say"] = lambda text: say(text, language)
+            # Confirm words a reader of the template's language knows (of the dozens set).
+            env.filters["spoken"] = lambda words: spoken(words, language)
             self._envs[key] = env
         return env
 

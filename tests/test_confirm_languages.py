@@ -122,3 +122,14 @@ def test_no_default_confirmation_holds_a_default_blocker() -> None:
         assert not spans & blockers, word
         # Nor may one be taken for an opening salutation, which is skipped.
         assert confirms(f"{word}, danke", [word], []), word
+
+
+def test_the_delivered_mail_names_the_words_of_its_readers_language(delivered: Desk) -> None:
+    # Alice's desk mails her in English: she is asked for "ok" and shown the English words,
+    # not the ninety of fifteen languages the desk understands.
+    [asked] = [m for m in delivered.sent_to(CUSTOMER) if "confirm" in text_of(m)]
+    text = " ".join(text_of(asked).split())
+    assert 'with "ok" on the first line (we also understand: ok, confirm, confirmed, yes,' in text
+    assert "bestätigt" not in text and "подтверждаю" not in text and "c'est bon" not in text
+    html = str(asked.get_body(("html",)).get_content())  # type: ignore[union-attr]
+    assert "confirmed" in html and "bestätigt" not in html
