@@ -26,15 +26,15 @@ from rich.progress import Progress
 from sqlalchemy import func
 from sqlmodel import select
 
-from mailgate import outbox
-from mailgate.app import build_context, build_transport
 from mailgate.config import Config, DatabaseConfig, OutboundConfig, PathsConfig, SmtpConfig
-from mailgate.context import Context
-from mailgate.intake.files import in_batches, ingest
-from mailgate.models import Outbox, Ticket
-from mailgate.parse import parse
-from mailgate.pipeline import Outcome
-from mailgate.replies import written_text
+from mailgate.flows.pipeline import Outcome
+from mailgate.flows.replies import written_text
+from mailgate.outbound import outbox
+from mailgate.outbound.context import Context
+from mailgate.reading.parse import parse
+from mailgate.service.app import build_context, build_transport
+from mailgate.service.ingest import in_batches, ingest
+from mailgate.store.models import Outbox, Ticket
 
 DATABASES = ("bench", "one")  # parse ahead; one process
 OWNED = tuple(f"{db}.db{end}" for db in DATABASES for end in ("", "-wal", "-shm", "-journal"))

@@ -25,8 +25,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from mailgate.parse import ParsedMail, parse
-from mailgate.replies import written_text
+from mailgate.flows.replies import written_text
+from mailgate.reading.parse import ParsedMail, parse
 
 CASES = Path(__file__).resolve().parent / "replies"
 Reader = Callable[[ParsedMail], str]

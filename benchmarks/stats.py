@@ -23,11 +23,11 @@ from typing import Any, TypeVar
 from sqlalchemy import insert
 from sqlalchemy.engine import Connection
 
-from mailgate import export, stats, views
-from mailgate.app import build_context
 from mailgate.config import Config, DatabaseConfig, OutboundConfig, PathsConfig, SmtpConfig
-from mailgate.context import Context
-from mailgate.models import Agent, Article, Contact, Organisation, Ticket, TimeEntry
+from mailgate.outbound.context import Context
+from mailgate.reports import export, stats, views
+from mailgate.service.app import build_context
+from mailgate.store.models import Agent, Article, Contact, Organisation, Ticket, TimeEntry
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 DAYS = 90

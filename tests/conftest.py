@@ -12,13 +12,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mailgate.app import build_context
 from mailgate.config import (
     Config,
 )
-from mailgate.context import Context
-from mailgate.quotes import strip_quotes
-from mailgate.store import Store
+from mailgate.outbound.context import Context
+from mailgate.reading.quotes import strip_quotes
+from mailgate.service.app import build_context
+from mailgate.store.database import Store
 from tests.helpers import Clock, make_config
 from tests.reply_corpus import replies, score
 

@@ -20,7 +20,6 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlmodel import select
 
-from mailgate.app import build_context, build_transport
 from mailgate.config import (
     Config,
     DatabaseConfig,
@@ -28,9 +27,10 @@ from mailgate.config import (
     PathsConfig,
     SmtpConfig,
 )
-from mailgate.context import Context
-from mailgate.daemon import serve
 from mailgate.intake.smtp import split_listen
+from mailgate.outbound.context import Context
+from mailgate.service.app import build_context, build_transport
+from mailgate.service.daemon import serve
 from tests.helpers import free_port, poll
 
 CUSTOMER = "alice@acme.example"

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from mailgate import cli
-from mailgate.app import build_context
 from mailgate.config import Config, TicketsConfig
-from mailgate.context import Context
-from mailgate.models import (
+from mailgate.outbound.context import Context
+from mailgate.service.app import build_context
+from mailgate.store.models import (
     Agent,
     Article,
     Attachment,

@@ -25,10 +25,10 @@ from mailgate.config import (
     PathsConfig,
     SmtpConfig,
 )
-from mailgate.context import Context
-from mailgate.intake.spool import accept
-from mailgate.models import Article, Outbox, Ticket
-from mailgate.pipeline import Outcome, process
+from mailgate.flows.pipeline import Outcome, process
+from mailgate.outbound.context import Context
+from mailgate.store.models import Article, Outbox, Ticket
+from mailgate.store.spool import accept
 
 
 def ingest(
@@ -40,7 +40,7 @@ def ingest(
 
 def claim_domain(ctx: Context, organisation: str, domain: str) -> None:
     """The operator says every sender from `domain` belongs to the company `organisation`."""
-    from mailgate.claims import claim
+    from mailgate.desk.claims import claim
 
     with ctx.store.session() as session:
         claim(session, organisation, domain, ctx.config.customers, ctx.clock(), force=False)

@@ -8,9 +8,9 @@ import os
 import signal
 import threading
 
-from mailgate import pipeline
 from mailgate.cli import main
-from mailgate.parse import ParsedMail
+from mailgate.flows import pipeline
+from mailgate.reading.parse import ParsedMail
 
 POISON = b"Subject: poison"
 ENDLESS = b"Subject: endless"

@@ -11,7 +11,7 @@ from email.policy import default
 from pathlib import Path
 from typing import Any
 
-from mailgate.context import Context
+from mailgate.outbound.context import Context
 from tests.mails import make_mail
 from tests.test_contingent import Result, mailgate, write_config
 

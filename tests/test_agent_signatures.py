@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.signatures import cut_closing_block, is_signed
+from mailgate.reading.signatures import cut_closing_block, is_signed
 from tests.daemon_harness import SUPPORT
 from tests.mails import make_mail
 from tests.staff_desk import AGENT, CUSTOMER, Desk, answer_to_customer

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from mailgate import ahead as ahead_module
-from mailgate.ahead import SecondProcess, StoredAhead
-from mailgate.app import build_context
-from mailgate.context import Context
-from mailgate.intake.spool import accept
-from mailgate.parse import ParsedMail
-from mailgate.pipeline import PARSE_AHEAD_BYTES, prepared, process_batch
+from mailgate.flows.pipeline import PARSE_AHEAD_BYTES, prepared, process_batch
+from mailgate.outbound.context import Context
+from mailgate.reading.parse import ParsedMail
+from mailgate.service import ahead as ahead_module
+from mailgate.service.ahead import SecondProcess, StoredAhead
+from mailgate.service.app import build_context
+from mailgate.store.spool import accept
 from tests.helpers import Clock, make_config, poll, tickets
 from tests.mails import make_mail
 

@@ -10,8 +10,8 @@ import tracemalloc
 
 import pytest
 
-from mailgate.mime import aside
-from mailgate.parse import ParsedMail, parse
+from mailgate.reading.mime import aside
+from mailgate.reading.parse import ParsedMail, parse
 from tests.mails import make_mail
 
 MB = 1 << 20

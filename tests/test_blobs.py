@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailgate import blobs
-from mailgate.context import Context
-from mailgate.models import Blob
+from mailgate.outbound.context import Context
+from mailgate.store import blobs
+from mailgate.store.models import Blob
 
 PAYLOAD = b"%PDF-1.4 invoice" * 100
 

@@ -7,12 +7,12 @@ import re
 import pytest
 from sqlmodel import select
 
-from mailgate.context import Context
-from mailgate.mime.report import exchange_failed_recipients, qmail_failed_recipients
-from mailgate.models import Contact, Outbox
-from mailgate.outbox import bounce_address, bounce_outbox_id
-from mailgate.parse import parse
-from mailgate.screen import failed_recipients, is_bounce
+from mailgate.outbound.context import Context
+from mailgate.outbound.outbox import bounce_address, bounce_outbox_id
+from mailgate.reading.mime.report import exchange_failed_recipients, qmail_failed_recipients
+from mailgate.reading.parse import parse
+from mailgate.reading.screen import failed_recipients, is_bounce
+from mailgate.store.models import Contact, Outbox
 from tests.helpers import articles, ingest, outbox, tickets
 from tests.mails import make_mail
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailgate import daemon, workers
 from mailgate.config import Config, ProcessingConfig
-from mailgate.context import Context
-from mailgate.intake.spool import stored_raws
-from mailgate.mime.budgets import MAX_HTML
-from mailgate.models import Intake, Ticket
-from mailgate.parse import ParsedMail
-from mailgate.pipeline import Outcome
-from mailgate.workers import WorkerProcessor
+from mailgate.flows.pipeline import Outcome
+from mailgate.outbound.context import Context
+from mailgate.reading.mime.budgets import MAX_HTML
+from mailgate.reading.parse import ParsedMail
+from mailgate.service import daemon, workers
+from mailgate.service.workers import WorkerProcessor
+from mailgate.store.models import Intake, Ticket
+from mailgate.store.spool import stored_raws
 from tests.daemon_harness import (
     Child,
     DaemonThread,

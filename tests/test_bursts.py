@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import daemon
-from mailgate.models import Ticket
+from mailgate.service import daemon
+from mailgate.store.models import Ticket
 from tests.daemon_harness import count, daemon_config, running, send_data
 from tests.helpers import poll
 from tests.mails import make_mail

@@ -16,13 +16,13 @@ from mails import make_mail
 from sqlalchemy import text
 from sqlmodel import select
 
-from mailgate.app import build_context
-from mailgate.context import Context
-from mailgate.intake.spool import accept
-from mailgate.jobs import Every, Job, Scheduler
-from mailgate.locks import AdvisoryLock
-from mailgate.models import DONE, RECEIVED, Intake
-from mailgate.pipeline import process
+from mailgate.flows.pipeline import process
+from mailgate.outbound.context import Context
+from mailgate.service.app import build_context
+from mailgate.service.jobs import Every, Job, Scheduler
+from mailgate.store.locks import AdvisoryLock
+from mailgate.store.models import DONE, RECEIVED, Intake
+from mailgate.store.spool import accept
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mailgate.app import build_context
+from mailgate.service.app import build_context
 from tests.conftest import make_config
 from tests.daemon_harness import smtp_server
 from tests.dovecot import ImapUser, dovecot, imap_user

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.commands import Command, Parsed, parse_commands
+from mailgate.reading.commands import Command, Parsed, parse_commands
 
 
 def only(text: str) -> Command:
@@ -248,7 +248,7 @@ def test_errors_do_not_stop_the_other_commands() -> None:
 def test_every_phrase_has_a_german_wording_with_only_its_own_values() -> None:
     from string import Formatter
 
-    from mailgate.phrases import ENGLISH, GERMAN
+    from mailgate.reading.phrases import ENGLISH, GERMAN
 
     def fields(text: str) -> set[str]:
         return {name for _, name, _, _ in Formatter().parse(text) if name}

@@ -11,7 +11,7 @@ from email.policy import default
 
 import pytest
 
-from mailgate.compose import (
+from mailgate.outbound.compose import (
     MAX_REFERENCES,
     InvalidAddress,
     Outgoing,

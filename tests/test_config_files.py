@@ -20,10 +20,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from alembic import command
 from alembic.config import Config as AlembicConfig
 
-from mailgate.app import build_context
 from mailgate.config import load
 from mailgate.intake.imap import ImapIntake
-from mailgate.store import MIGRATIONS, Store
+from mailgate.service.app import build_context
+from mailgate.store.database import MIGRATIONS, Store
 from tests.daemon_harness import free_port
 from tests.dovecot import PLAIN_HOST, ImapUser, dovecot, imap_user
 from tests.mails import make_mail

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailgate.config import TicketsConfig
-from mailgate.confirm import confirms, words
+from mailgate.reading.confirm import confirms, words
 from tests.daemon_harness import SUPPORT
 from tests.mails import make_mail
 from tests.staff_desk import CUSTOMER, Desk, staff_answer

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from mailgate.agents import add_agent
 from mailgate.cli import run_cli
-from mailgate.commands import duration_problem
 from mailgate.config import StaffConfig
-from mailgate.context import Context
-from mailgate.customers import ContingentError, add_contingent, parse_amount
-from mailgate.models import Contingent, Organisation, Outbox
+from mailgate.desk.agents import add_agent
+from mailgate.desk.customers import ContingentError, add_contingent, parse_amount
+from mailgate.outbound.context import Context
+from mailgate.reading.commands import duration_problem
+from mailgate.store.models import Contingent, Organisation, Outbox
 from tests.helpers import claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail, new_message_id
 

@@ -13,7 +13,7 @@ import pytest
 from sqlmodel import Session, create_engine, select
 
 from mailgate.cli import run_cli
-from mailgate.models import RECEIVED, Intake, Outbox
+from mailgate.store.models import RECEIVED, Intake, Outbox
 from tests.conftest import CORPUS
 
 OUTCOME = re.compile(

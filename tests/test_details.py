@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mailgate.config import ConfigError, parse_config
-from mailgate.details import find_details
+from mailgate.reading.details import find_details
 
 ORDER = r"(?i)\b(?:order|bestellung)\s*(?:no\.?|nr\.?|#)?\s*(\d{5,})"
 

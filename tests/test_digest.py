@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from mailgate import digest
 from mailgate.config import ConfigError, DigestConfig, StaffConfig, TicketsConfig, parse_config
-from mailgate.context import Context
-from mailgate.models import Ticket
-from mailgate.outbox import deliver_due
-from mailgate.transports import SmtpTransport
+from mailgate.flows import digest
+from mailgate.outbound.context import Context
+from mailgate.outbound.outbox import deliver_due
+from mailgate.outbound.transports import SmtpTransport
+from mailgate.store.models import Ticket
 from tests.conftest import Clock
 from tests.daemon_harness import Sink, relay
 from tests.helpers import claim_domain, outbox
@@ -203,7 +203,7 @@ def test_nobody_to_tell_sends_nothing(ctx: Context, clock: Clock) -> None:
     assert digest.send_digests(ctx) == 0
     assert queued(ctx, before) == []
     with ctx.store.session() as session:
-        from mailgate.models import Counter
+        from mailgate.store.models import Counter
 
         claimed = session.exec(select(Counter).where(Counter.name == "digest")).one()
     assert claimed.value == 20261102  # the day counts as done all the same

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailgate.context import Context
-from mailgate.models import IGNORED, Intake, Ticket
+from mailgate.outbound.context import Context
+from mailgate.store.models import IGNORED, Intake, Ticket
 from tests.daemon_harness import CUSTOMER, SUPPORT, connect, count, daemon_config, running
 from tests.helpers import poll
 from tests.mailroom import Mailroom

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from mailgate.config import OutboundConfig
-from mailgate.models import SENT, Article, Outbox, Ticket
+from mailgate.store.models import SENT, Article, Outbox, Ticket
 from tests.daemon_harness import (
     CUSTOMER,
     SUPPORT,

@@ -11,8 +11,8 @@ from typing import Any
 import openpyxl
 import pytest
 
-from mailgate import export, views
-from mailgate.context import Context
+from mailgate.outbound.context import Context
+from mailgate.reports import export, views
 from tests.desk import NOW
 
 

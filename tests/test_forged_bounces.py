@@ -8,8 +8,8 @@ import stat
 from email.message import EmailMessage
 from pathlib import Path
 
-from mailgate.agents import add_agent
 from mailgate.config import HttpConfig, OutboundConfig, SecurityConfig
+from mailgate.desk.agents import add_agent
 from tests.daemon_harness import CUSTOMER, SUPPORT, Sink, connect, daemon_config, relay, running
 from tests.helpers import poll
 from tests.mailroom import AGENT, Mailroom, text_of

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import col, select
 
-from mailgate import pipeline
 from mailgate.cli import run_cli
-from mailgate.compose import make_message_id
 from mailgate.config import SmtpConfig, TicketsConfig
-from mailgate.context import Context
-from mailgate.intake.spool import stored_raw
-from mailgate.mime.limits import MAX_PARTS, check_raw
-from mailgate.models import Article, Attachment, Contact, Intake, Ticket
-from mailgate.parse import parse
-from mailgate.pipeline import Outcome
+from mailgate.flows import pipeline
+from mailgate.flows.pipeline import Outcome
+from mailgate.outbound.compose import make_message_id
+from mailgate.outbound.context import Context
+from mailgate.reading.mime.limits import MAX_PARTS, check_raw
+from mailgate.reading.parse import parse
+from mailgate.store.models import Article, Attachment, Contact, Intake, Ticket
+from mailgate.store.spool import stored_raw
 from tests.helpers import ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 

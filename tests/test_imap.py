@@ -19,14 +19,14 @@ import pytest
 from imapclient.exceptions import LoginError
 from sqlmodel import select
 
-from mailgate.app import build_context
 from mailgate.config import DatabaseConfig, ImapConfig
-from mailgate.context import Context
-from mailgate.intake import spool
+from mailgate.flows.pipeline import process
 from mailgate.intake.imap import ImapIntake
-from mailgate.models import ImapState, Intake, Ticket
-from mailgate.pipeline import process
-from mailgate.store import StoreUnavailable
+from mailgate.outbound.context import Context
+from mailgate.service.app import build_context
+from mailgate.store import spool
+from mailgate.store.database import StoreUnavailable
+from mailgate.store.models import ImapState, Intake, Ticket
 from tests.conftest import Clock, make_config
 from tests.daemon_harness import count, daemon_config, running
 from tests.dovecot import BASIC_HOST, PLAIN_HOST, Dovecot, ImapUser, dovecot, imap_user

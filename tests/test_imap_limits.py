@@ -14,10 +14,10 @@ import pytest
 from imapclient import IMAPClient
 
 from mailgate.config import ConfigError, SmtpConfig, parse_config
-from mailgate.context import Context
-from mailgate.intake import spool
 from mailgate.intake.imap import HEAD_BYTES, ImapIntake, batches
-from mailgate.models import IGNORED, Intake, Ticket
+from mailgate.outbound.context import Context
+from mailgate.store import spool
+from mailgate.store.models import IGNORED, Intake, Ticket
 from tests.daemon_harness import count, daemon_config, running
 from tests.dovecot import ImapUser, dovecot, imap_user
 from tests.helpers import outbox, parsed, poll

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailgate import ahead as ahead_module
-from mailgate.app import build_context
-from mailgate.context import Context
-from mailgate.intake import files
-from mailgate.intake.spool import Digests
-from mailgate.models import Article, Intake
-from mailgate.parse import parse
+from mailgate.outbound.context import Context
+from mailgate.reading.parse import parse
+from mailgate.service import ahead as ahead_module
+from mailgate.service import ingest as files
+from mailgate.service.app import build_context
+from mailgate.store.models import Article, Intake
+from mailgate.store.spool import Digests
 from tests.conftest import CORPUS
 from tests.helpers import Clock, children, make_config
 from tests.mails import make_mail

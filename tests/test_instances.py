@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.app import build_context
-from mailgate.deaths import Run, count_deaths
-from mailgate.intake.spool import accept
+from mailgate.service.app import build_context
+from mailgate.service.deaths import Run, count_deaths
+from mailgate.store.spool import accept
 from tests.conftest import make_config
 from tests.daemon_harness import REPO, SUPPORT, Child, send_data, write_config
 from tests.dovecot import PLAIN_HOST, ImapUser, dovecot, imap_user

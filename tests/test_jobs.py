@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from mailgate import jobs
-from mailgate.app import build_context, build_transport
 from mailgate.config import Config, DigestConfig, TicketsConfig
-from mailgate.context import Context
-from mailgate.intake.spool import accept
-from mailgate.jobs import Every, Job, Scheduler
-from mailgate.metrics import Metrics
-from mailgate.models import QUEUED, SENT, Outbox
-from mailgate.transports import Transport
+from mailgate.outbound.context import Context
+from mailgate.outbound.transports import Transport
+from mailgate.service import jobs
+from mailgate.service.app import build_context, build_transport
+from mailgate.service.jobs import Every, Job, Scheduler
+from mailgate.service.metrics import Metrics
+from mailgate.store.models import QUEUED, SENT, Outbox
+from mailgate.store.spool import accept
 from tests.daemon_harness import CUSTOMER, SUPPORT, daemon_config
 from tests.mails import make_mail
 

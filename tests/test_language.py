@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.language import mail_language
-from mailgate.parse import ParsedMail
+from mailgate.reading.language import mail_language
+from mailgate.reading.parse import ParsedMail
 
 BOTH = ("de", "en")
 

@@ -9,11 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlmodel import col, select
 
-from mailgate.agents import add_agent
-from mailgate.commands import parse_commands
 from mailgate.config import CustomersConfig
-from mailgate.context import Context
-from mailgate.lifecycle import (
+from mailgate.desk.agents import add_agent
+from mailgate.desk.lifecycle import (
     CommandOutcome,
     IllegalTransition,
     apply_commands,
@@ -21,7 +19,9 @@ from mailgate.lifecycle import (
     check_transition,
     customer_reply_status,
 )
-from mailgate.models import (
+from mailgate.outbound.context import Context
+from mailgate.reading.commands import parse_commands
+from mailgate.store.models import (
     STATUSES,
     Agent,
     Contact,

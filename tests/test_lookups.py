@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from mailgate.context import Context
-from mailgate.customers import contact_by_email, ensure_contact, identify
-from mailgate.models import Agent, Contact
+from mailgate.desk.customers import contact_by_email, ensure_contact, identify
+from mailgate.outbound.context import Context
+from mailgate.store.models import Agent, Contact
 from tests.helpers import ingest
 from tests.mails import make_mail
 

@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from mailgate import notify
-from mailgate.app import build_context
 from mailgate.config import HttpConfig, LoopsConfig, OutboundConfig, StaffConfig
-from mailgate.context import Context
-from mailgate.intake.spool import stored_raws
-from mailgate.loops import HEADER_BYTES, header_block, is_automatic
-from mailgate.models import QUEUED, RECEIVED, Article, Event, Intake, Outbox, Ticket
+from mailgate.outbound import notify
+from mailgate.outbound.context import Context
+from mailgate.outbound.loops import HEADER_BYTES, header_block, is_automatic
+from mailgate.service.app import build_context
+from mailgate.store.models import QUEUED, RECEIVED, Article, Event, Intake, Outbox, Ticket
+from mailgate.store.spool import stored_raws
 from tests.conftest import CORPUS, Clock
 from tests.daemon_harness import DaemonThread, daemon_config, smtp_server
 from tests.helpers import ingest, outbox, parsed, poll, tickets

@@ -13,11 +13,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 from sqlmodel import SQLModel, col, select
 
-from mailgate.context import Context
-from mailgate.intake.spool import stored_raws
-from mailgate.loops import automatic_sent
-from mailgate.models import Intake
-from mailgate.store import MIGRATIONS, Store
+from mailgate.outbound.context import Context
+from mailgate.outbound.loops import automatic_sent
+from mailgate.store.database import MIGRATIONS, Store
+from mailgate.store.models import Intake
+from mailgate.store.spool import stored_raws
 
 
 def test_migrated_schema_matches_models(ctx: Context) -> None:
@@ -35,7 +35,7 @@ def test_numbering_convention_names_alembic_head(ctx: Context) -> None:
     from alembic.config import Config as AlembicConfig
     from alembic.script import ScriptDirectory
 
-    from mailgate.store import MIGRATIONS
+    from mailgate.store.database import MIGRATIONS
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))

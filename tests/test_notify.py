@@ -13,10 +13,11 @@ import openpyxl
 import pytest
 from sqlmodel import Session, col, select
 
-from mailgate import notify
 from mailgate.config import SecurityConfig, StaffConfig
-from mailgate.context import Context
-from mailgate.models import (
+from mailgate.outbound import notify
+from mailgate.outbound.context import Context
+from mailgate.reading.parse import parse
+from mailgate.store.models import (
     Agent,
     Article,
     Contact,
@@ -26,7 +27,6 @@ from mailgate.models import (
     Ticket,
     TimeEntry,
 )
-from mailgate.parse import parse
 from tests.helpers import Clock, claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail, new_message_id
 
@@ -467,8 +467,8 @@ def test_rejected_sender_and_too_large(ctx: Context) -> None:
 
 
 def test_further_agents_are_notified_with_the_assignee(ctx: Context) -> None:
-    from mailgate.agents import add_agent
-    from mailgate.models import Article, TicketAgent
+    from mailgate.desk.agents import add_agent
+    from mailgate.store.models import Article, TicketAgent
 
     ingest(ctx, make_mail())
     with ctx.store.session() as session:
@@ -494,8 +494,8 @@ def test_further_agents_are_notified_with_the_assignee(ctx: Context) -> None:
 def test_agents_sharing_a_language_share_one_rendering(
     ctx: Context, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailgate.agents import add_agent
-    from mailgate.models import TicketAgent
+    from mailgate.desk.agents import add_agent
+    from mailgate.store.models import TicketAgent
 
     ingest(ctx, make_mail())
     rendered: list[tuple[str, str | None]] = []

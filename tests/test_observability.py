@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from mailgate import jobs
 from mailgate.config import HttpConfig
-from mailgate.jobs import Every
+from mailgate.service import jobs
+from mailgate.service.jobs import Every
 from tests.daemon_harness import CUSTOMER, connect, daemon_config, running, send_data
 from tests.helpers import free_port, poll
 from tests.mails import make_mail
@@ -82,7 +82,7 @@ def test_journald_priority_off_leaves_lines_bare(
 HOSTILE = r"""
 import logging, sys
 from mailgate.config import LoggingConfig
-from mailgate.logs import configure_logging
+from mailgate.service.logs import configure_logging
 
 configure_logging(LoggingConfig(format="json", journald_priority=sys.argv[1]))
 log = logging.getLogger("mailgate.test")

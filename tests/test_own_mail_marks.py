@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
-from mailgate.compose import make_message_id
+from mailgate.outbound.compose import make_message_id
 from tests.mailroom import Mailroom, to
 from tests.mails import make_mail
 

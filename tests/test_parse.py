@@ -12,11 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailgate.mime import charsets
-from mailgate.mime.charsets import decode_bytes
-from mailgate.mime.filenames import safe_filename
-from mailgate.mime.headers import decode_header
-from mailgate.parse import ParsedMail, parse
+from mailgate.reading.mime import charsets
+from mailgate.reading.mime.charsets import decode_bytes
+from mailgate.reading.mime.filenames import safe_filename
+from mailgate.reading.mime.headers import decode_header
+from mailgate.reading.parse import ParsedMail, parse
 from tests.conftest import CORPUS
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.parse import MailPart, ParsedMail, parse
+from mailgate.reading.parse import MailPart, ParsedMail, parse
 from tests.conftest import CORPUS
 
 FILES = sorted(CORPUS.glob("*/*.eml"))

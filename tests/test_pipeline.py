@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from mailgate import blobs, pipeline
-from mailgate.context import Context
-from mailgate.intake.spool import Incoming, accept_many, stored_raw
-from mailgate.models import Attachment, Contact, Intake, Ticket
-from mailgate.pipeline import process_batch
+from mailgate.flows import pipeline
+from mailgate.flows.pipeline import process_batch
+from mailgate.outbound.context import Context
+from mailgate.store import blobs
+from mailgate.store.models import Attachment, Contact, Intake, Ticket
+from mailgate.store.spool import Incoming, accept_many, stored_raw
 from tests.helpers import articles, claim_domain, ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 
@@ -176,7 +177,7 @@ def test_unknown_sender_rejected_by_policy(ctx: Context) -> None:
 
 def test_german_contact_gets_german_acknowledgement(ctx: Context) -> None:
     with ctx.store.session() as session:
-        from mailgate.customers import ensure_contact
+        from mailgate.desk.customers import ensure_contact
 
         contact = ensure_contact(
             session, "kunde@firma.example", "Kunde", ctx.config.customers, ctx.clock()
@@ -201,7 +202,7 @@ def test_failure_in_a_stage_quarantines_with_reason_and_retry_processes(ctx: Con
     assert outcome.status == "quarantined"
     assert "AttributeError" in outcome.reason
     assert tickets(ctx) == []  # the failed transaction left nothing half-written
-    from mailgate.pipeline import retry
+    from mailgate.flows.pipeline import retry
 
     (again,) = retry(ctx, [outcome.intake_id])
     assert again.describe() == "ticket CID-1000"
@@ -216,8 +217,8 @@ def test_new_contact_language_from_content_language(ctx: Context) -> None:
 
 
 def test_mailbox_routing_sets_category_and_assignee(ctx: Context) -> None:
-    from mailgate.agents import add_agent
     from mailgate.config import ImapConfig
+    from mailgate.desk.agents import add_agent
 
     with ctx.store.session() as session:
         add_agent(session, "bea@example.com", "Bea", "de", ctx.clock())
@@ -231,9 +232,9 @@ def test_mailbox_routing_sets_category_and_assignee(ctx: Context) -> None:
 
 
 def test_organisations_responsible_agent_wins(ctx: Context) -> None:
-    from mailgate.agents import add_agent
-    from mailgate.customers import get_or_create_organisation
-    from mailgate.models import OrganisationDomain
+    from mailgate.desk.agents import add_agent
+    from mailgate.desk.customers import get_or_create_organisation
+    from mailgate.store.models import OrganisationDomain
 
     with ctx.store.session() as session:
         own = add_agent(session, "carl@example.com", "Carl", None, ctx.clock())
@@ -246,7 +247,7 @@ def test_organisations_responsible_agent_wins(ctx: Context) -> None:
 
 
 def test_cc_to_colleague_makes_participant_but_not_a_stranger(ctx: Context) -> None:
-    from mailgate.models import Participant
+    from mailgate.store.models import Participant
 
     claim_domain(ctx, "ACME", "acme.example")
     ingest(ctx, make_mail(sender="alice@acme.example"))
@@ -295,7 +296,7 @@ VERIFIED = {"Authentication-Results": "mx.example.com; dkim=pass header.d=exampl
 
 
 def test_agent_opens_ticket_for_customer_who_phoned(ctx: Context) -> None:
-    from mailgate.agents import add_agent
+    from mailgate.desk.agents import add_agent
 
     with ctx.store.session() as session:
         add_agent(session, "bob@example.com", "Bob", "en", ctx.clock())
@@ -319,7 +320,7 @@ def test_agent_opens_ticket_for_customer_who_phoned(ctx: Context) -> None:
 
 
 def test_agent_mail_without_tag_or_customer_is_answered_not_ticketed(ctx: Context) -> None:
-    from mailgate.agents import add_agent
+    from mailgate.desk.agents import add_agent
 
     with ctx.store.session() as session:
         add_agent(session, "bob@example.com", "Bob", "en", ctx.clock())
@@ -331,7 +332,7 @@ def test_agent_mail_without_tag_or_customer_is_answered_not_ticketed(ctx: Contex
 
 def test_customer_given_priority_type_and_reference(ctx: Context) -> None:
     from mailgate.config import TicketsConfig
-    from mailgate.models import TicketReference
+    from mailgate.store.models import TicketReference
 
     patterns = [r"(?i)\border\s*#?\s*(\d{5,})"]
     cfg = dataclasses.replace(ctx.config, tickets=TicketsConfig(reference_patterns=patterns))
@@ -358,8 +359,8 @@ def test_category_from_the_served_address(ctx: Context) -> None:
 
 
 def test_default_agent_takes_what_nobody_else_assigns(ctx: Context) -> None:
-    from mailgate.agents import add_agent
     from mailgate.config import StaffConfig
+    from mailgate.desk.agents import add_agent
 
     with ctx.store.session() as session:
         dora = add_agent(session, "dora@example.com", "Dora", "en", ctx.clock())
@@ -416,9 +417,9 @@ def test_unwritable_data_directory_defers_instead_of_quarantining(
     ctx: Context, tmp_path: Path
 ) -> None:
     from mailgate.config import PathsConfig
-    from mailgate.intake.spool import accept
-    from mailgate.pipeline import process
-    from mailgate.store import StoreUnavailable
+    from mailgate.flows.pipeline import process
+    from mailgate.store.database import StoreUnavailable
+    from mailgate.store.spool import accept
 
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("a file where the data directory should be")

@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from mailgate.config import CustomersConfig
-from mailgate.context import Context
-from mailgate.models import Contact, Organisation, OrganisationDomain, Participant, Ticket
+from mailgate.outbound.context import Context
+from mailgate.store.models import Contact, Organisation, OrganisationDomain, Participant, Ticket
 from tests.helpers import articles, ingest, outbox, parsed, tickets
 from tests.mails import make_mail
 from tests.test_migrations import store_at
@@ -124,7 +124,7 @@ def test_a_list_from_someone_without_tickets_is_a_short_answer(ctx: Context) -> 
 
 
 def test_a_public_domain_list_is_complete_and_config_adds_to_it() -> None:
-    from mailgate.freemail import is_public_domain
+    from mailgate.desk.freemail import is_public_domain
 
     for domain in ("posteo.de", "gmx.de", "web.de", "t-online.de", "GMAIL.com", "mailbox.org"):
         assert is_public_domain(domain, CustomersConfig().public_domains), domain

@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
-from mailgate.app import build_context
-from mailgate.context import Context
-from mailgate.intake.spool import accept
-from mailgate.models import DONE, IGNORED, QUARANTINED, Intake
-from mailgate.pipeline import process
+from mailgate.flows.pipeline import process
+from mailgate.outbound.context import Context
+from mailgate.service.app import build_context
+from mailgate.store.models import DONE, IGNORED, QUARANTINED, Intake
+from mailgate.store.spool import accept
 from tests.conftest import CORPUS, make_config
 
 CORPUS_FILES = sorted(CORPUS.rglob("*.eml"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.quotes import strip_quotes
+from mailgate.reading.quotes import strip_quotes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "replies"
 CASES = sorted(p for p in FIXTURES.glob("*.txt") if not p.name.endswith(".expected.txt"))

@@ -17,12 +17,17 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 
-from mailgate.app import build_context, build_transport
 from mailgate.config import ConfigError, OutboundConfig, parse_config
-from mailgate.context import Context
-from mailgate.models import FAILED, QUEUED, SENT
-from mailgate.outbox import deliver_due
-from mailgate.transports import FileTransport, PermanentFailure, SmtpTransport, TemporaryFailure
+from mailgate.outbound.context import Context
+from mailgate.outbound.outbox import deliver_due
+from mailgate.outbound.transports import (
+    FileTransport,
+    PermanentFailure,
+    SmtpTransport,
+    TemporaryFailure,
+)
+from mailgate.service.app import build_context, build_transport
+from mailgate.store.models import FAILED, QUEUED, SENT
 from tests.helpers import Clock, free_port, ingest, make_config, outbox, poll
 from tests.mails import make_mail
 

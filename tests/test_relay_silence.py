@@ -23,12 +23,12 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailgate.app import build_context, build_transport
 from mailgate.config import OutboundConfig
-from mailgate.context import Context
-from mailgate.models import QUEUED, SENT
-from mailgate.outbox import deliver_due
-from mailgate.transports import SmtpTransport
+from mailgate.outbound.context import Context
+from mailgate.outbound.outbox import deliver_due
+from mailgate.outbound.transports import SmtpTransport
+from mailgate.service.app import build_context, build_transport
+from mailgate.store.models import QUEUED, SENT
 from tests.helpers import Clock, free_port, ingest, make_config, outbox, poll
 from tests.mails import make_mail
 

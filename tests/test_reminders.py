@@ -11,13 +11,23 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from mailgate import jobs, reminders
-from mailgate.app import build_context
 from mailgate.config import RemindersConfig, StaffConfig
-from mailgate.context import Context
-from mailgate.jobs import Every
-from mailgate.lifecycle import change_status
-from mailgate.models import SENT, Agent, Contact, Event, Outbox, Participant, Ticket, TicketAgent
+from mailgate.desk.lifecycle import change_status
+from mailgate.flows import reminders
+from mailgate.outbound.context import Context
+from mailgate.service import jobs
+from mailgate.service.app import build_context
+from mailgate.service.jobs import Every
+from mailgate.store.models import (
+    SENT,
+    Agent,
+    Contact,
+    Event,
+    Outbox,
+    Participant,
+    Ticket,
+    TicketAgent,
+)
 from tests.conftest import Clock
 from tests.daemon_harness import daemon_config as harness_config
 from tests.daemon_harness import running

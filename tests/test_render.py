@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.render import (
+from mailgate.outbound.render import (
     Renderer,
     TemplateError,
     TemplateMissing,

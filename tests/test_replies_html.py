@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.mime.budgets import MAX_HTML
-from mailgate.mime.htmlquote import read_html
-from mailgate.parse import parse
-from mailgate.quotes import strip_quotes
-from mailgate.replies import written_text
+from mailgate.flows.replies import written_text
+from mailgate.reading.mime.budgets import MAX_HTML
+from mailgate.reading.mime.htmlquote import read_html
+from mailgate.reading.parse import parse
+from mailgate.reading.quotes import strip_quotes
 from tests.mailroom import AGENT, Mailroom
 from tests.mails import make_mail
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate.quotes import languages, strip_quotes
+from mailgate.reading.quotes import languages, strip_quotes
 from tests.reply_corpus import Reply, replies
 
 REPLIES = replies()

@@ -29,11 +29,11 @@ from typing import cast
 
 import pytest
 
-from mailgate.app import build_transport
 from mailgate.config import Config, ConfigError, HttpConfig, load, parse_config
-from mailgate.daemon import serve
-from mailgate.models import Ticket
-from mailgate.sdnotify import Notifier
+from mailgate.service.app import build_transport
+from mailgate.service.daemon import serve
+from mailgate.service.sdnotify import Notifier
+from mailgate.store.models import Ticket
 from tests.daemon_harness import (
     CUSTOMER,
     SUPPORT,

@@ -6,10 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailgate import reminders, sla
 from mailgate.config import Config, SlaConfig, StaffConfig, TicketsConfig
-from mailgate.context import Context
-from mailgate.models import Ticket
+from mailgate.desk import sla
+from mailgate.flows import reminders
+from mailgate.outbound.context import Context
+from mailgate.store.models import Ticket
 from tests.conftest import Clock
 from tests.helpers import outbox, parsed
 from tests.test_reminders import (

@@ -18,7 +18,7 @@ from subprocess import Popen
 
 import pytest
 
-from mailgate.models import Ticket
+from mailgate.store.models import Ticket
 from tests.daemon_harness import CUSTOMER, SUPPORT, count, daemon_config, running
 from tests.helpers import free_port, poll
 from tests.mails import make_mail

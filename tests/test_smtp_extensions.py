@@ -19,7 +19,7 @@ from aiosmtpd.controller import Controller
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
-from mailgate.models import Outbox, Ticket
+from mailgate.store.models import Outbox, Ticket
 from tests.daemon_harness import CUSTOMER, SUPPORT, count, daemon_config, running
 from tests.helpers import free_port, poll
 from tests.mails import make_mail

@@ -20,14 +20,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from mailgate import daemon
-from mailgate.app import build_context
 from mailgate.config import (
     Config,
 )
 from mailgate.intake.smtp import ListenError, SmtpIntake, split_listen
-from mailgate.intake.spool import accept, stored_raw
-from mailgate.models import RECEIVED, Intake, IntakeRaw, Ticket
+from mailgate.service import daemon
+from mailgate.service.app import build_context
+from mailgate.store.models import RECEIVED, Intake, IntakeRaw, Ticket
+from mailgate.store.spool import accept, stored_raw
 from tests.conftest import CORPUS
 from tests.daemon_harness import (
     CUSTOMER,

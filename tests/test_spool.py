@@ -17,11 +17,11 @@ from mails import make_mail
 from sqlalchemy import event
 from sqlmodel import Session, func, select
 
-from mailgate.context import Context
-from mailgate.intake import spool
-from mailgate.intake.spool import GroupCommit, Incoming, accept_many
-from mailgate.models import Intake, IntakeRaw
-from mailgate.store import StoreUnavailable
+from mailgate.outbound.context import Context
+from mailgate.store import spool
+from mailgate.store.database import StoreUnavailable
+from mailgate.store.models import Intake, IntakeRaw
+from mailgate.store.spool import GroupCommit, Incoming, accept_many
 
 
 def _incoming(ctx: Context, n: int) -> list[Incoming]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailgate.context import Context
+from mailgate.outbound.context import Context
 from tests.mails import make_mail
 from tests.staffdesk import Desk, html_of, text_of, to
 

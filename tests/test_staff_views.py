@@ -18,9 +18,11 @@ from typing import Any
 import openpyxl
 import pytest
 
-from mailgate import cli, outbox, reminders
-from mailgate.app import build_context, build_transport
+from mailgate import cli
 from mailgate.config import load
+from mailgate.flows import reminders
+from mailgate.outbound import outbox
+from mailgate.service.app import build_context, build_transport
 from tests.helpers import Clock, parsed
 from tests.mails import make_mail
 from tests.test_cli import Result, mailgate

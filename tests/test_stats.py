@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mailgate import stats
-from mailgate.context import Context
+from mailgate.outbound.context import Context
+from mailgate.reports import stats
 
 STATUS_ZERO = {"open": 0, "working": 0, "hold": 0, "delivered": 0, "closed": 0}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailgate.agents import add_agent
 from mailgate.config import OutboundConfig, SecurityConfig
-from mailgate.customers import get_or_create_organisation
-from mailgate.models import SENT, OrganisationDomain, Outbox
-from mailgate.views import find_ticket, ticket_detail
+from mailgate.desk.agents import add_agent
+from mailgate.desk.customers import get_or_create_organisation
+from mailgate.reports.views import find_ticket, ticket_detail
+from mailgate.store.models import SENT, OrganisationDomain, Outbox
 from tests.daemon_harness import (
     CUSTOMER,
     SUPPORT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailgate import tags
+from mailgate.reading import tags
 
 PREFIXES = [
     "",

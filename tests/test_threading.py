@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from mailgate.context import Context
-from mailgate.models import Ticket
+from mailgate.outbound.context import Context
+from mailgate.store.models import Ticket
 from tests.helpers import articles, claim_domain, ingest, outbox, tickets
 from tests.mails import make_mail, new_message_id
 from tests.test_tags import PREFIXES
@@ -24,7 +24,7 @@ def first(ctx: Context) -> tuple[Context, str]:
 
 @pytest.fixture
 def agent(ctx: Context) -> str:
-    from mailgate.agents import add_agent
+    from mailgate.desk.agents import add_agent
 
     with ctx.store.session() as session:
         add_agent(session, "alice.agent@example.com", "Alice Agent", "en", ctx.clock())
@@ -55,7 +55,7 @@ def test_references_to_the_customers_first_mail(first: tuple[Context, str]) -> N
 
 def test_colleague_of_same_organisation_is_a_participant(first: tuple[Context, str]) -> None:
     ctx, _ = first
-    from mailgate.claims import move
+    from mailgate.desk.claims import move
 
     claim_domain(ctx, "ACME", "acme.example")
     with ctx.store.session() as session:

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from mailgate.agents import add_agent
-from mailgate.context import Context
-from mailgate.models import Ticket
+from mailgate.desk.agents import add_agent
 from mailgate.moments import aware
+from mailgate.outbound.context import Context
+from mailgate.store.models import Ticket
 from tests.helpers import claim_domain, ingest, outbox, parsed
 from tests.mails import make_mail
 from tests.test_cli import mailgate

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from mailgate import views
-from mailgate.app import build_context
 from mailgate.config import SlaConfig
-from mailgate.context import Context
+from mailgate.outbound.context import Context
+from mailgate.reports import views
+from mailgate.service.app import build_context
 from tests.conftest import Clock
 from tests.desk import NOW, at, build_desk, desk_config
 from tests.helpers import ingest

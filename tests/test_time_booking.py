@@ -12,7 +12,7 @@ from typing import Any
 import openpyxl
 import pytest
 
-from mailgate.context import Context
+from mailgate.outbound.context import Context
 from tests.mails import make_mail
 from tests.staffdesk import Desk, text_of, to
 

@@ -12,11 +12,11 @@ import pytest
 from sqlmodel import select
 
 from mailgate import cli
-from mailgate.agents import add_agent
-from mailgate.context import Context
-from mailgate.customers import add_contingent
-from mailgate.models import Agent, Organisation, Ticket, TimeEntry
-from mailgate.report import Month, ReportError
+from mailgate.desk.agents import add_agent
+from mailgate.desk.customers import add_contingent
+from mailgate.outbound.context import Context
+from mailgate.reports.report import Month, ReportError
+from mailgate.store.models import Agent, Organisation, Ticket, TimeEntry
 from tests.conftest import Clock
 from tests.helpers import claim_domain, ingest
 from tests.mails import make_mail

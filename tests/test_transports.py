@@ -20,19 +20,19 @@ from typing import Any
 
 import pytest
 
-from mailgate.app import build_context, build_transport
-from mailgate.compose import Outgoing, compose
 from mailgate.config import OutboundConfig
-from mailgate.context import Context
-from mailgate.models import FAILED, QUEUED, SENT
-from mailgate.outbox import deliver_due
-from mailgate.transports import (
+from mailgate.outbound.compose import Outgoing, compose
+from mailgate.outbound.context import Context
+from mailgate.outbound.outbox import deliver_due
+from mailgate.outbound.transports import (
     FileTransport,
     PermanentFailure,
     SmtpTransport,
     TemporaryFailure,
     Transport,
 )
+from mailgate.service.app import build_context, build_transport
+from mailgate.store.models import FAILED, QUEUED, SENT
 from tests.conftest import Clock, make_config
 from tests.daemon_harness import smtp_server
 from tests.helpers import ingest, outbox

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailgate.config import SecurityConfig
-from mailgate.parse import parse
-from mailgate.verify import Verdict, verify_agent, verify_customer
+from mailgate.reading.parse import parse
+from mailgate.reading.verify import Verdict, verify_agent, verify_customer
 
 Dns = Callable[[bytes], bytes | None]
 AR = SecurityConfig(

@@ -17,7 +17,7 @@ import openpyxl
 from sqlmodel import select
 
 from mailgate.config import load
-from mailgate.models import QUEUED, RECEIVED, Intake, Outbox
+from mailgate.store.models import QUEUED, RECEIVED, Intake, Outbox
 from tests.daemon_harness import DaemonThread, Received, Sink, connect, relay, running
 from tests.helpers import free_port, poll
 from tests.mails import make_mail

@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import func, select
 
-from mailgate import daemon, workers
-from mailgate.ahead import worth_it
-from mailgate.app import build_context
 from mailgate.config import Config, ProcessingConfig
-from mailgate.context import Context
-from mailgate.intake.spool import Incoming, accept_many, stored_raws
-from mailgate.models import Article, Intake, Outbox, Ticket
-from mailgate.parse import ParsedMail
-from mailgate.pipeline import Outcome
-from mailgate.workers import WorkerProcessor
+from mailgate.flows.pipeline import Outcome
+from mailgate.outbound.context import Context
+from mailgate.reading.parse import ParsedMail
+from mailgate.service import daemon, workers
+from mailgate.service.ahead import worth_it
+from mailgate.service.app import build_context
+from mailgate.service.workers import WorkerProcessor
+from mailgate.store.models import Article, Intake, Outbox, Ticket
+from mailgate.store.spool import Incoming, accept_many, stored_raws
 from tests.daemon_harness import Child, count, daemon_config, running, send_data, write_config
 from tests.helpers import children, free_port, poll
 from tests.mails import make_mail

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from mailgate.config import SmtpConfig
-from mailgate.repeats import Repeats
+from mailgate.intake.repeats import Repeats
 
 TOO_MANY = "421 4.7.0 Too many connections, try again later"
 

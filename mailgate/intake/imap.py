@@ -16,12 +16,12 @@ from imapclient import FLAGGED, SEEN, IMAPClient, SocketTimeout
 from sqlmodel import Session
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
-from mailgate.context import Context
-from mailgate.intake import spool
 from mailgate.intake.reading import HEAD_BYTES  # only so much of a too large one's header
-from mailgate.locks import AdvisoryLock
-from mailgate.models import ImapState
-from mailgate.store import StoreUnavailable
+from mailgate.outbound.context import Context
+from mailgate.store import spool
+from mailgate.store.database import StoreUnavailable
+from mailgate.store.locks import AdvisoryLock
+from mailgate.store.models import ImapState
 
 log = logging.getLogger("mailgate.intake.imap")
 

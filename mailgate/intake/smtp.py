@@ -14,7 +14,6 @@ from pathlib import Path
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailgate.config import SmtpConfig
-from mailgate.context import Context
 from mailgate.intake.activity import Activity
 from mailgate.intake.gate import Gate
 from mailgate.intake.replies import (
@@ -28,8 +27,9 @@ from mailgate.intake.replies import (
     TRY_LATER,
 )
 from mailgate.intake.session import LmtpSession, Refuse, SmtpSession, peer_name
-from mailgate.intake.spool import GroupCommit, Incoming
-from mailgate.store import StoreUnavailable
+from mailgate.outbound.context import Context
+from mailgate.store.database import StoreUnavailable
+from mailgate.store.spool import GroupCommit, Incoming
 
 log = logging.getLogger("mailgate.intake")
 
