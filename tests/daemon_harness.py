@@ -29,8 +29,7 @@ from mailgate.config import (
 )
 from mailgate.intake.smtp import split_listen
 from mailgate.outbound.context import Context
-from mailgate.service.app import build_context, build_transport
-from mailgate.service.daemon import serve
+from mailgate.service.app import build_context, build_transport, serve
 from tests.helpers import free_port, poll
 
 CUSTOMER = "alice@acme.example"

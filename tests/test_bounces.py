@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from mailgate.outbound.context import Context
-from mailgate.outbound.outbox import bounce_address, bounce_outbox_id
+from mailgate.reading.marks import bounce_address, bounce_outbox_id
 from mailgate.reading.mime.report import exchange_failed_recipients, qmail_failed_recipients
 from mailgate.reading.parse import parse
 from mailgate.reading.screen import failed_recipients, is_bounce

@@ -18,11 +18,10 @@ from mailgate.outbound.compose import (
     address_domain,
     clean_header,
     compose,
-    is_our_message_id,
     make_message_id,
     parse_address,
-    ticket_number_from_message_id,
 )
+from mailgate.reading.marks import is_our_message_id, ticket_number_from_message_id
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 BASE = Outgoing(

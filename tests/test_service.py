@@ -30,8 +30,7 @@ from typing import cast
 import pytest
 
 from mailgate.config import Config, ConfigError, HttpConfig, load, parse_config
-from mailgate.service.app import build_transport
-from mailgate.service.daemon import serve
+from mailgate.service.app import build_transport, serve
 from mailgate.service.sdnotify import Notifier
 from mailgate.store.models import Ticket
 from tests.daemon_harness import (

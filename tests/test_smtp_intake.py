@@ -24,7 +24,7 @@ from mailgate.config import (
     Config,
 )
 from mailgate.intake.smtp import ListenError, SmtpIntake, split_listen
-from mailgate.service import daemon
+from mailgate.service import app
 from mailgate.service.app import build_context
 from mailgate.store.models import RECEIVED, Intake, IntakeRaw, Ticket
 from mailgate.store.spool import accept, stored_raw
@@ -178,7 +178,7 @@ def test_port_taken_exits_69_with_one_line(
         taken.bind(split_listen(config.smtp.listen))
         taken.listen()
         with caplog.at_level(logging.INFO, logger="mailgate"):
-            assert daemon.run(config) == daemon.EX_UNAVAILABLE
+            assert app.run(config) == app.EX_UNAVAILABLE
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
     assert errors[0].exc_info is None

@@ -142,7 +142,7 @@ def cli(click_ctx: click.Context, config_path: str | None) -> None:
 @pass_state
 def run(state: State) -> int:
     """Run the daemon in the foreground: SMTP intake, processing and outbound mail."""
-    from mailgate.service.daemon import run as run_daemon
+    from mailgate.service.app import run as run_daemon
 
     return run_daemon(state.config)
 

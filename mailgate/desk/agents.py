@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from email.utils import parseaddr
 from pathlib import Path
 
 from sqlmodel import Session, col, select
@@ -16,6 +15,7 @@ from mailgate.desk.agent_signatures import (
     learned_signature,
     word_count,
 )
+from mailgate.reading.addresses import valid_address
 from mailgate.reading.mime.htmltext import html_to_text
 from mailgate.store.models import Agent
 
@@ -25,15 +25,6 @@ MAX_SIGNATURE_FILE = 1_000_000
 
 class AgentError(ValueError):
     """A request about an agent that cannot be done, worded for the operator."""
-
-
-def valid_address(text: str) -> str | None:
-    """The bare lower-case address if `text` is one plausible address, else None."""
-    address = parseaddr(text.strip())[1].lower()
-    local, _, domain = address.rpartition("@")
-    if not local or not domain or " " in address or address != text.strip().lower():
-        return None
-    return address
 
 
 def add_agent(

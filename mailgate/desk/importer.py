@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlmodel import Session, select
 
 from mailgate.config import CustomersConfig
-from mailgate.desk.agents import find_agent, valid_address
+from mailgate.desk.agents import find_agent
 from mailgate.desk.claims import ClaimError, claim, move_contact
 from mailgate.desk.customers import personal_organisation
+from mailgate.reading.addresses import valid_address
 from mailgate.store.models import COMPANY, Contact, Organisation, OrganisationDomain
 
 # Column names as CRMs, shops and German Excel spell them (compared in lower case); the

@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from mailgate.config import CustomersConfig
-from mailgate.desk.agents import find_agent, valid_address
+from mailgate.desk.agents import find_agent
 from mailgate.desk.customers import ensure_contact, remembered
 from mailgate.desk.tickets import WITHOUT_FURTHER_AGENTS, record_event, set_status
 from mailgate.desk.timebook import TimeRefused, book_time
 from mailgate.desk.unverified import is_unverified_sender, set_customer
 from mailgate.moments import aware, local_midnight
+from mailgate.reading.addresses import valid_address
 from mailgate.reading.commands import Command
 from mailgate.reading.phrases import Phrase
 from mailgate.store.models import STATUSES, Agent, Contact, Participant, Ticket, TicketAgent

@@ -21,9 +21,12 @@ from mailgate.desk.customers import (
 )
 from mailgate.desk.unverified import from_note
 from mailgate.moments import aware
-from mailgate.outbound.compose import ticket_number_from_message_id
-from mailgate.outbound.outbox import bounce_outbox_id, is_bounce_address
 from mailgate.reading import tags
+from mailgate.reading.marks import (
+    bounce_outbox_id,
+    is_bounce_address,
+    ticket_number_from_message_id,
+)
 from mailgate.reading.mime.report import qmail_original_ids, returned_message_ids
 from mailgate.reading.parse import AMBIGUOUS_FROM, ParsedMail
 from mailgate.reading.screen import (

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.utils import encode_rfc2231, format_datetime, formataddr, getaddresses, parseaddr
 
-from mailgate.store import keys
+from mailgate.reading import marks
 
 # Outgoing mail has CRLF line ends as SMTP wants them, and 7-bit transfer encodings so that
 # any relay, with or without 8BITMIME, passes the message on unchanged.
@@ -36,11 +36,6 @@ _ADDR_SPEC = re.compile(
 )
 _MSG_ID = re.compile(r"<[!-;=?-~]+@[!-;=?-~]+>\Z")  # printable ASCII without < > and space
 _BRACKETED = re.compile(r"<[^<>]*>")
-_OUR_MSG_ID = re.compile(
-    r"mailgate\.(?P<number>\d{1,18})\.(?P<nonce>[0-9a-f]+)\.(?P<mark>[0-9a-f]+)@(?P<host>.+)\Z",
-    re.IGNORECASE,
-)
-_MESSAGE_ID_MARK = "message-id"  # what the key signs in our Message-IDs
 _HEADER_NAME = re.compile(r"[!-9;-~]+\Z")  # RFC 5322 ftext
 _MIME_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*\Z")
 
@@ -142,27 +137,7 @@ def make_message_id(ticket_number: int | None, domain: str, key: bytes) -> str:
     host = clean_header(domain).lower()
     if not is_plain_address(f"x@{host}"):
         raise ValueError(f"not a domain for a Message-ID: {domain!r}")
-    number, nonce = ticket_number or 0, secrets.token_hex(8)
-    signed = keys.mark(key, _MESSAGE_ID_MARK, f"{number}.{nonce}@{host}")
-    return f"<mailgate.{number}.{nonce}.{signed}@{host}>"
-
-
-def is_our_message_id(message_id: str, domain: str, key: bytes) -> bool:
-    """Made by make_message_id with this key for this domain: a loop of our own mail."""
-    match = _OUR_MSG_ID.match(message_id.strip().strip("<>"))
-    if match is None or match["host"].lower() != domain.strip().lower():
-        return False
-    signed = f"{int(match['number'])}.{match['nonce']}@{match['host']}"
-    return keys.is_marked(key, _MESSAGE_ID_MARK, signed, match["mark"])
-
-
-def ticket_number_from_message_id(message_id: str, domain: str, key: bytes) -> int | None:
-    """The ticket number in one of our Message-IDs (make_message_id), else None: an id of
-    the same shape without our mark names no ticket."""
-    if not is_our_message_id(message_id, domain, key):
-        return None
-    match = _OUR_MSG_ID.match(message_id.strip().strip("<>"))
-    return (int(match["number"]) or None) if match else None
+    return marks.message_id(ticket_number or 0, host, key)
 
 
 def clean_message_id(value: str) -> str | None:

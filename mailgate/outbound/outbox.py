@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from mailgate.outbound.transports import (
     Transport,
     Unanswered,
 )
-from mailgate.store import keys
+from mailgate.reading.marks import bounce_address
 from mailgate.store.database import Store, direct
 from mailgate.store.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
 
@@ -35,13 +34,6 @@ log = logging.getLogger("mailgate.outbox")
 # its sender, while the row of a process that died is free again within one lease.
 RENEW_EVERY = 1 / 3
 MAX_BACKOFF = timedelta(hours=6)
-# VERP: each mail's envelope sender names its outbox row, so a bounce finds its ticket even
-# when the reporting server returns neither the original headers nor a standard report. The
-# row id is signed: ids are a counter anyone can guess, and a bounce marks an address failing.
-_BOUNCE_ADDRESS = re.compile(
-    r"^(?P<local>[^@\s]+)\+bounce-(?P<id>\d{1,18})(?:-(?P<mark>[0-9a-z]+))?@(?P<domain>[^@\s]+)$"
-)
-_BOUNCE_MARK = "bounce"  # what the key signs in a VERP address
 # Queued mail goes in at once, as plain statements: nothing reads it back as an object in the
 # transaction, and through the unit of work each row costs several times as much.
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
@@ -59,33 +51,6 @@ _RENEW_LEASE = (
     )
     .values(next_attempt_at=bindparam("until"))
 )
-
-
-def bounce_address(address: str, outbox_id: int, key: bytes) -> str:
-    """`support@example.com` and row 42 give `support+bounce-42-<mark>@example.com`."""
-    local, at, domain = address.rpartition("@")
-    if not (at and local):
-        return address
-    signed = keys.mark(key, _BOUNCE_MARK, f"{outbox_id}:{address}")
-    return f"{local}+bounce-{outbox_id}-{signed}@{domain}"
-
-
-def is_bounce_address(address: str) -> bool:
-    """Shaped as a VERP address of ours, signed or not (old mail, or a forgery)."""
-    return _BOUNCE_ADDRESS.match(address.strip().strip("<>").lower()) is not None
-
-
-def bounce_outbox_id(address: str, key: bytes) -> int | None:
-    """The outbox row a VERP bounce address names when its signature holds, else None."""
-    match = _BOUNCE_ADDRESS.match(address.strip().strip("<>").lower())
-    if match is None or not match["mark"]:
-        return None
-    base = f"{match['local']}@{match['domain']}"
-    return (
-        int(match["id"])
-        if keys.is_marked(key, _BOUNCE_MARK, f"{match['id']}:{base}", match["mark"])
-        else None
-    )
 
 
 def enqueue(

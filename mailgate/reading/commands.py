@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from email.utils import getaddresses
 
-from mailgate.desk.agents import valid_address
+from mailgate.reading.addresses import valid_address
 from mailgate.reading.phrases import Phrase
 from mailgate.store.models import STATUSES, TYPES
 

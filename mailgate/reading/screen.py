@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mailgate.outbound.compose import is_our_message_id
+from mailgate.reading.marks import is_our_message_id
 from mailgate.reading.mime.report import (
     exchange_failed_recipients,
     is_qmail_bounce,

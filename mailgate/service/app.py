@@ -1,62 +1,129 @@
-"""The composition root: builds context, store, renderer and transport from a Config."""
+"""The composition root: `mailgate run` and `mailgate ingest` get their parts here, made
+from one Config; the daemon, its processes and the commands are put together here and
+nowhere below."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
+import logging
+import resource
+import signal
+from collections.abc import Callable
 
-from mailgate.config import EMBEDDED, Config, ConfigError
-from mailgate.config import files as config_files
+from sqlalchemy.engine import make_url
+
+from mailgate.config import Config
+from mailgate.intake import repeats
+from mailgate.intake.smtp import ListenError
 from mailgate.outbound.context import Context
-from mailgate.outbound.render import Renderer, builtin_template_dir
-from mailgate.outbound.transports import FileTransport, SmtpTransport, Transport
-from mailgate.store.database import Store, sqlite_file
+from mailgate.outbound.transports import Transport
+from mailgate.service.daemon import Daemon, listening_status
+from mailgate.service.instance import AlreadyRunning, hold
+from mailgate.service.logs import configure_logging
+from mailgate.service.parts import build_context, build_renderer, build_transport, outbound_target
+from mailgate.service.sdnotify import Notifier
+
+__all__ = ["build_context", "build_renderer", "build_transport", "run", "serve"]
+
+log = logging.getLogger("mailgate.daemon")
+
+EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75  # sysexits(3)
+# With no hard limit on open files, the soft one is raised this far (the kernel's default
+# ceiling, nr_open, is 1,048,576).
+OPEN_FILES_CEILING = 65536
 
 
-def build_context(config: Config, migrate: bool = True, read_only: bool = False) -> Context:
-    """Everything the stages need; the schema is checked (and on SQLite, created) first.
-    `read_only`: for a command that only reads (lists, shows, reports): the database must
-    exist with this code's schema; a missing one is named, never created empty."""
-    if read_only:
-        path = sqlite_file(config.database.url)
-        if path is not None and not path.is_file():
-            raise ConfigError(
-                f"no database at {path.absolute()} (database.url of {_described(config)}): "
-                "give the configuration with -c or $MAILGATE_CONFIG"
-            )
-    store = Store(config.database.url, config.database.busy_timeout)
-    try:
-        if read_only:
-            store.check_schema()
-        elif migrate:
-            store.ensure_schema()
-    except BaseException:
-        store.dispose()
-        raise
-    return Context(config=config, store=store, renderer=build_renderer(config))
-
-
-def _described(config: Config) -> str:
-    if config.source != EMBEDDED:
-        return config.source
-    tried = ", ".join(str(p) if p.is_absolute() else f"./{p}" for p in config_files.searched())
-    return f"the embedded default; no -c, $MAILGATE_CONFIG, {tried}"
-
-
-def build_renderer(config: Config) -> Renderer:
-    """The built-in templates, with the operator's directory over them."""
-    override = Path(config.paths.templates) if config.paths.templates else None
-    return Renderer(builtin_template_dir(), override, config.tickets.default_language)
-
-
-def build_transport(config: Config) -> Transport:
-    out = config.outbound
-    if out.transport == "file":
-        return FileTransport(Path(out.directory))
-    return SmtpTransport(
-        out.host,
-        out.port,
-        out.security,
-        out.username or None,
-        out.password or None,
-        connections=out.connections,
+def describe(ctx: Context, listening: str, http: str = "") -> str:
+    """The start-up line: where mail comes in, where it is kept and where it goes."""
+    database = make_url(ctx.config.database.url).render_as_string(hide_password=True)
+    return (
+        f"event=started listen={listening} database={database} "
+        f"outbound={outbound_target(ctx.config)} http={http or '-'}"
     )
+
+
+def http_address(server: asyncio.Server | None) -> str:
+    if server is None:
+        return ""
+    return ",".join("{}:{}".format(*sock.getsockname()[:2]) for sock in server.sockets)
+
+
+async def serve(
+    ctx: Context,
+    transport: Transport,
+    stop: asyncio.Event,
+    ready: Callable[[], None] | None = None,
+    *,
+    hangup: asyncio.Event | None = None,
+    notifier: Notifier | None = None,
+) -> None:
+    """Run until `stop` is set, then drain and return; reload whenever `hangup` is set.
+    Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
+    can be taken."""
+    # Out of file descriptors, accept() fails many times a second: logged once, then counted.
+    repeats.install(asyncio.get_running_loop(), repeats.Repeats())
+    daemon = Daemon(ctx, transport, notifier or Notifier({}))
+    await daemon.start()
+    log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))
+    if hangup is not None:
+        daemon._helper(daemon.reload_loop(hangup), "reload")
+    daemon.notifier.ready(listening_status(daemon))
+    if ready is not None:
+        ready()
+    await stop.wait()
+    await daemon.shutdown()
+    await daemon.transport.close()
+    log.info("event=stopped")
+
+
+async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
+    stop, hangup = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: hangup.set}
+    for signum, handler in handlers.items():
+        loop.add_signal_handler(signum, handler)
+    try:
+        await serve(ctx, transport, stop, hangup=hangup, notifier=Notifier())
+    finally:
+        for signum in handlers:
+            loop.remove_signal_handler(signum)
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard one, as far as the kernel allows: each
+    SMTP session takes a descriptor, and 1,024 is soon reached. The soft limit afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError) as exc:  # the kernel's ceiling is lower: keep ours
+            log.warning("event=open_files_limit_kept soft=%s error=%r", soft, str(exc))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def run(config: Config) -> int:
+    """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
+    configure_logging(config.logging)
+    raise_open_files_limit()
+    try:
+        # Before the schema check: a second daemon must not even migrate. IMAP polled
+        # twice would store each message twice.
+        instance = hold(config.database.url)
+    except AlreadyRunning as exc:
+        # Temporary: it can start once the other has stopped (a restart that overlaps).
+        log.error("event=already_running error=%r", str(exc))
+        return EX_TEMPFAIL
+    ctx = build_context(config)
+    try:
+        # A broken template is refused at the start, as at a reload, not at the first mail.
+        ctx.renderer.preload()
+        asyncio.run(_serve_until_signalled(ctx, build_transport(config)))
+    except ListenError as exc:
+        log.error("event=listen_failed error=%r", str(exc))
+        return EX_UNAVAILABLE
+    finally:
+        ctx.store.dispose()
+        if instance is not None:
+            instance.release()
+    return EX_OK

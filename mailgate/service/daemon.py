@@ -6,30 +6,24 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import resource
-import signal
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from sqlalchemy import func, text
-from sqlalchemy.engine import make_url
 from sqlmodel import select
 
 from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.flows import pipeline
-from mailgate.intake import repeats
 from mailgate.intake.imap import ImapIntake
-from mailgate.intake.smtp import ListenError, SmtpIntake
+from mailgate.intake.smtp import SmtpIntake
 from mailgate.outbound import outbox
 from mailgate.outbound.context import Context
 from mailgate.outbound.render import Renderer, TemplateError
 from mailgate.outbound.transports import Transport
-from mailgate.service.app import build_context, build_renderer, build_transport
-from mailgate.service.instance import AlreadyRunning, hold
 from mailgate.service.jobs import Scheduler, jobs_for
-from mailgate.service.logs import configure_logging
 from mailgate.service.metrics import HttpEndpoints, Metrics, start_http
+from mailgate.service.parts import build_transport, outbound_target, renewed_renderer
 from mailgate.service.sdnotify import Notifier
 from mailgate.service.workers import Processor, WorkerDied, build_processor
 from mailgate.store.database import Store, StoreUnavailable
@@ -37,7 +31,6 @@ from mailgate.store.models import QUARANTINED, Intake, Outbox
 
 log = logging.getLogger("mailgate.daemon")
 
-EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL = 0, 69, 75  # sysexits(3)
 STORE_RETRY_DELAY = 2.0  # a locked or lost database usually comes back within seconds
 # Shutdown, in all at most TimeoutStopSec (30 s) of the unit: intake and running jobs
 # together, then the processor, then the outbox sender.
@@ -56,9 +49,6 @@ OUTBOX_DEFER_SECONDS = 5.0
 # Queued messages parsed ahead of the worker (where a second process does that), in batches:
 # with one, a batch the parser was slow with would be parsed by the worker instead.
 LOOK_AHEAD_BATCHES = 2
-# With no hard limit on open files, the soft one is raised this far (the kernel's default
-# ceiling, nr_open, is 1,048,576).
-OPEN_FILES_CEILING = 65536
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
 HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
@@ -470,115 +460,5 @@ def runtime_part(old: Config, fresh: Config) -> Config:
     return dataclasses.replace(fresh, **kept)
 
 
-def renewed_renderer(config: Config) -> Renderer:
-    """A new renderer with every template compiled, as `config check` compiles them; the
-    current one stays in use until this succeeds. ValueError for a default language that
-    is no language tag, TemplateError for a template that cannot be compiled."""
-    renderer = build_renderer(config)
-    renderer.preload()
-    return renderer
-
-
-def outbound_target(config: Config) -> str:
-    out = config.outbound
-    return f"file:{out.directory}" if out.transport == "file" else f"smtp:{out.host}:{out.port}"
-
-
-def describe(ctx: Context, listening: str, http: str = "") -> str:
-    """The start-up line: where mail comes in, where it is kept and where it goes."""
-    database = make_url(ctx.config.database.url).render_as_string(hide_password=True)
-    return (
-        f"event=started listen={listening} database={database} "
-        f"outbound={outbound_target(ctx.config)} http={http or '-'}"
-    )
-
-
 def listening_status(daemon: Daemon) -> str:
     return f"taking mail on {daemon.intake.address}"
-
-
-def http_address(server: asyncio.Server | None) -> str:
-    if server is None:
-        return ""
-    return ",".join("{}:{}".format(*sock.getsockname()[:2]) for sock in server.sockets)
-
-
-async def serve(
-    ctx: Context,
-    transport: Transport,
-    stop: asyncio.Event,
-    ready: Callable[[], None] | None = None,
-    *,
-    hangup: asyncio.Event | None = None,
-    notifier: Notifier | None = None,
-) -> None:
-    """Run until `stop` is set, then drain and return; reload whenever `hangup` is set.
-    Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
-    can be taken."""
-    # Out of file descriptors, accept() fails many times a second: logged once, then counted.
-    repeats.install(asyncio.get_running_loop(), repeats.Repeats())
-    daemon = Daemon(ctx, transport, notifier or Notifier({}))
-    await daemon.start()
-    log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))
-    if hangup is not None:
-        daemon._helper(daemon.reload_loop(hangup), "reload")
-    daemon.notifier.ready(listening_status(daemon))
-    if ready is not None:
-        ready()
-    await stop.wait()
-    await daemon.shutdown()
-    await daemon.transport.close()
-    log.info("event=stopped")
-
-
-async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
-    stop, hangup = asyncio.Event(), asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: hangup.set}
-    for signum, handler in handlers.items():
-        loop.add_signal_handler(signum, handler)
-    try:
-        await serve(ctx, transport, stop, hangup=hangup, notifier=Notifier())
-    finally:
-        for signum in handlers:
-            loop.remove_signal_handler(signum)
-
-
-def raise_open_files_limit() -> int:
-    """Raise the soft limit on open files to the hard one, as far as the kernel allows: each
-    SMTP session takes a descriptor, and 1,024 is soon reached. The soft limit afterwards."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else hard
-    if soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError) as exc:  # the kernel's ceiling is lower: keep ours
-            log.warning("event=open_files_limit_kept soft=%s error=%r", soft, str(exc))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def run(config: Config) -> int:
-    """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
-    configure_logging(config.logging)
-    raise_open_files_limit()
-    try:
-        # Before the schema check: a second daemon must not even migrate. IMAP polled
-        # twice would store each message twice.
-        instance = hold(config.database.url)
-    except AlreadyRunning as exc:
-        # Temporary: it can start once the other has stopped (a restart that overlaps).
-        log.error("event=already_running error=%r", str(exc))
-        return EX_TEMPFAIL
-    ctx = build_context(config)
-    try:
-        # A broken template is refused at the start, as at a reload, not at the first mail.
-        ctx.renderer.preload()
-        asyncio.run(_serve_until_signalled(ctx, build_transport(config)))
-    except ListenError as exc:
-        log.error("event=listen_failed error=%r", str(exc))
-        return EX_UNAVAILABLE
-    finally:
-        ctx.store.dispose()
-        if instance is not None:
-            instance.release()
-    return EX_OK

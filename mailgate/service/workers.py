@@ -26,10 +26,10 @@ from mailgate.outbound.context import Context
 from mailgate.outbound.render import Renderer, TemplateError
 from mailgate.reading.parse import ParsedMail
 from mailgate.service.ahead import StoredAhead, worth_it
-from mailgate.service.app import build_context, build_renderer
 from mailgate.service.children import owned_by
 from mailgate.service.deaths import Run, count_deaths
 from mailgate.service.logs import configure_logging
+from mailgate.service.parts import build_context, build_renderer
 from mailgate.store.database import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.workers")
