@@ -14,7 +14,8 @@ import pytest
 from imapclient import IMAPClient
 
 from mailgate.config import ConfigError, SmtpConfig, parse_config
-from mailgate.intake.imap import HEAD_BYTES, ImapIntake, batches
+from mailgate.intake.imap import ImapIntake
+from mailgate.intake.imap_folder import HEAD_BYTES, batches
 from mailgate.outbound.context import Context
 from mailgate.store import spool
 from mailgate.store.models import IGNORED, Intake, Ticket

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from mailgate.flows import pipeline
+from mailgate.flows import apply
 from mailgate.flows.pipeline import process_batch
 from mailgate.outbound.context import Context
 from mailgate.store import blobs
@@ -461,14 +461,14 @@ def test_batch_threads_a_reply_to_the_ticket_opened_earlier_in_it(ctx: Context) 
 def test_a_failing_message_in_a_batch_is_quarantined_alone(
     ctx: Context, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_route = pipeline.route
+    real_route = apply.route
 
     def route_failing_on_poison(*args: Any, **kwargs: Any) -> Any:
         if args[1].subject == "poison":
             raise RuntimeError("stage broke")
         return real_route(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "route", route_failing_on_poison)
+    monkeypatch.setattr(apply, "route", route_failing_on_poison)
     ids = _stored(
         ctx,
         make_mail(subject="first"),
