@@ -96,7 +96,7 @@ def test_unexpected_failure_defers_without_traceback(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     (tmp_path / "mg.db").write_bytes(b"not a database\n" * 100)
     result = pipe(cfg)
-    deferred(result, "internal error (DatabaseError at store.py:")
+    deferred(result, "internal error (DatabaseError at database.py:")
     assert "file is not a database" in result.stderr
     # Fixed, the MTA's next try takes the same mail.
     (tmp_path / "mg.db").unlink()

@@ -19,9 +19,9 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 
 from mailgate.config import ConfigError, OutboundConfig, parse_config
 from mailgate.outbound.context import Context
+from mailgate.outbound.file_transport import FileTransport
 from mailgate.outbound.outbox import deliver_due
 from mailgate.outbound.transports import (
-    FileTransport,
     PermanentFailure,
     SmtpTransport,
     TemporaryFailure,

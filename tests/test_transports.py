@@ -23,9 +23,9 @@ import pytest
 from mailgate.config import OutboundConfig
 from mailgate.outbound.compose import Outgoing, compose
 from mailgate.outbound.context import Context
+from mailgate.outbound.file_transport import FileTransport
 from mailgate.outbound.outbox import deliver_due
 from mailgate.outbound.transports import (
-    FileTransport,
     PermanentFailure,
     SmtpTransport,
     TemporaryFailure,

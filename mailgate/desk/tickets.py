@@ -21,7 +21,7 @@ from mailgate.desk.customers import (
     organisation_for_domain,
     remembered,
 )
-from mailgate.desk.route import Envelope, FollowUp, NewTicket
+from mailgate.desk.decisions import Envelope, FollowUp, NewTicket
 from mailgate.desk.unverified import unverified_contact
 from mailgate.moments import aware
 from mailgate.reading.details import Details, find_details

@@ -17,15 +17,15 @@ from mailgate.desk.customers import (
     identify,
     organisation_for_domain,
 )
-from mailgate.desk.route import (
+from mailgate.desk.decisions import (
     Envelope,
     FollowUp,
     Ignore,
     ListRequest,
     NewTicket,
     Quarantine,
-    route,
 )
+from mailgate.desk.route import route
 from mailgate.desk.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
 from mailgate.flows.replies import (
     after_customer_mail,

@@ -14,11 +14,8 @@ from sqlmodel import Session, col, select
 from mailgate.desk.customers import (
     look_up_contacts,
 )
-from mailgate.desk.route import (
-    NewTicket,
-    look_up_message_ids,
-    note_outcome,
-)
+from mailgate.desk.decisions import NewTicket
+from mailgate.desk.duplicates import look_up_message_ids, note_outcome
 from mailgate.desk.tickets import Opening, open_ticket
 from mailgate.flows import oversize
 from mailgate.flows.apply import Outcome, apply, served_envelope

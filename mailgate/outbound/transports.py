@@ -1,22 +1,18 @@
-"""Delivery of composed messages: to an SMTP relay, or as .eml files into a folder."""
+"""Delivery of composed messages: what a transport promises, how it fails, and the SMTP relay
+(the file transport is in file_transport.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import re
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import aiosmtplib
 
 from mailgate.outbound.compose import is_sendable_address
-from mailgate.store.disk import sync_directory
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -29,7 +25,6 @@ _MESSAGE_REFUSALS = (
     aiosmtplib.SMTPRecipientRefused,
     aiosmtplib.SMTPDataError,
 )
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 class TemporaryFailure(Exception):
@@ -77,60 +72,6 @@ def check_envelope(envelope_from: str, recipients: Sequence[str]) -> None:
     bad = [r for r in recipients if not is_sendable_address(r)]
     if bad:
         raise PermanentFailure(f"unusable recipient(s) {', '.join(map(repr, bad))}")
-
-
-class FileTransport:
-    """Writes each message as one .eml file; the embedded default, and handy in tests."""
-
-    def __init__(self, directory: Path, clock: Callable[[], datetime] = utc_now) -> None:
-        self.directory = Path(directory)
-        self.clock = clock
-
-    async def send(
-        self, envelope_from: str, recipients: Sequence[str], raw: bytes, name_hint: str
-    ) -> str:
-        stem = f"{self.clock().astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{_safe_name(name_hint)}"
-        try:
-            path = await asyncio.to_thread(self._write, raw, stem)
-        except OSError as exc:  # disk full, permissions: may well be fixed by the next try
-            raise TemporaryFailure(f"cannot write to {self.directory}: {exc}") from exc
-        return str(path)
-
-    async def close(self) -> None:
-        return None
-
-    def _write(self, raw: bytes, stem: str) -> Path:
-        """Readers never see half a file: write a hidden temp file, sync, then publish."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(raw)
-                fh.flush()
-                os.fsync(fh.fileno())
-            path = _publish(Path(tmp), self.directory, stem)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-        sync_directory(self.directory)
-        return path
-
-
-def _safe_name(hint: str) -> str:
-    name = _UNSAFE_NAME.sub("_", hint).strip("._")[:80]
-    return name or "message"
-
-
-def _publish(tmp: Path, directory: Path, stem: str) -> Path:
-    """Link the finished file under its final name. Unlike rename, a link never replaces an
-    existing file, so two mails with the same name both survive."""
-    for n in range(1000):
-        path = directory / (f"{stem}.eml" if n == 0 else f"{stem}-{n}.eml")
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            continue
-        return path
-    raise FileExistsError(f"no free file name for {stem} in {directory}")
 
 
 # Idle connections are closed after this long. Relays drop idle clients themselves, usually

@@ -12,6 +12,8 @@ from mailgate.reading.mime.report import (
     exchange_failed_recipients,
     is_qmail_bounce,
     qmail_failed_recipients,
+    qmail_original_ids,
+    returned_message_ids,
     text_addresses,
 )
 from mailgate.reading.parse import AMBIGUOUS_FROM, ParsedMail
@@ -248,3 +250,14 @@ def screen(
     automatic = next((r for r in (rule(mail) for rule in AUTOMATIC_MAIL_RULES) if r), None)
     automatic = automatic or x_loop_of_another_system(mail, own_addresses)
     return Screening(own=own, bounce=is_bounce(mail), automatic=automatic)
+
+
+def referenced_ids(mail: ParsedMail) -> list[str]:
+    """The Message-IDs a mail refers to: answered, referenced, and those a report or a
+    bounce's text quotes of the returned mail. Threading and bounce proof both read them."""
+    ids = [*mail.in_reply_to, *reversed(mail.references), *mail.report_original_ids]
+    ids += qmail_original_ids(mail.text)
+    if from_daemon(mail) or declares_delivery_report(mail):
+        # A text bounce, or a report whose parts are lost, quotes the returned mail's headers.
+        ids += returned_message_ids(mail.text)
+    return list(dict.fromkeys(i for i in ids if i))

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import itertools
 import logging
 import time
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from sqlalchemy import func, text
-from sqlmodel import select
-
-from mailgate.config import EMBEDDED, Config, ConfigError, load
+from mailgate.config import Config, ConfigError
 from mailgate.flows import pipeline
 from mailgate.intake.imap import ImapIntake
 from mailgate.intake.smtp import SmtpIntake
@@ -22,12 +18,26 @@ from mailgate.outbound.context import Context
 from mailgate.outbound.render import Renderer, TemplateError
 from mailgate.outbound.transports import Transport
 from mailgate.service.jobs import Scheduler, jobs_for
-from mailgate.service.metrics import HttpEndpoints, Metrics, start_http
-from mailgate.service.parts import build_transport, outbound_target, renewed_renderer
-from mailgate.service.sdnotify import Notifier
-from mailgate.service.workers import Processor, WorkerDied, build_processor
-from mailgate.store.database import Store, StoreUnavailable
-from mailgate.store.models import QUARANTINED, Intake, Outbox
+from mailgate.service.metrics import (
+    HttpEndpoints,
+    Metrics,
+    database_healthy,
+    outbox_counts,
+    quarantined_count,
+    serve_http,
+)
+from mailgate.service.parts import (
+    RESTART_ONLY,
+    build_transport,
+    outbound_target,
+    renewed_renderer,
+    reread,
+    runtime_part,
+)
+from mailgate.service.sdnotify import Notifier, keep_watchdog_fed
+from mailgate.service.suspects import Suspects
+from mailgate.service.workers import Processor, WorkerDied, WorkQueue, build_processor
+from mailgate.store.database import StoreUnavailable
 
 log = logging.getLogger("mailgate.daemon")
 
@@ -51,22 +61,6 @@ OUTBOX_DEFER_SECONDS = 5.0
 LOOK_AHEAD_BATCHES = 2
 DRAIN_SECONDS = 10.0  # processing what was stored before shutdown
 FLUSH_SECONDS = 5.0  # the last delivery round at shutdown
-HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
-# Sections a reload cannot apply: sockets are bound and the database is open.
-RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
-# A batch whose worker process died is taken up again message by message; a message that
-# was in hand at this many deaths is quarantined, since it is likely what kills the worker
-# (or the daemon's own process, where it processes mail itself).
-MAX_WORKER_DEATHS = 2
-
-
-class WorkQueue(asyncio.Queue[int | None]):
-    """Stored messages for the processing tasks, first come first; None: no more work."""
-
-    def waiting(self, limit: int) -> list[int]:
-        """The ids queued next, up to limit, left in the queue (to parse them ahead)."""
-        # `_queue` is the deque that asyncio.Queue keeps for its subclasses to use.
-        return [i for i in itertools.islice(self._queue, limit) if i is not None]
 
 
 class Trouble:
@@ -112,7 +106,7 @@ class Daemon:
         self.queue = WorkQueue()
         self.processor: Processor = build_processor(ctx)
         # Messages in hand when a worker process died, and how often; processed alone.
-        self.suspects: dict[int, int] = {}
+        self.suspects = Suspects()
         # Stored messages queued or being processed, with when they were handed over.
         self.in_hand: dict[int, float] = {}
         # Ids this run has taken up; the left-over job skips them (see offer_pending).
@@ -144,12 +138,15 @@ class Daemon:
             asyncio.create_task(box.run(self.imap_stop), name=f"mailgate-{box.source}")
             for box in self.mailboxes
         ]
-        await self._start_http()
+        self.http = await serve_http(
+            self.ctx.config.http.listen, HttpEndpoints(self.metrics, self.healthy)
+        )
         # Not awaited: mail can be taken (and stored) while the workers start.
         self._helper(asyncio.to_thread(self.processor.warm_up), "warm-up")
         self.scheduler.start()
         if self.notifier.watchdog_interval:
-            self._helper(self.watchdog_loop(self.notifier.watchdog_interval), "watchdog")
+            watchdog = keep_watchdog_fed(self.loop_healthy, self.notifier)
+            self._helper(watchdog, "watchdog")
 
     def _helper(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self.helpers.append(asyncio.create_task(coro, name=f"mailgate-{name}"))
@@ -255,8 +252,7 @@ class Daemon:
         """Take the batch up again, each message alone; quarantine one that was in hand at
         every death, rather than let it kill worker after worker."""
         log.error("event=worker_died intake_ids=%s error=%r", _ids(batch), str(exc))
-        deaths = {intake_id: self.suspects.get(intake_id, 0) + 1 for intake_id in batch}
-        await self._suspected(deaths, exc.why)
+        await self._suspected(self.suspects.after_death(batch), exc.why)
         await self._retry_later([i for i in batch if i in self.suspects])
 
     async def _count_deaths(self) -> None:
@@ -272,19 +268,8 @@ class Daemon:
         await self._suspected(deaths, "ended the daemon process")
 
     async def _suspected(self, deaths: dict[int, int], why: str) -> None:
-        """Messages in hand when a process died, with how often: processed alone from now
-        on, and quarantined at MAX_WORKER_DEATHS. `why`: what processing them did ("ended
-        the worker process", "took longer than 30 s")."""
-        self.suspects.update(deaths)
-        for intake_id in [i for i, times in deaths.items() if times >= MAX_WORKER_DEATHS]:
-            reason = f"processing it {why} {MAX_WORKER_DEATHS} times"
-            try:
-                outcome = await asyncio.to_thread(pipeline.quarantine, self.ctx, intake_id, reason)
-            except StoreUnavailable:
-                continue  # still suspect: taken up again, and alone
-            log.error("event=quarantine intake_id=%s error=%r", intake_id, reason)
-            self.suspects.pop(intake_id, None)
-            self.in_hand.pop(intake_id, None)
+        for outcome in await self.suspects.judge(self.ctx, deaths, why):
+            self.in_hand.pop(outcome.intake_id, None)
             self.metrics.outcome(outcome.source, outcome.status, False, None)
 
     async def outbox_loop(self) -> None:
@@ -319,37 +304,12 @@ class Daemon:
             return
         self.outbox_trouble.recovered()
 
-    async def _start_http(self) -> None:
-        listen = self.ctx.config.http.listen
-        if not listen:
-            return
-        try:
-            self.http = await start_http(listen, HttpEndpoints(self.metrics, self.healthy))
-        except OSError as exc:
-            # Mail matters more than metrics: intake goes on without them.
-            log.error("event=http_listen_failed listen=%s error=%r", listen, str(exc))
-
     def loop_healthy(self) -> bool:
         """The processor and the sender are alive (and this loop ran the check at all)."""
         return not self.stopping and all(not task.done() for task in self.tasks)
 
     async def healthy(self) -> bool:
-        if not self.loop_healthy():
-            return False
-        try:
-            await asyncio.wait_for(
-                asyncio.to_thread(database_answers, self.ctx.store), HEALTH_TIMEOUT
-            )
-        except Exception:  # any failure to answer is "unhealthy", whatever its kind
-            return False
-        return True
-
-    async def watchdog_loop(self, interval: float) -> None:
-        # Not tied to the database: an outage there is answered with 451, not a restart.
-        while True:
-            if self.loop_healthy():
-                self.notifier.watchdog()
-            await asyncio.sleep(interval)
+        return self.loop_healthy() and await database_healthy(self.ctx.store)
 
     async def reload_loop(self, hangup: asyncio.Event) -> None:
         while True:
@@ -428,36 +388,6 @@ async def _finish(task: asyncio.Task[None], timeout: float) -> None:
 
 def _ids(batch: list[int]) -> str:
     return ",".join(map(str, batch))
-
-
-def outbox_counts(store: Store) -> dict[str, int]:
-    """Outbox rows by status, for the metrics scrape."""
-    with store.session() as session:
-        query = select(Outbox.status, func.count()).group_by(Outbox.status)
-        return {status: int(number) for status, number in session.exec(query)}
-
-
-def quarantined_count(store: Store) -> int:
-    """Stored messages in quarantine, for the metrics scrape."""
-    with store.session() as session:
-        query = select(func.count()).select_from(Intake).where(Intake.status == QUARANTINED)
-        return int(session.exec(query).one())
-
-
-def database_answers(store: Store) -> None:
-    with store.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-
-
-def reread(old: Config) -> Config:
-    """The configuration file again; the embedded default has no file and stays as it is."""
-    return old if old.source == EMBEDDED else load(old.source)
-
-
-def runtime_part(old: Config, fresh: Config) -> Config:
-    """The new configuration, with the sections only a restart can change kept as they were."""
-    kept = {name: getattr(old, name) for name in RESTART_ONLY}
-    return dataclasses.replace(fresh, **kept)
 
 
 def listening_status(daemon: Daemon) -> str:

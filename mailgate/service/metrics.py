@@ -20,8 +20,15 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from sqlalchemy import func, text
+from sqlmodel import select
+
+from mailgate.store.database import Store
+from mailgate.store.models import QUARANTINED, Intake, Outbox
 
 log = logging.getLogger("mailgate.http")
+
+HEALTH_TIMEOUT = 2.0  # /healthz: a database that does not answer SELECT 1 by then is down
 
 # From a fast SMTP round trip to a slow relay or a busy database.
 PROCESSING_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -233,3 +240,46 @@ async def start_http(listen: str, endpoints: HttpEndpoints) -> asyncio.Server:
     """Listen on HOST:PORT on the running loop; OSError when the address cannot be bound."""
     host, _, port = listen.rpartition(":")
     return await asyncio.start_server(endpoints.handle, host.strip("[]"), int(port))
+
+
+def outbox_counts(store: Store) -> dict[str, int]:
+    """Outbox rows by status, for the metrics scrape."""
+    with store.session() as session:
+        query = select(Outbox.status, func.count()).group_by(Outbox.status)
+        return {status: int(number) for status, number in session.exec(query)}
+
+
+def quarantined_count(store: Store) -> int:
+    """Stored messages in quarantine, for the metrics scrape."""
+    with store.session() as session:
+        query = select(func.count()).select_from(Intake).where(Intake.status == QUARANTINED)
+        return int(session.exec(query).one())
+
+
+def database_answers(store: Store) -> None:
+    with store.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+async def database_healthy(store: Store) -> bool:
+    """The database answers SELECT 1 within HEALTH_TIMEOUT."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(database_answers, store), HEALTH_TIMEOUT)
+    except Exception:  # any failure to answer is "unhealthy", whatever its kind
+        return False
+    return True
+
+
+async def serve_http(listen: str, endpoints: HttpEndpoints) -> asyncio.Server | None:
+    """/metrics and /healthz on `listen` (none when empty). A port that cannot be bound is
+    logged, and intake goes on without them: mail matters more than metrics."""
+    if not listen:
+        return None
+    try:
+        return await start_http(listen, endpoints)
+    except OSError as exc:
+        # Logged as the daemon always logged it: operators may filter on that name.
+        logging.getLogger("mailgate.daemon").error(
+            "event=http_listen_failed listen=%s error=%r", listen, str(exc)
+        )
+        return None

@@ -4,14 +4,19 @@ again from here."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
-from mailgate.config import EMBEDDED, Config, ConfigError
+from mailgate.config import EMBEDDED, Config, ConfigError, load
 from mailgate.config import files as config_files
 from mailgate.outbound.context import Context
+from mailgate.outbound.file_transport import FileTransport
 from mailgate.outbound.render import Renderer, builtin_template_dir
-from mailgate.outbound.transports import FileTransport, SmtpTransport, Transport
+from mailgate.outbound.transports import SmtpTransport, Transport
 from mailgate.store.database import Store, sqlite_file
+
+# Sections a reload cannot apply: sockets are bound and the database is open.
+RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
 
 
 def build_context(config: Config, migrate: bool = True, read_only: bool = False) -> Context:
@@ -76,3 +81,14 @@ def renewed_renderer(config: Config) -> Renderer:
 def outbound_target(config: Config) -> str:
     out = config.outbound
     return f"file:{out.directory}" if out.transport == "file" else f"smtp:{out.host}:{out.port}"
+
+
+def reread(old: Config) -> Config:
+    """The configuration file again; the embedded default has no file and stays as it is."""
+    return old if old.source == EMBEDDED else load(old.source)
+
+
+def runtime_part(old: Config, fresh: Config) -> Config:
+    """The new configuration, with the sections only a restart can change kept as they were."""
+    kept = {name: getattr(old, name) for name in RESTART_ONLY}
+    return dataclasses.replace(fresh, **kept)

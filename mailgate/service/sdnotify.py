@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger("mailgate.daemon")
 
@@ -78,3 +79,12 @@ def _watchdog_interval(env: Mapping[str, str]) -> float | None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+async def keep_watchdog_fed(loop_healthy: Callable[[], bool], notifier: Notifier) -> None:
+    """Tell systemd's watchdog the daemon lives, as long as its loops do. Not tied to the
+    database: an outage there is answered with 451, not a restart."""
+    while True:
+        if loop_healthy():
+            notifier.watchdog()
+        await asyncio.sleep(notifier.watchdog_interval)

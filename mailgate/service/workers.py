@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import logging
 import multiprocessing
 import os
@@ -33,6 +34,15 @@ from mailgate.service.parts import build_context, build_renderer
 from mailgate.store.database import Store, StoreUnavailable
 
 log = logging.getLogger("mailgate.workers")
+
+
+class WorkQueue(asyncio.Queue[int | None]):
+    """Stored messages for the processing tasks, first come first; None: no more work."""
+
+    def waiting(self, limit: int) -> list[int]:
+        """The ids queued next, up to limit, left in the queue (to parse them ahead)."""
+        # `_queue` is the deque that asyncio.Queue keeps for its subclasses to use.
+        return [i for i in itertools.islice(self._queue, limit) if i is not None]
 
 
 class WorkerDied(Exception):
