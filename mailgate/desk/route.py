@@ -30,10 +30,11 @@ from mailgate.desk.duplicates import find_duplicate
 from mailgate.desk.unverified import from_note
 from mailgate.moments import aware
 from mailgate.reading import tags
+from mailgate.reading.header_fields import AMBIGUOUS_FROM
 from mailgate.reading.marks import (
     ticket_number_from_message_id,
 )
-from mailgate.reading.parse import AMBIGUOUS_FROM, ParsedMail
+from mailgate.reading.parse import ParsedMail
 from mailgate.reading.screen import (
     Screening,
     from_daemon,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mailgate.reading.header_fields import AMBIGUOUS_FROM
 from mailgate.reading.marks import is_our_message_id
 from mailgate.reading.mime.report import (
     exchange_failed_recipients,
@@ -16,7 +17,7 @@ from mailgate.reading.mime.report import (
     returned_message_ids,
     text_addresses,
 )
-from mailgate.reading.parse import AMBIGUOUS_FROM, ParsedMail
+from mailgate.reading.parse import ParsedMail
 
 _NO_REPLY_SENDER = re.compile(
     r"^(mailer-daemon|postmaster|no[-_.]?reply|do[-_.]?not[-_.]?reply|bounces?|"
