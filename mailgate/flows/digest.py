@@ -21,6 +21,7 @@ from mailgate.desk import sla
 from mailgate.moments import aware
 from mailgate.outbound import notify
 from mailgate.outbound.context import Context
+from mailgate.outbound.template_views import local_time
 from mailgate.reading import tags
 from mailgate.store.models import Agent, Contact, Counter, Organisation, Ticket, TicketAgent
 
@@ -161,8 +162,8 @@ def _line(session: Session, ctx: Context, ticket: Ticket, now: datetime) -> dict
         "priority": ticket.priority,
         "status": ticket.status,
         "last_action_by": ticket.last_action_by,
-        "last_action_at": notify.local_time(ctx, ticket.last_action_at),
-        "hold_until": notify.local_time(ctx, ticket.hold_until)[:10],
+        "last_action_at": local_time(ctx, ticket.last_action_at),
+        "hold_until": local_time(ctx, ticket.hold_until)[:10],
         "age_hours": max(0, int(age.total_seconds() // 3600)),
     }
 

@@ -1,8 +1,8 @@
 """Spreadsheet attachments (.xlsx) built with openpyxl.
 
-openpyxl is imported when a workbook is built: notify imports this module, so the daemon,
-its worker and every command would otherwise carry it (5-6 MB, 40 ms to import) for the
-occasional customer list or time report."""
+openpyxl is imported when a workbook is built: the ticket list mail (sender_answers) imports
+this module, so the daemon, its worker and every command would otherwise carry it (5-6 MB,
+40 ms to import) for the occasional customer list or time report."""
 
 from __future__ import annotations
 

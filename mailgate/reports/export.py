@@ -25,7 +25,9 @@ from mailgate.desk import lookups, sla
 from mailgate.moments import aware
 from mailgate.outbound.sheets import _cell as sheet_value
 from mailgate.reading import tags
-from mailgate.reports import views
+from mailgate.reports.filters import TicketFilter
+from mailgate.reports.listing import ticket_fields
+from mailgate.reports.selection import select_tickets, ticket_query
 from mailgate.store.models import (
     Agent,
     Article,
@@ -186,23 +188,23 @@ def _text(value: object) -> object:
     return value
 
 
-def count(session: Session, flt: views.TicketFilter, cfg: Config, now: datetime) -> int:
+def count(session: Session, flt: TicketFilter, cfg: Config, now: datetime) -> int:
     """How many tickets the filter selects (before an exact business-day SLA check)."""
-    query = views.ticket_query(flt, cfg, now).order_by(None).subquery()
+    query = ticket_query(flt, cfg, now).order_by(None).subquery()
     return int(session.exec(select(func.count()).select_from(query)).one())
 
 
 def export(
     session: Session,
     cfg: Config,
-    flt: views.TicketFilter,
+    flt: TicketFilter,
     now: datetime,
     sink: Sink,
     tick: Callable[[], None] = lambda: None,
 ) -> Counts:
     """Write the filter's tickets (and their articles, if the sink wants them) to the sink."""
     counts, calendar = Counts(), sla.Calendar.of(cfg)
-    for tickets in views.select_tickets(session, flt, cfg, now, batch=BATCH):
+    for tickets in select_tickets(session, flt, cfg, now, batch=BATCH):
         extra = _Lookups.load(session, cfg.tickets.prefix, tickets, sink.wants_articles)
         for ticket in tickets:
             sink.tickets(extra.ticket_row(cfg, calendar, ticket, now))
@@ -253,7 +255,7 @@ class _Lookups:
     ) -> dict[str, Any]:
         tid, target = t.id or 0, sla.first_response(cfg, calendar, t, now)
         return {
-            **views.ticket_fields(t, cfg.tickets.prefix, self.orgs, self.contacts, self.agents),
+            **ticket_fields(t, cfg.tickets.prefix, self.orgs, self.contacts, self.agents),
             "agents": ", ".join(a.email for a in self.further.get(tid, [])),
             "references": lookups.REFERENCE_SEPARATOR.join(self.references.get(tid, [])),
             "linked_ticket": self.linked.get(tid),
@@ -355,7 +357,7 @@ def _articles(session: Session, prefix: str, ids: list[int]) -> dict[int, list[d
 def write_file(
     session: Session,
     cfg: Config,
-    flt: views.TicketFilter,
+    flt: TicketFilter,
     now: datetime,
     path: Path,
     fmt: str,
