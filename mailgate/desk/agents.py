@@ -70,6 +70,20 @@ def list_agents(session: Session) -> list[Agent]:
     return list(session.exec(select(Agent).order_by(col(Agent.email))))
 
 
+def agent_rows(session: Session) -> list[dict[str, object]]:
+    """The agents as `agents list` shows them, by address."""
+    return [
+        {
+            "email": a.email,
+            "name": a.name,
+            "language": a.language,
+            "notify": a.notify,
+            "active": a.active,
+        }
+        for a in list_agents(session)
+    ]
+
+
 def read_signature(path: str) -> str:
     """The signature in a file as text: plain UTF-8 text, or the HTML a mail client keeps
     its signatures in (turned into text as the client turns a mail into text)."""

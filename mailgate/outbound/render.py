@@ -105,6 +105,12 @@ class Renderer:
                 for name in self._file_names(language, suffix):
                     _compiled(env, name, needs_blocks=not html)
 
+    def check(self, language: str) -> None:
+        """What `mailgate config check` asks of the templates: every one compiled (preload),
+        and the acknowledgement rendered in `language` for a sample ticket."""
+        self.preload()
+        self.render("acknowledgement", language, _sample_context())
+
     def _file_names(self, language: str, suffix: str) -> list[str]:
         found = {
             path.name
@@ -187,6 +193,16 @@ class Renderer:
                 raise
             return None  # the html part is optional; the mail goes out as text only
         return template.render(context)
+
+
+def _sample_context() -> dict[str, object]:
+    return {
+        "ticket": {"cid": "CID-1", "number": 1, "subject": "test", "status": "open"},
+        "contact": {"name": "Test", "email": "test@example.com"},
+        "support_address": "support@example.com",
+        "reply_hint": "[CID-1]",
+        "org_name": None,
+    }
 
 
 def _render_block(template: jinja2.Template, block: str, context: Mapping[str, object]) -> str:

@@ -201,6 +201,13 @@ def print_agents(console: Console, rows: list[dict[str, Any]]) -> None:
     _simple(console, rows, ("email", "name", "language", "active"))
 
 
+def print_jobs(console: Console, rows: list[dict[str, str]]) -> None:
+    table = Table("name", "schedule", "what it does", header_style="bold")
+    for row in rows:
+        table.add_row(row["name"], row["schedule"], row["what"])
+    console.print(table)
+
+
 # --- time and support hours -------------------------------------------------------------------
 
 
@@ -213,6 +220,13 @@ def print_contingent_line(console: Console, status: dict[str, Any]) -> None:
         f"contingent {hhmm(status['total_minutes'])}, used {hhmm(status['used_minutes'])}, "
         f"left {hhmm(status['left_minutes'])}"
     )
+
+
+def contingent_recorded(organisation: str, minutes: int, note: str) -> str:
+    """The line saying an amount was added to (or, negative, taken from) a contingent."""
+    sign = "+" if minutes > 0 else "-"
+    noted = f" ({note})" if note else ""
+    return f"{organisation}: {sign}{hhmm(abs(minutes))} recorded{noted}"
 
 
 def print_contingent(console: Console, data: dict[str, Any]) -> None:

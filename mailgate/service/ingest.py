@@ -21,6 +21,7 @@ from mailgate.outbound.context import Context
 from mailgate.reading.parse import ParsedMail
 from mailgate.service.ahead import PARSER_NAME, PART, SecondProcess, finished, worth_it
 from mailgate.service.children import owned_by
+from mailgate.store.models import Intake
 from mailgate.store.spool import Accepted, Digests, Incoming, accept_many
 
 # Files stored by one commit and processed by one transaction (pipeline.process_batch).
@@ -39,6 +40,19 @@ class Ingested:
     outcome: Outcome | None = None  # None: not processed now (a duplicate, or unreadable)
 
 
+def described(ctx: Context, result: Ingested) -> str:
+    """What became of a stored file, in the words `mailgate ingest` prints after its name."""
+    if result.outcome is not None:
+        return result.outcome.describe()
+    assert result.accepted is not None, "only stored messages are described"
+    with ctx.store.session() as session:
+        row = session.get(Intake, result.accepted.intake_id)
+        state = (
+            f"{row.status}: {row.reason}" if row and row.reason else (row.status if row else "?")
+        )
+    return f"duplicate of stored message {result.accepted.intake_id} ({state})"
+
+
 # File name -> its bytes; its header alone when it is over the size limit (reading.py);
 # None when it could not be read.
 Batch = Mapping[str, bytes | Withheld | None]
@@ -51,6 +65,15 @@ class Envelope:
 
     sender: str = ""
     recipients: Sequence[str] = ()
+
+    @classmethod
+    def from_pipe(cls, sender: str, recipients: Iterable[str]) -> Envelope:
+        """The envelope from the addresses as an MTA's pipe passes them, in <> or bare."""
+        sender = sender.strip("<>")
+        # Postfix writes MAILER-DAEMON for the null sender unless null_sender= is set: no address.
+        return cls(
+            sender if "@" in sender else "", [r.strip("<>") for r in recipients if r.strip("<>")]
+        )
 
 
 def ingest(
