@@ -7,6 +7,7 @@ from pathlib import Path
 from mailgate import config_files
 from mailgate.config import EMBEDDED, Config, ConfigError
 from mailgate.context import Context
+from mailgate.oauth import Tokens
 from mailgate.render import Renderer, builtin_template_dir
 from mailgate.store import Store, sqlite_file
 from mailgate.transports import FileTransport, SmtpTransport, Transport
@@ -59,4 +60,5 @@ def build_transport(config: Config) -> Transport:
         out.username or None,
         out.password or None,
         connections=out.connections,
+        oauth=Tokens(config, out.oauth) if out.oauth else None,
     )

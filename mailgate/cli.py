@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mailgate import exits
+from mailgate.cli_oauth import oauth_group
 from mailgate.config import Config, load
 from mailgate.exits import (
     EX_CANTCREAT,
@@ -1040,6 +1041,8 @@ def db_upgrade(state: State) -> None:
     finally:
         ctx.store.dispose()
 
+
+cli.add_command(oauth_group)
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
 # mail): for the service's user and group only, whatever umask the caller had.

@@ -79,6 +79,7 @@ class ImapConfig:
     username: str = ""
     password: str = ""
     password_file: str = ""
+    oauth: str = ""  # the name of an [[oauth]] account to sign in with instead of a password
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     # Mail over [smtp] max_message_size is moved here, unread, with only its header stored.
@@ -102,6 +103,7 @@ class OutboundConfig:
     username: str = ""
     password: str = ""
     password_file: str = ""  # the password in a file of its own; wins over password
+    oauth: str = ""  # the name of an [[oauth]] account: AUTH XOAUTH2 instead of a password
     directory: str = "./var/sent"
     from_: str = "Support <support@localhost>"
     max_attempts: int = 10
@@ -112,6 +114,25 @@ class OutboundConfig:
     lease_seconds: float = 30.0
     # The largest mail the relay takes, attachments base64-encoded (25 MiB, as the intake's).
     max_message_size: int = 26214400
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """One OAuth 2.0 account that [[imap]] and [outbound] sign in with (XOAUTH2)."""
+
+    name: str = ""
+    provider: Literal["microsoft", "google", "generic"] = "microsoft"
+    client_id: str = ""
+    client_secret: str = ""  # public clients (the usual for a device sign-in) have none
+    client_secret_file: str = ""
+    tenant: str = "organizations"  # microsoft: the directory (tenant) ID or domain
+    scopes: list[str] = field(default_factory=list)  # empty: the provider's mail scopes
+    token_url: str = ""  # generic: required; otherwise the provider's
+    device_authorization_url: str = ""
+    # Where the refresh token is kept (written by mailgate: not a systemd credential).
+    # Empty: data_dir/oauth/NAME.json.
+    token_file: str = ""
+    refresh_margin_seconds: float = 300.0  # an access token is renewed this long before expiry
 
 
 @dataclass(frozen=True)
@@ -272,6 +293,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     imap: list[ImapConfig] = field(default_factory=list)
+    oauth: list[OAuthConfig] = field(default_factory=list)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)
@@ -375,6 +397,27 @@ def _validate(cfg: Config) -> None:
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")
+    _validate_oauth(cfg)
+
+
+def _validate_oauth(cfg: Config) -> None:
+    names = [a.name for a in cfg.oauth]
+    for i, account in enumerate(cfg.oauth):
+        where = f"oauth[{i}]" if not account.name else f"oauth.{account.name}"
+        if not account.name or names.count(account.name) > 1:
+            raise ConfigError(f"{where}.name: every [[oauth]] account needs a name of its own")
+        if not account.client_id:
+            raise ConfigError(f"{where}.client_id: required (the application's ID)")
+        if account.provider == "generic" and not account.token_url:
+            raise ConfigError(f'{where}.token_url: required for provider = "generic"')
+        if account.refresh_margin_seconds < 0:
+            raise ConfigError(f"{where}.refresh_margin_seconds: must be 0 or more")
+    users = [(f"imap.{box.name}.oauth", box.oauth) for box in cfg.imap]
+    users.append(("outbound.oauth", cfg.outbound.oauth))
+    for where, name in users:
+        if name and name not in names:
+            known = ", ".join(names) or "none is configured"
+            raise ConfigError(f"{where}: {name!r} is no [[oauth]] account name ({known})")
 
 
 def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:

@@ -17,6 +17,8 @@ import aiosmtplib
 
 from mailgate.compose import is_sendable_address
 from mailgate.disk import sync_directory
+from mailgate.oauth import OAuthError, Tokens
+from mailgate.oauth_signin import smtp_login
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -208,6 +210,7 @@ class SmtpTransport:
         local_hostname: str | None = None,
         connections: int = 4,
         idle_seconds: float = IDLE_SECONDS,
+        oauth: Tokens | None = None,
     ) -> None:
         if security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {', '.join(SECURITY_MODES)}: {security!r}")
@@ -215,6 +218,7 @@ class SmtpTransport:
             raise ValueError(f"connections must be at least 1: {connections!r}")
         self.host, self.port, self.security = host, port, security
         self.username, self.password = username, password
+        self.oauth = oauth  # AUTH XOAUTH2 as `username` with its tokens, instead of a password
         self.timeout, self.validate_certs = timeout, validate_certs
         self.local_hostname = local_hostname
         self.connections, self.idle_seconds = connections, idle_seconds
@@ -346,7 +350,10 @@ class SmtpTransport:
         client = self._client()
         try:
             await client.connect()
-        except (aiosmtplib.SMTPException, OSError) as exc:
+            if self.oauth is not None:
+                await smtp_login(client, self.username or "", self.oauth)
+        except (aiosmtplib.SMTPException, OSError, OAuthError) as exc:
+            client.close()
             failure = RelayUnavailable(str(_failure(exc)))
             if not self.relay_down:
                 log.warning(
@@ -366,8 +373,9 @@ class SmtpTransport:
         return _Client(
             hostname=self.host,
             port=self.port,
-            username=self.username,
-            password=self.password if self.username else None,
+            # With OAuth, _open signs in itself: aiosmtplib would try the password methods.
+            username=None if self.oauth else self.username,
+            password=self.password if self.username and not self.oauth else None,
             local_hostname=self.local_hostname,
             timeout=self.timeout,
             use_tls=self.security == "ssl",

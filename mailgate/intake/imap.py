@@ -21,6 +21,8 @@ from mailgate.intake import spool
 from mailgate.intake.reading import HEAD_BYTES  # only so much of a too large one's header
 from mailgate.locks import AdvisoryLock
 from mailgate.models import ImapState
+from mailgate.oauth import Tokens
+from mailgate.oauth_signin import imap_login
 from mailgate.store import StoreUnavailable
 
 log = logging.getLogger("mailgate.intake.imap")
@@ -91,6 +93,7 @@ class ImapIntake:
         # With several instances on one PostgreSQL database, one of them serves the mailbox.
         self.lock = AdvisoryLock(ctx.store, f"imap-mailbox:{mailbox.name}")
         self.standing_by = False
+        self.tokens = Tokens(ctx.config, mailbox.oauth) if mailbox.oauth else None
         if mailbox.folder == mailbox.processed_folder:
             # Each move would hand the message a new UID, to be read and moved again forever.
             raise ConfigError(f"imap.{mailbox.name}.processed_folder: must differ from folder")
@@ -228,7 +231,9 @@ class ImapIntake:
 
     def _connect(self) -> IMAPClient:
         box = self.mailbox
-        password = read_secret(box.password, box.password_file, f"imap.{box.name}.password_file")
+        if self.tokens is None:
+            where = f"imap.{box.name}.password_file"
+            password = read_secret(box.password, box.password_file, where)
         context = self._tls_context() if box.security != "none" else None
         client = IMAPClient(
             box.host,
@@ -240,7 +245,10 @@ class ImapIntake:
         try:
             if box.security == "starttls":
                 client.starttls(context)
-            client.login(box.username, password)
+            if self.tokens is not None:
+                imap_login(client, box.username, self.tokens)
+            else:
+                client.login(box.username, password)
         except BaseException:
             _close(client)
             raise
