@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -11,7 +11,8 @@ from mailgate.exits import EX_NOPERM, EX_OK, EX_TEMPFAIL, EX_UNAVAILABLE
 
 if TYPE_CHECKING:
     from mailgate.cli import State
-    from mailgate.config import Config
+    from mailgate.config import Config, OAuthConfig
+    from mailgate.oauth import Token
 
 
 def _state() -> State:
@@ -26,7 +27,15 @@ def oauth_group() -> None:
 
 @oauth_group.command("login")
 @click.argument("name")
-def oauth_login(name: str) -> int:
+@click.option(
+    "--refresh-token-file",
+    "refresh_file",
+    type=click.File("r"),
+    default=None,
+    help="take a refresh token obtained elsewhere from this file ('-': standard input) "
+    "instead of signing in by device code",
+)
+def oauth_login(name: str, refresh_file: TextIO | None) -> int:
     """Sign account NAME in: open the URL shown, enter the code, and the token is saved."""
     from mailgate import oauth, oauth_device
 
@@ -34,14 +43,11 @@ def oauth_login(name: str) -> int:
     account = oauth.account_named(cfg, name)
     path = oauth.token_path(cfg, account)
     try:
-        grant = oauth_device.start(account)
-        click.echo(f"To sign in account {name}, open {grant.verification_uri}")
-        click.echo(f"and enter the code {grant.user_code}")
-        if grant.verification_uri_complete:
-            click.echo(f"(or open {grant.verification_uri_complete}, which carries the code)")
-        minutes = max(round(grant.expires_in / 60), 1)
-        click.echo(f"Sign in as the mailbox's user. Waiting up to {minutes} min …")
-        token = oauth_device.wait_for_token(account, grant)
+        if refresh_file is not None:
+            given = oauth.Token(name, "", 0.0, refresh_file.read().strip())
+            token = oauth.renew(account, given, time.time())  # proves it works before saving
+        else:
+            token = _device_sign_in(account)
         with oauth.locked(path):
             oauth.save_token(path, token)
     except oauth_device.SignInDenied as exc:
@@ -55,6 +61,19 @@ def oauth_login(name: str) -> int:
     click.echo(f"signed in: account {name}, token saved to {path}")
     click.echo(f"access token valid until {_when(token.expires_at)}; renewed automatically")
     return EX_OK
+
+
+def _device_sign_in(account: OAuthConfig) -> Token:
+    from mailgate import oauth_device
+
+    grant = oauth_device.start(account)
+    click.echo(f"To sign in account {account.name}, open {grant.verification_uri}")
+    click.echo(f"and enter the code {grant.user_code}")
+    if grant.verification_uri_complete:
+        click.echo(f"(or open {grant.verification_uri_complete}, which carries the code)")
+    minutes = max(round(grant.expires_in / 60), 1)
+    click.echo(f"Sign in as the mailbox's user. Waiting up to {minutes} min …")
+    return oauth_device.wait_for_token(account, grant)
 
 
 @oauth_group.command("status")

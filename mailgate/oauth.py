@@ -229,32 +229,50 @@ class Tokens:
             return renewed.access_token
 
     def _refresh(self, token: Token) -> Token:
-        if not token.refresh_token:
-            raise LoginNeeded(
-                f"oauth account {self.name}: the saved token cannot be renewed (no refresh "
-                f"token); {login_hint(self.name)}"
-            )
-        ends = endpoints(self.account)
-        fields = {
-            "grant_type": "refresh_token",
-            "refresh_token": token.refresh_token,
-            "scope": " ".join(ends.scopes),
-            **client_fields(self.account),
-        }
-        status, answer = post_form(ends.token_url, fields)
-        if status == 200:
-            return token_from(self.name, answer, self.clock(), token.refresh_token)
-        error = str(answer.get("error", f"HTTP {status}"))
-        said = f"{error}: {answer.get('error_description', '')}".strip(": ")
-        # invalid_grant: revoked, expired, or a password change; only a new sign-in helps.
-        if error in ("invalid_grant", "invalid_client", "unauthorized_client"):
-            message = (
-                f"oauth account {self.name}: the provider refused the refresh token "
-                f"({said}); {login_hint(self.name)}"
-            )
+        try:
+            return renew(self.account, token, self.clock())
+        except RefreshRefused as exc:
             level = logging.DEBUG if self.refused_refresh == token.refresh_token else logging.ERROR
             self.refused_refresh = token.refresh_token
             log.log(level, "event=oauth_refresh_refused account=%s error=%r action=%r",
-                    self.name, said, f"mailgate oauth login {self.name}")  # fmt: skip
-            raise LoginNeeded(message)
-        raise ProviderUnavailable(f"oauth account {self.name}: renewing the token failed: {said}")
+                    self.name, exc.said, f"mailgate oauth login {self.name}")  # fmt: skip
+            raise
+
+
+class RefreshRefused(LoginNeeded):
+    """The provider refused the refresh token: revoked, expired, or a password change."""
+
+    def __init__(self, message: str, said: str) -> None:
+        super().__init__(message)
+        self.said = said
+
+
+def renew(account: OAuthConfig, token: Token, now: float) -> Token:
+    """A new access token for the refresh token (RFC 6749 6), and the rotated refresh
+    token where the provider rotates it."""
+    name = account.name
+    if not token.refresh_token:
+        raise LoginNeeded(
+            f"oauth account {name}: the saved token cannot be renewed (no refresh token); "
+            f"{login_hint(name)}"
+        )
+    ends = endpoints(account)
+    fields = {
+        "grant_type": "refresh_token",
+        "refresh_token": token.refresh_token,
+        "scope": " ".join(ends.scopes),
+        **client_fields(account),
+    }
+    status, answer = post_form(ends.token_url, fields)
+    if status == 200:
+        return token_from(name, answer, now, token.refresh_token)
+    error = str(answer.get("error", f"HTTP {status}"))
+    said = f"{error}: {answer.get('error_description', '')}".strip(": ")
+    # Only a new sign-in helps these; anything else (a 5xx, throttling) may pass by itself.
+    if error in ("invalid_grant", "invalid_client", "unauthorized_client", "invalid_scope"):
+        message = (
+            f"oauth account {name}: the provider refused the refresh token ({said}); "
+            f"{login_hint(name)}"
+        )
+        raise RefreshRefused(message, said)
+    raise ProviderUnavailable(f"oauth account {name}: renewing the token failed: {said}")

@@ -25,7 +25,15 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from mailgate.config import Config, ImapConfig, OAuthConfig, OutboundConfig
+from mailgate.config import (
+    Config,
+    ConfigError,
+    ImapConfig,
+    OAuthConfig,
+    OutboundConfig,
+    load,
+    parse_config,
+)
 from mailgate.models import Ticket
 from mailgate.oauth import Token, Tokens, read_token, save_token
 from mailgate.transports import SmtpTransport, TemporaryFailure
@@ -130,10 +138,10 @@ def write_config(tmp_path: Path, provider: Provider, extra: str = "") -> Path:
     return path
 
 
-def mailgate(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def mailgate(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "mailgate", "-c", str(config), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, env=env)
 
 
 def test_login_shows_url_and_code_waits_for_the_sign_in_and_saves_the_token(
@@ -206,6 +214,62 @@ def test_unknown_account_names_are_refused_with_the_key_and_file(
         f"mailgate: configuration error: {config}: imap.support.oauth: 'gmail' is no "
         f"[[oauth]] account name ({ACCOUNT})\n",
     )
+
+
+def test_a_refresh_token_obtained_elsewhere_is_checked_then_saved(
+    tmp_path: Path, provider: Provider
+) -> None:
+    config = write_config(tmp_path, provider)
+    _, refresh = provider.issue("support@example.com")
+
+    done = mailgate(config, "oauth", "login", ACCOUNT, "--refresh-token-file", "-", stdin=refresh)
+
+    assert done.returncode == 0, done.stderr
+    token = json.loads((tmp_path / "tokens" / "m365.json").read_text())
+    assert provider.user_of(token["access_token"]) == "support@example.com"
+    assert provider.refresh[token["refresh_token"]] == "support@example.com"  # the rotated one
+
+    (tmp_path / "tokens" / "m365.json").unlink()
+    done = mailgate(config, "oauth", "login", ACCOUNT, "--refresh-token-file", "-", stdin="bad")
+    assert done.returncode == 77
+    assert "the provider refused the refresh token (invalid_grant: AADSTS70000)" in done.stderr
+    assert not (tmp_path / "tokens" / "m365.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ('name = "a"\n', "oauth.a.client_id: required (the application's ID)"),
+        ('client_id = "x"\n', "oauth[0].name: every [[oauth]] account needs a name of its own"),
+        (
+            'name = "a"\nclient_id = "x"\nprovider = "generic"\n',
+            'oauth.a.token_url: required for provider = "generic"',
+        ),
+        ('name = "a"\nclient_id = "x"\nprovider = "yahoo"\n', "oauth[0].provider: 'yahoo' is"),
+    ],
+)
+def test_oauth_accounts_are_checked_when_the_configuration_is_read(table: str, error: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"f.toml: {error}")):
+        parse_config(f"[[oauth]]\n{table}", "f.toml")
+
+
+def test_client_secret_may_be_a_systemd_credential_but_the_token_file_is_never_one(
+    tmp_path: Path, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "m365-secret").write_text("s3cret\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    path = write_config(tmp_path, provider, 'client_secret_file = "m365-secret"\n')
+    path.write_text(path.read_text().replace("tokens/m365.json", "m365.json"))
+    cfg = load(path)
+    assert cfg.oauth[0].token_file == str(tmp_path / "m365.json")  # mailgate writes it
+    _, refresh = provider.issue(SUPPORT)
+    seed(Path(cfg.oauth[0].token_file), "at-old", refresh, expires_in=-1)
+
+    Tokens(cfg, ACCOUNT).access_token()
+
+    assert provider.requests[-1][1]["client_secret"] == "s3cret"
 
 
 # The daemon: IMAP intake and outbound relay signed in by token ---------------------------
@@ -321,6 +385,26 @@ def test_expired_access_token_is_renewed_before_use_and_the_rotation_saved(
     assert token.access_token != access and token.refresh_token != refresh
     assert token.expires_at > time.time() + 3000
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+
+
+def test_an_access_token_the_relay_refuses_is_renewed_once_and_tried_again(
+    tmp_path: Path, provider: Provider, oauth_relay: tuple[OAuthRelay, int]
+) -> None:
+    relay, port = oauth_relay
+    config = dataclasses.replace(Config(), oauth=[account(provider, tmp_path)])
+    _, refresh = provider.issue(SUPPORT)
+    seed(Path(config.oauth[0].token_file), "at-revoked", refresh, expires_in=3600)
+    transport = SmtpTransport("127.0.0.1", port, username=SUPPORT, oauth=Tokens(config, ACCOUNT))
+
+    async def send() -> None:
+        await transport.send(SUPPORT, ["bob@example.org"], make_mail(), "t")
+        await transport.close()
+
+    asyncio.run(send())
+
+    assert relay.auths == [(SUPPORT, False), (SUPPORT, True)]
+    assert len(relay.to("bob@example.org")) == 1
+    assert provider.grants("refresh_token") == 1
 
 
 def test_relay_sign_in_with_a_revoked_refresh_token_fails_temporarily_naming_the_command(
