@@ -412,12 +412,14 @@ def _validate_oauth(cfg: Config) -> None:
             raise ConfigError(f'{where}.token_url: required for provider = "generic"')
         if account.refresh_margin_seconds < 0:
             raise ConfigError(f"{where}.refresh_margin_seconds: must be 0 or more")
-    users = [(f"imap.{box.name}.oauth", box.oauth) for box in cfg.imap]
-    users.append(("outbound.oauth", cfg.outbound.oauth))
-    for where, name in users:
+    users = [(f"imap.{box.name}", box.oauth, box.username) for box in cfg.imap]
+    users.append(("outbound", cfg.outbound.oauth, cfg.outbound.username))
+    for where, name, username in users:
         if name and name not in names:
             known = ", ".join(names) or "none is configured"
-            raise ConfigError(f"{where}: {name!r} is no [[oauth]] account name ({known})")
+            raise ConfigError(f"{where}.oauth: {name!r} is no [[oauth]] account name ({known})")
+        if name and not username:
+            raise ConfigError(f"{where}.username: required with oauth (the mailbox address)")
 
 
 def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:

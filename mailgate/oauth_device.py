@@ -110,7 +110,7 @@ def wait_for_token(
             continue
         if error == "expired_token":
             raise SignInExpired(_expired(account))
-        if error == "access_denied":
+        if error in ("access_denied", "authorization_declined"):  # the latter: Microsoft's
             raise SignInDenied(f"oauth account {account.name}: the sign-in was declined")
         raise SignInDenied(f"oauth account {account.name}: sign-in refused: {_said(answer)}")
 

@@ -246,6 +246,10 @@ def test_a_refresh_token_obtained_elsewhere_is_checked_then_saved(
             'oauth.a.token_url: required for provider = "generic"',
         ),
         ('name = "a"\nclient_id = "x"\nprovider = "yahoo"\n', "oauth[0].provider: 'yahoo' is"),
+        (
+            'name = "a"\nclient_id = "x"\n[outbound]\noauth = "a"\n',
+            "outbound.username: required with oauth (the mailbox address)",
+        ),
     ],
 )
 def test_oauth_accounts_are_checked_when_the_configuration_is_read(table: str, error: str) -> None:
