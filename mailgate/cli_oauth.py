@@ -35,7 +35,12 @@ def oauth_group() -> None:
     help="take a refresh token obtained elsewhere from this file ('-': standard input) "
     "instead of signing in by device code",
 )
-def oauth_login(name: str, refresh_file: TextIO | None) -> int:
+@click.option(
+    "--browser",
+    is_flag=True,
+    help="sign in in a browser and paste back the address it ends at (Gmail needs this)",
+)
+def oauth_login(name: str, refresh_file: TextIO | None, browser: bool) -> int:
     """Sign account NAME in: open the URL shown, enter the code, and the token is saved."""
     from mailgate import oauth, oauth_device
 
@@ -46,6 +51,8 @@ def oauth_login(name: str, refresh_file: TextIO | None) -> int:
         if refresh_file is not None:
             given = oauth.Token(name, "", 0.0, refresh_file.read().strip())
             token = oauth.renew(account, given, time.time())  # proves it works before saving
+        elif browser:
+            token = _browser_sign_in(account)
         else:
             token = _device_sign_in(account)
         with oauth.locked(path):
@@ -61,6 +68,19 @@ def oauth_login(name: str, refresh_file: TextIO | None) -> int:
     click.echo(f"signed in: account {name}, token saved to {path}")
     click.echo(f"access token valid until {_when(token.expires_at)}; renewed automatically")
     return EX_OK
+
+
+def _browser_sign_in(account: OAuthConfig) -> Token:
+    from mailgate import oauth_browser
+
+    request = oauth_browser.start(account)
+    click.echo(f"To sign in account {account.name}, open this address in a browser:")
+    click.echo(request.url)
+    click.echo("Sign in as the mailbox's user. The browser then goes to a page on localhost")
+    click.echo("that does not load: copy that page's address from the address bar.")
+    click.echo("Address: ", nl=False)
+    pasted = click.get_text_stream("stdin").readline()
+    return oauth_browser.finish(account, request, pasted, time.time())
 
 
 def _device_sign_in(account: OAuthConfig) -> Token:

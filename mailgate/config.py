@@ -129,6 +129,7 @@ class OAuthConfig:
     scopes: list[str] = field(default_factory=list)  # empty: the provider's mail scopes
     token_url: str = ""  # generic: required; otherwise the provider's
     device_authorization_url: str = ""
+    authorization_url: str = ""  # for `oauth login --browser`; empty: the provider's
     # Where the refresh token is kept (written by mailgate: not a systemd credential).
     # Empty: data_dir/oauth/NAME.json.
     token_file: str = ""

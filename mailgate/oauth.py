@@ -29,6 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "microsoft": {
         "token_url": _MICROSOFT + "/token",
         "device_authorization_url": _MICROSOFT + "/devicecode",
+        "authorization_url": _MICROSOFT + "/authorize",
         # offline_access: without it Microsoft hands out no refresh token.
         "scopes": [
             "offline_access",
@@ -39,9 +40,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     "google": {
         "token_url": "https://oauth2.googleapis.com/token",
         "device_authorization_url": "https://oauth2.googleapis.com/device/code",
+        "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        # Google hands out a refresh token only when asked for offline access.
+        "authorization_params": {"access_type": "offline", "prompt": "consent"},
         "scopes": ["https://mail.google.com/"],
     },
-    "generic": {"token_url": "", "device_authorization_url": "", "scopes": []},
+    "generic": {
+        "token_url": "",
+        "device_authorization_url": "",
+        "authorization_url": "",
+        "scopes": [],
+    },
 }
 
 
@@ -61,7 +70,9 @@ class ProviderUnavailable(OAuthError):
 class Endpoints:
     token_url: str
     device_authorization_url: str
+    authorization_url: str
     scopes: list[str]
+    authorization_params: dict[str, str]
 
 
 def endpoints(account: OAuthConfig) -> Endpoints:
@@ -73,7 +84,13 @@ def endpoints(account: OAuthConfig) -> Endpoints:
         return str(value).replace("{tenant}", urllib.parse.quote(account.tenant, safe=""))
 
     scopes = account.scopes or list(preset["scopes"])
-    return Endpoints(pick("token_url"), pick("device_authorization_url"), scopes)
+    return Endpoints(
+        token_url=pick("token_url"),
+        device_authorization_url=pick("device_authorization_url"),
+        authorization_url=pick("authorization_url"),
+        scopes=scopes,
+        authorization_params=dict(preset.get("authorization_params", {})),
+    )
 
 
 def account_named(cfg: Config, name: str) -> OAuthConfig:

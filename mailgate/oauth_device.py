@@ -54,7 +54,11 @@ def start(account: OAuthConfig) -> Grant:
     fields = {"scope": " ".join(ends.scopes), **client_fields(account)}
     status, answer = post_form(ends.device_authorization_url, fields)
     if status != 200:
-        raise SignInDenied(f"oauth account {account.name}: the provider refused: {_said(answer)}")
+        said = f"oauth account {account.name}: the provider refused: {_said(answer)}"
+        if account.provider == "google":
+            # Google's device sign-in grants a short list of scopes, mail not among them.
+            said += f"; sign in with `mailgate oauth login {account.name} --browser`"
+        raise SignInDenied(said)
     # Google calls it verification_url; RFC 8628 verification_uri.
     uri = answer.get("verification_uri") or answer.get("verification_url")
     if not answer.get("device_code") or not answer.get("user_code") or not uri:

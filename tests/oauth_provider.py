@@ -1,9 +1,11 @@
 """A local OAuth 2.0 identity provider standing in for Microsoft's and Google's: device
-authorization (RFC 8628), token (RFC 6749, refresh tokens rotated on use) and introspection
-(RFC 7662) endpoints, over plain HTTP on loopback."""
+authorization (RFC 8628), browser sign-in (RFC 6749 4.1 with PKCE), token (refresh tokens
+rotated on use) and introspection (RFC 7662) endpoints, over plain HTTP on loopback."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -39,6 +41,7 @@ class Provider:
     access: dict[str, tuple[str, float]] = field(default_factory=dict)  # token: user, expiry
     refresh: dict[str, str] = field(default_factory=dict)  # live refresh token: user
     devices: dict[str, Device] = field(default_factory=dict)
+    codes: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +54,7 @@ class Provider:
             self.access.clear()
             self.refresh.clear()
             self.devices.clear()
+            self.codes.clear()
             self.requests.clear()
         self.access_lifetime, self.polls_before_outcome = 3600, 2
         self.device_outcome, self.device_user = "approve", ""
@@ -96,12 +100,37 @@ class Provider:
                 return self._device_code()
             if path == "/token" and form.get("grant_type") == DEVICE_GRANT:
                 return self._device_token(form.get("device_code", ""))
+            if path == "/token" and form.get("grant_type") == "authorization_code":
+                return self._code_token(form)
             if path == "/token" and form.get("grant_type") == "refresh_token":
                 user = self.refresh.pop(form.get("refresh_token", ""), None)  # spent: rotated
                 if user is None:
                     return 400, {"error": "invalid_grant", "error_description": "AADSTS70000"}
                 return 200, self._tokens(user)
             return 404, {"error": "not_found"}
+
+    def authorize(self, query: dict[str, str]) -> str:
+        """The address the browser is sent on to once the user has answered: the redirect
+        URI with a code, or with an error when the user declines."""
+        with self.lock:
+            self.requests.append(("/authorize", query))
+            if self.device_outcome == "deny":
+                answer = {"error": "access_denied", "state": query["state"]}
+            else:
+                code = secrets.token_hex(8)
+                self.codes[code] = (self.device_user, query)
+                answer = {"code": code, "state": query["state"]}
+        return f"{query['redirect_uri']}/?{urllib.parse.urlencode(answer)}"
+
+    def _code_token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        user, asked = self.codes.pop(form.get("code", ""), ("", {}))
+        verifier = form.get("code_verifier", "").encode()
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier).digest()).rstrip(b"=")
+        if not user or asked["redirect_uri"] != form.get("redirect_uri"):
+            return 400, {"error": "invalid_grant"}
+        if asked["code_challenge"] != challenge.decode():  # RFC 7636 4.6
+            return 400, {"error": "invalid_grant", "error_description": "PKCE mismatch"}
+        return 200, self._tokens(user)
 
     def _device_code(self) -> tuple[int, dict[str, Any]]:
         code = secrets.token_hex(8)
@@ -154,6 +183,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        if url.path != "/authorize":
+            self.send_error(404)
+            return
+        location = self.provider.authorize(dict(urllib.parse.parse_qsl(url.query)))
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

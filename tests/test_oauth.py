@@ -17,6 +17,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,7 @@ def write_config(tmp_path: Path, provider: Provider, extra: str = "") -> Path:
         f'[[oauth]]\nname = "{ACCOUNT}"\nprovider = "generic"\nclient_id = "{CLIENT_ID}"\n'
         f'token_url = "{provider.url}/token"\n'
         f'device_authorization_url = "{provider.url}/devicecode"\n'
+        f'authorization_url = "{provider.url}/authorize"\n'
         'token_file = "tokens/m365.json"\n' + extra,
         encoding="utf-8",
     )
@@ -214,6 +217,46 @@ def test_unknown_account_names_are_refused_with_the_key_and_file(
         f"mailgate: configuration error: {config}: imap.support.oauth: 'gmail' is no "
         f"[[oauth]] account name ({ACCOUNT})\n",
     )
+
+
+def test_browser_sign_in_takes_the_pasted_address_and_saves_the_token(
+    tmp_path: Path, provider: Provider
+) -> None:
+    provider.device_user = "support@example.com"
+    config = write_config(tmp_path, provider)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "mailgate", "-c", str(config)]
+    login = subprocess.Popen(
+        [*command, "oauth", "login", ACCOUNT, "--browser"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert login.stdout is not None
+    while not (line := login.stdout.readline()).startswith(provider.url):
+        assert line, login.communicate()[1]
+    # The operator's browser, elsewhere: it signs in and ends at an address on localhost.
+    no_redirects = urllib.request.build_opener(NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        no_redirects.open(line.strip(), timeout=10)
+    ended_at = answer.value.headers["Location"]
+    assert ended_at.startswith("http://localhost/?code=")
+
+    out, err = login.communicate(ended_at + "\n", timeout=60)
+
+    assert login.returncode == 0, err
+    assert f"signed in: account {ACCOUNT}" in out
+    token = json.loads((tmp_path / "tokens" / "m365.json").read_text())
+    assert provider.refresh[token["refresh_token"]] == "support@example.com"
+    asked = provider.requests[0][1]
+    assert asked["code_challenge_method"] == "S256" and asked["client_id"] == CLIENT_ID
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None
 
 
 def test_a_refresh_token_obtained_elsewhere_is_checked_then_saved(
