@@ -125,7 +125,8 @@ def post_form(url: str, fields: dict[str, str]) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:  # 4xx/5xx: OAuth errors come as JSON with 400
-        status, raw = exc.code, exc.read()
+        with exc:
+            status, raw = exc.code, exc.read()
     except (urllib.error.URLError, OSError) as exc:
         raise ProviderUnavailable(f"cannot reach {url}: {getattr(exc, 'reason', exc)}") from None
     try:

@@ -242,6 +242,7 @@ def test_browser_sign_in_takes_the_pasted_address_and_saves_the_token(
     with pytest.raises(urllib.error.HTTPError) as answer:
         no_redirects.open(line.strip(), timeout=10)
     ended_at = answer.value.headers["Location"]
+    answer.value.close()
     assert ended_at.startswith("http://localhost/?code=")
 
     out, err = login.communicate(ended_at + "\n", timeout=60)
@@ -388,7 +389,7 @@ def test_revoked_refresh_token_is_logged_with_the_command_and_polling_goes_on(
     user.append(make_mail(subject="Waiting for sign-in"))
 
     with running(config) as daemon:
-        poll(lambda: "event=oauth_refresh_refused" in caplog.text, what="the refusal")
+        poll(lambda: "event=imap_connection_failing" in caplog.text, what="the refusal")
         refused = [r for r in caplog.records if "oauth_refresh_refused" in r.getMessage()]
         assert refused[0].levelno == logging.ERROR
         assert "action='mailgate oauth login m365'" in refused[0].getMessage()
