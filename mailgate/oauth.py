@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import fcntl
 import json
@@ -12,15 +14,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from mailgate.config import Config, ConfigError, OAuthConfig, read_secret
 from mailgate.disk import sync_directory
 
 log = logging.getLogger("mailgate.oauth")
+T = TypeVar("T")
 
 HTTP_TIMEOUT = 30.0  # seconds for one request to the provider
 # What a provider preset fills in; {tenant} is the account's tenant.
@@ -294,3 +297,30 @@ def renew(account: OAuthConfig, token: Token, now: float) -> Token:
         )
         raise RefreshRefused(message, said)
     raise ProviderUnavailable(f"oauth account {name}: renewing the token failed: {said}")
+
+
+def signed_in(tokens: Tokens, sign_in: Callable[[str], T], refused: type[Exception]) -> T:
+    """sign_in(access token); a token the server refuses (`refused` raised: revoked early,
+    a password change) is renewed and tried once more."""
+    token = tokens.access_token()
+    try:
+        return sign_in(token)
+    except refused:
+        return sign_in(tokens.access_token(refused=token))
+
+
+async def signed_in_async(
+    tokens: Tokens, sign_in: Callable[[str], Awaitable[T]], refused: type[Exception]
+) -> T:
+    """signed_in for a server spoken to from the event loop; renewing may block (the lock,
+    a request to the provider), so it runs in a thread."""
+    token = await asyncio.to_thread(tokens.access_token)
+    try:
+        return await sign_in(token)
+    except refused:
+        return await sign_in(await asyncio.to_thread(tokens.access_token, token))
+
+
+def xoauth2(username: str, token: str) -> bytes:
+    """The SASL XOAUTH2 initial response, base64-encoded, as IMAP and SMTP send it."""
+    return base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode())

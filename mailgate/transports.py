@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -17,8 +18,7 @@ import aiosmtplib
 
 from mailgate.compose import is_sendable_address
 from mailgate.disk import sync_directory
-from mailgate.oauth import OAuthError, Tokens
-from mailgate.oauth_signin import smtp_login
+from mailgate.oauth import OAuthError, Tokens, signed_in_async, xoauth2
 
 log = logging.getLogger("mailgate.outbox")
 
@@ -351,7 +351,8 @@ class SmtpTransport:
         try:
             await client.connect()
             if self.oauth is not None:
-                await smtp_login(client, self.username or "", self.oauth)
+                sign_in = functools.partial(_xoauth2, client, self.username or "")
+                await signed_in_async(self.oauth, sign_in, aiosmtplib.SMTPAuthenticationError)
         except (aiosmtplib.SMTPException, OSError, OAuthError) as exc:
             client.close()
             failure = RelayUnavailable(str(_failure(exc)))
@@ -383,6 +384,20 @@ class SmtpTransport:
             start_tls=self.security == "starttls",
             validate_certs=self.validate_certs,
         )
+
+
+async def _xoauth2(client: aiosmtplib.SMTP, username: str, token: str) -> None:
+    """AUTH XOAUTH2, sent by hand: aiosmtplib learnt it only in later releases."""
+    if client.last_ehlo_response is None:
+        await client.ehlo()
+    if "xoauth2" not in client.esmtp_extensions.get("auth", "").lower().split():
+        raise aiosmtplib.SMTPException("the relay does not offer AUTH XOAUTH2")
+    response = await client.execute_command(b"AUTH", b"XOAUTH2", xoauth2(username, token))
+    if response.code == 334:
+        # The relay's error details come as a challenge; an empty line ends the exchange.
+        response = await client.execute_command(b"")
+    if response.code != 235:
+        raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
 
 
 async def _reset(client: aiosmtplib.SMTP) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from imapclient import FLAGGED, SEEN, IMAPClient, SocketTimeout
+from imapclient.exceptions import LoginError
 from sqlmodel import Session
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
@@ -21,8 +22,7 @@ from mailgate.intake import spool
 from mailgate.intake.reading import HEAD_BYTES  # only so much of a too large one's header
 from mailgate.locks import AdvisoryLock
 from mailgate.models import ImapState
-from mailgate.oauth import Tokens
-from mailgate.oauth_signin import imap_login
+from mailgate.oauth import Tokens, signed_in
 from mailgate.store import StoreUnavailable
 
 log = logging.getLogger("mailgate.intake.imap")
@@ -231,9 +231,8 @@ class ImapIntake:
 
     def _connect(self) -> IMAPClient:
         box = self.mailbox
-        if self.tokens is None:
-            where = f"imap.{box.name}.password_file"
-            password = read_secret(box.password, box.password_file, where)
+        where = f"imap.{box.name}.password_file"
+        password = "" if self.tokens else read_secret(box.password, box.password_file, where)
         context = self._tls_context() if box.security != "none" else None
         client = IMAPClient(
             box.host,
@@ -245,8 +244,9 @@ class ImapIntake:
         try:
             if box.security == "starttls":
                 client.starttls(context)
-            if self.tokens is not None:
-                imap_login(client, box.username, self.tokens)
+            if self.tokens is not None:  # XOAUTH2 as the mailbox address
+                signed_in(self.tokens, functools.partial(client.oauth2_login, box.username),
+                          LoginError)  # fmt: skip
             else:
                 client.login(box.username, password)
         except BaseException:
