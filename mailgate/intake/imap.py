@@ -245,8 +245,8 @@ class ImapIntake:
             if box.security == "starttls":
                 client.starttls(context)
             if self.tokens is not None:  # XOAUTH2 as the mailbox address
-                signed_in(self.tokens, functools.partial(client.oauth2_login, box.username),
-                          LoginError)  # fmt: skip
+                sign_in = functools.partial(client.oauth2_login, box.username)
+                signed_in(self.tokens, sign_in, LoginError)
             else:
                 client.login(box.username, password)
         except BaseException:
