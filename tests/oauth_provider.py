@@ -20,6 +20,7 @@ import pytest
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 CLIENT_ID = "mailgate-test-client"
+GMAIL_SCOPE = "https://mail.google.com/"
 
 
 @dataclass
@@ -96,6 +97,9 @@ class Provider:
                 return 200, {"active": False}
             if form.get("client_id") != CLIENT_ID:
                 return 400, {"error": "invalid_client"}
+            if path == "/devicecode" and form.get("scope") == GMAIL_SCOPE:
+                # As Google's: its device sign-in grants a short list of scopes, not mail.
+                return 400, {"error": "invalid_scope", "error_description": "Invalid scope"}
             if path == "/devicecode":
                 return self._device_code()
             if path == "/token" and form.get("grant_type") == DEVICE_GRANT:

@@ -39,13 +39,13 @@ from mailgate.config import (
 from mailgate.models import Ticket
 from mailgate.oauth import Token, Tokens, read_token, save_token
 from mailgate.transports import SmtpTransport, TemporaryFailure
-from tests.daemon_harness import REPO, SUPPORT, Sink, count, daemon_config, running
+from tests.daemon_harness import REPO, SUPPORT, Sink, count, daemon_config, relay, running
 from tests.dovecot import PLAIN_HOST, Dovecot
 from tests.helpers import free_port, poll
 from tests.mails import make_mail
 from tests.oauth_provider import CLIENT_ID, Provider, provider, provider_server
 
-__all__ = ["provider", "provider_server"]  # fixtures, used by name
+__all__ = ["provider", "provider_server", "relay"]  # fixtures, used by name
 # The XOAUTH2 relay takes AUTH without TLS, on loopback only.
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
@@ -200,6 +200,31 @@ def test_a_declined_or_expired_sign_in_says_so_and_saves_nothing(
     assert not (tmp_path / "tokens" / "m365.json").exists()
     said = mailgate(config, "oauth", "status").stdout
     assert f"not signed in: run `mailgate oauth login {ACCOUNT}`" in said
+
+
+def test_gmail_device_sign_in_is_refused_by_google_and_the_message_says_what_works(
+    tmp_path: Path, provider: Provider
+) -> None:
+    config = write_config(tmp_path, provider)
+    config.write_text(config.read_text().replace('"generic"', '"google"'))
+
+    done = mailgate(config, "oauth", "login", ACCOUNT)
+
+    assert (done.returncode, done.stderr) == (
+        77,
+        f"mailgate: oauth account {ACCOUNT}: the provider refused: invalid_scope (Invalid "
+        f"scope); sign in with `mailgate oauth login {ACCOUNT} --browser`\n",
+    )
+
+
+def test_a_provider_that_cannot_be_reached_is_named(tmp_path: Path) -> None:
+    gone = Provider(port=free_port())  # nothing listens there
+    config = write_config(tmp_path, gone)
+
+    done = mailgate(config, "oauth", "login", ACCOUNT)
+
+    assert done.returncode == 69
+    assert done.stderr.startswith(f"mailgate: cannot reach {gone.url}/devicecode: ")
 
 
 def test_unknown_account_names_are_refused_with_the_key_and_file(
@@ -470,6 +495,19 @@ def test_relay_sign_in_with_a_revoked_refresh_token_fails_temporarily_naming_the
         failure.value
     )
     assert "run `mailgate oauth login m365`" in str(failure.value)
+
+
+def test_a_relay_without_xoauth2_is_named_as_the_trouble(
+    tmp_path: Path, provider: Provider, relay: tuple[Sink, int]
+) -> None:
+    _, port = relay
+    config = dataclasses.replace(Config(), oauth=[account(provider, tmp_path)])
+    access, refresh = provider.issue(SUPPORT)
+    seed(Path(config.oauth[0].token_file), access, refresh, expires_in=3600)
+    transport = SmtpTransport("127.0.0.1", port, username=SUPPORT, oauth=Tokens(config, ACCOUNT))
+
+    with pytest.raises(TemporaryFailure, match="the relay does not offer AUTH XOAUTH2"):
+        asyncio.run(transport.send(SUPPORT, ["bob@example.org"], make_mail(), "t"))
 
 
 def test_processes_renewing_at_once_spend_the_refresh_token_once(
