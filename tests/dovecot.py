@@ -35,7 +35,7 @@ ssl = yes
 ssl_cert = <{root}/cert.pem
 ssl_key = <{root}/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 mail_location = maildir:{root}/mail/%u
@@ -46,7 +46,7 @@ passdb {{
   driver = static
   args = password={password}
 }}
-userdb {{
+{oauth_passdb}userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={root}/home/%u
 }}
@@ -71,6 +71,25 @@ local {basic} {{
     imap_capability = {capabilities}
   }}
 }}
+"""
+
+
+# XOAUTH2 and OAUTHBEARER: the token is checked by the identity provider's introspection
+# endpoint; the answer's "username" must be the user logging in.
+OAUTH_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
+"""
+OAUTH_SETTINGS = """\
+introspection_mode = post
+introspection_url = {url}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
 """
 
 
@@ -130,7 +149,7 @@ class ImapUser:
 class Dovecot:
     """A Dovecot instance under a temporary directory, listening on free local ports."""
 
-    def __init__(self) -> None:
+    def __init__(self, oauth_introspection_url: str = "") -> None:
         # Dovecot's unprivileged processes must traverse the directory: not pytest's 0700 tmp.
         self.root = Path(tempfile.mkdtemp(prefix="mailgate-dovecot-", dir="/tmp"))
         self.root.chmod(0o755)
@@ -138,6 +157,8 @@ class Dovecot:
         self.conf = self.root / "dovecot.conf"
         self.password = uuid.uuid4().hex
         self.process: subprocess.Popen[bytes] | None = None
+        # Set: logins by OAuth token too, checked at this URL (besides the one password).
+        self.oauth_introspection_url = oauth_introspection_url
 
     @property
     def cert(self) -> Path:
@@ -149,6 +170,9 @@ class Dovecot:
         for sub in ("mail", "home"):
             shutil.chown(self.root / sub, "nobody", "nogroup")
         self._make_certificate()
+        oauth = self.oauth_introspection_url
+        if oauth:
+            (self.root / "oauth2.conf.ext").write_text(OAUTH_SETTINGS.format(url=oauth))
         self.conf.write_text(
             CONFIG.format(
                 root=self.root,
@@ -159,6 +183,8 @@ class Dovecot:
                 tls_port=self.tls_port,
                 capabilities=BASIC_CAPABILITIES,
                 password=self.password,
+                mechanisms="plain login xoauth2 oauthbearer" if oauth else "plain login",
+                oauth_passdb=OAUTH_PASSDB.format(root=self.root) if oauth else "",
             )
         )
         with open(self.root / "stderr.log", "wb") as stderr:

@@ -16,6 +16,7 @@ from mailgate.cli.agents import agents_group
 from mailgate.cli.config import config_group
 from mailgate.cli.customers import customers_group
 from mailgate.cli.db import db_group
+from mailgate.cli.oauth import oauth_group
 from mailgate.cli.exits import EX_INTERRUPTED, EX_OK, EX_USAGE
 from mailgate.cli.jobs import jobs_group
 from mailgate.cli.lazy import LazyModule
@@ -74,6 +75,7 @@ cli.add_command(report_group)
 cli.add_command(jobs_group)
 cli.add_command(config_group)
 cli.add_command(db_group)
+cli.add_command(oauth_group)
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
 # mail): for the service's user and group only, whatever umask the caller had.

@@ -16,6 +16,7 @@ from mailgate.config import ConfigError
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOINPUT = 0, 64, 65, 66
 EX_UNAVAILABLE, EX_SOFTWARE, EX_TEMPFAIL, EX_CONFIG = 69, 70, 75, 78
 EX_CANTCREAT = 73  # an output file cannot be written
+EX_NOPERM = 77  # a sign-in was declined
 EX_INTERRUPTED = 130
 
 # What an MTA may bounce on: the input itself can never succeed (65), or a file named on the

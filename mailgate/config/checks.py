@@ -52,6 +52,29 @@ def validate(cfg: Config) -> None:
     names = [m.name for m in cfg.imap]
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")
+    _validate_oauth(cfg)
+
+
+def _validate_oauth(cfg: Config) -> None:
+    names = [a.name for a in cfg.oauth]
+    for i, account in enumerate(cfg.oauth):
+        where = f"oauth[{i}]" if not account.name else f"oauth.{account.name}"
+        if not account.name or names.count(account.name) > 1:
+            raise ConfigError(f"{where}.name: every [[oauth]] account needs a name of its own")
+        if not account.client_id:
+            raise ConfigError(f"{where}.client_id: required (the application's ID)")
+        if account.provider == "generic" and not account.token_url:
+            raise ConfigError(f'{where}.token_url: required for provider = "generic"')
+        if account.refresh_margin_seconds < 0:
+            raise ConfigError(f"{where}.refresh_margin_seconds: must be 0 or more")
+    users = [(f"imap.{box.name}", box.oauth, box.username) for box in cfg.imap]
+    users.append(("outbound", cfg.outbound.oauth, cfg.outbound.username))
+    for where, name, username in users:
+        if name and name not in names:
+            known = ", ".join(names) or "none is configured"
+            raise ConfigError(f"{where}.oauth: {name!r} is no [[oauth]] account name ({known})")
+        if name and not username:
+            raise ConfigError(f"{where}.username: required with oauth (the mailbox address)")
 
 
 def _validate_limits(smtp: SmtpConfig, out: OutboundConfig) -> None:

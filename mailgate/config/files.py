@@ -24,7 +24,10 @@ _PATH_KEYS: dict[str, tuple[str, ...]] = {
     "outbound": ("directory", "password_file"),
     "security": ("secret_file",),
     "imap": ("password_file", "tls_ca_file"),
+    "oauth": ("client_secret_file", "token_file"),
 }
+# Files mailgate writes: never a systemd credential, whose folder is read-only.
+_WRITTEN = frozenset({"token_file"})
 _SQLITE = "sqlite:///"
 
 
@@ -65,7 +68,8 @@ def _anchor_table(table: dict[str, Any], keys: tuple[str, ...], folder: Path) ->
     for key in keys:
         value = out.get(key)
         if isinstance(value, str) and value:
-            out[key] = _anchor(value, folder, credential=key.endswith("_file"))
+            credential = key.endswith("_file") and key not in _WRITTEN
+            out[key] = _anchor(value, folder, credential=credential)
     return out
 
 

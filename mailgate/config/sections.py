@@ -74,6 +74,7 @@ class ImapConfig:
     username: str = ""
     password: str = ""
     password_file: str = ""
+    oauth: str = ""  # the name of an [[oauth]] account to sign in with instead of a password
     folder: str = "INBOX"
     processed_folder: str = "Processed"
     # Mail over [smtp] max_message_size is moved here, unread, with only its header stored.
@@ -97,6 +98,7 @@ class OutboundConfig:
     username: str = ""
     password: str = ""
     password_file: str = ""  # the password in a file of its own; wins over password
+    oauth: str = ""  # the name of an [[oauth]] account: AUTH XOAUTH2 instead of a password
     directory: str = "./var/sent"
     from_: str = "Support <support@localhost>"
     max_attempts: int = 10
@@ -107,6 +109,26 @@ class OutboundConfig:
     lease_seconds: float = 30.0
     # The largest mail the relay takes, attachments base64-encoded (25 MiB, as the intake's).
     max_message_size: int = 26214400
+
+
+@dataclass(frozen=True)
+class OAuthConfig:
+    """One OAuth 2.0 account that [[imap]] and [outbound] sign in with (XOAUTH2)."""
+
+    name: str = ""
+    provider: Literal["microsoft", "google", "generic"] = "microsoft"
+    client_id: str = ""
+    client_secret: str = ""  # public clients (the usual for a device sign-in) have none
+    client_secret_file: str = ""
+    tenant: str = "organizations"  # microsoft: the directory (tenant) ID or domain
+    scopes: list[str] = field(default_factory=list)  # empty: the provider's mail scopes
+    token_url: str = ""  # generic: required; otherwise the provider's
+    device_authorization_url: str = ""
+    authorization_url: str = ""  # for `oauth login --browser`; empty: the provider's
+    # Where the refresh token is kept (written by mailgate: not a systemd credential).
+    # Empty: data_dir/oauth/NAME.json.
+    token_file: str = ""
+    refresh_margin_seconds: float = 300.0  # an access token is renewed this long before expiry
 
 
 @dataclass(frozen=True)
@@ -267,6 +289,7 @@ class Config:
     paths: PathsConfig = field(default_factory=PathsConfig)
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     imap: list[ImapConfig] = field(default_factory=list)
+    oauth: list[OAuthConfig] = field(default_factory=list)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     security: SecurityConfig = field(default_factory=SecurityConfig)
     tickets: TicketsConfig = field(default_factory=TicketsConfig)

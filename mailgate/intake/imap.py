@@ -11,12 +11,14 @@ import time
 from collections.abc import Callable
 
 from imapclient import IMAPClient, SocketTimeout
+from imapclient.exceptions import LoginError
 
 from mailgate.config import ConfigError, ImapConfig, read_secret
 from mailgate.intake.imap_folder import MailboxFolder, Trouble
 from mailgate.outbound.context import Context
 from mailgate.store.database import StoreUnavailable
 from mailgate.store.locks import AdvisoryLock
+from mailgate.store.oauth import Tokens, signed_in
 
 log = logging.getLogger("mailgate.intake.imap")
 
@@ -58,6 +60,7 @@ class ImapIntake:
         # With several instances on one PostgreSQL database, one of them serves the mailbox.
         self.lock = AdvisoryLock(ctx.store, f"imap-mailbox:{mailbox.name}")
         self.standing_by = False
+        self.tokens = Tokens(ctx.config, mailbox.oauth) if mailbox.oauth else None
         if mailbox.folder == mailbox.processed_folder:
             # Each move would hand the message a new UID, to be read and moved again forever.
             raise ConfigError(f"imap.{mailbox.name}.processed_folder: must differ from folder")
@@ -195,7 +198,8 @@ class ImapIntake:
 
     def _connect(self) -> IMAPClient:
         box = self.mailbox
-        password = read_secret(box.password, box.password_file, f"imap.{box.name}.password_file")
+        where = f"imap.{box.name}.password_file"
+        password = "" if self.tokens else read_secret(box.password, box.password_file, where)
         context = self._tls_context() if box.security != "none" else None
         client = IMAPClient(
             box.host,
@@ -207,7 +211,11 @@ class ImapIntake:
         try:
             if box.security == "starttls":
                 client.starttls(context)
-            client.login(box.username, password)
+            if self.tokens is not None:  # XOAUTH2 as the mailbox address
+                sign_in = functools.partial(client.oauth2_login, box.username)
+                signed_in(self.tokens, sign_in, LoginError)
+            else:
+                client.login(box.username, password)
         except BaseException:
             _close(client)
             raise

@@ -342,9 +342,9 @@ class Daemon:
         self.notifier.ready(f"reloaded; {listening_status(self)}")
 
     async def _adopt(self, config: Config, renderer: Renderer) -> None:
-        old_outbound = self.ctx.config.outbound
+        old_outbound, old_oauth = self.ctx.config.outbound, self.ctx.config.oauth
         self.ctx = dataclasses.replace(self.ctx, config=config, renderer=renderer)
-        if config.outbound == old_outbound:
+        if config.outbound == old_outbound and config.oauth == old_oauth:
             return
         # Not in the middle of a delivery round: that one finishes on the old relay.
         async with self.outbox_lock:

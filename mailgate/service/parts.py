@@ -14,6 +14,7 @@ from mailgate.outbound.file_transport import FileTransport
 from mailgate.outbound.render import Renderer, builtin_template_dir
 from mailgate.outbound.transports import SmtpTransport, Transport
 from mailgate.store.database import Store, sqlite_file
+from mailgate.store.oauth import Tokens
 
 # Sections a reload cannot apply: sockets are bound and the database is open.
 RESTART_ONLY = ("database", "smtp", "imap", "http", "logging", "processing")
@@ -66,6 +67,7 @@ def build_transport(config: Config) -> Transport:
         out.username or None,
         out.password or None,
         connections=out.connections,
+        oauth=Tokens(config, out.oauth) if out.oauth else None,
     )
 
 
