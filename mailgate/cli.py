@@ -568,6 +568,9 @@ def outbox_list(state: State, status: str | None, fmt: str) -> None:
 def outbox_retry(state: State, ids: tuple[int, ...]) -> None:
     """Queue failed mail again (all, or the given ids), then send what is due."""
     ctx = state.context
+    from mailgate.cli_retention import say_removed_outbox
+
+    say_removed_outbox(ctx, ids)
     count = outbox.retry_failed(ctx.store, ctx.clock(), list(ids) or None)
     click.echo(f"requeued {count}")
     _flush(ctx)
@@ -1039,6 +1042,12 @@ def db_upgrade(state: State) -> None:
         click.echo(f"database at revision {ctx.store.upgrade()}")
     finally:
         ctx.store.dispose()
+
+
+from mailgate import cli_retention  # noqa: E402  (it builds on the helpers above)
+
+cli.add_command(cli_retention.retention_group)
+customers_group.add_command(cli_retention.customers_forget)
 
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent

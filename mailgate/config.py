@@ -199,6 +199,17 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    # Days the bytes of mail are kept once its outcome is committed; 0 keeps them forever.
+    # The rows stay (tickets, articles, attachments, the lists): only the bytes go.
+    raw_mail_days: int = 0  # incoming mail as received, once processed (done or ignored)
+    sent_mail_days: int = 0  # .eml files the file transport wrote
+    outbox_days: int = 0  # the bytes of sent mail in the outbox
+    # When the retention job runs: crontab fields in tickets.timezone.
+    schedule: str = "30 3 * * *"
+
+
+@dataclass(frozen=True)
 class CustomersConfig:
     unknown_sender: Literal["create", "unassigned", "reject"] = "create"
     unassigned_organisation: str = "Unassigned"
@@ -280,6 +291,7 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     loops: LoopsConfig = field(default_factory=LoopsConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -465,13 +477,24 @@ def _validate_schedules(cfg: Config) -> None:
     for key in ("confirmation_days", "auto_close_days"):
         if getattr(cfg.reminders, key) < 0:
             raise ConfigError(f"reminders.{key}: must be 0 (never) or more")
-    if cfg.digest.schedule:
+    for key in ("raw_mail_days", "sent_mail_days", "outbox_days"):
+        if getattr(cfg.retention, key) < 0:
+            raise ConfigError(f"retention.{key}: must be 0 (keep forever) or more")
+    schedules = {
+        "digest.schedule": cfg.digest.schedule,
+        "retention.schedule": cfg.retention.schedule,
+    }
+    for key, schedule in schedules.items():
+        if not schedule:
+            continue
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger.from_crontab(cfg.digest.schedule)
+            CronTrigger.from_crontab(schedule)
         except ValueError as exc:
-            raise ConfigError(f"digest.schedule: {cfg.digest.schedule!r}: {exc}") from None
+            raise ConfigError(f"{key}: {schedule!r}: {exc}") from None
+    if not cfg.retention.schedule:
+        raise ConfigError("retention.schedule: must be set (days of 0 turn retention off)")
 
 
 def parse_config(text: str, source: str, folder: Path | None = None) -> Config:

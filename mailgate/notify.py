@@ -24,6 +24,7 @@ from mailgate.customers import (
     visible_tickets,
 )
 from mailgate.enclosures import Chosen, Enclosure, Listed, article_files, choose, text_allowance
+from mailgate.forget import is_forgotten
 from mailgate.language import mail_language
 from mailgate.models import (
     COMPANY,
@@ -239,7 +240,9 @@ def _customers(session: Session, ticket: Ticket) -> list[Contact]:
     ids = [ticket.requester_id]
     query = select(Participant.contact_id).where(Participant.ticket_id == ticket.id)
     ids += [i for i in session.exec(query) if i not in ids]
-    return [c for c in (session.get(Contact, i) for i in ids) if c is not None]
+    # A forgotten customer (`customers forget`) has no address left to write to.
+    found = (session.get(Contact, i) for i in ids)
+    return [c for c in found if c is not None and not is_forgotten(c)]
 
 
 def _left_out_failing(

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from mailgate.intake.spool import stored_raws
 from mailgate.models import Article
 from mailgate.parse import parse
+from mailgate.retention import removed_intakes, removed_note
 
 
 def add_received(session: Session, detail: dict[str, Any], with_text: bool) -> None:
@@ -21,10 +22,15 @@ def add_received(session: Session, detail: dict[str, Any], with_text: bool) -> N
     ids = [a["id"] for a in articles]
     query = select(Article.id, Article.intake_id).where(col(Article.id).in_(ids))
     intake_of = dict(session.exec(query).all())
+    removed = removed_intakes(session, [i for i in intake_of.values() if i is not None])
     for article in articles:
         intake_id = intake_of.get(article["id"])
         if intake_id is None:
             continue  # not from a mail (imported, say): nothing was cut
+        if intake_id in removed:  # its bytes are gone: say so instead of the text
+            if with_text:
+                article["received_text"] = removed_note(*removed[intake_id])
+            continue
         # One message at a time: a ticket's mails may carry large attachments.
         raw = stored_raws(session, [intake_id]).get(intake_id)
         if raw is None:

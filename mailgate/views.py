@@ -40,6 +40,7 @@ from mailgate.models import (
     TicketReference,
 )
 from mailgate.moments import local_midnight
+from mailgate.retention import removed_note
 
 # `tickets list --sort` keys and the column each orders by; the number breaks ties.
 SORTS: dict[str, Any] = {
@@ -555,8 +556,9 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
     """A stored message as listed; its bytes are read only for what processing did not note
     (a message quarantined before it parsed) and for its headers."""
     sender, subject = (row.from_addr, row.subject)
-    unnoted = not sender and not subject
-    raw = stored_raw(session, row.id or 0) if unnoted or with_headers else b""
+    unnoted = not sender and not subject and row.removed_at is None
+    kept = row.removed_at is None
+    raw = stored_raw(session, row.id or 0) if kept and (unnoted or with_headers) else b""
     if unnoted:
         sender, subject = _peek(raw)
     data: dict[str, Any] = {
@@ -571,8 +573,10 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
         "attempts": row.attempts,
         "message_id": row.message_id,
     }
+    if row.removed_at is not None:
+        data["removed"] = removed_note(row.removed_at, row.removed_by)
     if with_headers:
-        data["headers"] = (
+        data["headers"] = data.get("removed") or (
             raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
         )
     return data
@@ -598,6 +602,7 @@ def outbox_rows(session: Session, status: str | None = None) -> list[dict[str, A
             "last_error": o.last_error,
             "created_at": iso(o.created_at),
             "sent_at": iso(o.sent_at),
+            "removed": removed_note(o.removed_at, o.removed_by) if o.removed_at else None,
         }
         for o in session.exec(query)
     ]
