@@ -8,7 +8,7 @@ from mailgate.blobs import blob_path
 from tests.helpers import Clock
 from tests.mailroom import AGENT, Mailroom, to
 from tests.mails import make_mail
-from tests.test_retention import failing_delivery, one_try
+from tests.test_retention import console, failing_delivery, one_try
 
 JANE, NAME = "jane.doe@acme.example", "Jane Doe"
 BOB = "bob@beta.example"
@@ -68,7 +68,24 @@ def test_forget_without_yes_only_says_what_it_would_erase(room: Mailroom, clock:
     assert "articles they wrote (text, attachments): 1" in result.stdout
     assert "tickets kept, with their status history and time: CID-1000, CID-1001" in result.stdout
     assert "nothing changed: add --yes to erase" in result.stdout
+    planned = room.json("customers", "forget", JANE)
+    assert (planned["erased"], planned["tickets"], planned["attachments"]) == (
+        False,
+        ["CID-1000", "CID-1001"],
+        1,
+    )
     assert room.show("CID-1000") == before
+
+
+def test_the_console_script_forgets_and_refuses_the_unknown(room: Mailroom) -> None:
+    room.ingest(make_mail(sender=JANE))
+    unknown = console(room, "customers", "forget", "nobody@acme.example", "--yes")
+    assert (unknown.returncode, unknown.stdout) == (65, "")
+    assert unknown.stderr == "mailgate: no customer with the address 'nobody@acme.example'\n"
+    done = console(room, "customers", "forget", JANE, "--yes")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{JANE}: erased contact 1's name and address")
+    assert room.show("CID-1000")["requester"] == "forgotten-1"
 
 
 def test_forget_erases_the_person_and_keeps_the_books(

@@ -138,18 +138,17 @@ def test_the_scheduled_job_removes_what_the_command_would(room: Mailroom, clock:
     assert sent_file(room, 1) == []
 
 
+def console(room: Mailroom, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real console script on the room's configuration (and the real clock)."""
+    command = [sys.executable, "-m", "mailgate", "-c", str(room.config), *args]
+    return subprocess.run(command, capture_output=True, cwd=REPO, timeout=60, text=True)
+
+
 def test_a_console_run_removes_mail_older_than_the_days(tmp_path: Path, room: Mailroom) -> None:
-    """The real console script, on the real clock: mail of the test clock's November is
-    more than 30 days old by now."""
+    """On the real clock, mail of the test clock's November is more than 30 days old."""
     room.configure(DAYS)
     room.ingest(make_mail())
-    done = subprocess.run(
-        [sys.executable, "-m", "mailgate", "-c", str(room.config), "retention", "run"],
-        capture_output=True,
-        cwd=REPO,
-        timeout=60,
-        text=True,
-    )
+    done = console(room, "retention", "run")
     assert done.returncode == 0, done.stderr
     assert "raw mail: removed 1 (" in done.stdout
     assert "sent mail files: removed 1 (" in done.stdout
