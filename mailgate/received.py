@@ -29,7 +29,8 @@ def add_received(session: Session, detail: dict[str, Any], with_text: bool) -> N
             continue  # not from a mail (imported, say): nothing was cut
         if intake_id in removed:  # its bytes are gone: say so instead of the text
             if with_text:
-                article["received_text"] = removed_note(*removed[intake_id])
+                note = removed_note(*removed[intake_id])
+                article["received_text"] = article["received_removed"] = note
             continue
         # One message at a time: a ticket's mails may carry large attachments.
         raw = stored_raws(session, [intake_id]).get(intake_id)

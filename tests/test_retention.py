@@ -82,7 +82,10 @@ def test_old_committed_mail_loses_its_bytes_and_everything_else_stays(
     ticket = room.json("tickets", "show", "CID-1000", "--quoted")
     (first, *_) = ticket["articles"]
     assert first["text"].strip() == "The printer is jammed."
-    assert first["received_text"] == note
+    assert first["received_text"] == first["received_removed"] == note
+    shown = room.run("tickets", "show", "CID-1000", "--quoted").stdout
+    assert "The printer is jammed." in shown
+    assert f"(the mail as received: {note})" in shown
     (attachment,) = first["attachments"]
     assert attachment["filename"] == "invoice.pdf"
     assert blob_path(room.tmp_path / "data", attachment["sha256"]).read_bytes() == PDF[2]
@@ -93,6 +96,7 @@ def test_old_committed_mail_loses_its_bytes_and_everything_else_stays(
     # Sent mail: the old file and outbox bytes go; the failed and the recent mail stay.
     rows = room.json("outbox", "list")
     assert [r["removed"] for r in rows] == [note, None, None]
+    assert note in room.run("outbox", "list").stdout
     assert sent_file(room, 1) == [] and sent_file(room, 3)
     retried = room.run("outbox", "retry", "2")
     assert "requeued 1" in retried.stdout and "sent 1" in retried.stdout
