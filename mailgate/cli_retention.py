@@ -29,7 +29,8 @@ def retention_run(state: State, dry_run: bool, fmt: str) -> int:
     """Remove now what [retention] says is old enough (the daemon does it on schedule)."""
     from mailgate import retention
 
-    removal = retention.run(state.context, dry_run=dry_run)
+    # A dry run only reads: it never creates or migrates a database.
+    removal = retention.run(state.reader if dry_run else state.context, dry_run=dry_run)
     if fmt == "json":
         print_json({"dry_run": dry_run, **_removal_dict(removal)})
         return EX_OK
@@ -108,7 +109,7 @@ def customers_forget(state: State, address: str, yes: bool, fmt: str) -> int:
     stay. Without --yes, say what would be erased and change nothing."""
     from mailgate import forget
 
-    ctx = state.context
+    ctx = state.context if yes else state.reader  # without --yes it only reads
     try:
         if yes:
             found = forget.forget(ctx, address)

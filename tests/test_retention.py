@@ -171,3 +171,12 @@ def test_bad_retention_settings_are_named(tmp_path: Path) -> None:
         result = mailgate("retention", "run", "--dry-run", config=path)
         assert result.returncode == 78, (setting, result.stdout)
         assert said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_dry_run_never_creates_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "mailgate.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/none.db"\n{DAYS}', encoding="utf-8")
+    for args in (("retention", "run", "--dry-run"), ("customers", "forget", "a@b.example")):
+        result = mailgate(*args, config=path)
+        assert result.returncode == 78 and "no database at" in result.stderr, args
+    assert not (tmp_path / "none.db").exists()
