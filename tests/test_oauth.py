@@ -36,9 +36,9 @@ from mailgate.config import (
     load,
     parse_config,
 )
+from mailgate.outbound.transports import SmtpTransport, TemporaryFailure
 from mailgate.store.models import Ticket
 from mailgate.store.oauth import Token, Tokens, read_token, save_token
-from mailgate.outbound.transports import SmtpTransport, TemporaryFailure
 from tests.daemon_harness import REPO, SUPPORT, Sink, count, daemon_config, relay, running
 from tests.dovecot import PLAIN_HOST, Dovecot
 from tests.helpers import free_port, poll

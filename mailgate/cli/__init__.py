@@ -16,14 +16,15 @@ from mailgate.cli.agents import agents_group
 from mailgate.cli.config import config_group
 from mailgate.cli.customers import customers_group
 from mailgate.cli.db import db_group
-from mailgate.cli.oauth import oauth_group
 from mailgate.cli.exits import EX_INTERRUPTED, EX_OK, EX_USAGE
 from mailgate.cli.jobs import jobs_group
 from mailgate.cli.lazy import LazyModule
 from mailgate.cli.mail import ingest, run
+from mailgate.cli.oauth import oauth_group
 from mailgate.cli.outbox import outbox_group
 from mailgate.cli.quarantine import quarantine_group
 from mailgate.cli.reports import export_command, report_group, stats_command
+from mailgate.cli.retention import customers_forget, retention_group
 from mailgate.cli.shared import State, say_error
 from mailgate.cli.tickets import tickets_group
 from mailgate.config import Config
@@ -76,6 +77,8 @@ cli.add_command(jobs_group)
 cli.add_command(config_group)
 cli.add_command(db_group)
 cli.add_command(oauth_group)
+cli.add_command(retention_group)
+customers_group.add_command(customers_forget)
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
 # mail): for the service's user and group only, whatever umask the caller had.

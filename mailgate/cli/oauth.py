@@ -42,8 +42,8 @@ def oauth_group() -> None:
 )
 def oauth_login(name: str, refresh_file: TextIO | None, browser: bool) -> int:
     """Sign account NAME in: open the URL shown, enter the code, and the token is saved."""
-    from mailgate.store import oauth
     from mailgate.service import oauth_device
+    from mailgate.store import oauth
 
     cfg = _state().config
     account = oauth.account_named(cfg, name)

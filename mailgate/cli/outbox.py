@@ -45,6 +45,9 @@ def outbox_list(state: State, status: str | None, fmt: str) -> None:
 def outbox_retry(state: State, ids: tuple[int, ...]) -> None:
     """Queue failed mail again (all, or the given ids), then send what is due."""
     ctx = state.context
+    from mailgate.cli.retention import say_removed_outbox
+
+    say_removed_outbox(ctx, ids)
     count = outbox.retry_failed(ctx.store, ctx.clock(), list(ids) or None)
     click.echo(f"requeued {count}")
     _flush(ctx)

@@ -165,10 +165,21 @@ def _validate_schedules(cfg: Config) -> None:
     for key in ("confirmation_days", "auto_close_days"):
         if getattr(cfg.reminders, key) < 0:
             raise ConfigError(f"reminders.{key}: must be 0 (never) or more")
-    if cfg.digest.schedule:
+    for key in ("raw_mail_days", "sent_mail_days", "outbox_days"):
+        if getattr(cfg.retention, key) < 0:
+            raise ConfigError(f"retention.{key}: must be 0 (keep forever) or more")
+    schedules = {
+        "digest.schedule": cfg.digest.schedule,
+        "retention.schedule": cfg.retention.schedule,
+    }
+    for key, schedule in schedules.items():
+        if not schedule:
+            continue
         from apscheduler.triggers.cron import CronTrigger
 
         try:
-            CronTrigger.from_crontab(cfg.digest.schedule)
+            CronTrigger.from_crontab(schedule)
         except ValueError as exc:
-            raise ConfigError(f"digest.schedule: {cfg.digest.schedule!r}: {exc}") from None
+            raise ConfigError(f"{key}: {schedule!r}: {exc}") from None
+    if not cfg.retention.schedule:
+        raise ConfigError("retention.schedule: must be set (days of 0 turn retention off)")

@@ -216,6 +216,17 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    # Days the bytes of mail are kept once its outcome is committed; 0 keeps them forever.
+    # The rows stay (tickets, articles, attachments, the lists): only the bytes go.
+    raw_mail_days: int = 0  # incoming mail as received, once processed (done or ignored)
+    sent_mail_days: int = 0  # .eml files the file transport wrote
+    outbox_days: int = 0  # the bytes of sent mail in the outbox
+    # When the retention job runs: crontab fields in tickets.timezone.
+    schedule: str = "30 3 * * *"
+
+
+@dataclass(frozen=True)
 class CustomersConfig:
     unknown_sender: Literal["create", "unassigned", "reject"] = "create"
     unassigned_organisation: str = "Unassigned"
@@ -298,6 +309,7 @@ class Config:
     sla: SlaConfig = field(default_factory=SlaConfig)
     reminders: RemindersConfig = field(default_factory=RemindersConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     loops: LoopsConfig = field(default_factory=LoopsConfig)
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)

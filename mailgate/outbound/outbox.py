@@ -324,7 +324,8 @@ async def _together(*steps: Coroutine[Any, Any, None]) -> None:
 def retry_failed(store: Store, now: datetime, ids: list[int] | None = None) -> int:
     """Put failed rows (all, or the given ids) back in the queue; returns how many."""
     with store.session() as session:
-        query = select(Outbox).where(Outbox.status == FAILED)
+        # Without its bytes (retention, erasure) there is nothing to send again.
+        query = select(Outbox).where(Outbox.status == FAILED, col(Outbox.removed_at).is_(None))
         if ids:
             query = query.where(col(Outbox.id).in_(ids))
         count = 0

@@ -10,6 +10,7 @@ from sqlmodel import Session, select
 
 from mailgate.desk import unverified
 from mailgate.desk.customers import remembered
+from mailgate.desk.forgotten import is_forgotten
 from mailgate.desk.tickets import WITHOUT_FURTHER_AGENTS, record_event
 from mailgate.outbound import failing
 from mailgate.outbound.context import Context
@@ -28,7 +29,9 @@ def _customers(session: Session, ticket: Ticket) -> list[Contact]:
     ids = [ticket.requester_id]
     query = select(Participant.contact_id).where(Participant.ticket_id == ticket.id)
     ids += [i for i in session.exec(query) if i not in ids]
-    return [c for c in (session.get(Contact, i) for i in ids) if c is not None]
+    # A forgotten customer (`customers forget`) has no address left to write to.
+    found = (session.get(Contact, i) for i in ids)
+    return [c for c in found if c is not None and not is_forgotten(c)]
 
 
 def left_out_failing(

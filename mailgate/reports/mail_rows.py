@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from mailgate.flows.retention import removed_note
 from mailgate.reports.listing import iso
 from mailgate.store.models import Article, Attachment, Intake, Outbox
 from mailgate.store.spool import stored_raw
@@ -62,8 +63,9 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
     """A stored message as listed; its bytes are read only for what processing did not note
     (a message quarantined before it parsed) and for its headers."""
     sender, subject = (row.from_addr, row.subject)
-    unnoted = not sender and not subject
-    raw = stored_raw(session, row.id or 0) if unnoted or with_headers else b""
+    unnoted = not sender and not subject and row.removed_at is None
+    kept = row.removed_at is None
+    raw = stored_raw(session, row.id or 0) if kept and (unnoted or with_headers) else b""
     if unnoted:
         sender, subject = _peek(raw)
     data: dict[str, Any] = {
@@ -78,8 +80,10 @@ def intake_dict(session: Session, row: Intake, with_headers: bool = False) -> di
         "attempts": row.attempts,
         "message_id": row.message_id,
     }
+    if row.removed_at is not None:
+        data["removed"] = removed_note(row.removed_at, row.removed_by)
     if with_headers:
-        data["headers"] = (
+        data["headers"] = data.get("removed") or (
             raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].decode("utf-8", "replace")
         )
     return data
@@ -105,6 +109,7 @@ def outbox_rows(session: Session, status: str | None = None) -> list[dict[str, A
             "last_error": o.last_error,
             "created_at": iso(o.created_at),
             "sent_at": iso(o.sent_at),
+            "removed": removed_note(o.removed_at, o.removed_by) if o.removed_at else None,
         }
         for o in session.exec(query)
     ]

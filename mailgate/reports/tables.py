@@ -139,7 +139,10 @@ def _print_article(console: Console, article: dict[str, Any], zone: str) -> None
             style=f"bold {style}",
         )
     )
-    if "received_text" in article:  # --quoted: the mail as it came
+    if "received_removed" in article:  # --quoted, and the mail as it came is gone
+        console.print(Text(article["text"].rstrip(), style=style))
+        console.print(Text(f"(the mail as received: {article['received_removed']})", style="dim"))
+    elif "received_text" in article:  # --quoted: the mail as it came
         console.print(Text(article["received_text"], style=style))
     else:
         console.print(Text(article["text"].rstrip(), style=style))
@@ -194,7 +197,9 @@ def print_stored(console: Console, data: dict[str, Any], zone: str) -> None:
 
 
 def print_outbox(console: Console, rows: list[dict[str, Any]]) -> None:
-    _simple(console, rows, ("id", "status", "attempts", "template", "to", "subject", "last_error"))
+    columns = ("id", "status", "attempts", "template", "to", "subject", "last_error")
+    # Only when some mail lost its bytes (retention, erasure): the table stays narrow.
+    _simple(console, rows, columns + (("removed",) if any(r["removed"] for r in rows) else ()))
 
 
 def print_agents(console: Console, rows: list[dict[str, Any]]) -> None:

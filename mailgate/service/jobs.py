@@ -16,7 +16,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailgate.config import Config
-from mailgate.flows import digest, pipeline, reminders
+from mailgate.flows import digest, pipeline, reminders, retention
 from mailgate.outbound import outbox
 from mailgate.outbound.context import Context
 from mailgate.outbound.transports import Transport
@@ -95,6 +95,10 @@ async def send_digest(rt: Runtime) -> None:
     await _queue_and_send(rt, digest.send_digests)
 
 
+async def apply_retention(rt: Runtime) -> None:
+    await asyncio.to_thread(retention.run, rt.ctx)
+
+
 # How often reminders and first-response targets are checked.
 REMINDER_INTERVAL = Every(300)
 
@@ -107,6 +111,13 @@ def jobs_for(cfg: Config) -> tuple[Job, ...]:
         "the daily digest to agents and the team",
         Cron(cfg.digest.schedule, cfg.tickets.timezone),
         send_digest,
+    )
+    keep = cfg.retention
+    retain = Job(
+        "retention",
+        "drop the bytes of old mail whose outcome is committed",
+        Cron(keep.schedule, cfg.tickets.timezone),
+        apply_retention,
     )
     return (
         Job("outbox-retry", "send queued mail whose retry is due", Every(30), retry_outbox),
@@ -129,6 +140,8 @@ def jobs_for(cfg: Config) -> tuple[Job, ...]:
             escalate_breaches,
         ),
         *([daily] if cfg.digest.schedule else []),  # an empty schedule: no digest
+        # Only while some days are set: `jobs list` shows whether retention is on.
+        *([retain] if keep.raw_mail_days or keep.sent_mail_days or keep.outbox_days else []),
     )
 
 

@@ -11,8 +11,8 @@ import urllib.parse
 from dataclasses import dataclass
 
 from mailgate.config import OAuthConfig
-from mailgate.store.oauth import OAuthError, Token, client_fields, endpoints, post_form, token_from
 from mailgate.service.oauth_device import SignInDenied
+from mailgate.store.oauth import OAuthError, Token, client_fields, endpoints, post_form, token_from
 
 # Registered with the provider as the application's redirect address ("Mobile and desktop
 # applications" at Microsoft, a "Desktop app" client at Google). Nothing needs to listen

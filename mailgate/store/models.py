@@ -157,6 +157,9 @@ class Intake(SQLModel, table=True):
     # cleared with the outcome: a mark left by a run that is gone is a death (deaths.py).
     in_hand_by: str = ""
     deaths: int = 0  # processes that died with it in hand; reset by `quarantine retry`
+    # Its bytes were dropped (retention.py, forget.py): when, and "retention" or "erasure".
+    removed_at: datetime | None = None
+    removed_by: str = ""
 
 
 class IntakeRaw(SQLModel, table=True):
@@ -209,7 +212,8 @@ class Attachment(SQLModel, table=True):
 
 class Event(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    # None: an event of the whole desk (a retention run, a customer forgotten).
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     actor: str  # an address, "system", or "cli"
     action: str  # created, article, status, ...
     detail: str = ""
@@ -234,6 +238,9 @@ class Outbox(SQLModel, table=True):
     # Indexed: the rate limit counts an hour's automatic mail before each automatic mail.
     created_at: datetime = Field(index=True)
     sent_at: datetime | None = None
+    # Its bytes were dropped (raw is empty): when, and "retention" or "erasure".
+    removed_at: datetime | None = None
+    removed_by: str = ""
 
 
 class OutboxRecipient(SQLModel, table=True):
