@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from mailgate import exits
+from mailgate import cli_backup, exits
 from mailgate.config import Config, load
 from mailgate.exits import (
     EX_CANTCREAT,
@@ -1027,7 +1027,7 @@ def _sample_context() -> dict[str, object]:
 
 @cli.group("db")
 def db_group() -> None:
-    """The database schema."""
+    """The database: schema, backup and restore."""
 
 
 @db_group.command("upgrade")
@@ -1039,6 +1039,10 @@ def db_upgrade(state: State) -> None:
         click.echo(f"database at revision {ctx.store.upgrade()}")
     finally:
         ctx.store.dispose()
+
+
+db_group.add_command(cli_backup.backup_command)
+db_group.add_command(cli_backup.restore_command)
 
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
