@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mailgate.backup_files import (
+    CLEAR_MARKS,
     DATA,
     DATABASE_FILE,
     FORMAT,
@@ -162,6 +163,7 @@ def _copy_database(source: Path, copy: Path, busy_timeout: float) -> None:
         # connection writes, and under a steady flow of mail it would never end. One step
         # reads one snapshot in one read transaction, which in WAL mode holds up no writer.
         src.backup(dst)
+        _clear_marks(dst)
         dst.execute("PRAGMA journal_mode=DELETE")  # one file, without a log beside it
         (verdict,) = dst.execute("PRAGMA quick_check").fetchone()
     finally:
@@ -171,6 +173,14 @@ def _copy_database(source: Path, copy: Path, busy_timeout: float) -> None:
         raise BackupError(f"{source}: the copy fails SQLite's check: {verdict}", EX_DATAERR)
     with copy.open("rb") as file:
         os.fsync(file.fileno())
+
+
+def _clear_marks(copy: sqlite3.Connection) -> None:
+    """See CLEAR_MARKS; the column is there from schema 0013 on."""
+    columns = {row[1] for row in copy.execute("PRAGMA table_info(intake)")}
+    if "in_hand_by" in columns:
+        with copy:
+            copy.execute(CLEAR_MARKS)
 
 
 def _facts(query: Query, tables: Iterable[str]) -> Facts:

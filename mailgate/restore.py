@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mailgate.backup import Progress, no_progress
 from mailgate.backup_files import (
+    CLEAR_MARKS,
     DATA,
     BackupError,
     Entry,
@@ -49,6 +50,8 @@ def restore(cfg: Config, directory: Path, progress: Progress = no_progress) -> R
     _check_revision(manifest)
     verify(manifest, progress)
     _check_empty(cfg, manifest, database)
+    if database is None:
+        _prepare_postgres(cfg)
     written: list[Path] = []  # what to take away again if the restore fails
     try:
         _restore_files(cfg, manifest, progress, written)
@@ -178,6 +181,32 @@ def _check_empty(cfg: Config, manifest: Manifest, database: Path | None) -> None
             "longer verify; move it away first",
             EX_CANTCREAT,
         )
+
+
+def _prepare_postgres(cfg: Config) -> None:
+    """The database pg_restore filled, for the files restored beside it: it must hold the
+    desk, and the messages in hand at the dump wait again (CLEAR_MARKS). Run while every
+    instance is stopped, as the README's steps say: then no mark is a live one."""
+    from sqlalchemy import inspect, text
+    from sqlalchemy.exc import OperationalError
+
+    from mailgate.store import Store, StoreUnavailable
+
+    store = Store(cfg.database.url)
+    try:
+        with store.engine.begin() as conn:
+            if not inspect(conn).has_table("intake"):
+                raise BackupError(
+                    "the database at database.url holds no mailgate desk: pg_restore the "
+                    "dump into it first (README, section Backups and restore)",
+                    EX_CONFIG,
+                )
+            if "in_hand_by" in {c["name"] for c in inspect(conn).get_columns("intake")}:
+                conn.execute(text(CLEAR_MARKS))
+    except OperationalError as exc:
+        raise StoreUnavailable(str(exc.orig or exc).strip().splitlines()[0]) from exc
+    finally:
+        store.dispose()
 
 
 def _restore_files(

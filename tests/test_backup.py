@@ -3,6 +3,7 @@ ticket, article and attachment comes back byte for byte, and a damaged backup re
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -10,12 +11,16 @@ import sqlite3
 import subprocess
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
-from mailgate.config import Config
+from mailgate.app import build_context
+from mailgate.config import Config, ProcessingConfig
+from mailgate.intake.spool import accept
 from mailgate.models import Ticket
 from tests.conftest import _create_database, _drop_database
 from tests.daemon_harness import CUSTOMER, SUPPORT, connect, count, daemon_config, running
@@ -282,6 +287,35 @@ def test_a_backup_that_fails_leaves_nothing_under_its_name(
     assert list(tmp_path.glob("*tuesday*")) == []
 
 
+def test_mail_in_hand_at_the_backup_is_not_counted_as_a_death_after_the_restore(
+    tmp_path: Path,
+) -> None:
+    """With `workers = 0` the daemon marks what it is processing; a backup taken meanwhile
+    holds the mark, but nobody died with that message: the restored daemon processes it."""
+    in_process = ProcessingConfig(workers=0)
+    live = dataclasses.replace(daemon_config(tmp_path / "live"), processing=in_process)
+    live_toml = write_toml(live)
+    ctx = build_context(live)
+    try:
+        stored = accept(ctx.store, make_mail(subject="In hand"), "smtp", datetime.now(UTC))
+    finally:
+        ctx.store.dispose()
+    with sqlite3.connect(tmp_path / "live" / "mailgate.db") as conn:
+        conn.execute(
+            "UPDATE intake SET in_hand_by = 'run-at-work' WHERE id = ?", (stored.intake_id,)
+        )
+    assert mailgate("db", "backup", str(tmp_path / "backup"), config=live_toml).returncode == 0
+    restored = dataclasses.replace(daemon_config(tmp_path / "restored"), processing=in_process)
+    result = mailgate("db", "restore", str(tmp_path / "backup"), config=write_toml(restored))
+    assert result.returncode == 0, result.stderr
+    with running(restored) as mg:
+        (ticket,) = poll(lambda: _tickets(mg.ctx), timeout=30, what="the message processed")
+    assert ticket.subject == "In hand"
+    intake = rows(tmp_path / "restored" / "mailgate.db", "intake")
+    assert column(tmp_path / "restored" / "mailgate.db", "SELECT deaths FROM intake") == {0}
+    assert len(intake) == 1
+
+
 def test_a_backup_says_what_it_holds(tmp_path: Path, small_backup: tuple[Path, Path]) -> None:
     _live, backup = small_backup
     manifest = json.loads((backup / "manifest.json").read_text())
@@ -325,6 +359,8 @@ def test_the_postgresql_procedure_pg_dump_then_the_files(
         assert mailgate("ingest", str(tmp_path / f"in-{n}.eml"), config=live).returncode == 0
     dump, backup = tmp_path / "mailgate.dump", tmp_path / "mailgate-files"
     libpq = postgres_url.replace("+psycopg", "")
+    with psycopg.connect(libpq, autocommit=True) as conn:  # a message in hand at the dump
+        conn.execute("UPDATE intake SET in_hand_by = 'run-at-work' WHERE id = 1")
     subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", libpq], check=True)
     made = mailgate("db", "backup", "--files-only", str(backup), config=live)
     assert made.returncode == 0, made.stderr
@@ -347,6 +383,9 @@ def test_the_postgresql_procedure_pg_dump_then_the_files(
         result = mailgate("db", "restore", str(backup), config=restored)
         assert result.returncode == 0, result.stderr
         assert "pg_restore" in result.stdout
+        with psycopg.connect(target_url.replace("+psycopg", "")) as conn:
+            marks = conn.execute("SELECT in_hand_by FROM intake").fetchall()
+        assert marks == [("",), ("",)]  # nobody died with it: it waits, as after a stop
         for cid in ("CID-1000", "CID-1001"):
             before = mailgate("tickets", "show", cid, "--format", "json", config=live)
             after = mailgate("tickets", "show", cid, "--format", "json", config=restored)
