@@ -29,7 +29,14 @@ from mailgate.backup_files import (
 )
 from mailgate.config import Config
 from mailgate.disk import sync_directory
-from mailgate.exits import EX_CANTCREAT, EX_CONFIG, EX_DATAERR, EX_NOINPUT, EX_USAGE
+from mailgate.exits import (
+    EX_CANTCREAT,
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_NOINPUT,
+    EX_TEMPFAIL,
+    EX_USAGE,
+)
 from mailgate.keys import key_file
 from mailgate.store import sqlite_file
 
@@ -155,6 +162,16 @@ def _some(names: list[str]) -> str:
 
 
 def _copy_database(source: Path, copy: Path, busy_timeout: float) -> None:
+    try:
+        _online_backup(source, copy, busy_timeout)
+    except (sqlite3.Error, _Locked) as exc:
+        # Locked past busy_timeout, or unreadable: the operator may try again.
+        raise BackupError(f"{source}: cannot copy the database: {exc}", EX_TEMPFAIL) from None
+    with copy.open("rb") as file:
+        os.fsync(file.fileno())
+
+
+def _online_backup(source: Path, copy: Path, busy_timeout: float) -> None:
     # mode=rw: a missing file is an error, not a new empty database.
     src = sqlite3.connect(f"{source.absolute().as_uri()}?mode=rw", uri=True, timeout=busy_timeout)
     dst = sqlite3.connect(copy)
@@ -162,7 +179,7 @@ def _copy_database(source: Path, copy: Path, busy_timeout: float) -> None:
         # In one step: SQLite starts a backup taken in steps again whenever another
         # connection writes, and under a steady flow of mail it would never end. One step
         # reads one snapshot in one read transaction, which in WAL mode holds up no writer.
-        src.backup(dst)
+        src.backup(dst, progress=_deadline(busy_timeout), sleep=0.05)
         _clear_marks(dst)
         dst.execute("PRAGMA journal_mode=DELETE")  # one file, without a log beside it
         (verdict,) = dst.execute("PRAGMA quick_check").fetchone()
@@ -171,8 +188,26 @@ def _copy_database(source: Path, copy: Path, busy_timeout: float) -> None:
         src.close()
     if verdict != "ok":
         raise BackupError(f"{source}: the copy fails SQLite's check: {verdict}", EX_DATAERR)
-    with copy.open("rb") as file:
-        os.fsync(file.fileno())
+
+
+class _Locked(Exception):
+    pass
+
+
+def _deadline(busy_timeout: float) -> Callable[[int, int, int], None]:
+    """Python's backup waits for a locked database without end: called after each try,
+    this gives up once the database has been busy for longer than the daemon would wait."""
+    since: list[float] = []
+
+    def check(status: int, _remaining: int, _total: int) -> None:
+        if status not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            since.clear()
+        elif not since:
+            since.append(time.monotonic())
+        elif time.monotonic() - since[0] > busy_timeout:
+            raise _Locked(f"locked for over {busy_timeout:g} s (database.busy_timeout)")
+
+    return check
 
 
 def _clear_marks(copy: sqlite3.Connection) -> None:

@@ -24,7 +24,7 @@ from mailgate.intake.spool import accept
 from mailgate.models import Ticket
 from tests.conftest import _create_database, _drop_database
 from tests.daemon_harness import CUSTOMER, SUPPORT, connect, count, daemon_config, running
-from tests.helpers import poll
+from tests.helpers import poll, sqlite_locked
 from tests.mails import make_mail
 from tests.test_cli import mailgate, mailgate_process
 
@@ -314,6 +314,21 @@ def test_mail_in_hand_at_the_backup_is_not_counted_as_a_death_after_the_restore(
     intake = rows(tmp_path / "restored" / "mailgate.db", "intake")
     assert column(tmp_path / "restored" / "mailgate.db", "SELECT deaths FROM intake") == {0}
     assert len(intake) == 1
+
+
+def test_a_database_locked_past_the_busy_timeout_is_said_not_waited_for_forever(
+    tmp_path: Path, small_backup: tuple[Path, Path]
+) -> None:
+    live, _backup = small_backup
+    live.write_text(live.read_text().replace("[paths]", "busy_timeout = 0.5\n[paths]"))
+    database = tmp_path / "live" / "mailgate.db"
+    with sqlite3.connect(database) as conn:  # a tool that took it out of WAL, say
+        conn.execute("PRAGMA journal_mode=DELETE")
+    with sqlite_locked(database):
+        result = mailgate("db", "backup", str(tmp_path / "locked"), config=live)
+    assert result.returncode == 75
+    assert f"{database}: cannot copy the database: locked for over 0.5 s" in result.stderr
+    assert list(tmp_path.glob("*locked*")) == []
 
 
 def test_a_backup_says_what_it_holds(tmp_path: Path, small_backup: tuple[Path, Path]) -> None:
