@@ -8,23 +8,28 @@ import hashlib
 import json
 import os
 import sqlite3
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from mailgate.app import build_context
-from mailgate.config import Config, ProcessingConfig
+from mailgate.config import ProcessingConfig
 from mailgate.intake.spool import accept
 from mailgate.models import Ticket
-from tests.conftest import _create_database, _drop_database
-from tests.daemon_harness import CUSTOMER, SUPPORT, connect, count, daemon_config, running
-from tests.helpers import poll, sqlite_locked
+from tests.daemon_harness import (
+    CUSTOMER,
+    SUPPORT,
+    connect,
+    count,
+    daemon_config,
+    running,
+    write_toml,
+)
+from tests.helpers import poll, sqlite_locked, tickets
 from tests.mails import make_mail
 from tests.test_cli import mailgate, mailgate_process
 
@@ -33,22 +38,6 @@ LOGO = os.urandom(3000)
 # Rows a backup must bring back as the source holds them (intake rows change as mail is
 # processed; their bytes, in intake_raw, never do).
 UNCHANGING = ("ticket", "article", "attachment", "blob", "intake_raw")
-
-
-def write_toml(cfg: Config) -> Path:
-    """The configuration file `mailgate` commands read for a desk built by daemon_config."""
-    root = Path(cfg.paths.data_dir).parent
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "mailgate.toml"
-    path.write_text(
-        f'[database]\nurl = "{cfg.database.url}"\n'
-        f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n'
-        f'[smtp]\nlisten = "{cfg.smtp.listen}"\naddresses = ["{SUPPORT}"]\n'
-        f'[outbound]\ntransport = "file"\ndirectory = "{cfg.outbound.directory}"\n'
-        f'from = "Support <{SUPPORT}>"\n[http]\nlisten = ""\n',
-        encoding="utf-8",
-    )
-    return path
 
 
 def rows(database: Path, table: str) -> dict[Any, tuple[Any, ...]]:
@@ -180,18 +169,12 @@ def test_a_backup_taken_during_a_burst_restores_every_ticket_byte_for_byte(
         with connect(mg.address) as client:
             client.sendmail(CUSTOMER, [SUPPORT], make_mail(subject="After the restore"))
         poll(
-            lambda: any(t.subject == "After the restore" for t in _tickets(mg.ctx)),
+            lambda: any(t.subject == "After the restore" for t in tickets(mg.ctx)),
             timeout=30,
             what="a ticket on the restored desk",
         )
-        after = next(t for t in _tickets(mg.ctx) if t.subject == "After the restore")
+        after = next(t for t in tickets(mg.ctx) if t.subject == "After the restore")
     assert after.number > numbers[-1]
-
-
-def _tickets(ctx: Any) -> list[Ticket]:
-    from tests.helpers import tickets
-
-    return tickets(ctx)
 
 
 @pytest.fixture
@@ -309,7 +292,7 @@ def test_mail_in_hand_at_the_backup_is_not_counted_as_a_death_after_the_restore(
     result = mailgate("db", "restore", str(tmp_path / "backup"), config=write_toml(restored))
     assert result.returncode == 0, result.stderr
     with running(restored) as mg:
-        (ticket,) = poll(lambda: _tickets(mg.ctx), timeout=30, what="the message processed")
+        (ticket,) = poll(lambda: tickets(mg.ctx), timeout=30, what="the message processed")
     assert ticket.subject == "In hand"
     intake = rows(tmp_path / "restored" / "mailgate.db", "intake")
     assert column(tmp_path / "restored" / "mailgate.db", "SELECT deaths FROM intake") == {0}
@@ -343,72 +326,3 @@ def test_a_backup_says_what_it_holds(tmp_path: Path, small_backup: tuple[Path, P
         assert entry["sha256"] == hashlib.sha256(content).hexdigest()
     kinds = sorted(entry["kind"] for entry in manifest["files"])
     assert kinds == ["blob", "blob", "database", "key"]
-
-
-@pytest.mark.postgres
-def test_on_postgresql_backup_points_to_pg_dump(tmp_path: Path, postgres_url: str) -> None:
-    cfg = write_toml(daemon_config(tmp_path))
-    cfg.write_text(cfg.read_text().replace(f"sqlite:///{tmp_path}/mailgate.db", postgres_url))
-    result = mailgate("db", "backup", str(tmp_path / "backup"), config=cfg)
-    assert result.returncode == 78
-    assert "pg_dump" in result.stderr and "--files-only" in result.stderr
-    assert not (tmp_path / "backup").exists()
-
-
-@pytest.mark.postgres
-def test_the_postgresql_procedure_pg_dump_then_the_files(
-    tmp_path: Path, postgres_server: str, postgres_url: str
-) -> None:
-    """README's steps: pg_dump, `db backup --files-only`; pg_restore, `db restore`."""
-    live = write_toml(daemon_config(tmp_path / "live"))
-    live.write_text(
-        live.read_text().replace(f"sqlite:///{tmp_path}/live/mailgate.db", postgres_url)
-    )
-    assert mailgate("db", "upgrade", config=live).returncode == 0
-    for n in range(2):
-        mail = make_mail(
-            subject=f"Order {n}",
-            attachments=((f"order-{n}.pdf", "application/pdf", os.urandom(3000)),),
-        )
-        (tmp_path / f"in-{n}.eml").write_bytes(mail)
-        assert mailgate("ingest", str(tmp_path / f"in-{n}.eml"), config=live).returncode == 0
-    dump, backup = tmp_path / "mailgate.dump", tmp_path / "mailgate-files"
-    libpq = postgres_url.replace("+psycopg", "")
-    with psycopg.connect(libpq, autocommit=True) as conn:  # a message in hand at the dump
-        conn.execute("UPDATE intake SET in_hand_by = 'run-at-work' WHERE id = 1")
-    subprocess.run(["pg_dump", "--format=custom", f"--file={dump}", libpq], check=True)
-    made = mailgate("db", "backup", "--files-only", str(backup), config=live)
-    assert made.returncode == 0, made.stderr
-    assert "backed up the files: 2 tickets" in made.stdout
-    manifest = json.loads((backup / "manifest.json").read_text())
-    assert manifest["database"] == "postgresql"
-    assert sorted(entry["kind"] for entry in manifest["files"]) == ["blob", "blob", "key"]
-
-    name = _create_database(postgres_server)
-    try:
-        target_url = postgres_url.rpartition("/")[0] + f"/{name}"
-        subprocess.run(
-            ["pg_restore", "--no-owner", f"--dbname={target_url.replace('+psycopg', '')}", dump],
-            check=True,
-        )
-        restored = write_toml(daemon_config(tmp_path / "restored"))
-        restored.write_text(
-            restored.read_text().replace(f"sqlite:///{tmp_path}/restored/mailgate.db", target_url)
-        )
-        result = mailgate("db", "restore", str(backup), config=restored)
-        assert result.returncode == 0, result.stderr
-        assert "pg_restore" in result.stdout
-        with psycopg.connect(target_url.replace("+psycopg", "")) as conn:
-            marks = conn.execute("SELECT in_hand_by FROM intake").fetchall()
-        assert marks == [("",), ("",)]  # nobody died with it: it waits, as after a stop
-        for cid in ("CID-1000", "CID-1001"):
-            before = mailgate("tickets", "show", cid, "--format", "json", config=live)
-            after = mailgate("tickets", "show", cid, "--format", "json", config=restored)
-            assert json.loads(after.stdout) == json.loads(before.stdout)
-        for entry in manifest["files"]:
-            if entry["kind"] == "blob":
-                path = entry["path"].removeprefix("data/")
-                copied = (tmp_path / "restored" / "data" / path).read_bytes()
-                assert copied == (tmp_path / "live" / "data" / path).read_bytes()
-    finally:
-        _drop_database(postgres_server, name)
