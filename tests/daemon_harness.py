@@ -64,6 +64,22 @@ def daemon_config(
     )
 
 
+def write_toml(cfg: Config) -> Path:
+    """The configuration file `mailgate` commands read for a desk built by daemon_config."""
+    root = Path(cfg.paths.data_dir).parent
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "mailgate.toml"
+    path.write_text(
+        f'[database]\nurl = "{cfg.database.url}"\n'
+        f'[paths]\ndata_dir = "{cfg.paths.data_dir}"\n'
+        f'[smtp]\nlisten = "{cfg.smtp.listen}"\naddresses = ["{SUPPORT}"]\n'
+        f'[outbound]\ntransport = "file"\ndirectory = "{cfg.outbound.directory}"\n'
+        f'from = "Support <{SUPPORT}>"\n[http]\nlisten = ""\n',
+        encoding="utf-8",
+    )
+    return path
+
+
 class DaemonThread:
     """serve() on an event loop in a thread of its own, stopped the way a signal would."""
 

@@ -13,6 +13,7 @@ import click
 
 from mailgate.cli import exits
 from mailgate.cli.agents import agents_group
+from mailgate.cli.backup import backup_command, restore_command
 from mailgate.cli.config import config_group
 from mailgate.cli.customers import customers_group
 from mailgate.cli.db import db_group
@@ -76,6 +77,8 @@ cli.add_command(report_group)
 cli.add_command(jobs_group)
 cli.add_command(config_group)
 cli.add_command(db_group)
+db_group.add_command(backup_command)
+db_group.add_command(restore_command)
 cli.add_command(oauth_group)
 cli.add_command(retention_group)
 customers_group.add_command(customers_forget)

@@ -9,7 +9,7 @@ from mailgate.cli.shared import State, pass_state
 
 @click.group("db")
 def db_group() -> None:
-    """The database schema."""
+    """The database: schema, backup and restore."""
 
 
 @db_group.command("upgrade")

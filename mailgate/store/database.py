@@ -190,8 +190,7 @@ class Store:
         return self.head_revision()
 
     def head_revision(self) -> str:
-        """The newest revision: migrations are numbered `NNNN_name.py` with revision NNNN."""
-        return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+        return head_revision()
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
@@ -238,6 +237,11 @@ class Store:
             f"database schema is at {current}, this mailgate needs {head}: "
             "run `mailgate db upgrade`"
         )
+
+
+def head_revision() -> str:
+    """The newest revision: migrations are numbered `NNNN_name.py` with revision NNNN."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*.py"))
 
 
 def sqlite_file(url: str) -> Path | None:
