@@ -1,6 +1,6 @@
 """A message for `mailgate ingest`, from a file or standard input: whole, or, over `[smtp]
 max_message_size`, only its header and its size, as the IMAP intake takes such a message
-(oversize.py tells the sender). Parsing it whole is what the limit is there to prevent."""
+(flows/oversize.py tells the sender). Parsing it whole is what the limit is there to prevent."""
 
 from __future__ import annotations
 

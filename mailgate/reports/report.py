@@ -1,6 +1,6 @@
 """Time reports: time entries per customer and month, by ticket and agent, with the contingent.
 
-Queries and shaping only; the command line prints, `sheets.py` builds the workbook."""
+Queries and shaping only; the command line prints, `outbound/sheets.py` builds the workbook."""
 
 from __future__ import annotations
 

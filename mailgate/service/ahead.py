@@ -3,7 +3,7 @@
 Parsing is a third of the work on a message and needs nothing from the database; writing
 tickets needs the database and goes in order (a reply finds the ticket an earlier mail
 opened). So one process writes, and a second one parses the messages it will take next:
-`mailgate ingest` hands it the files' bytes (intake/files.py); for the daemon's worker it
+`mailgate ingest` hands it the files' bytes (service/ingest.py); for the daemon's worker it
 reads the queued messages from the database by id (StoredAhead, below).
 """
 

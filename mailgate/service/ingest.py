@@ -53,7 +53,7 @@ def described(ctx: Context, result: Ingested) -> str:
     return f"duplicate of stored message {result.accepted.intake_id} ({state})"
 
 
-# File name -> its bytes; its header alone when it is over the size limit (reading.py);
+# File name -> its bytes; its header alone when it is over the size limit (intake/reading.py);
 # None when it could not be read.
 Batch = Mapping[str, bytes | Withheld | None]
 

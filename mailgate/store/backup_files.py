@@ -22,7 +22,7 @@ DATABASE_FILE = "mailgate.db"
 KEY_FILE = "secret.key"
 DATA = "data"  # the data directory's files (attachment contents) are under this folder
 KINDS = ("database", "blob", "key")
-# Messages a daemon had in hand (deaths.py) when the database was copied: their process was
+# Messages a daemon had in hand (service/deaths.py) when the database was copied: their process was
 # alive then, and a restored daemon would count each mark as a death, and quarantine a
 # message at the second. In the restored desk they wait, as after a clean stop.
 CLEAR_MARKS = "UPDATE intake SET in_hand_by = '' WHERE in_hand_by <> ''"

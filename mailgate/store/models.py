@@ -32,7 +32,7 @@ class Organisation(SQLModel, table=True):
 
 class Contingent(SQLModel, table=True):
     """Support time bought (or taken back) for an organisation: its history of packages.
-    Organisation.support_minutes is the sum of these rows, kept in step by customers.py."""
+    Organisation.support_minutes is the sum of these rows, kept in step by desk/customers.py."""
 
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
@@ -154,7 +154,7 @@ class Intake(SQLModel, table=True):
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     article_id: int | None = None
     # The daemon run that processes it in its own process (`workers = 0`), marked before and
-    # cleared with the outcome: a mark left by a run that is gone is a death (deaths.py).
+    # cleared with the outcome: a mark left by a run that is gone is a death (service/deaths.py).
     in_hand_by: str = ""
     deaths: int = 0  # processes that died with it in hand; reset by `quarantine retry`
     # Its bytes were dropped (retention.py, forget.py): when, and "retention" or "erasure".
