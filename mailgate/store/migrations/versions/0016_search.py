@@ -8,7 +8,7 @@ Create Date: 2026-12-06
 article texts, senders and recipients, attachment names, references and organisation names.
 Triggers write it in the transaction that writes those rows, whatever code writes them; the
 rows already there are indexed here (mailgate.search.build), with a progress bar on a
-terminal.
+terminal. Tickets get an index by their last activity, the order of a search without words.
 """
 
 from __future__ import annotations
@@ -24,8 +24,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Searches without words (is:open, after:) list the tickets by their last activity.
+    op.create_index("ix_ticket_last_action_at", "ticket", ["last_action_at"])
     build.install(op.get_bind())
 
 
 def downgrade() -> None:
     build.remove(op.get_bind())
+    op.drop_index("ix_ticket_last_action_at", table_name="ticket")
