@@ -32,6 +32,7 @@ class Term:
     words: tuple[str, ...]  # lower case, as typed (diacritics kept: variants() folds)
     field: str | None = None  # one of FIELDS, or None: anywhere
     prefix: bool = False  # the last word may go on (`rechnung*`)
+    quoted: bool = False  # typed as "a phrase": its words in this order, next to each other
 
     def variants(self) -> tuple[str, ...]:
         """The term's words joined by spaces, in each spelling that should meet it:
@@ -151,7 +152,7 @@ def _term(value: str, field_name: str | None) -> Term | None:
         if "*" in value:
             raise QueryError("a * goes at the end of a word, as in rechnung*")
         return None
-    return Term(words=words, field=field_name, prefix=prefix)
+    return Term(words=words, field=field_name, prefix=prefix, quoted=value.startswith('"'))
 
 
 def _filter(key: str, value: str, parts: dict[str, list], values: dict[str, object]) -> None:

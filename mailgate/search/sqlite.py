@@ -107,7 +107,7 @@ def match(term: Term) -> str:
     return " OR ".join(f'{column}"{variant}"{star}' for variant in term.variants())
 
 
-def term_docs(index: int, key: int) -> str:
+def term_docs(index: int, key: int, field: str | None = None) -> str:
     """One term's matching rows: (ticket, row, score, term number), tickets of a matching
     organisation included."""
     return (
@@ -120,7 +120,7 @@ def term_docs(index: int, key: int) -> str:
     )
 
 
-def excluded(index: int) -> str:
+def excluded(index: int, field: str | None = None) -> str:
     return (
         f"SELECT rowid >> 32 FROM search_fts WHERE search_fts MATCH :x{index} "
         f"AND rowid >= {TICKET_SHIFT}"
