@@ -213,6 +213,21 @@ def test_an_article_is_found_in_the_transaction_that_stores_it(desk: Context) ->
     assert found(desk, "fuser") == []
 
 
+def test_a_huge_text_is_stored_and_its_first_100000_characters_found(desk: Context) -> None:
+    """Megabytes of unique words (a pasted log) would overflow a PostgreSQL tsvector."""
+    log = " ".join(f"{n:016x}" for n in range(100_000))  # 1.7 MB
+    with desk.store.session() as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == 1001)).one()
+        text = f"Log attached inline: {log} trailingword"
+        row = Article(
+            ticket_id=ticket.id or 0, direction="customer", text=text, created_at=desk.clock()
+        )
+        insert_row(session, row)
+    assert found(desk, "inline") == ["CID-1001"]
+    assert found(desk, "0000000000000010") == ["CID-1001"]
+    assert found(desk, "trailingword") == []
+
+
 def test_a_changed_or_erased_text_is_found_by_what_it_says_now(desk: Context) -> None:
     with desk.store.session() as session:
         session.exec(  # type: ignore[call-overload]

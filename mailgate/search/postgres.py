@@ -10,7 +10,7 @@ row's text by PostgreSQL itself (the index finds the candidates)."""
 
 from __future__ import annotations
 
-from mailgate.search.query import Term
+from mailgate.search.query import MAX_INDEXED, Term
 
 ARTICLE = 0
 PREFIXES = {"from": "zqf", "to": "zqt", "org": "zqo", "ref": "zqr", "file": "zqa"}
@@ -65,7 +65,7 @@ def setup(schema: str, unaccent_schema: str) -> list[str]:
         f"BEGIN RETURN {s}.mailgate_words(t) || {s}.mailgate_field(prefix, t); END $$",
         f"CREATE FUNCTION {s}.mailgate_article_tsv(body text, from_addr text, from_name text, "
         f"to_addrs text, cc_addrs text) RETURNS tsvector {_INDEXED} "
-        f"BEGIN RETURN {s}.mailgate_words(body) "
+        f"BEGIN RETURN {s}.mailgate_words(left(body, {MAX_INDEXED})) "
         f"|| {s}.mailgate_words(from_addr || ' ' || from_name || ' ' || to_addrs || ' ' "
         "|| cc_addrs) "
         f"|| {s}.mailgate_field('zqf', from_addr || ' ' || from_name) "

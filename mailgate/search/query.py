@@ -11,6 +11,10 @@ from mailgate.store.models import STATUSES
 
 MAX_LENGTH = 1000  # characters: a query longer than this is a paste gone wrong
 MAX_TERMS = 24  # each term is one look-up in the index
+# Characters of an article's text indexed: a pasted log of megabytes would make an index
+# entry larger than PostgreSQL takes (a tsvector is at most 1 MB), and what staff look for
+# is near the top.
+MAX_INDEXED = 100_000
 FIELDS = ("from", "to", "org", "ref", "file")
 _KEYS = (*FIELDS, "cid", "is", "assignee", "after", "before")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both databases' tokenizers keep

@@ -1,4 +1,4 @@
-"""the search index: FTS5 on SQLite, tsvector with GIN on PostgreSQL, kept by triggers
+"""the search index: FTS5 kept by triggers on SQLite, GIN expression indexes on PostgreSQL
 
 Revision ID: 0016
 Revises: 0015
@@ -6,9 +6,9 @@ Create Date: 2026-12-06
 
 `mailgate search` and `tickets list --text` look words up in an index of ticket subjects,
 article texts, senders and recipients, attachment names, references and organisation names.
-Triggers write it in the transaction that writes those rows, whatever code writes them; the
-rows already there are indexed here (mailgate.search.build), with a progress bar on a
-terminal. Tickets get an index by their last activity, the order of a search without words.
+The database writes it in the transaction that writes those rows, whatever code writes
+them; the rows already there are indexed here (mailgate.search.build), with a progress bar
+on a terminal. Tickets get an index by their last activity, the order of a search without words.
 """
 
 from __future__ import annotations
