@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from mailgate.search import build
 from mailgate.search.engine import search
+from mailgate.store.database import Store
 from mailgate.store.models import (
     Article,
     Attachment,
@@ -110,3 +111,18 @@ def test_the_progress_bar_counts_every_row(
         build.install(conn, progress=True)
     assert "indexing" in capsys.readouterr().err
     store.dispose()
+
+
+def test_every_table_the_index_reads_keeps_its_triggers_at_head(migrated_sqlite: Path) -> None:
+    """A later migration that copies one of these tables on SQLite (batch mode) drops its
+    triggers with it, and the index would silently fall behind: it must create them again."""
+    from mailgate.search import sqlite
+
+    store = Store(f"sqlite:///{migrated_sqlite}")
+    with store.engine.connect() as conn:
+        names = set(
+            conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+        )
+    store.dispose()
+    wanted = {f"search_{t}_{w}" for t in sqlite.SOURCES for w in ("ai", "au", "ad")}
+    assert wanted <= names

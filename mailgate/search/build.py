@@ -1,7 +1,8 @@
 """Create the search index on a database and index the rows already there (migration 0016).
 
-On a terminal a progress bar shows each table's rows as they are indexed; elsewhere (the
-daemon migrating itself, a log) one line per table."""
+On a terminal a progress bar shows each table's rows as they are indexed. A later migration
+that copies one of the indexed tables on SQLite (batch mode) drops its triggers with it and
+must create them again (sqlite.triggers(); tests/test_search_migration.py checks)."""
 
 from __future__ import annotations
 
@@ -81,10 +82,10 @@ def remove(connection: Connection) -> None:
 
 
 class _progress:
-    """A rich progress bar on a terminal; else one line per table when it is done."""
+    """A rich progress bar on stderr when shown; else nothing."""
 
     def __init__(self, total: int, show: bool) -> None:
-        self.total, self.show, self.done = total, show, {}
+        self.total, self.show = total, show
 
     def __enter__(self) -> Callable[[str, int], None]:
         if self.show:
@@ -97,7 +98,6 @@ class _progress:
         return self.advance
 
     def advance(self, table: str, count: int) -> None:
-        self.done[table] = self.done.get(table, 0) + count
         if self.show:
             self.bar.update(self.task, advance=count, description=f"indexing {table}")
 
