@@ -1,0 +1,147 @@
+"""The ingest rate with the search index against without it: generated mail through the
+pipeline as `mailgate ingest` runs it (parsing ahead), on one new database at the newest
+schema, in rounds with the index's triggers in place, dropped, dropped again, restored."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from corpus import NEW, SUPPORT, generate_samples
+from ingest import run_pipeline
+from search_dbs import Db, create, drop, migrate, postgres_db, sqlite_db
+
+from mailgate.config import Config, DatabaseConfig, OutboundConfig, PathsConfig, SmtpConfig
+from mailgate.service.app import build_context
+
+WITH, WITHOUT = "with", "without"
+ROUNDS = (WITH, WITHOUT, WITHOUT, WITH)  # ABBA: a drift of the machine weighs on both alike
+WARM_UP = 10  # messages first, uncounted: imports, the parsing process, caches
+
+
+@dataclass
+class IngestFigure:
+    kind: str
+    messages: int  # a round
+    rates: dict[str, list[float]] = field(default_factory=lambda: {WITH: [], WITHOUT: []})
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.rates[WITH] or not self.rates[WITHOUT]:
+            return None
+        return statistics.mean(self.rates[WITH]) / statistics.mean(self.rates[WITHOUT])
+
+    def lines(self) -> list[str]:
+        head = (
+            f"ingest ({self.kind}): {self.messages} generated mails a round through the "
+            "pipeline (`mailgate ingest`, parsing ahead) into one new database, rounds "
+            + ", ".join(ROUNDS)
+            + " the index triggers"
+        )
+        out = [head]
+        for mode in (WITH, WITHOUT):
+            rates = self.rates[mode]
+            if rates:
+                each = ", ".join(f"{r:.1f}" for r in rates)
+                out.append(f"  {mode} index: {statistics.mean(rates):.1f} messages/s ({each})")
+        if self.dropped:
+            out.append("  dropped for the rounds without: " + ", ".join(self.dropped))
+        else:
+            out.append(
+                "  no index triggers in this schema: every round ran with what the code writes"
+            )
+        return out
+
+
+def _config(db: Db, work: Path) -> Config:
+    return Config(
+        source="(benchmark)",
+        database=DatabaseConfig(url=db.url),
+        paths=PathsConfig(data_dir=str(work / "ingest-data")),
+        smtp=SmtpConfig(addresses=[SUPPORT]),
+        outbound=OutboundConfig(
+            transport="file", directory=str(work / "ingest-sent"), from_=f"Support <{SUPPORT}>"
+        ),
+    )
+
+
+# The index's triggers: (name, table, the statement that makes it) -------------------------
+
+
+def triggers(db: Db) -> list[tuple[str, str, str]]:
+    if db.kind == "sqlite":
+        conn = sqlite3.connect(db.path)
+        try:
+            rows = conn.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [(name, table, sql) for name, table, sql in rows]
+    with psycopg.connect(db.dsn) as pg:
+        found = pg.execute(
+            "SELECT tgname, tgrelid::regclass::text, pg_get_triggerdef(oid) "
+            "FROM pg_trigger WHERE NOT tgisinternal"
+        ).fetchall()
+    return [(name, table, sql) for name, table, sql in found]
+
+
+def _execute(db: Db, statements: list[str]) -> None:
+    if db.kind == "sqlite":
+        conn = sqlite3.connect(db.path)
+        try:
+            for sql in statements:
+                conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    with psycopg.connect(db.dsn) as pg:
+        for sql in statements:
+            pg.execute(sql)  # type: ignore[arg-type]
+
+
+def _drop_sql(db: Db, name: str, table: str) -> str:
+    return f'DROP TRIGGER "{name}"' + ("" if db.kind == "sqlite" else f" ON {table}")
+
+
+def measure_ingest(kind: str, work: Path, server: str, messages: int, seed: int) -> IngestFigure:
+    db = sqlite_db(work / "ingest.db") if kind == "sqlite" else postgres_db(server)
+    create(db)
+    figure = IngestFigure(kind, messages)
+    try:
+        migrate(db, "head")
+        found = triggers(db)
+        figure.dropped = [f"{name} on {table}" for name, table, _ in found]
+        cfg = _config(db, work)
+        ctx = build_context(cfg)
+        first = cfg.tickets.start
+        try:
+            state = WITH
+            for number, mode in enumerate(("warm-up", *ROUNDS)):
+                wanted = WITHOUT if mode == WITHOUT and found else WITH
+                if wanted != state:
+                    drops = [_drop_sql(db, name, table) for name, table, _ in found]
+                    _execute(db, drops if wanted == WITHOUT else [sql for _, _, sql in found])
+                    state = wanted
+                count = WARM_UP if mode == "warm-up" else messages
+                samples = generate_samples(count, seed * 100 + number, first)
+                first += sum(s.kind == NEW for s in samples)
+                start = time.perf_counter()
+                run_pipeline(ctx, [s.raw for s in samples], lambda: None, parse_ahead=True)
+                seconds = time.perf_counter() - start
+                if mode != "warm-up":
+                    figure.rates[wanted].append(count / seconds)
+        finally:
+            ctx.store.dispose()
+    finally:
+        drop(db)
+        for name in ("ingest-data", "ingest-sent"):
+            shutil.rmtree(work / name, ignore_errors=True)
+    return figure

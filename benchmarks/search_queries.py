@@ -1,0 +1,115 @@
+"""The search benchmark's 20 queries, filled in with values the generated desk holds, and
+their latency (p50, p95 of repeated runs after a warm-up) through mailgate's search engine."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from search_dbs import Db
+from search_desk import RARE_WORD, Desk, order_number
+from sqlalchemy import text
+
+COUNT_LIMIT = 10_000  # hits are counted up to this many
+WARM_UP = 2
+
+# (what it stands for, the query with {probes} filled in)
+QUERIES: list[tuple[str, str]] = [
+    ("rare word", RARE_WORD),
+    ("common word, de", "drucker"),
+    ("common word, en", "printer"),
+    ("two words", "vpn homeoffice"),
+    ("phrase", '"druckt nicht mehr"'),
+    ("prefix, compound", "lizenz*"),
+    ("umlaut folded", "mueller"),
+    ("umlaut stripped", "schroder"),
+    ("address", "from:{address}"),
+    ("domain", "from:{domain}"),
+    ("order number", "{order}"),
+    ("ref:", "ref:{order}"),
+    ("CID", "CID-{number}"),
+    ("file name", "file:Lieferschein"),
+    ("file name, one", "file:{invoice}"),
+    ("combined filters", "from:{domain} is:open after:2026-06-01"),
+    ("word and filters", "rechnung is:open after:2026-10-01"),
+    ("excluded word", "vpn -homeoffice"),
+    ("org:", 'org:"{org}" drucker'),
+    ("assignee:", "assignee:{agent} is:open"),
+]
+
+
+def probes(db: Db, desk: Desk) -> dict[str, str]:
+    """Values to look for: a contact in the middle of the desk, its domain and organisation,
+    an order number and a ticket that exist, a file name that occurs once or so."""
+    contact = desk.contacts[len(desk.contacts) // 3]
+    _, org, domain = desk.orgs[contact.org - 1]
+    middle = max(3, desk.tickets // 2 // 3 * 3)
+    store = db.store()
+    try:
+        with store.session() as session:
+            invoice = session.execute(
+                text(
+                    "SELECT filename FROM attachment WHERE filename LIKE 'Rechnung_RE-%' "
+                    "AND id >= (SELECT max(id) / 2 FROM attachment) ORDER BY id LIMIT 1"
+                )
+            ).scalar()
+    finally:
+        store.dispose()
+    return {
+        "address": contact.email,
+        "domain": domain,
+        "org": org,
+        "order": order_number(middle),
+        "number": str(1000 + middle),
+        "invoice": invoice or "Rechnung_RE-2025-000000.pdf",
+        "agent": desk.agents[3].email,
+    }
+
+
+def _engine() -> tuple[Any, Any] | None:
+    try:
+        from mailgate.search.engine import search
+        from mailgate.search.query import parse
+    except ImportError:
+        return None
+    return parse, search
+
+
+def time_queries(
+    db: Db, values: dict[str, str], repeat: int, limit: int
+) -> list[tuple[str, str, int, float, float]] | None:
+    """(label, query, hits, p50 ms, p95 ms) for each query; None without a search engine."""
+    engine = _engine()
+    if engine is None:
+        return None
+    parse, search = engine
+    store = db.store()
+    rows = []
+    try:
+        for label, template in QUERIES:
+            query_text = template.format(**values)
+
+            def run(limit: int = limit, query_text: str = query_text) -> int:
+                with store.session() as session:
+                    return len(search(session, parse(query_text), limit=limit))
+
+            hits = run(COUNT_LIMIT)
+            for _ in range(WARM_UP):
+                run()
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - start) * 1000)
+            rows.append((label, query_text, hits, *_percentiles(times)))
+    finally:
+        store.dispose()
+    return rows
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    if len(times) < 2:
+        return times[0], times[0]
+    cuts = statistics.quantiles(times, n=20, method="inclusive")
+    return statistics.median(times), cuts[18]
