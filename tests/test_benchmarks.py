@@ -223,7 +223,7 @@ def _run_search_benchmark(
     assert "with" in rates, out
     if _search_engine_present():
         # Every query ran, with its hits and latencies.
-        rows = re.findall(r"^(.{58})\s*(\d+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+        rows = re.findall(r"^(.{58})\s*(\d+\+?)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
         assert len(rows) == len(bench.QUERIES), out
         assert re.search(r"^p95 <= 300 ms: \d+ of 20 queries", out, re.M), out
         assert rates.count("without") == 1, out
