@@ -26,6 +26,7 @@ from mailgate.cli.outbox import outbox_group
 from mailgate.cli.quarantine import quarantine_group
 from mailgate.cli.reports import export_command, report_group, stats_command
 from mailgate.cli.retention import customers_forget, retention_group
+from mailgate.cli.search import search_command
 from mailgate.cli.shared import State, say_error
 from mailgate.cli.tickets import tickets_group
 from mailgate.config import Config
@@ -82,6 +83,7 @@ db_group.add_command(restore_command)
 cli.add_command(oauth_group)
 cli.add_command(retention_group)
 customers_group.add_command(customers_forget)
+cli.add_command(search_command)
 
 # Files mailgate writes hold customers' mail (database, raw messages, attachments, sent
 # mail): for the service's user and group only, whatever umask the caller had.

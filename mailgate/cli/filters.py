@@ -40,9 +40,7 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--updated-from", metavar="YYYY-MM-DD", help="updated on or after"),
         click.option("--updated-to", metavar="YYYY-MM-DD", help="updated on or before"),
         click.option("--waiting", metavar="us|customer", help="who is to act next (not closed)"),
-        click.option(
-            "--text", metavar="WORD", help="subject or a reference number contains WORD (any case)"
-        ),
+        click.option("--text", metavar="QUERY", help="tickets `mailgate search QUERY` finds"),
         click.option("--sla-breached", is_flag=True, help="first-response target missed"),
         click.option(
             "--sort",

@@ -25,7 +25,7 @@ from mailgate.desk import lookups, sla
 from mailgate.moments import aware
 from mailgate.outbound.sheets import _cell as sheet_value
 from mailgate.reading import tags
-from mailgate.reports.filters import TicketFilter
+from mailgate.reports.filters import TicketFilter, with_found
 from mailgate.reports.listing import ticket_fields
 from mailgate.reports.selection import select_tickets, ticket_query
 from mailgate.store.models import (
@@ -190,7 +190,7 @@ def _text(value: object) -> object:
 
 def count(session: Session, flt: TicketFilter, cfg: Config, now: datetime) -> int:
     """How many tickets the filter selects (before an exact business-day SLA check)."""
-    query = ticket_query(flt, cfg, now).order_by(None).subquery()
+    query = ticket_query(with_found(session, flt), cfg, now).order_by(None).subquery()
     return int(session.exec(select(func.count()).select_from(query)).one())
 
 

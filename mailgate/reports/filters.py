@@ -12,6 +12,8 @@ from sqlmodel import Session
 from mailgate.desk.agents import find_agent
 from mailgate.desk.customers import ContingentError, find_organisation
 from mailgate.desk.lifecycle import Refused, resolve_agent
+from mailgate.search import engine
+from mailgate.search.query import QueryError
 from mailgate.store.models import PRIORITIES, STATUSES, TYPES, Ticket
 
 # `tickets list --sort` keys and the column each orders by; the number breaks ties.
@@ -48,7 +50,8 @@ class TicketFilter:
     updated_from: date | None = None
     updated_to: date | None = None
     waiting: str | None = None  # "us" or "customer"
-    text: str | None = None  # case-insensitive substring of the subject or a reference
+    text: str | None = None  # a search query (mailgate.search): words, from:, ref:, ...
+    found: tuple[int, ...] | None = None  # the tickets `text` finds, once looked up
     sla_breached: bool = False
     sort: str = "number"
     desc: bool = False
@@ -129,10 +132,22 @@ def make_filter(
     return flt
 
 
+def with_found(session: Session, flt: TicketFilter) -> TicketFilter:
+    """The filter with the tickets its --text finds looked up by the search engine (its
+    best MAX_LIMIT); FilterError for a query the engine cannot run."""
+    if not flt.text or flt.found is not None:
+        return flt
+    try:
+        return replace(flt, found=tuple(engine.matching_ids(session, flt.text)))
+    except QueryError as exc:
+        raise FilterError("--text", str(exc)) from None
+
+
 def checked(session: Session, flt: TicketFilter) -> TicketFilter:
     """The filter with its organisation found as `report time --customer` finds one (exact,
     else any case if only one fits) and its agent resolved to an address as `#assign`
     resolves one (address, name, first name, local part); FilterError if not."""
+    flt = with_found(session, flt)
     if flt.customer:
         try:
             flt = replace(flt, customer=find_organisation(session, flt.customer).name)

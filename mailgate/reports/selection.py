@@ -15,8 +15,8 @@ from sqlmodel import Session, UTCDateTime, col, select
 from mailgate.config import Config, parse_duration
 from mailgate.desk import sla
 from mailgate.moments import local_midnight
-from mailgate.reports.filters import SORTS, TicketFilter
-from mailgate.store.models import Agent, Organisation, Ticket, TicketAgent, TicketReference
+from mailgate.reports.filters import SORTS, TicketFilter, with_found
+from mailgate.store.models import Agent, Organisation, Ticket, TicketAgent
 
 
 class seconds_between(FunctionElement[float]):
@@ -86,14 +86,6 @@ def needs_exact_sla(flt: TicketFilter, cfg: Config) -> bool:
     )
 
 
-def _text_matches(text: str) -> Any:
-    """The subject, or one of the ticket's reference numbers, contains the text (any case)."""
-    referenced = select(TicketReference.ticket_id).where(
-        col(TicketReference.reference).icontains(text, autoescape=True)
-    )
-    return or_(col(Ticket.subject).icontains(text, autoescape=True), col(Ticket.id).in_(referenced))
-
-
 def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
     """The tickets a filter selects, sorted, as one SQL select (the same for list and export).
     Every condition runs in the database; only a business-day SLA needs a check afterwards."""
@@ -127,8 +119,8 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
         # Waiting for us: the customer spoke last; for the customer: staff did.
         last_by = "customer" if flt.waiting == "us" else "staff"
         conditions += [col(Ticket.status) != "closed", col(Ticket.last_action_by) == last_by]
-    if flt.text:
-        conditions.append(_text_matches(flt.text))
+    if flt.text:  # what the search engine found (with_found), the other filters apply
+        conditions.append(col(Ticket.id).in_(flt.found or ()))
     if flt.sla_breached:
         conditions.append(_sla_breached(cfg, now))
     if conditions:
@@ -144,7 +136,7 @@ def select_tickets(
     session: Session, flt: TicketFilter, cfg: Config, now: datetime, batch: int = 1000
 ) -> Iterator[list[Ticket]]:
     """The filter's tickets in batches, streamed: never the whole table in memory."""
-    calendar = sla.Calendar.of(cfg)
+    calendar, flt = sla.Calendar.of(cfg), with_found(session, flt)
     exact, left = needs_exact_sla(flt, cfg), flt.limit
     result = session.exec(ticket_query(flt, cfg, now).execution_options(yield_per=batch))
     try:

@@ -300,3 +300,21 @@ def print_time_report(console: Console, report: dict[str, Any]) -> None:
         console.print(table)
         print_contingent_line(console, block["contingent"])
         console.print()
+
+
+def print_hits(console: Console, hits: list[dict[str, Any]], zone: str) -> None:
+    """Search results, best first: the ticket, its status and last activity, and the words
+    around the match (mail-derived text plain)."""
+    table = Table(show_lines=True, header_style="bold")
+    for column in ("ticket", "status", f"last activity ({zone})", "subject", "match"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        table.add_row(
+            hit["cid"],
+            hit["status"],
+            _when(hit["last_activity"], zone),
+            Text(hit["subject"]),
+            Text(hit["snippet"]),
+        )
+    console.print(table)
+    console.print(f"{len(hits)} ticket{'s' if len(hits) != 1 else ''} found")

@@ -1,0 +1,136 @@
+"""The index on SQLite: one contentless FTS5 table kept by triggers, and its queries.
+
+Each row is one source of text, its rowid `ticket << 32 | source id << 3 | kind`: the ticket
+is read off the rowid without a join, and a row is deleted by the values it was written with
+(a contentless table keeps no copy of the text: the index stays smaller than the text)."""
+
+from __future__ import annotations
+
+from mailgate.search.query import Term
+
+TICKET_SHIFT = 1 << 32
+ARTICLE, TICKET, ATTACHMENT, REFERENCE, ORGANISATION = range(5)
+COLUMNS = {"from": "sender", "to": "recipients", "org": "org", "ref": "refs", "file": "files"}
+# bm25 weights in column order: a subject match above a reference, above the text, ...
+WEIGHTS = "10.0, 3.0, 2.0, 1.0, 2.0, 4.0, 2.0"
+
+TABLE = (
+    "CREATE VIRTUAL TABLE search_fts USING fts5("
+    "subject, body, sender, recipients, files, refs, org, "
+    "content='', tokenize='unicode61 remove_diacritics 2')"
+)
+SETUP = [TABLE]
+
+# What each kind of row holds: (rowid, column values) as SQL over a row `{r}` of its table.
+_ARTICLE = (
+    f"{{r}}.ticket_id * {TICKET_SHIFT} + {{r}}.id * 8",
+    {
+        "body": "{r}.text",
+        "sender": "{r}.from_addr || ' ' || {r}.from_name",
+        "recipients": "{r}.to_addrs || ' ' || {r}.cc_addrs",
+    },
+)
+_TICKET = (f"{{r}}.id * {TICKET_SHIFT} + {{r}}.id * 8 + 1", {"subject": "{r}.subject"})
+_ATTACHMENT = (
+    f"(SELECT ticket_id FROM article WHERE id = {{r}}.article_id) * {TICKET_SHIFT}"
+    " + {r}.id * 8 + 2",
+    {"files": "{r}.filename"},
+)
+_REFERENCE = (f"{{r}}.ticket_id * {TICKET_SHIFT} + {{r}}.rowid * 8 + 3", {"refs": "{r}.reference"})
+_ORGANISATION = ("{r}.id * 8 + 4", {"org": "{r}.name"})
+
+# table -> (row, the columns whose change rewrites it)
+SOURCES = {
+    "article": (_ARTICLE, "text, from_addr, from_name, to_addrs, cc_addrs, ticket_id"),
+    "ticket": (_TICKET, "subject"),
+    "attachment": (_ATTACHMENT, "filename"),
+    "ticketreference": (_REFERENCE, "reference"),
+    "organisation": (_ORGANISATION, "name"),
+}
+
+
+def _write(row: tuple[str, dict[str, str]], alias: str, delete: bool = False) -> str:
+    rowid, values = row
+    columns = ", ".join(values)
+    exprs = ", ".join(v.format(r=alias) for v in values.values())
+    if delete:
+        return (
+            f"INSERT INTO search_fts(search_fts, rowid, {columns}) "
+            f"VALUES ('delete', {rowid.format(r=alias)}, {exprs});"
+        )
+    return f"INSERT INTO search_fts(rowid, {columns}) VALUES ({rowid.format(r=alias)}, {exprs});"
+
+
+def triggers() -> list[str]:
+    """The statements that keep the index in step, in the writer's own transaction."""
+    statements = []
+    for table, (row, watched) in SOURCES.items():
+        statements += [
+            f"CREATE TRIGGER search_{table}_ai AFTER INSERT ON {table} BEGIN "
+            f"{_write(row, 'new')} END",
+            f"CREATE TRIGGER search_{table}_au AFTER UPDATE OF {watched} ON {table} BEGIN "
+            f"{_write(row, 'old', delete=True)} {_write(row, 'new')} END",
+            f"CREATE TRIGGER search_{table}_ad AFTER DELETE ON {table} BEGIN "
+            f"{_write(row, 'old', delete=True)} END",
+        ]
+    return statements
+
+
+def drop() -> list[str]:
+    names = [f"search_{t}_{w}" for t in SOURCES for w in ("ai", "au", "ad")]
+    return [f"DROP TRIGGER IF EXISTS {n}" for n in names] + ["DROP TABLE IF EXISTS search_fts"]
+
+
+def backfill(table: str) -> str:
+    """Index the rows of `table` with ids in [:first, :last)."""
+    row = SOURCES[table][0]
+    rowid, values = row
+    exprs = ", ".join(v.format(r="r") for v in values.values())
+    key = "rowid" if table == "ticketreference" else "id"
+    return (
+        f"INSERT INTO search_fts(rowid, {', '.join(values)}) "
+        f"SELECT {rowid.format(r='r')}, {exprs} FROM {table} r "
+        f"WHERE r.{key} >= :first AND r.{key} < :last"
+    )
+
+
+def id_range(table: str) -> str:
+    key = "rowid" if table == "ticketreference" else "id"
+    return f"SELECT min({key}), max({key}) FROM {table}"
+
+
+def match(term: Term) -> str:
+    """The term as an FTS5 expression: each spelling a quoted phrase (so no character the
+    user typed is FTS5 syntax), in its column for from:, to:, ..."""
+    star = "*" if term.prefix else ""
+    column = f"{COLUMNS[term.field]} : " if term.field else ""
+    return " OR ".join(f'{column}"{variant}"{star}' for variant in term.variants())
+
+
+def term_docs(index: int, key: int) -> str:
+    """One term's matching rows: (ticket, row, score, term number), tickets of a matching
+    organisation included."""
+    return (
+        f"SELECT rowid >> 32 AS tid, rowid AS doc, -bm25(search_fts, {WEIGHTS}) AS s, "
+        f"{key} AS k FROM search_fts WHERE search_fts MATCH :m{index} "
+        f"AND rowid >= {TICKET_SHIFT} "
+        f"UNION ALL SELECT t.id, 0, 1.0, {key} FROM ticket t WHERE t.organisation_id IN "
+        f"(SELECT rowid >> 3 FROM search_fts WHERE search_fts MATCH :m{index} "
+        f"AND rowid < {TICKET_SHIFT})"
+    )
+
+
+def excluded(index: int) -> str:
+    return (
+        f"SELECT rowid >> 32 FROM search_fts WHERE search_fts MATCH :x{index} "
+        f"AND rowid >= {TICKET_SHIFT}"
+    )
+
+
+def article_of(doc: int) -> int | None:
+    """The article a matching row is, or None for a row of another kind."""
+    return (doc & 0xFFFFFFFF) >> 3 if doc and doc & 7 == ARTICLE else None
+
+
+# The ticket's relevance, lowered by a year of quiet to half: newer first among equals.
+RECENCY = "(1.0 / (1.0 + (julianday(:now) - julianday(t.last_action_at)) / 365.0))"
