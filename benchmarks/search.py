@@ -176,11 +176,17 @@ def print_sizes(db: Db, entry: dict[str, Any]) -> None:
 
 
 def print_plans(db: Db, rows: list[tuple[str, str, int, float, float]], limit: int) -> None:
+    """Each plan once (on SQLite most slow queries share theirs)."""
+    shown: dict[str, str] = {}
     for label, query_text, _, _, p95 in rows:
         if p95 > P95_TARGET_MS:
+            plan = "\n".join(explain(db, query_text, limit))
+            if plan in shown and db.kind == "sqlite":
+                print(f"plan of {label}: {query_text} ({db.kind}): as for {shown[plan]}")
+                continue
+            shown[plan] = label
             print(f"plan of {label}: {query_text} ({db.kind}):")
-            for line in explain(db, query_text, limit):
-                print(line)
+            print(plan)
 
 
 # Run ----------------------------------------------------------------------------------------

@@ -49,21 +49,23 @@ class IngestFigure:
     def ratio(self) -> float | None:
         if not self.rates[WITH] or not self.rates[WITHOUT]:
             return None
-        return statistics.mean(self.rates[WITH]) / statistics.mean(self.rates[WITHOUT])
+        return statistics.median(self.rates[WITH]) / statistics.median(self.rates[WITHOUT])
 
     def lines(self) -> list[str]:
         head = (
             f"ingest ({self.kind}): {self.messages} generated mails a round through the "
             "pipeline (`mailgate ingest`, parsing ahead) into one new database, rounds "
             + ", ".join(self.rounds)
-            + " the index triggers (the mean rate of each)"
+            + " the index triggers (the median rate of each: a burst of other work on the "
+            "machine moves a mean)"
         )
         out = [head]
         for mode in (WITH, WITHOUT):
             rates = self.rates[mode]
             if rates:
                 each = ", ".join(f"{r:.1f}" for r in rates)
-                out.append(f"  {mode} index: {statistics.mean(rates):.1f} messages/s ({each})")
+                rate = statistics.median(rates)
+                out.append(f"  {mode} index: {rate:.1f} messages/s ({each})")
         if self.outcomes:
             counted = ", ".join(f"{name} {n}" for name, n in self.outcomes.most_common())
             out.append(f"  outcomes: {counted}" + ("" if self.all_done else " (NOT ALL DONE)"))

@@ -221,6 +221,7 @@ def _run_search_benchmark(
     assert re.search(r"^  index / text it indexes \([\d.]+ MB\): [\d.]+x", out, re.M), out
     rates = re.findall(r"^  (with|without) index: [\d.]+ messages/s", out, re.M)
     assert "with" in rates, out
+    assert re.search(r"^  outcomes: done \d+$", out, re.M), out  # every mail made its ticket
     if _search_engine_present():
         # Every query ran, with its hits and latencies.
         rows = re.findall(r"^(.{58})\s*(\d+\+?)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
