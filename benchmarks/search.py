@@ -19,14 +19,22 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from search_dbs import Db, drop, fill, migrate, postgres_db, revision, sizes, sqlite_db, text_bytes
 from search_desk import Desk, make_desk
 from search_ingest import measure_ingest
-from search_queries import COUNT_LIMIT, QUERIES, explain, probes, time_queries
+from search_queries import (
+    COUNT_LIMIT,
+    QUERIES,
+    Row,
+    explain,
+    has_engine,
+    probes,
+    time_queries,
+)
 
 from mailgate.store.database import head_revision
 
@@ -175,7 +183,7 @@ def print_sizes(db: Db, entry: dict[str, Any]) -> None:
     )
 
 
-def print_plans(db: Db, rows: list[tuple[str, str, int, float, float]], limit: int) -> None:
+def print_plans(db: Db, rows: list[Row], limit: int) -> None:
     """Each plan once (on SQLite most slow queries share theirs)."""
     shown: dict[str, str] = {}
     for label, query_text, _, _, p95 in rows:
@@ -192,18 +200,21 @@ def print_plans(db: Db, rows: list[tuple[str, str, int, float, float]], limit: i
 # Run ----------------------------------------------------------------------------------------
 
 
-def print_queries(db: Db, rows: list[tuple[str, str, int, float, float]], args: Any) -> None:
+def print_queries(db: Db, timed: Iterator[Row], args: Any) -> list[Row]:
+    """Each query's row as soon as it is measured (PostgreSQL's take a while)."""
     print()
     print(
         f"queries ({db.kind}, up to {args.limit} hits each, {args.repeat} timed runs after "
         "2 warm-up runs; hits counted up to 10000):"
     )
     print(f"{'query':<58}{'hits':>7}{'p50 ms':>9}{'p95 ms':>9}")
-    for label, text, hits, p50, p95 in rows:
+    rows = []
+    for label, text, hits, p50, p95 in timed:
         shown = f"{label}: {text}"
         shown = shown if len(shown) <= 56 else shown[:55] + "…"
         counted = f"{hits}+" if hits >= COUNT_LIMIT else str(hits)
-        print(f"{shown:<58}{counted:>7}{p50:>9.1f}{p95:>9.1f}")
+        print(f"{shown:<58}{counted:>7}{p50:>9.1f}{p95:>9.1f}", flush=True)
+        rows.append((label, text, hits, p50, p95))
     slow = [label for label, _, _, _, p95 in rows if p95 > P95_TARGET_MS]
     print(
         f"p95 <= {P95_TARGET_MS:.0f} ms: {len(rows) - len(slow)} of {len(rows)} queries"
@@ -211,6 +222,7 @@ def print_queries(db: Db, rows: list[tuple[str, str, int, float, float]], args: 
     )
     if rows:
         print(f"median p50 {statistics.median(r[3] for r in rows):.1f} ms")
+    return rows
 
 
 def run_one(db: Db, desk: Desk, args: argparse.Namespace, work: Path, state: dict) -> None:
@@ -219,14 +231,15 @@ def run_one(db: Db, desk: Desk, args: argparse.Namespace, work: Path, state: dic
     if args.keep:
         save_state(work, state)
     print_prepared(db, entry, generated)
+    sys.stdout.flush()
     if args.prepare_only:
         return
     print_sizes(db, entry)
-    rows = time_queries(db, probes(db, desk), args.repeat, args.limit)
-    if rows is None:
+    if not has_engine():
         print(f"queries ({db.kind}): skipped, this mailgate has no search engine")
     else:
-        print_queries(db, rows, args)
+        timed = time_queries(db, probes(db, desk), args.repeat, args.limit)
+        rows = print_queries(db, timed, args)
         if args.explain:
             print_plans(db, rows, args.limit)
     print()

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from search_dbs import Db
 from search_desk import RARE_WORD, Desk, order_number
 from sqlalchemy import event, text
 
+Row = tuple[str, str, int, float, float]  # label, query, hits, p50 ms, p95 ms
 COUNT_LIMIT = 10_000  # hits are counted up to this many
 WARM_UP = 2
 
@@ -76,16 +78,16 @@ def _engine() -> tuple[Any, Any] | None:
     return parse, search
 
 
-def time_queries(
-    db: Db, values: dict[str, str], repeat: int, limit: int
-) -> list[tuple[str, str, int, float, float]] | None:
-    """(label, query, hits, p50 ms, p95 ms) for each query; None without a search engine."""
+def has_engine() -> bool:
+    return _engine() is not None
+
+
+def time_queries(db: Db, values: dict[str, str], repeat: int, limit: int) -> Iterator[Row]:
+    """(label, query, hits, p50 ms, p95 ms) for each query, as each is done."""
     engine = _engine()
-    if engine is None:
-        return None
+    assert engine is not None, "no search engine in this mailgate"
     parse, search = engine
     store = db.store()
-    rows = []
     try:
         for label, template in QUERIES:
             query_text = template.format(**values)
@@ -102,10 +104,9 @@ def time_queries(
                 start = time.perf_counter()
                 run()
                 times.append((time.perf_counter() - start) * 1000)
-            rows.append((label, query_text, hits, *_percentiles(times)))
+            yield (label, query_text, hits, *_percentiles(times))
     finally:
         store.dispose()
-    return rows
 
 
 def _percentiles(times: list[float]) -> tuple[float, float]:
