@@ -23,7 +23,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from search_dbs import Db, drop, fill, migrate, postgres_db, revision, sizes, sqlite_db, text_bytes
+from search_dbs import (
+    Db,
+    analyze_unanalyzed,
+    drop,
+    fill,
+    migrate,
+    postgres_db,
+    revision,
+    sizes,
+    sqlite_db,
+    text_bytes,
+)
 from search_desk import Desk, make_desk
 from search_ingest import measure_ingest
 from search_queries import (
@@ -62,6 +73,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--explain", action="store_true", help="print the plans of the queries over the target"
     )
+    parser.add_argument(
+        "--pg-set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a PostgreSQL setting for the searches' connections, e.g. jit=off",
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep the generated desks in DIR")
     parser.add_argument("--reuse", action="store_true", help="use the desks kept in --keep DIR")
     parser.add_argument(
@@ -86,7 +104,9 @@ def kept_db(kind: str, work: Path, args: argparse.Namespace, kept: bool) -> Db:
     if kind == "sqlite":
         return sqlite_db(work / "search.db")
     name = f"mailgate_search_{args.tickets}_{args.seed}" if kept else None
-    return postgres_db(args.database.rstrip("/"), name)
+    db = postgres_db(args.database.rstrip("/"), name)
+    db.settings = tuple(args.pg_set)
+    return db
 
 
 def load_state(work: Path) -> dict[str, Any]:
@@ -231,6 +251,13 @@ def run_one(db: Db, desk: Desk, args: argparse.Namespace, work: Path, state: dic
     if args.keep:
         save_state(work, state)
     print_prepared(db, entry, generated)
+    start = time.perf_counter()
+    analyzed = analyze_unanalyzed(db)
+    if analyzed:
+        print(
+            f"{db.kind}: ANALYZE of {', '.join(analyzed)}, never analyzed yet (autovacuum "
+            f"had not come to it): {time.perf_counter() - start:.1f} s"
+        )
     sys.stdout.flush()
     if args.prepare_only:
         return
@@ -262,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"({platform.python_implementation()}), {platform.platform()}"
     )
     print(f"{len(QUERIES)} queries; desk of {args.tickets} tickets, seed {args.seed}")
+    if args.pg_set:
+        print(f"PostgreSQL searches with {', '.join(args.pg_set)}")
     print()
     with tempfile.TemporaryDirectory(prefix="mailgate-search-") as tmp:
         work = Path(args.keep or tmp)

@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 from search_desk import Desk, Writer, write_people, write_tickets
+from sqlalchemy import event
 
 from mailgate.desk.tickets import TICKET_COUNTER
 from mailgate.store.database import MIGRATIONS, Store
@@ -30,9 +31,21 @@ class Db:
     url: str  # for mailgate (SQLAlchemy)
     server: str = ""  # PostgreSQL: the server, for creating and dropping the database
     name: str = ""  # PostgreSQL: the database's name
+    settings: tuple[str, ...] = ()  # PostgreSQL: `name = value` set on each connection
 
     def store(self) -> Store:
-        return Store(self.url)
+        store = Store(self.url)
+        if self.settings:
+
+            def apply(dbapi_connection: Any, _record: Any) -> None:
+                with dbapi_connection.cursor() as cursor:
+                    for setting in self.settings:
+                        name, _, value = setting.partition("=")
+                        cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+                dbapi_connection.commit()
+
+            event.listen(store.engine, "connect", apply)
+        return store
 
     @property
     def path(self) -> Path:
@@ -227,3 +240,21 @@ def text_bytes(db: Db) -> int:
             row = pg.execute(sql).fetchone()
             total += int(row[0]) if row else 0
     return total
+
+
+def analyze_unanalyzed(db: Db) -> list[str]:
+    """PostgreSQL: ANALYZE the tables that have no statistics yet (autovacuum would, in its
+    time; a planner without them guesses row counts); returns their names."""
+    if db.kind == "sqlite":
+        return []
+    with psycopg.connect(db.dsn, autocommit=True) as pg:
+        names = [
+            name
+            for (name,) in pg.execute(
+                "SELECT relname FROM pg_stat_user_tables "
+                "WHERE last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup > 0"
+            ).fetchall()
+        ]
+        for name in names:
+            pg.execute(f'ANALYZE "{name}"')  # type: ignore[arg-type]
+    return names
