@@ -77,6 +77,9 @@ def test_the_postgresql_procedure_pg_dump_then_the_files(
             before = mailgate("tickets", "show", cid, "--format", "json", config=live)
             after = mailgate("tickets", "show", cid, "--format", "json", config=restored)
             assert json.loads(after.stdout) == json.loads(before.stdout)
+        # The search index came back with the dump (its functions name their schema).
+        found = mailgate("search", "file:order-1.pdf", "--format", "json", config=restored)
+        assert [hit["cid"] for hit in json.loads(found.stdout)] == ["CID-1001"], found.stderr
         for entry in manifest["files"]:
             if entry["kind"] == "blob":
                 path = entry["path"].removeprefix("data/")

@@ -56,10 +56,11 @@ def ticket_filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def ticket_filter(session: Any, raw: dict[str, Any]) -> views.TicketFilter:
-    """The filter from the options; raises views.FilterError for a bad or unknown value."""
+def ticket_filter(session: Any, raw: dict[str, Any], zone: str) -> views.TicketFilter:
+    """The filter from the options; raises views.FilterError for a bad or unknown value.
+    `zone`: the desk's, whose days a --text query's after:/before: name."""
     flt = views.make_filter(**{("type" if k == "type_" else k): v for k, v in raw.items()})
-    return views.checked(session, flt)
+    return views.checked(session, flt, zone)
 
 
 def filter_status(exc: views.FilterError) -> int:

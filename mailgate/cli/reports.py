@@ -69,7 +69,7 @@ def export_command(
     ctx = state.reader
     with ctx.store.session() as session:
         try:
-            flt = ticket_filter(session, filters)
+            flt = ticket_filter(session, filters, ctx.config.tickets.timezone)
         except views.FilterError as exc:
             say_error(f"mailgate: {exc}")
             return filter_status(exc)

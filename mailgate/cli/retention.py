@@ -108,11 +108,14 @@ def customers_forget(state: State, address: str, yes: bool, fmt: str) -> int:
     """Erase a customer's personal data on request (GDPR Art. 17); tickets, counts and time
     stay. Without --yes, say what would be erased and change nothing."""
     from mailgate.flows import forget
+    from mailgate.search import build
 
     ctx = state.context if yes else state.reader  # without --yes it only reads
     try:
         if yes:
             found = forget.forget(ctx, address)
+            with ctx.store.session() as session:  # the erased words out of the index's file
+                build.purge(session.connection())
         else:
             with ctx.store.session() as session:
                 found = forget.find(ctx, session, address)

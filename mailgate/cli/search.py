@@ -43,7 +43,9 @@ def search_command(state: State, words: tuple[str, ...], limit: int, fmt: str) -
     try:
         parsed = query.parse(" ".join(words))
         with ctx.store.session() as session:
-            hits = engine.search(session, parsed, limit=limit, now=ctx.clock())
+            hits = engine.search(
+                session, parsed, limit=limit, now=ctx.clock(), zone=ctx.config.tickets.timezone
+            )
     except query.QueryError as exc:
         say_error(f"mailgate: search: {exc}")
         return EX_USAGE

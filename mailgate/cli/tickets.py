@@ -44,7 +44,7 @@ def tickets_list(state: State, fmt: str, **filters: Any) -> int:
     ctx = state.reader
     with ctx.store.session() as session:
         try:
-            flt = ticket_filter(session, filters)
+            flt = ticket_filter(session, filters, ctx.config.tickets.timezone)
         except views.FilterError as exc:
             say_error(f"mailgate: {exc}")
             return filter_status(exc)

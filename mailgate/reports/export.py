@@ -190,7 +190,11 @@ def _text(value: object) -> object:
 
 def count(session: Session, flt: TicketFilter, cfg: Config, now: datetime) -> int:
     """How many tickets the filter selects (before an exact business-day SLA check)."""
-    query = ticket_query(with_found(session, flt), cfg, now).order_by(None).subquery()
+    query = (
+        ticket_query(with_found(session, flt, cfg.tickets.timezone), cfg, now)
+        .order_by(None)
+        .subquery()
+    )
     return int(session.exec(select(func.count()).select_from(query)).one())
 
 

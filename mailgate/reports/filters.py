@@ -132,22 +132,23 @@ def make_filter(
     return flt
 
 
-def with_found(session: Session, flt: TicketFilter) -> TicketFilter:
+def with_found(session: Session, flt: TicketFilter, zone: str) -> TicketFilter:
     """The filter with the tickets its --text finds looked up by the search engine (its
-    best MAX_LIMIT); FilterError for a query the engine cannot run."""
+    best MAX_LIMIT; after:/before: are days in `zone`); FilterError for a query the engine
+    cannot run."""
     if not flt.text or flt.found is not None:
         return flt
     try:
-        return replace(flt, found=tuple(engine.matching_ids(session, flt.text)))
+        return replace(flt, found=tuple(engine.matching_ids(session, flt.text, zone=zone)))
     except QueryError as exc:
         raise FilterError("--text", str(exc)) from None
 
 
-def checked(session: Session, flt: TicketFilter) -> TicketFilter:
+def checked(session: Session, flt: TicketFilter, zone: str = "UTC") -> TicketFilter:
     """The filter with its organisation found as `report time --customer` finds one (exact,
     else any case if only one fits) and its agent resolved to an address as `#assign`
     resolves one (address, name, first name, local part); FilterError if not."""
-    flt = with_found(session, flt)
+    flt = with_found(session, flt, zone)
     if flt.customer:
         try:
             flt = replace(flt, customer=find_organisation(session, flt.customer).name)

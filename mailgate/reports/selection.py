@@ -136,7 +136,7 @@ def select_tickets(
     session: Session, flt: TicketFilter, cfg: Config, now: datetime, batch: int = 1000
 ) -> Iterator[list[Ticket]]:
     """The filter's tickets in batches, streamed: never the whole table in memory."""
-    calendar, flt = sla.Calendar.of(cfg), with_found(session, flt)
+    calendar, flt = sla.Calendar.of(cfg), with_found(session, flt, cfg.tickets.timezone)
     exact, left = needs_exact_sla(flt, cfg), flt.limit
     result = session.exec(ticket_query(flt, cfg, now).execution_options(yield_per=batch))
     try:

@@ -11,6 +11,10 @@ from mailgate.store.models import STATUSES
 
 MAX_LENGTH = 1000  # characters: a query longer than this is a paste gone wrong
 MAX_TERMS = 24  # each term is one look-up in the index
+# Characters of an article's text indexed: a pasted log of megabytes would make an index
+# entry larger than PostgreSQL takes (a tsvector is at most 1 MB), and what staff look for
+# is near the top.
+MAX_INDEXED = 100_000
 FIELDS = ("from", "to", "org", "ref", "file")
 _KEYS = (*FIELDS, "cid", "is", "assignee", "after", "before")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both databases' tokenizers keep
@@ -32,6 +36,7 @@ class Term:
     words: tuple[str, ...]  # lower case, as typed (diacritics kept: variants() folds)
     field: str | None = None  # one of FIELDS, or None: anywhere
     prefix: bool = False  # the last word may go on (`rechnung*`)
+    quoted: bool = False  # typed as "a phrase": its words in this order, next to each other
 
     def variants(self) -> tuple[str, ...]:
         """The term's words joined by spaces, in each spelling that should meet it:
@@ -151,7 +156,7 @@ def _term(value: str, field_name: str | None) -> Term | None:
         if "*" in value:
             raise QueryError("a * goes at the end of a word, as in rechnung*")
         return None
-    return Term(words=words, field=field_name, prefix=prefix)
+    return Term(words=words, field=field_name, prefix=prefix, quoted=value.startswith('"'))
 
 
 def _filter(key: str, value: str, parts: dict[str, list], values: dict[str, object]) -> None:

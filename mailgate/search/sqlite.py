@@ -6,7 +6,7 @@ is read off the rowid without a join, and a row is deleted by the values it was 
 
 from __future__ import annotations
 
-from mailgate.search.query import Term
+from mailgate.search.query import MAX_INDEXED, Term
 
 TICKET_SHIFT = 1 << 32
 ARTICLE, TICKET, ATTACHMENT, REFERENCE, ORGANISATION = range(5)
@@ -25,7 +25,7 @@ SETUP = [TABLE]
 _ARTICLE = (
     f"{{r}}.ticket_id * {TICKET_SHIFT} + {{r}}.id * 8",
     {
-        "body": "{r}.text",
+        "body": f"substr({{r}}.text, 1, {MAX_INDEXED})",
         "sender": "{r}.from_addr || ' ' || {r}.from_name",
         "recipients": "{r}.to_addrs || ' ' || {r}.cc_addrs",
     },
@@ -107,7 +107,7 @@ def match(term: Term) -> str:
     return " OR ".join(f'{column}"{variant}"{star}' for variant in term.variants())
 
 
-def term_docs(index: int, key: int) -> str:
+def term_docs(index: int, key: int, field: str | None = None) -> str:
     """One term's matching rows: (ticket, row, score, term number), tickets of a matching
     organisation included."""
     return (
@@ -120,7 +120,7 @@ def term_docs(index: int, key: int) -> str:
     )
 
 
-def excluded(index: int) -> str:
+def excluded(index: int, field: str | None = None) -> str:
     return (
         f"SELECT rowid >> 32 FROM search_fts WHERE search_fts MATCH :x{index} "
         f"AND rowid >= {TICKET_SHIFT}"

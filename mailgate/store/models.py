@@ -101,7 +101,7 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = Field(index=True)
     updated_at: datetime = Field(index=True)
     last_action_by: str = "customer"  # customer | staff
-    last_action_at: datetime
+    last_action_at: datetime = Field(index=True)  # search: newest first, after:
     # Kept on the ticket so that reports over many tickets need no scan of the articles.
     first_response_at: datetime | None = None  # the first staff answer mailed to the customer
     # Went delivered or closed; cleared when work resumes.

@@ -1,0 +1,128 @@
+"""Migration 0016 indexes the tickets, mail, attachments and references already there."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session
+
+from mailgate.search import build
+from mailgate.search.engine import search
+from mailgate.store.database import Store
+from mailgate.store.models import (
+    Article,
+    Attachment,
+    Blob,
+    Contact,
+    Organisation,
+    Ticket,
+    TicketReference,
+)
+from tests.test_migrations import store_at
+
+NOW = datetime(2026, 3, 10, 9, 0, tzinfo=UTC)
+
+
+def old_desk(session: Session, tickets: int) -> None:
+    """Rows as a desk at 0015 holds them: no search index yet."""
+    org = Organisation(name="Müller Bau GmbH", created_at=NOW)
+    session.add(org)
+    session.flush()
+    contact = Contact(
+        email="juergen@mueller-bau.de", name="Jürgen", organisation_id=org.id or 0, created_at=NOW
+    )
+    session.add(contact)
+    session.add(Blob(sha256="0" * 64, size=4, path="blobs/00"))
+    session.flush()
+    for n in range(tickets):
+        ticket = Ticket(
+            number=1000 + n,
+            subject=f"Rechnung {n}",
+            organisation_id=org.id or 0,
+            requester_id=contact.id or 0,
+            source="smtp",
+            created_at=NOW,
+            updated_at=NOW,
+            last_action_at=NOW,
+        )
+        session.add(ticket)
+        session.flush()
+        article = Article(
+            ticket_id=ticket.id or 0,
+            direction="customer",
+            from_addr="juergen@mueller-bau.de",
+            from_name="Jürgen Müller",
+            to_addrs="support@example.com",
+            text=f"Die Lieferung Nummer {n} kam nicht an.",
+            created_at=NOW,
+        )
+        session.add(article)
+        session.flush()
+        session.add(
+            Attachment(
+                article_id=article.id or 0,
+                filename=f"lieferschein-{n}.pdf",
+                content_type="application/pdf",
+                size=4,
+                sha256="0" * 64,
+            )
+        )
+        session.add(TicketReference(ticket_id=ticket.id or 0, reference=f"ORDER-{4700 + n}"))
+    session.commit()
+
+
+@pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_upgrade_indexes_what_the_desk_already_holds(
+    db: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = store_at(db, tmp_path, request, "0015")
+    monkeypatch.setattr(build, "BATCH", 7)  # several batches for every table
+    with Session(store.engine) as session:
+        old_desk(session, tickets=25)
+    assert store.upgrade() == "0016"
+    with store.session() as session:
+        assert [h.cid for h in search(session, "lieferung 17")] == ["CID-1017"]
+        assert len(search(session, "mueller", limit=100)) == 25  # the sender, the org
+        assert [h.cid for h in search(session, "ref:ORDER-4703")] == ["CID-1003"]
+        assert [h.cid for h in search(session, "file:lieferschein-21.pdf")] == ["CID-1021"]
+        assert [h.cid for h in search(session, '"rechnung 24"')] == ["CID-1024"]
+        assert len(search(session, "org:mueller", limit=100)) == 25
+    # Down and up again: the index goes with its triggers and comes back whole.
+    with store.engine.begin() as conn:
+        build.remove(conn)
+        build.install(conn, progress=False)
+    with store.session() as session:
+        assert [h.cid for h in search(session, "lieferung 17")] == ["CID-1017"]
+        count = session.connection().execute(text("SELECT count(*) FROM ticket")).scalar()
+        assert count == 25
+    store.dispose()
+
+
+def test_the_progress_bar_counts_every_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = store_at("sqlite", tmp_path, None, "0015")  # type: ignore[arg-type]
+    with Session(store.engine) as session:
+        old_desk(session, tickets=3)
+    with store.engine.begin() as conn:
+        build.install(conn, progress=True)
+    assert "indexing" in capsys.readouterr().err
+    store.dispose()
+
+
+def test_every_table_the_index_reads_keeps_its_triggers_at_head(migrated_sqlite: Path) -> None:
+    """A later migration that copies one of these tables on SQLite (batch mode) drops its
+    triggers with it, and the index would silently fall behind: it must create them again."""
+    from mailgate.search import sqlite
+
+    store = Store(f"sqlite:///{migrated_sqlite}")
+    with store.engine.connect() as conn:
+        names = set(
+            conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars()
+        )
+    store.dispose()
+    wanted = {f"search_{t}_{w}" for t in sqlite.SOURCES for w in ("ai", "au", "ad")}
+    assert wanted <= names
