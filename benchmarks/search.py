@@ -148,7 +148,21 @@ def prepare(db: Db, desk: Desk, args: argparse.Namespace, entry: dict[str, Any])
     if revision(db) != head_revision():
         entry["index"] = migrate(db, "head")
         entry["revision"] = head_revision()
+        entry["index_code"] = index_code()
     return generated
+
+
+def index_code() -> str:
+    """A digest of the code that builds the index: a kept desk indexed by other code (the
+    same revision, changed since) is not what this mailgate would build."""
+    import hashlib
+
+    import mailgate.search
+    from mailgate.store.database import MIGRATIONS
+
+    files = sorted(Path(mailgate.search.__file__).parent.glob("*.py"))
+    files += sorted((MIGRATIONS / "versions").glob("*.py"))
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
 
 
 def print_prepared(db: Db, entry: dict[str, Any], generated: bool) -> None:
@@ -165,6 +179,11 @@ def print_prepared(db: Db, entry: dict[str, Any], generated: bool) -> None:
         )
     else:
         print(f"{db.kind}: no migration after 0015 (no search index in this mailgate)")
+    if entry.get("index_code", index_code()) != index_code():
+        print(
+            f"{db.kind}: WARNING: the kept index was built by other code than this "
+            "mailgate's: run without --reuse to build it anew"
+        )
 
 
 # Sizes --------------------------------------------------------------------------------------
