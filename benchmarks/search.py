@@ -80,6 +80,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="a PostgreSQL setting for the searches' connections, e.g. jit=off",
     )
+    parser.add_argument(
+        "--skip-queries", action="store_true", help="only sizes and the ingest rates"
+    )
     parser.add_argument("--keep", metavar="DIR", help="keep the generated desks in DIR")
     parser.add_argument("--reuse", action="store_true", help="use the desks kept in --keep DIR")
     parser.add_argument(
@@ -281,7 +284,9 @@ def run_one(db: Db, desk: Desk, args: argparse.Namespace, work: Path, state: dic
     if args.prepare_only:
         return
     print_sizes(db, entry)
-    if not has_engine():
+    if args.skip_queries:
+        pass
+    elif not has_engine():
         print(f"queries ({db.kind}): skipped, this mailgate has no search engine")
     else:
         timed = time_queries(db, probes(db, desk), args.repeat, args.limit)

@@ -1,6 +1,7 @@
 """The ingest rate with the search index against without it: generated mail through the
 pipeline as `mailgate ingest` runs it (parsing ahead), on one new database at the newest
-schema, in rounds with the index's triggers in place, dropped, dropped again, restored."""
+schema, in rounds with what the index migration adds (triggers, indexes) in place, dropped,
+dropped again, restored."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 import psycopg
 from corpus import NEW, SUPPORT, generate_samples
 from ingest import run_pipeline
-from search_dbs import Db, create, drop, migrate, postgres_db, sqlite_db
+from search_dbs import PRE_INDEX, Db, create, drop, migrate, postgres_db, sqlite_db
 
 from mailgate.config import (
     Config,
@@ -56,8 +57,8 @@ class IngestFigure:
             f"ingest ({self.kind}): {self.messages} generated mails a round through the "
             "pipeline (`mailgate ingest`, parsing ahead) into one new database, rounds "
             + ", ".join(self.rounds)
-            + " the index triggers (the median rate of each: a burst of other work on the "
-            "machine moves a mean)"
+            + " what the index migration adds (the median rate of each: a burst of other "
+            "work on the machine moves a mean)"
         )
         out = [head]
         for mode in (WITH, WITHOUT):
@@ -71,13 +72,12 @@ class IngestFigure:
             out.append(f"  outcomes: {counted}" + ("" if self.all_done else " (NOT ALL DONE)"))
         if self.dropped:
             tables = sorted({table for _, table in self.dropped})
-            out.append(
-                f"  dropped for the rounds without: {len(self.dropped)} triggers "
-                f"(on {', '.join(tables)})"
-            )
+            kinds = Counter(what.split()[0] for what, _ in self.dropped)
+            made = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in kinds.items())
+            out.append(f"  dropped for the rounds without: {made} (on {', '.join(tables)})")
         else:
             out.append(
-                "  no index triggers in this schema: every round ran with what the code writes"
+                "  the index migration adds no trigger or index: every round ran with the index"
             )
         return out
 
@@ -96,25 +96,29 @@ def _config(db: Db, work: Path) -> Config:
     )
 
 
-# The index's triggers: (name, table, the statement that makes it) -------------------------
+# What the index migration adds: (kind, name, table, the statement that makes it) ----------
 
 
-def triggers(db: Db) -> list[tuple[str, str, str]]:
+def index_objects(db: Db) -> list[tuple[str, str, str, str]]:
+    """Every trigger and index of the schema (those of SQLite's own tables aside)."""
     if db.kind == "sqlite":
         conn = sqlite3.connect(db.path)
         try:
             rows = conn.execute(
-                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'"
+                "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                "WHERE type IN ('trigger', 'index') AND sql IS NOT NULL"
             ).fetchall()
         finally:
             conn.close()
-        return [(name, table, sql) for name, table, sql in rows]
+        return [(kind, name, table, sql) for kind, name, table, sql in rows]
     with psycopg.connect(db.dsn) as pg:
         found = pg.execute(
-            "SELECT tgname, tgrelid::regclass::text, pg_get_triggerdef(oid) "
-            "FROM pg_trigger WHERE NOT tgisinternal"
+            "SELECT 'trigger', tgname, tgrelid::regclass::text, pg_get_triggerdef(oid) "
+            "FROM pg_trigger WHERE NOT tgisinternal UNION ALL "
+            "SELECT 'index', indexname, tablename, indexdef FROM pg_indexes "
+            "WHERE schemaname = 'public'"
         ).fetchall()
-    return [(name, table, sql) for name, table, sql in found]
+    return [(kind, name, table, sql) for kind, name, table, sql in found]
 
 
 def _execute(db: Db, statements: list[str]) -> None:
@@ -132,8 +136,19 @@ def _execute(db: Db, statements: list[str]) -> None:
             pg.execute(sql)  # type: ignore[arg-type]
 
 
-def _drop_sql(db: Db, name: str, table: str) -> str:
+def _drop_sql(db: Db, kind: str, name: str, table: str) -> str:
+    if kind == "index":
+        return f'DROP INDEX "{name}"'
     return f'DROP TRIGGER "{name}"' + ("" if db.kind == "sqlite" else f" ON {table}")
+
+
+def added_by_index(db: Db) -> list[tuple[str, str, str, str]]:
+    """The triggers and indexes the migrations after 0015 make (the database at 0015 now;
+    migrated to the newest revision on return)."""
+    migrate(db, PRE_INDEX)
+    before = {(kind, name) for kind, name, _, _ in index_objects(db)}
+    migrate(db, "head")
+    return [o for o in index_objects(db) if (o[0], o[1]) not in before]
 
 
 def measure_ingest(
@@ -144,9 +159,8 @@ def measure_ingest(
     create(db)
     figure = IngestFigure(kind, messages, ABBA * groups)
     try:
-        migrate(db, "head")
-        found = triggers(db)
-        figure.dropped = [(name, table) for name, table, _ in found]
+        found = added_by_index(db)
+        figure.dropped = [(f"{kind} {name}", table) for kind, name, table, _ in found]
         cfg = _config(db, work)
         ctx = build_context(cfg)
         first = cfg.tickets.start
@@ -155,8 +169,8 @@ def measure_ingest(
             for number, mode in enumerate(("warm-up", *figure.rounds)):
                 wanted = WITHOUT if mode == WITHOUT and found else WITH
                 if wanted != state:
-                    drops = [_drop_sql(db, name, table) for name, table, _ in found]
-                    _execute(db, drops if wanted == WITHOUT else [sql for _, _, sql in found])
+                    drops = [_drop_sql(db, kind, name, table) for kind, name, table, _ in found]
+                    _execute(db, drops if wanted == WITHOUT else [o[3] for o in found])
                     state = wanted
                 count = WARM_UP if mode == "warm-up" else messages
                 samples = generate_samples(count, seed * 100 + number, first)
