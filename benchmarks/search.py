@@ -204,7 +204,9 @@ def print_sizes(db: Db, entry: dict[str, Any]) -> None:
         for name, (_, size) in after.items()
         if name in before and size > before[name][1] * 1.02 and not name.startswith("sqlite_")
     }
-    article = sum(size for _, (table, size) in after.items() if table == "article")
+    article = sum(
+        size for name, (table, size) in after.items() if table == "article" and name in before
+    )
     index = sum(new.values()) + sum(grown.values())
     text = entry["text"]
     print(f"sizes ({db.kind}):")
