@@ -73,7 +73,8 @@ class IngestFigure:
         if self.dropped:
             tables = sorted({table for _, table in self.dropped})
             kinds = Counter(what.split()[0] for what, _ in self.dropped)
-            made = ", ".join(f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in kinds.items())
+            plural = {"index": "indexes", "trigger": "triggers"}
+            made = ", ".join(f"{n} {plural[k] if n > 1 else k}" for k, n in kinds.items())
             out.append(f"  dropped for the rounds without: {made} (on {', '.join(tables)})")
         else:
             out.append(
