@@ -190,3 +190,48 @@ def test_postgres_cluster_benchmark_runs_on_a_tiny_load(
     # Each of the two mailboxes is served by exactly one instance.
     served = re.search(r"^mailboxes served per instance: #0 (\d), #1 (\d)$", out, re.M)
     assert served is not None and int(served[1]) + int(served[2]) == 2, out
+
+
+def _search_engine_present() -> bool:
+    return importlib.util.find_spec("mailgate.search") is not None
+
+
+@pytest.mark.parametrize("dbs", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_search_benchmark_runs_on_a_tiny_desk(
+    dbs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("search", monkeypatch)
+    keep = tmp_path / "keep"
+    argv = ["--quick", "--dbs", dbs, "--messages", "4", "--keep", str(keep)]
+    try:
+        _run_search_benchmark(bench, dbs, argv, capsys)
+    finally:  # the kept PostgreSQL database
+        bench.drop(bench.kept_db(dbs, keep, bench.parse_args(argv), True))
+
+
+def _run_search_benchmark(
+    bench: ModuleType, dbs: str, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    made = rf"^{dbs}: 1000 tickets, (\d+) articles, \d+ attachments, text [\d.]+ MB; generated in"
+    articles = re.search(made, out, re.M)
+    assert articles is not None and 3000 < int(articles[1]) < 5000, out
+    assert re.search(rf"^sizes \({dbs}\):$", out, re.M), out
+    assert re.search(r"^  index / text it indexes \([\d.]+ MB\): [\d.]+x", out, re.M), out
+    rates = re.findall(r"^  (with|without) index: [\d.]+ messages/s", out, re.M)
+    assert "with" in rates, out
+    assert re.search(r"^  outcomes: done \d+$", out, re.M), out  # every mail made its ticket
+    if _search_engine_present():
+        # Every query ran, with its hits and latencies.
+        rows = re.findall(r"^(.{58})\s*(\d+\+?)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
+        assert len(rows) == len(bench.QUERIES), out
+        assert re.search(r"^p95 <= 300 ms: \d+ of 20 queries", out, re.M), out
+        assert rates.count("without") == 1, out
+        assert re.search(r"^ingest with / without: [\d.]+x", out, re.M), out
+    else:
+        assert f"queries ({dbs}): skipped, this mailgate has no search engine" in out
+    # A second run takes the kept desk instead of generating it again.
+    assert bench.main([*argv, "--reuse"]) == 0
+    again = capsys.readouterr().out
+    assert re.search(rf"^{dbs}: 1000 tickets, .* reused, generated earlier in", again, re.M)

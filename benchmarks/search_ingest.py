@@ -1,0 +1,191 @@
+"""The ingest rate with the search index against without it: generated mail through the
+pipeline as `mailgate ingest` runs it (parsing ahead), on one new database at the newest
+schema, in rounds with what the index migration adds (triggers, indexes) in place, dropped,
+dropped again, restored."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import statistics
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from corpus import NEW, SUPPORT, generate_samples
+from ingest import run_pipeline
+from search_dbs import PRE_INDEX, Db, create, drop, migrate, postgres_db, sqlite_db
+
+from mailgate.config import (
+    Config,
+    DatabaseConfig,
+    LoopsConfig,
+    OutboundConfig,
+    PathsConfig,
+    SmtpConfig,
+)
+from mailgate.service.app import build_context
+
+WITH, WITHOUT = "with", "without"
+ABBA = (WITH, WITHOUT, WITHOUT, WITH)  # a drift of the machine weighs on both alike
+WARM_UP = 10  # messages first, uncounted: imports, the parsing process, caches
+
+
+@dataclass
+class IngestFigure:
+    kind: str
+    messages: int  # a round
+    rounds: tuple[str, ...]
+    rates: dict[str, list[float]] = field(default_factory=lambda: {WITH: [], WITHOUT: []})
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (trigger, table)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def all_done(self) -> bool:
+        return set(self.outcomes) == {"done"}
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.rates[WITH] or not self.rates[WITHOUT]:
+            return None
+        return statistics.median(self.rates[WITH]) / statistics.median(self.rates[WITHOUT])
+
+    def lines(self) -> list[str]:
+        head = (
+            f"ingest ({self.kind}): {self.messages} generated mails a round through the "
+            "pipeline (`mailgate ingest`, parsing ahead) into one new database, rounds "
+            + ", ".join(self.rounds)
+            + " what the index migration adds (the median rate of each: a burst of other "
+            "work on the machine moves a mean)"
+        )
+        out = [head]
+        for mode in (WITH, WITHOUT):
+            rates = self.rates[mode]
+            if rates:
+                each = ", ".join(f"{r:.1f}" for r in rates)
+                rate = statistics.median(rates)
+                out.append(f"  {mode} index: {rate:.1f} messages/s ({each})")
+        if self.outcomes:
+            counted = ", ".join(f"{name} {n}" for name, n in self.outcomes.most_common())
+            out.append(f"  outcomes: {counted}" + ("" if self.all_done else " (NOT ALL DONE)"))
+        if self.dropped:
+            tables = sorted({table for _, table in self.dropped})
+            kinds = Counter(what.split()[0] for what, _ in self.dropped)
+            plural = {"index": "indexes", "trigger": "triggers"}
+            made = ", ".join(f"{n} {plural[k] if n > 1 else k}" for k, n in kinds.items())
+            out.append(f"  dropped for the rounds without: {made} (on {', '.join(tables)})")
+        else:
+            out.append(
+                "  the index migration adds no trigger or index: every round ran with the index"
+            )
+        return out
+
+
+def _config(db: Db, work: Path) -> Config:
+    return Config(
+        source="(benchmark)",
+        database=DatabaseConfig(url=db.url),
+        paths=PathsConfig(data_dir=str(work / "ingest-data")),
+        smtp=SmtpConfig(addresses=[SUPPORT]),
+        # Every round answers every new request: no rate limit cuts the later rounds' work.
+        loops=LoopsConfig(max_auto_mails_per_hour=10**6, max_auto_mails_per_hour_total=10**7),
+        outbound=OutboundConfig(
+            transport="file", directory=str(work / "ingest-sent"), from_=f"Support <{SUPPORT}>"
+        ),
+    )
+
+
+# What the index migration adds: (kind, name, table, the statement that makes it) ----------
+
+
+def index_objects(db: Db) -> list[tuple[str, str, str, str]]:
+    """Every trigger and index of the schema (those of SQLite's own tables aside)."""
+    if db.kind == "sqlite":
+        conn = sqlite3.connect(db.path)
+        try:
+            rows = conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_master "
+                "WHERE type IN ('trigger', 'index') AND sql IS NOT NULL"
+            ).fetchall()
+        finally:
+            conn.close()
+        return [(kind, name, table, sql) for kind, name, table, sql in rows]
+    with psycopg.connect(db.dsn) as pg:
+        found = pg.execute(
+            "SELECT 'trigger', tgname, tgrelid::regclass::text, pg_get_triggerdef(oid) "
+            "FROM pg_trigger WHERE NOT tgisinternal UNION ALL "
+            "SELECT 'index', indexname, tablename, indexdef FROM pg_indexes "
+            "WHERE schemaname = 'public'"
+        ).fetchall()
+    return [(kind, name, table, sql) for kind, name, table, sql in found]
+
+
+def _execute(db: Db, statements: list[str]) -> None:
+    if db.kind == "sqlite":
+        conn = sqlite3.connect(db.path)
+        try:
+            for sql in statements:
+                conn.execute(sql)
+            conn.commit()
+        finally:
+            conn.close()
+        return
+    with psycopg.connect(db.dsn) as pg:
+        for sql in statements:
+            pg.execute(sql)  # type: ignore[arg-type]
+
+
+def _drop_sql(db: Db, kind: str, name: str, table: str) -> str:
+    if kind == "index":
+        return f'DROP INDEX "{name}"'
+    return f'DROP TRIGGER "{name}"' + ("" if db.kind == "sqlite" else f" ON {table}")
+
+
+def added_by_index(db: Db) -> list[tuple[str, str, str, str]]:
+    """The triggers and indexes the migrations after 0015 make (the database at 0015 now;
+    migrated to the newest revision on return)."""
+    migrate(db, PRE_INDEX)
+    before = {(kind, name) for kind, name, _, _ in index_objects(db)}
+    migrate(db, "head")
+    return [o for o in index_objects(db) if (o[0], o[1]) not in before]
+
+
+def measure_ingest(
+    kind: str, work: Path, server: str, messages: int, seed: int, groups: int = 2
+) -> IngestFigure:
+    """`groups` times the rounds with, without, without, with the index's triggers."""
+    db = sqlite_db(work / "ingest.db") if kind == "sqlite" else postgres_db(server)
+    create(db)
+    figure = IngestFigure(kind, messages, ABBA * groups)
+    try:
+        found = added_by_index(db)
+        figure.dropped = [(f"{kind} {name}", table) for kind, name, table, _ in found]
+        cfg = _config(db, work)
+        ctx = build_context(cfg)
+        first = cfg.tickets.start
+        try:
+            state = WITH
+            for number, mode in enumerate(("warm-up", *figure.rounds)):
+                wanted = WITHOUT if mode == WITHOUT and found else WITH
+                if wanted != state:
+                    drops = [_drop_sql(db, kind, name, table) for kind, name, table, _ in found]
+                    _execute(db, drops if wanted == WITHOUT else [o[3] for o in found])
+                    state = wanted
+                count = WARM_UP if mode == "warm-up" else messages
+                samples = generate_samples(count, seed * 100 + number, first)
+                first += sum(s.kind == NEW for s in samples)
+                start = time.perf_counter()
+                outcomes = run_pipeline(ctx, [s.raw for s in samples], lambda: None, True)
+                seconds = time.perf_counter() - start
+                if mode != "warm-up":
+                    figure.rates[wanted].append(count / seconds)
+                    figure.outcomes.update(o.status for o in outcomes)
+        finally:
+            ctx.store.dispose()
+    finally:
+        drop(db)
+        for name in ("ingest-data", "ingest-sent"):
+            shutil.rmtree(work / name, ignore_errors=True)
+    return figure
