@@ -61,6 +61,9 @@ def _install_postgres(connection: Connection, show: bool) -> None:
     with _progress(sum(counts.values()), show) as advance:
         for table, count in counts.items():  # each index built in one pass over its table
             connection.execute(text(postgres.index(table)))
+            # Statistics on the indexed expressions: without them the planner guessed a
+            # common word's 217,000 matching mails as 10,000 and chose plans for that.
+            connection.execute(text(f"ANALYZE {table}"))
             advance(table, count)
 
 
