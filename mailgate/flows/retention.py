@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.moments import aware
 from mailgate.outbound.context import Context
+from mailgate.outbound.file_transport import named_in
 from mailgate.store.database import direct
 from mailgate.store.models import DONE, IGNORED, SENT, Event, Intake, IntakeRaw, Outbox
 
@@ -26,7 +26,6 @@ RETENTION_EVENT = "retention"
 # Rows changed per statement: a first run on years of mail stays a few bounded statements.
 _CHUNK = 500
 # The file transport names each file after the moment it wrote it: "20261102T090000.000000Z-".
-_FILE_STAMP = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-(\d+)-")
 _EVENTS = Event.__table__  # type: ignore[attr-defined]
 
 
@@ -171,32 +170,32 @@ def sent_directory(ctx: Context) -> Path | None:
 def _old_files(session: Session, directory: Path, cutoff: datetime) -> list[Path]:
     if not directory.is_dir():
         return []
-    files = {p: _FILE_STAMP.match(p.name) for p in directory.glob("*.eml")}
-    ids = {int(m[2]) for m in files.values() if m}
+    files = {p: named_in(p.name) for p in directory.glob("*.eml")}
+    ids = {named[1] for named in files.values() if named}
     query = select(Outbox.id, func.coalesce(Outbox.sent_at, Outbox.created_at))
     sent = dict(session.exec(query.where(col(Outbox.id).in_(ids))).all()) if ids else {}
-    return sorted(p for p, m in files.items() if _written_at(p, m, sent) < cutoff)
+    return sorted(p for p, named in files.items() if _written_at(p, named, sent) < cutoff)
 
 
-def _written_at(path: Path, match: re.Match[str] | None, sent: dict[int, datetime]) -> datetime:
+def _written_at(
+    path: Path, named: tuple[datetime, int] | None, sent: dict[int, datetime]
+) -> datetime:
     """When the mail in the file was sent: its outbox row's time (the daemon's clock), else
     the moment in its name, else the file's modification time (a file put there by hand)."""
-    if match and int(match[2]) in sent:
-        return aware(sent[int(match[2])])
-    if match:
-        return datetime.strptime(match[1], "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+    if named and named[1] in sent:
+        return aware(sent[named[1]])
+    if named:
+        return named[0]
     return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def sent_files_of(directory: Path, outbox_ids: Sequence[int]) -> list[Path]:
     """The files the file transport wrote for these outbox rows (named "<stamp>-<id>-…")."""
-    wanted = {str(i) for i in outbox_ids}
+    wanted = set(outbox_ids)
     if not wanted or not directory.is_dir():
         return []
     return sorted(
-        p
-        for p in directory.glob("*.eml")
-        if (match := _FILE_STAMP.match(p.name)) and match[2] in wanted
+        p for p in directory.glob("*.eml") if (named := named_in(p.name)) and named[1] in wanted
     )
 
 

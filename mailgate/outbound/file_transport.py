@@ -15,6 +15,9 @@ from mailgate.outbound.transports import TemporaryFailure, utc_now
 from mailgate.store.disk import sync_directory
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+STAMP = "%Y%m%dT%H%M%S.%fZ"  # when a file was written, first in its name (UTC)
+# The outbox hands each mail the name hint "<row id>-<template>".
+_NAMED = re.compile(r"^(\d{8}T\d{6}\.\d{6}Z)-(\d+)-")
 
 
 class FileTransport:
@@ -27,7 +30,7 @@ class FileTransport:
     async def send(
         self, envelope_from: str, recipients: Sequence[str], raw: bytes, name_hint: str
     ) -> str:
-        stem = f"{self.clock().astimezone(UTC):%Y%m%dT%H%M%S.%fZ}-{_safe_name(name_hint)}"
+        stem = f"{self.clock().astimezone(UTC):{STAMP}}-{_safe_name(name_hint)}"
         try:
             path = await asyncio.to_thread(self._write, raw, stem)
         except OSError as exc:  # disk full, permissions: may well be fixed by the next try
@@ -69,3 +72,12 @@ def _publish(tmp: Path, directory: Path, stem: str) -> Path:
             continue
         return path
     raise FileExistsError(f"no free file name for {stem} in {directory}")
+
+
+def named_in(name: str) -> tuple[datetime, int] | None:
+    """When a sent file was written and the outbox row it holds, as its name says; None for a
+    file this transport did not name (one put there by hand)."""
+    match = _NAMED.match(name)
+    if match is None:
+        return None
+    return datetime.strptime(match[1], STAMP).replace(tzinfo=UTC), int(match[2])

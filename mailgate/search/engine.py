@@ -17,7 +17,7 @@ from sqlmodel import Session, UTCDateTime
 
 from mailgate.desk.agents import find_agent
 from mailgate.desk.lifecycle import Refused, resolve_agent
-from mailgate.moments import local_midnight
+from mailgate.moments import aware, local_midnight
 from mailgate.search import postgres, sqlite
 from mailgate.search.query import Query, QueryError, parse
 from mailgate.search.snippets import snippet
@@ -195,6 +195,5 @@ def _articles(session: Session, ids: list[int | None]) -> dict[int, str]:
 
 
 def _utc(moment: datetime | str) -> datetime:
-    if isinstance(moment, str):  # SQLite hands a text() column back as text
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    # SQLite hands a text() column back as text.
+    return aware(datetime.fromisoformat(moment) if isinstance(moment, str) else moment)
