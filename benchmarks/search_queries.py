@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 from search_dbs import Db
@@ -33,7 +34,7 @@ QUERIES: list[tuple[str, str]] = [
     ("CID", "CID-{number}"),
     ("file name", "file:Lieferschein"),
     ("file name, one", "file:{invoice}"),
-    ("combined filters", "from:{domain} is:open after:2026-06-01"),
+    ("combined filters", "from:{domain} is:{status} after:{since}"),
     ("word and filters", "rechnung is:open after:2026-10-01"),
     ("excluded word", "vpn -homeoffice"),
     ("org:", 'org:"{org}"'),
@@ -50,6 +51,16 @@ def probes(db: Db, desk: Desk) -> dict[str, str]:
     store = db.store()
     try:
         with store.session() as session:
+            # A status and a day that tickets from the domain have: the filters narrow the
+            # domain's tickets rather than rule them all out.
+            status, last = session.execute(
+                text(
+                    "SELECT t.status, t.last_action_at FROM ticket t JOIN article a "
+                    "ON a.ticket_id = t.id WHERE a.from_addr = :address "
+                    "ORDER BY t.id DESC LIMIT 1"
+                ),
+                {"address": contact.email},
+            ).one()
             invoice = session.execute(
                 text(
                     "SELECT filename FROM attachment WHERE filename LIKE 'Rechnung_RE-%' "
@@ -66,7 +77,13 @@ def probes(db: Db, desk: Desk) -> dict[str, str]:
         "number": str(1000 + middle),
         "invoice": invoice or "Rechnung_RE-2025-000000.pdf",
         "agent": desk.agents[3].email,
+        "status": status,
+        "since": (_moment(last) - timedelta(days=60)).date().isoformat(),
     }
+
+
+def _moment(value: datetime | str) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 def _engine() -> tuple[Any, Any] | None:

@@ -7,17 +7,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import select
 
 from mailgate.config import Config
 from mailgate.config.sections import TicketsConfig
 from mailgate.desk.agents import add_agent
 from mailgate.outbound.context import Context
+from mailgate.search import engine
 from mailgate.search.engine import Hit, search
 from mailgate.search.query import QueryError
 from mailgate.store.database import insert_row
-from mailgate.store.models import Article, Ticket
+from mailgate.store.models import Article, Attachment, Organisation, Ticket, TicketReference
 from tests.helpers import Clock, claim_domain, ingest, make_config
 from tests.mails import make_mail
 
@@ -121,6 +122,9 @@ def test_an_excluded_word_drops_its_tickets(desk: Context) -> None:
     assert sorted(found(desk, "müller")) == ["CID-1000", "CID-1001"]
     assert found(desk, "müller -printer") == ["CID-1000"]
     assert found(desk, 'müller -"rechnung zu"') == ["CID-1001"]
+    # A phrase excluded drops the tickets with the phrase, not those with its words apart.
+    assert sorted(found(desk, 'müller -"zu rechnung"')) == ["CID-1000", "CID-1001"]
+    assert found(desk, '"printer jams" -"jams printer"') == ["CID-1001"]
     assert found(desk, "müller -from:mueller-bau.de") == ["CID-1001"]
 
 
@@ -240,6 +244,63 @@ def test_a_changed_or_erased_text_is_found_by_what_it_says_now(desk: Context) ->
     assert found(desk, "toner") == ["CID-1001"]
     assert found(desk, "lieferung") == ["CID-1002"]  # still in its text
     assert found(desk, "delivery") == ["CID-1002"]
+
+
+def test_every_later_change_to_a_ticket_is_found_as_it_is_now(desk: Context) -> None:
+    """A reference added later, a ticket moved to another organisation, an attachment and
+    an article removed: each is searched as it is after the change."""
+    with desk.store.session() as session:
+        printer = session.exec(select(Ticket).where(Ticket.number == 1001)).one()
+        session.add(TicketReference(ticket_id=printer.id or 0, reference="ORDER-5150"))
+        session.commit()
+        assert [h.cid for h in search(session, "ref:ORDER-5150")] == ["CID-1001"]
+        acme = session.exec(select(Organisation).where(Organisation.name.startswith("ACME"))).one()
+        session.exec(  # type: ignore[call-overload]
+            update(Ticket).where(Ticket.id == printer.id).values(organisation_id=acme.id)
+        )
+        session.exec(delete(Attachment))  # type: ignore[call-overload]
+        session.exec(  # type: ignore[call-overload]
+            delete(Article).where(Article.from_addr == "alice@acme.example")
+        )
+        session.commit()
+        assert [h.cid for h in search(session, "org:acme")] == ["CID-1002", "CID-1001"]
+        assert search(session, "file:rechnung") == []
+        assert [h.cid for h in search(session, "hauptstrasse")] == []
+        assert [h.cid for h in search(session, "lieferung")] == ["CID-1002"]  # its subject
+        assert [h.cid for h in search(session, "korrektur")] == ["CID-1000"]
+
+
+def test_a_thread_longer_than_an_index_entry_holds_is_stored_and_found(desk: Context) -> None:
+    """Twelve pasted logs of 100,000 characters of distinct words in one ticket: more than
+    a PostgreSQL tsvector holds (1 MB). Every mail is stored; the first ones are found."""
+    with desk.store.session() as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == 1001)).one()
+        for n in range(12):
+            log = " ".join(f"{n:02x}{k:014x}" for k in range(6_000))
+            row = Article(
+                ticket_id=ticket.id or 0, direction="customer", text=log, created_at=desk.clock()
+            )
+            insert_row(session, row)
+            session.commit()
+        stored = session.exec(select(Article).where(Article.ticket_id == ticket.id)).all()
+        assert len(stored) == 13
+    assert found(desk, "0000000000000005") == ["CID-1001"]
+    assert found(desk, "printer") == ["CID-1001"]
+
+
+def test_a_common_word_ranks_the_newest_tickets_that_have_it(
+    ctx: Context, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the newest CANDIDATES tickets with a word are ranked (a subject match first);
+    asking for more hits reaches further back."""
+    monkeypatch.setattr(engine, "CANDIDATES", 2)
+    ingest(ctx, make_mail(subject="Invoice", body="Hello.", sender="a@x.example"))
+    for n in range(2):
+        clock.advance(days=1)
+        body = "The invoice is attached."
+        ingest(ctx, make_mail(subject=f"Other {n}", body=body, sender=f"b{n}@x.example"))
+    assert found(ctx, "invoice", limit=2) == ["CID-1002", "CID-1001"]
+    assert found(ctx, "invoice", limit=3) == ["CID-1000", "CID-1002", "CID-1001"]
 
 
 @pytest.mark.parametrize(

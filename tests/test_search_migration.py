@@ -82,7 +82,7 @@ def test_upgrade_indexes_what_the_desk_already_holds(
     monkeypatch.setattr(build, "BATCH", 7)  # several batches for every table
     with Session(store.engine) as session:
         old_desk(session, tickets=25)
-    assert store.upgrade() == "0016"
+    assert store.upgrade() == "0017"
     with store.session() as session:
         assert [h.cid for h in search(session, "lieferung 17")] == ["CID-1017"]
         assert len(search(session, "mueller", limit=100)) == 25  # the sender, the org
@@ -92,8 +92,10 @@ def test_upgrade_indexes_what_the_desk_already_holds(
         assert len(search(session, "org:mueller", limit=100)) == 25
     # Down and up again: the index goes with its triggers and comes back whole.
     with store.engine.begin() as conn:
+        build.remove_documents(conn)
         build.remove(conn)
         build.install(conn, progress=False)
+        build.install_documents(conn, progress=False)
     with store.session() as session:
         assert [h.cid for h in search(session, "lieferung 17")] == ["CID-1017"]
         count = session.connection().execute(text("SELECT count(*) FROM ticket")).scalar()
