@@ -246,6 +246,32 @@ def test_a_changed_or_erased_text_is_found_by_what_it_says_now(desk: Context) ->
     assert found(desk, "delivery") == ["CID-1002"]
 
 
+def test_a_part_of_a_word_finds_subjects_file_names_and_references(desk: Context) -> None:
+    """`*part`: characters anywhere in a subject, an attachment's name or a reference, in
+    any case; not in the mail's text."""
+    assert found(desk, "*NUMMER") == ["CID-1000"]  # Rechnungsnummer fehlt
+    assert found(desk, "*nummer*") == ["CID-1000"]
+    assert found(desk, "file:*rz.pd") == ["CID-1000"]  # Rechnung März.pdf
+    assert found(desk, "ref:*der-47") == ["CID-1000"]  # ORDER-4711
+    assert found(desk, "*711") == ["CID-1000"]
+    assert found(desk, "ref:*nummer") == []  # in the subject, not a reference
+    assert found(desk, "*korrektur") == []  # in the text only: words find it
+    assert sorted(found(desk, "*ung")) == ["CID-1000", "CID-1002"]  # Rechnungs..., Lieferung
+    assert found(desk, "*ung -*nummer") == ["CID-1002"]
+    assert found(desk, "*ter printer") == ["CID-1001"]  # with words: both
+    assert found(desk, "*50%") == [] and found(desk, "*a_b") == []  # no wildcards in it
+    with desk.store.session() as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == 1002)).one()
+        session.add(TicketReference(ticket_id=ticket.id or 0, reference="AB-742081"))
+        session.exec(  # type: ignore[call-overload]
+            update(Ticket).where(Ticket.number == 1001).values(subject="Toner empty")
+        )
+        session.commit()
+    assert found(desk, "*2081") == ["CID-1002"]
+    assert found(desk, "*rinter") == []
+    assert found(desk, "*oner") == ["CID-1001"]
+
+
 def test_every_later_change_to_a_ticket_is_found_as_it_is_now(desk: Context) -> None:
     """A reference added later, a ticket moved to another organisation, an attachment and
     an article removed: each is searched as it is after the change."""
@@ -321,6 +347,8 @@ def test_a_common_word_ranks_the_newest_tickets_that_have_it(
         ("assignee:nobody", "assignee:nobody: no agent by that address or name"),
         ("cid:abc", "cid:abc is not a ticket number"),
         (" ".join(f"w{n}" for n in range(30)), "too many words"),
+        ("*ab", "a part of a word is at least 3 characters after the *"),
+        ("from:*acme", "a part of a word is looked for in subjects, file: and ref: only"),
     ],
 )
 def test_a_query_that_cannot_run_says_why(desk: Context, query: str, message: str) -> None:

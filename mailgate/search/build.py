@@ -30,7 +30,14 @@ def _install_sqlite(connection: Connection, show: bool) -> None:
 
     for statement in [*sqlite.SETUP, *sqlite.triggers()]:
         connection.execute(text(statement))
-    spans = {t: connection.execute(text(sqlite.id_range(t))).one() for t in sqlite.SOURCES}
+    _backfill_sqlite(connection, "search_fts", show)
+
+
+def _backfill_sqlite(connection: Connection, fts: str, show: bool) -> None:
+    from mailgate.search import sqlite
+
+    tables = sqlite.SOURCES if fts == "search_fts" else sqlite.PART_SOURCES
+    spans = {t: connection.execute(text(sqlite.id_range(t))).one() for t in tables}
     total = sum(last - first + 1 for first, last in spans.values() if first is not None)
     with _progress(total, show) as advance:
         for table, (first, last) in spans.items():
@@ -38,8 +45,36 @@ def _install_sqlite(connection: Connection, show: bool) -> None:
                 continue
             for start in range(first, last + 1, BATCH):
                 end = min(start + BATCH, last + 1)
-                connection.execute(text(sqlite.backfill(table)), {"first": start, "last": end})
+                statement = text(sqlite.backfill(table, fts))
+                connection.execute(statement, {"first": start, "last": end})
                 advance(table, end - start)
+
+
+def install_parts(connection: Connection, progress: bool | None = None) -> None:
+    """Revision 0018: the index of parts of words (`*schein`) over subjects, attachment
+    names and references: an FTS5 table of runs of three characters on SQLite, pg_trgm's
+    GIN indexes on PostgreSQL."""
+    from mailgate.search import postgres, sqlite
+
+    show = sys.stderr.isatty() if progress is None else progress
+    if connection.dialect.name == "sqlite":
+        for statement in [sqlite.PARTS_TABLE, *sqlite.triggers(sqlite.PARTS)]:
+            connection.execute(text(statement))
+        _backfill_sqlite(connection, sqlite.PARTS, show)
+        return
+    for statement in postgres.part_indexes():
+        connection.execute(text(statement))
+
+
+def remove_parts(connection: Connection) -> None:
+    from mailgate.search import postgres, sqlite
+
+    if connection.dialect.name == "sqlite":
+        statements = sqlite.drop(sqlite.PARTS)
+    else:
+        statements = postgres.drop_part_indexes()
+    for statement in statements:
+        connection.execute(text(statement))
 
 
 def _install_postgres(connection: Connection, show: bool) -> None:

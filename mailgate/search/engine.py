@@ -6,7 +6,7 @@ of the tickets), and the filters apply to the tickets the terms found."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
@@ -117,22 +117,57 @@ def _ranked(
             params,
         )
     params["cap"] = max(CANDIDATES, limit)
-    if sql is sqlite:
-        for index, term in enumerate(query.terms):
+    where += _parts(sql, query, params)
+    words = replace(
+        query,
+        terms=tuple(t for t in query.terms if not t.part),
+        excluded=tuple(t for t in query.excluded if not t.part),
+    )
+    if not words.terms:  # parts of words only: the newest tickets that have them
+        statement = f"SELECT t.id FROM ticket t WHERE {' AND '.join(where)} "
+        statement += "ORDER BY t.id DESC LIMIT :cap"
+    elif sql is sqlite:
+        for index, term in enumerate(words.terms):
             params[f"m{index}"] = sqlite.match(term)
-        for index, term in enumerate(query.excluded):
+        for index, term in enumerate(words.excluded):
             params[f"x{index}"] = sqlite.match(term)
-        statement = sqlite.candidates(len(query.terms), len(query.excluded), where)
+        statement = sqlite.candidates(len(words.terms), len(words.excluded), where)
     else:
-        statement = _postgres_candidates(session, query, params, where)
+        statement = _postgres_candidates(session, words, params, where)
     ids = [row[0] for row in _run(session, statement, params)]
     if not ids:
         return []
+    if not words.terms:
+        return _run(session, _by_recency(ids), params)
     if sql is sqlite:
-        return _run(session, sqlite.ranked(len(query.terms), ids), params)
-    subject = [postgres.match(t, field_prefix=False) for t in query.terms if t.field is None]
+        return _run(session, sqlite.ranked(len(words.terms), ids), params)
+    subject = [postgres.match(t, field_prefix=False) for t in words.terms if t.field is None]
     statement, more = postgres.ranked(subject, ids, with_docs)
     return _run(session, statement, {"now": now, "limit": limit, **more})
+
+
+def _parts(sql: ModuleType, query: Query, params: dict[str, Any]) -> list[str]:
+    """The conditions of the *parts of words, wanted and excluded."""
+    where = []
+    for sign, terms in (("", query.terms), ("NOT ", query.excluded)):
+        for term in (t for t in terms if t.part):
+            param = f"part{len(where)}"
+            if sql is sqlite:
+                params[param] = sqlite.part_match(term)
+                where.append(f"{sign}{sqlite.has_part(param)}")
+            else:
+                params[param] = postgres.part_pattern(term)
+                where.append(f"{sign}{postgres.has_part(param, term)}")
+    return where
+
+
+def _by_recency(ids: list[int]) -> str:
+    numbers = ", ".join(str(int(i)) for i in ids)
+    return (
+        "SELECT t.id, t.number, t.subject, t.status, t.last_action_at, 0.0 AS score, 0 AS doc "
+        f"FROM ticket t WHERE t.id IN ({numbers}) "
+        "ORDER BY t.last_action_at DESC, t.id DESC LIMIT :limit"
+    )
 
 
 def _postgres_candidates(

@@ -344,3 +344,46 @@ def article_of(doc: int) -> int | None:
 
 
 RECENCY = "(1.0 / (1.0 + EXTRACT(EPOCH FROM (:now - t.last_action_at)) / 31536000.0))"
+
+
+# Parts of words (`*schein`): pg_trgm's indexes over the short texts --------------------------
+
+# table -> (its indexed column, the tickets of the rows that hold a pattern :{param})
+PARTS = {
+    "ticket": ("subject", "SELECT p.id FROM ticket p WHERE p.subject ILIKE :{param}"),
+    "attachment": (
+        "filename",
+        "SELECT a.ticket_id FROM attachment p JOIN article a ON a.id = p.article_id "
+        "WHERE p.filename ILIKE :{param}",
+    ),
+    "ticketreference": (
+        "reference",
+        "SELECT p.ticket_id FROM ticketreference p WHERE p.reference ILIKE :{param}",
+    ),
+}
+_PART_TABLES = {None: tuple(PARTS), "file": ("attachment",), "ref": ("ticketreference",)}
+
+
+def part_indexes() -> list[str]:
+    # pg_trgm is a trusted extension, as unaccent: the database's owner may create it.
+    return ["CREATE EXTENSION IF NOT EXISTS pg_trgm"] + [
+        f"CREATE INDEX search_part_{table} ON {table} USING gin ({column} gin_trgm_ops)"
+        for table, (column, _) in PARTS.items()
+    ]
+
+
+def drop_part_indexes() -> list[str]:
+    return [f"DROP INDEX IF EXISTS search_part_{table}" for table in PARTS]
+
+
+def part_pattern(term: Term) -> str:
+    """An ILIKE pattern for anywhere in the text: what was typed, its wildcards escaped."""
+    escaped = term.words[0].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def has_part(param: str, term: Term) -> str:
+    found = " UNION ALL ".join(
+        PARTS[table][1].format(param=param) for table in _PART_TABLES[term.field]
+    )
+    return f"t.id IN ({found})"

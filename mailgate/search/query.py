@@ -16,6 +16,8 @@ MAX_TERMS = 24  # each term is one look-up in the index
 # is near the top.
 MAX_INDEXED = 100_000
 FIELDS = ("from", "to", "org", "ref", "file")
+PART_FIELDS = (None, "ref", "file")  # where `*part` looks: short texts (see search_parts)
+MIN_PART = 3  # characters: the indexes look parts up by their runs of three
 _KEYS = (*FIELDS, "cid", "is", "assignee", "after", "before")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits: what both databases' tokenizers keep
 _CID = re.compile(r"\[?cid-(\d{1,9})\]?", re.IGNORECASE)
@@ -37,6 +39,9 @@ class Term:
     field: str | None = None  # one of FIELDS, or None: anywhere
     prefix: bool = False  # the last word may go on (`rechnung*`)
     quoted: bool = False  # typed as "a phrase": its words in this order, next to each other
+    # `*schein`: these characters anywhere in a subject, file name or reference (words[0],
+    # as typed but in lower case: `*AB-74` finds AB-742081)
+    part: bool = False
 
     def variants(self) -> tuple[str, ...]:
         """The term's words joined by spaces, in each spelling that should meet it:
@@ -149,7 +154,10 @@ _EXAMPLES = {
 
 
 def _term(value: str, field_name: str | None) -> Term | None:
-    """A word, "a phrase" or prefix*; None when it holds no letters or digits (`^`, `:`)."""
+    """A word, "a phrase", prefix* or *part; None when it holds no letters or digits (`^`,
+    `:`)."""
+    if value.startswith("*") and len(value.strip("*")) > 0:
+        return _part(value, field_name)
     prefix = value.endswith("*")
     words = tuple(w.lower() for w in _WORD.findall(value))
     if not words:
@@ -157,6 +165,21 @@ def _term(value: str, field_name: str | None) -> Term | None:
             raise QueryError("a * goes at the end of a word, as in rechnung*")
         return None
     return Term(words=words, field=field_name, prefix=prefix, quoted=value.startswith('"'))
+
+
+def _part(value: str, field_name: str | None) -> Term:
+    fragment = value.strip("*").lower()
+    where = f"{field_name}:" if field_name else ""
+    if field_name not in PART_FIELDS:
+        raise QueryError(
+            f"{where}{value}: a part of a word is looked for in subjects, file: and ref: only"
+        )
+    if len(fragment) < MIN_PART or "*" in fragment or '"' in fragment:
+        raise QueryError(
+            f"{where}{value}: a part of a word is at least {MIN_PART} characters after the *, "
+            "as in *schein or ref:*2081"
+        )
+    return Term(words=(fragment,), field=field_name, part=True)
 
 
 def _filter(key: str, value: str, parts: dict[str, list], values: dict[str, object]) -> None:

@@ -1,8 +1,10 @@
-"""The index on SQLite: one contentless FTS5 table kept by triggers, and its queries.
+"""The index on SQLite: contentless FTS5 tables kept by triggers, and their queries.
 
-Each row is one source of text, its rowid `ticket << 32 | source id << 3 | kind`: the ticket
-is read off the rowid without a join, and a row is deleted by the values it was written with
-(a contentless table keeps no copy of the text: the index stays smaller than the text)."""
+`search_fts` holds the words; `search_parts` the runs of three characters of the short texts
+(subjects, file names, references), for `*part`. Each row is one source of text, its rowid
+`ticket << 32 | source id << 3 | kind`: the ticket is read off the rowid without a join, and
+a row is deleted by the values it was written with (a contentless table keeps no copy of the
+text: the index stays smaller than the text)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ TABLE = (
     "content='', tokenize='unicode61 remove_diacritics 2')"
 )
 SETUP = [TABLE]
+PARTS = "search_parts"
+PARTS_TABLE = (
+    f"CREATE VIRTUAL TABLE {PARTS} USING fts5(subject, files, refs, content='', tokenize='trigram')"
+)
 
 # What each kind of row holds: (rowid, column values) as SQL over a row `{r}` of its table.
 _ARTICLE = (
@@ -49,46 +55,62 @@ SOURCES = {
 }
 
 
-def _write(row: tuple[str, dict[str, str]], alias: str, delete: bool = False) -> str:
+# The short texts in search_parts: the same rows, by the same rowids.
+PART_SOURCES = {
+    "ticket": (_TICKET, "subject"),
+    "attachment": (_ATTACHMENT, "filename"),
+    "ticketreference": (_REFERENCE, "reference"),
+}
+_TRIGGER_NAMES = {"search_fts": "search", PARTS: PARTS}
+
+
+def _write(fts: str, row: tuple[str, dict[str, str]], alias: str, delete: bool = False) -> str:
     rowid, values = row
     columns = ", ".join(values)
     exprs = ", ".join(v.format(r=alias) for v in values.values())
     if delete:
         return (
-            f"INSERT INTO search_fts(search_fts, rowid, {columns}) "
+            f"INSERT INTO {fts}({fts}, rowid, {columns}) "
             f"VALUES ('delete', {rowid.format(r=alias)}, {exprs});"
         )
-    return f"INSERT INTO search_fts(rowid, {columns}) VALUES ({rowid.format(r=alias)}, {exprs});"
+    return f"INSERT INTO {fts}(rowid, {columns}) VALUES ({rowid.format(r=alias)}, {exprs});"
 
 
-def triggers() -> list[str]:
-    """The statements that keep the index in step, in the writer's own transaction."""
+def _sources(fts: str) -> dict[str, tuple[tuple[str, dict[str, str]], str]]:
+    return SOURCES if fts == "search_fts" else PART_SOURCES
+
+
+def trigger_names(fts: str = "search_fts") -> list[str]:
+    return [f"{_TRIGGER_NAMES[fts]}_{t}_{w}" for t in _sources(fts) for w in ("ai", "au", "ad")]
+
+
+def triggers(fts: str = "search_fts") -> list[str]:
+    """The statements that keep an index in step, in the writer's own transaction."""
     statements = []
-    for table, (row, watched) in SOURCES.items():
+    for table, (row, watched) in _sources(fts).items():
+        name = f"{_TRIGGER_NAMES[fts]}_{table}"
         statements += [
-            f"CREATE TRIGGER search_{table}_ai AFTER INSERT ON {table} BEGIN "
-            f"{_write(row, 'new')} END",
-            f"CREATE TRIGGER search_{table}_au AFTER UPDATE OF {watched} ON {table} BEGIN "
-            f"{_write(row, 'old', delete=True)} {_write(row, 'new')} END",
-            f"CREATE TRIGGER search_{table}_ad AFTER DELETE ON {table} BEGIN "
-            f"{_write(row, 'old', delete=True)} END",
+            f"CREATE TRIGGER {name}_ai AFTER INSERT ON {table} BEGIN {_write(fts, row, 'new')} END",
+            f"CREATE TRIGGER {name}_au AFTER UPDATE OF {watched} ON {table} BEGIN "
+            f"{_write(fts, row, 'old', delete=True)} {_write(fts, row, 'new')} END",
+            f"CREATE TRIGGER {name}_ad AFTER DELETE ON {table} BEGIN "
+            f"{_write(fts, row, 'old', delete=True)} END",
         ]
     return statements
 
 
-def drop() -> list[str]:
-    names = [f"search_{t}_{w}" for t in SOURCES for w in ("ai", "au", "ad")]
-    return [f"DROP TRIGGER IF EXISTS {n}" for n in names] + ["DROP TABLE IF EXISTS search_fts"]
+def drop(fts: str = "search_fts") -> list[str]:
+    names = trigger_names(fts)
+    return [f"DROP TRIGGER IF EXISTS {n}" for n in names] + [f"DROP TABLE IF EXISTS {fts}"]
 
 
-def backfill(table: str) -> str:
+def backfill(table: str, fts: str = "search_fts") -> str:
     """Index the rows of `table` with ids in [:first, :last)."""
-    row = SOURCES[table][0]
-    rowid, values = row
+    rowid, values = _sources(fts)[table][0]
     exprs = ", ".join(v.format(r="r") for v in values.values())
     key = "rowid" if table == "ticketreference" else "id"
     return (
-        f"INSERT INTO search_fts(rowid, {', '.join(values)}) "
+        f"INSERT INTO {fts}(rowid, {', '.join(values)}) "
         f"SELECT {rowid.format(r='r')}, {exprs} FROM {table} r "
         f"WHERE r.{key} >= :first AND r.{key} < :last"
     )
@@ -166,6 +188,17 @@ def _excluded(index: int) -> str:
         f"SELECT rowid >> 32 FROM search_fts WHERE search_fts MATCH :x{index} "
         f"AND rowid >= {TICKET_SHIFT}"
     )
+
+
+def part_match(term: Term) -> str:
+    """A *part as an FTS5 phrase of its runs of three characters, in its column for file:
+    and ref:; `"` cannot be in it (query.py refuses it)."""
+    column = f"{COLUMNS[term.field]} : " if term.field else ""
+    return f'{column}"{term.words[0]}"'
+
+
+def has_part(param: str) -> str:
+    return f"t.id IN (SELECT rowid >> 32 FROM {PARTS} WHERE {PARTS} MATCH :{param})"
 
 
 def article_of(doc: int) -> int | None:
