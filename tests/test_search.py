@@ -111,6 +111,21 @@ def test_case_diacritics_and_german_spellings_meet(
     assert sorted(found(desk, query)) == expected
 
 
+def test_postgresql_meets_inflected_words_by_their_german_and_english_stems(
+    desk: Context,
+) -> None:
+    """PostgreSQL keeps the stems of the words too (its german and english configurations):
+    `Rechnungen` finds a Rechnung and `printers` a printer. SQLite's FTS5 has no German
+    stemmer: there whole words only (or `rechnung*`)."""
+    stemmed = desk.store.engine.dialect.name == "postgresql"
+    assert found(desk, "rechnungen") == (["CID-1000"] if stemmed else [])
+    assert found(desk, "printers") == (["CID-1001"] if stemmed else [])
+    assert found(desk, "jam") == (["CID-1001"] if stemmed else [])  # jams
+    assert found(desk, "printer -jam") == ([] if stemmed else ["CID-1001"])
+    assert found(desk, '"printers jam"') == []  # a phrase: the words as written
+    assert found(desk, "rechnun") == []  # a word is still whole
+
+
 def test_a_phrase_matches_its_words_in_order(desk: Context) -> None:
     assert found(desk, '"printer jams"') == ["CID-1001"]
     assert found(desk, '"jams printer"') == []

@@ -175,7 +175,10 @@ def _postgres_candidates(
 ) -> str:
     connection = session.connection()
     named = [postgres.organisations(connection, term) for term in query.terms]
-    found = [postgres.document_match(t, ids) for t, ids in zip(query.terms, named, strict=True)]
+    found = [
+        postgres.document_match(term, ids, postgres.stems(connection, term))
+        for term, ids in zip(query.terms, named, strict=True)
+    ]
     params["q"] = " & ".join(f"({m})" for m in found)
     in_order = []
     for index, term in enumerate(query.terms):
@@ -189,7 +192,8 @@ def _postgres_candidates(
             params[f"xp{index}"] = postgres.match(term, positions=True)
             in_order.append(f"NOT {postgres.in_order(f'xp{index}', ids)}")
         else:
-            params[f"x{index}"] = postgres.document_match(term, ids)
+            stems = postgres.stems(connection, term)
+            params[f"x{index}"] = postgres.document_match(term, ids, stems)
             excluded.append(index)
     return postgres.candidates(excluded, where, in_order)
 

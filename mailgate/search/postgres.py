@@ -18,6 +18,7 @@ checks the order against the text of those tickets' rows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, text
@@ -41,12 +42,16 @@ _ORGANISATION_WORDS = "mailgate_tagged('zqo', {r}.name)"
 _ARTICLE_WORDS = (
     "{s}.mailgate_article_tsv({r}.text, {r}.from_addr, {r}.from_name, {r}.to_addrs, {r}.cc_addrs)"
 )
+# In the document also the stems of the text's words by the German and English rules
+# (PostgreSQL's `german` and `english` configurations): `Rechnungen` and `Rechnung` meet.
+_ARTICLE_DOCUMENT = _ARTICLE_WORDS + " || {s}.mailgate_stems({r}.text)"
 _FILE_WORDS = "{s}.mailgate_tagged('zqa', {r}.filename)"
 _REFERENCE_WORDS = "{s}.mailgate_tagged('zqr', {r}.reference)"
 _TICKET_WORDS = (
-    "{s}.mailgate_words({r}.subject) || "
+    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({r}.subject) || "
     f"{{s}}.mailgate_field('{ORGANISATION}', coalesce({{r}}.organisation_id::text, ''))"
 )
+LANGUAGES = ("german", "english")
 
 
 def functions(schema: str, unaccent_schema: str) -> list[str]:
@@ -108,8 +113,12 @@ def documents(schema: str) -> list[str]:
     # the mail that did would fail to be stored. A document takes words until it is full
     # (counting a lexeme's bytes only when it may be near: 400 words of at most 2047 bytes).
     size = "(SELECT coalesce(sum(octet_length(lexeme)), 0) FROM unnest({v}))"
+    folded = f"{s}.mailgate_fold(left(t, {MAX_INDEXED}))"
+    stems = " || ".join(f"to_tsvector('{c}'::regconfig, {folded})" for c in LANGUAGES)
     statements = [
         "CREATE TABLE search_doc (ticket_id integer PRIMARY KEY, words tsvector NOT NULL)",
+        f"CREATE FUNCTION {s}.mailgate_stems(t text) RETURNS tsvector {_INDEXED} "
+        f"BEGIN RETURN strip({stems}); END $$",
         f"CREATE FUNCTION {s}.mailgate_add(doc tsvector, more tsvector) RETURNS tsvector "
         "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN "
         f"length(doc) + length(more) < 400 OR {size.format(v='doc')} + {size.format(v='more')} "
@@ -119,7 +128,7 @@ def documents(schema: str) -> list[str]:
         f"CREATE FUNCTION {s}.mailgate_ticket_doc(tid integer) RETURNS tsvector "
         "LANGUAGE sql STABLE AS $$ SELECT "
         f"coalesce((SELECT {words(_TICKET_WORDS, 't')} FROM {s}.ticket t WHERE t.id = tid), '') "
-        f"|| coalesce((SELECT {union}({words(_ARTICLE_WORDS, 'a')}) FROM {s}.article a "
+        f"|| coalesce((SELECT {union}({words(_ARTICLE_DOCUMENT, 'a')}) FROM {s}.article a "
         "WHERE a.ticket_id = tid), '') "
         f"|| coalesce((SELECT {union}({words(_FILE_WORDS, 'f')}) FROM {s}.attachment f "
         f"JOIN {s}.article a ON a.id = f.article_id WHERE a.ticket_id = tid), '') "
@@ -150,7 +159,7 @@ def documents(schema: str) -> list[str]:
         s,
         "article",
         "text, from_addr, from_name, to_addrs, cc_addrs, ticket_id",
-        f"{append(_ARTICLE_WORDS, 'NEW')} WHERE ticket_id = NEW.ticket_id;",
+        f"{append(_ARTICLE_DOCUMENT, 'NEW')} WHERE ticket_id = NEW.ticket_id;",
         f"{refresh} ticket_id IN (OLD.ticket_id, NEW.ticket_id);",
         f"{refresh} ticket_id = OLD.ticket_id;",
     )
@@ -205,6 +214,7 @@ def drop_documents() -> list[str]:
         "DROP TABLE IF EXISTS search_doc",
         "DROP FUNCTION IF EXISTS mailgate_phrase_in(integer, tsquery)",
         "DROP FUNCTION IF EXISTS mailgate_ticket_doc(integer)",
+        "DROP FUNCTION IF EXISTS mailgate_stems(text)",
         "DROP AGGREGATE IF EXISTS mailgate_union(tsvector)",
         "DROP FUNCTION IF EXISTS mailgate_add(tsvector, tsvector)",
     ]
@@ -263,10 +273,23 @@ def organisations(connection: Connection, term: Term) -> list[int]:
     )
 
 
-def document_match(term: Term, organisations: list[int]) -> str:
-    """What a ticket's document must hold for the term: its words, or the id of an
-    organisation it names."""
+def stems(connection: Connection, term: Term) -> list[str]:
+    """The stems of a plain word (no field, phrase, prefix or part), by the rules whose stems
+    the documents hold; none for other terms or a word that is its own stem."""
+    if term.field or term.quoted or term.prefix or term.part or len(term.words) != 1:
+        return []
+    spellings = [v.replace("ß", "ss") for v in term.variants()]
+    found = connection.execute(
+        text("SELECT lexeme FROM unnest(mailgate_stems(:t))"), {"t": " ".join(spellings)}
+    ).scalars()
+    return [stem for stem in found if stem not in spellings]
+
+
+def document_match(term: Term, organisations: list[int], stems: Sequence[str] = ()) -> str:
+    """What a ticket's document must hold for the term: its words, a stem of its word, or
+    the id of an organisation it names."""
     alternatives = [] if term.field == "org" else [match(term)]
+    alternatives += ["'" + stem.replace("'", "''") + "'" for stem in stems]
     alternatives += [f"'{ORGANISATION}{int(i)}'" for i in organisations]
     return " | ".join(alternatives) or NOTHING
 
