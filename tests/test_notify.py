@@ -156,6 +156,41 @@ def test_staff_notification_goes_to_the_assignee_in_their_language(ctx: Context)
     assert "fast aufgebraucht" not in text  # 8:30 left is above the warning level
 
 
+def test_without_assignee_or_team_the_agents_who_answered_hear_of_the_reply(
+    ctx: Context,
+) -> None:
+    """No one assigned and no team address (the defaults): the customer's reply reaches the
+    agents who answered the ticket, the latest first, not nobody. One who takes no
+    notifications or has left is not told."""
+    number = new_ticket(ctx)
+    with loaded(ctx, number) as (session, ticket, _):
+        for email, fields in (
+            ("bea@example.com", {}),
+            ("carl@example.com", {"notify": False}),
+            ("dora@example.com", {"active": False}),
+            ("emil@example.com", {}),
+        ):
+            add_agent(session, ctx, email, **fields)
+            session.add(
+                Article(
+                    ticket_id=ticket.id or 0,
+                    direction="staff",
+                    from_addr=email,
+                    text="We are on it.",
+                    created_at=ctx.clock(),
+                )
+            )
+    ingest(ctx, make_mail(subject=f"Re: [CID-{number}] Printer broken", body="Still broken."))
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        assert ticket.assignee_id is None
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    assert [m["To"] for m in sent(ctx, "staff_notification", before)] == [
+        "emil@example.com",
+        "bea@example.com",
+    ]
+
+
 @pytest.mark.parametrize(("contingent", "warned"), [(600, True), (0, False)])
 def test_low_support_hours_warning(ctx: Context, contingent: int, warned: bool) -> None:
     ctx = with_staff(ctx, team_address="team@example.com")
@@ -416,6 +451,10 @@ def test_ticket_list_holds_only_the_senders_organisation(ctx: Context) -> None:
     text = text_of(msg)
     assert f"CID-{first}" in text and f"CID-{second}" in text
     assert f"CID-{done}" not in text and f"CID-{other}" not in text and "Secret" not in text
+    # acme.example has bought no support hours: the list says nothing of hours.
+    assert "Support hours" not in text and "Support hours" not in html_of(msg)
+    assert "at the moment" not in text and "\n\n\n" not in text
+    assert text.rstrip().endswith("Your support team\n\nThis message was sent automatically.")
     [sheet] = list(msg.iter_attachments())  # type: ignore[attr-defined]
     assert sheet.get_filename() == "tickets-2026-11-02.xlsx"
     book = openpyxl.load_workbook(io.BytesIO(sheet.get_content()))

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from sqlalchemy import bindparam
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailgate.desk import unverified
 from mailgate.desk.customers import remembered
@@ -17,11 +17,17 @@ from mailgate.outbound.context import Context
 from mailgate.outbound.enclosures import Enclosure
 from mailgate.outbound.sending import Renderings, queue_mail, ticket_thread
 from mailgate.outbound.template_views import language_of, local_time
-from mailgate.store.models import Agent, Contact, Participant, Ticket, TicketAgent
+from mailgate.store.models import Agent, Article, Contact, Participant, Ticket, TicketAgent
 
 # Built once: asked for every ticket a customer writes to, and building a statement costs
 # about as much again as running it.
 _TICKET_AGENTS = select(TicketAgent.agent_id).where(TicketAgent.ticket_id == bindparam("ticket"))
+_ANSWERED_BY = (
+    select(Agent.id)
+    .join(Article, Article.from_addr == Agent.email)
+    .where(Article.ticket_id == bindparam("ticket"), Article.direction == "staff")
+    .order_by(col(Article.id).desc())
+)
 
 
 def _customers(session: Session, ticket: Ticket) -> list[Contact]:
@@ -118,17 +124,23 @@ def to_customers(
 
 
 def staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tuple[str, str]]:
-    """The assignee and further agents who take notifications, else the team address:
-    (address, language) each."""
+    """The assignee and further agents who take notifications, else the team address, else
+    the agents who answered the ticket (the latest first): (address, language) each."""
     ids = [ticket.assignee_id] if ticket.assignee_id else []
     if ticket.id not in remembered(session, WITHOUT_FURTHER_AGENTS):
         ids += session.exec(_TICKET_AGENTS, params={"ticket": ticket.id})
-    agents = [session.get(Agent, i) for i in dict.fromkeys(ids)]
-    found = [(a.email, language_of(ctx, a)) for a in agents if a and a.notify and a.active]
+    found = _told(session, ctx, ids)
     team = ctx.config.staff.team_address
     if not found and team:
         found.append((team, language_of(ctx, None)))
+    if not found:  # else a reply to an unassigned ticket would wait unseen
+        found = _told(session, ctx, list(session.exec(_ANSWERED_BY, params={"ticket": ticket.id})))
     return found
+
+
+def _told(session: Session, ctx: Context, ids: Sequence[int | None]) -> list[tuple[str, str]]:
+    agents = [session.get(Agent, i) for i in dict.fromkeys(ids)]
+    return [(a.email, language_of(ctx, a)) for a in agents if a and a.notify and a.active]
 
 
 def to_staff(

@@ -91,6 +91,8 @@ def supporthhmm(session: Session, ctx: Context, organisation: Organisation) -> d
         "total": hhmm(organisation.support_minutes),
         "used": hhmm(used),
         "left": hhmm(left),
-        # An organisation without a contingent is not on hours: nothing to warn about.
+        # An organisation without a contingent is not on hours: nothing to warn about, and
+        # nothing to tell its customers.
+        "bought": organisation.support_minutes > 0,
         "low": organisation.support_minutes > 0 and left < ctx.config.staff.hours_warning * 60,
     }
