@@ -207,6 +207,9 @@ def test_a_hit_tells_the_ticket_and_the_words_around_the_match(desk: Context) ->
     assert hit.last_activity == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     assert hit.score > 0
     assert "Ich bitte um Korrektur." in hit.snippet and "\n" not in hit.snippet
+    # A sender's mail is what from: found: its text is the snippet, not the subject.
+    (hit,) = hits(desk, "from:juergen@mueller-bau.de")
+    assert hit.snippet.startswith("Sehr geehrte Damen und Herren, auf der Rechnung")
     long_text = "Lorem ipsum dolor sit amet. " * 40 + "The flux capacitor failed. " + "Et. " * 40
     ingest(desk, make_mail(subject="Long", body=long_text, sender="d@x.example"))
     (hit,) = hits(desk, "capacitor")

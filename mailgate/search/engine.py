@@ -142,7 +142,8 @@ def _ranked(
     if sql is sqlite:
         return _run(session, sqlite.ranked(len(words.terms), ids), params)
     subject = [postgres.match(t, field_prefix=False) for t in words.terms if t.field is None]
-    statement, more = postgres.ranked(subject, ids, with_docs)
+    article = [postgres.match(t) for t in words.terms if t.field in (None, "from", "to")]
+    statement, more = postgres.ranked(subject, article, ids, with_docs)
     return _run(session, statement, {"now": now, "limit": limit, **more})
 
 

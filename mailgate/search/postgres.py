@@ -333,9 +333,11 @@ def candidates(excluded: list[int], where: list[str], in_order: list[str]) -> st
     return f"SELECT t.id FROM ({found} OFFSET 0) AS t WHERE {' AND '.join(in_order)} LIMIT :cap"
 
 
-def ranked(subject_terms: list[str], ids: list[int], with_docs: bool) -> tuple[str, dict[str, Any]]:
-    """The candidates by score: each term in the subject counts, then recency; with the
-    newest article that holds a term, for the snippet."""
+def ranked(
+    subject_terms: list[str], article_terms: list[str], ids: list[int], with_docs: bool
+) -> tuple[str, dict[str, Any]]:
+    """The candidates by score: each term in the subject counts, then recency; with an
+    article for the snippet, one that an article's term (a word, from:, to:) matches."""
     params: dict[str, Any] = {}
     bonus = []
     for index, term in enumerate(subject_terms):
@@ -350,14 +352,15 @@ def ranked(subject_terms: list[str], ids: list[int], with_docs: bool) -> tuple[s
         f"FROM ticket t WHERE t.id IN ({', '.join(str(int(i)) for i in ids)}) "
         "ORDER BY score DESC, t.last_action_at DESC, t.id DESC LIMIT :limit"
     )
-    if not with_docs or not subject_terms:
+    if not with_docs or not article_terms:
         return f"SELECT r.*, 0 AS doc FROM ({inner}) AS r", params
-    any_term = " | ".join(f"({t})" for t in subject_terms)
-    params["any"] = any_term
+    params["any"] = " | ".join(f"({t})" for t in article_terms)
     doc = (
-        "(SELECT a.id FROM article a WHERE a.ticket_id = r.id AND mailgate_article_tsv(a.text, "
-        "a.from_addr, a.from_name, a.to_addrs, a.cc_addrs) @@ to_tsquery('simple', :any) "
-        "ORDER BY a.id DESC LIMIT 1)"
+        # The newest article that has a word as typed, else the newest (where the word was
+        # found by its stem: the snippet finds `Rechnungen` for `rechnung` by its start).
+        "(SELECT a.id FROM article a WHERE a.ticket_id = r.id ORDER BY mailgate_article_tsv("
+        "a.text, a.from_addr, a.from_name, a.to_addrs, a.cc_addrs) @@ to_tsquery('simple', :any) "
+        "DESC, a.id DESC LIMIT 1)"
     )
     return f"SELECT r.*, coalesce({doc}, 0) AS doc FROM ({inner}) AS r", params
 
