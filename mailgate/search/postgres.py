@@ -44,11 +44,14 @@ _ARTICLE_WORDS = (
 )
 # In the document also the stems of the text's words by the German and English rules
 # (PostgreSQL's `german` and `english` configurations): `Rechnungen` and `Rechnung` meet.
-_ARTICLE_DOCUMENT = _ARTICLE_WORDS + " || {s}.mailgate_stems({r}.text)"
+# mailgate_article_doc is strip(_ARTICLE_WORDS) and the stems of the text's words.
+_ARTICLE_DOCUMENT = (
+    "{s}.mailgate_article_doc({r}.text, {r}.from_addr, {r}.from_name, {r}.to_addrs, {r}.cc_addrs)"
+)
 _FILE_WORDS = "{s}.mailgate_tagged('zqa', {r}.filename)"
 _REFERENCE_WORDS = "{s}.mailgate_tagged('zqr', {r}.reference)"
 _TICKET_WORDS = (
-    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({r}.subject) || "
+    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({s}.mailgate_words({r}.subject)) || "
     f"{{s}}.mailgate_field('{ORGANISATION}', coalesce({{r}}.organisation_id::text, ''))"
 )
 LANGUAGES = ("german", "english")
@@ -113,12 +116,22 @@ def documents(schema: str) -> list[str]:
     # the mail that did would fail to be stored. A document takes words until it is full
     # (counting a lexeme's bytes only when it may be near: 400 words of at most 2047 bytes).
     size = "(SELECT coalesce(sum(octet_length(lexeme)), 0) FROM unnest({v}))"
-    folded = f"{s}.mailgate_fold(left(t, {MAX_INDEXED}))"
-    stems = " || ".join(f"to_tsvector('{c}'::regconfig, {folded})" for c in LANGUAGES)
+    # Stems are taken of the words found (each once, folded), not of the text again: a
+    # second and third reading of every mail made the documents four times as slow to write.
+    listed = "array_to_string(tsvector_to_array(v), ' ')"
+    stems = " || ".join(f"to_tsvector('{c}'::regconfig, {listed})" for c in LANGUAGES)
     statements = [
         "CREATE TABLE search_doc (ticket_id integer PRIMARY KEY, words tsvector NOT NULL)",
-        f"CREATE FUNCTION {s}.mailgate_stems(t text) RETURNS tsvector {_INDEXED} "
-        f"BEGIN RETURN strip({stems}); END $$",
+        f"CREATE FUNCTION {s}.mailgate_stems(v tsvector) RETURNS tsvector LANGUAGE sql "
+        f"IMMUTABLE PARALLEL SAFE AS $$ SELECT strip({stems}) $$",
+        # An article's words as mailgate_article_tsv has them, and the stems of its text's.
+        f"CREATE FUNCTION {s}.mailgate_article_doc(body text, from_addr text, from_name text, "
+        f"to_addrs text, cc_addrs text) RETURNS tsvector {_INDEXED} "
+        f"DECLARE v tsvector := {s}.mailgate_words(left(body, {MAX_INDEXED})); "
+        f"BEGIN RETURN strip(v || {s}.mailgate_words(from_addr || ' ' || from_name || ' ' "
+        f"|| to_addrs || ' ' || cc_addrs) || {s}.mailgate_field('zqf', from_addr || ' ' "
+        f"|| from_name) || {s}.mailgate_field('zqt', to_addrs || ' ' || cc_addrs)) "
+        f"|| {s}.mailgate_stems(v); END $$",
         f"CREATE FUNCTION {s}.mailgate_add(doc tsvector, more tsvector) RETURNS tsvector "
         "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN "
         f"length(doc) + length(more) < 400 OR {size.format(v='doc')} + {size.format(v='more')} "
@@ -214,7 +227,8 @@ def drop_documents() -> list[str]:
         "DROP TABLE IF EXISTS search_doc",
         "DROP FUNCTION IF EXISTS mailgate_phrase_in(integer, tsquery)",
         "DROP FUNCTION IF EXISTS mailgate_ticket_doc(integer)",
-        "DROP FUNCTION IF EXISTS mailgate_stems(text)",
+        "DROP FUNCTION IF EXISTS mailgate_article_doc(text, text, text, text, text)",
+        "DROP FUNCTION IF EXISTS mailgate_stems(tsvector)",
         "DROP AGGREGATE IF EXISTS mailgate_union(tsvector)",
         "DROP FUNCTION IF EXISTS mailgate_add(tsvector, tsvector)",
     ]
@@ -280,7 +294,8 @@ def stems(connection: Connection, term: Term) -> list[str]:
         return []
     spellings = [v.replace("ß", "ss") for v in term.variants()]
     found = connection.execute(
-        text("SELECT lexeme FROM unnest(mailgate_stems(:t))"), {"t": " ".join(spellings)}
+        text("SELECT lexeme FROM unnest(mailgate_stems(to_tsvector('simple', :t)))"),
+        {"t": " ".join(spellings)},
     ).scalars()
     return [stem for stem in found if stem not in spellings]
 
