@@ -117,7 +117,8 @@ def install_documents(connection: Connection, progress: bool | None = None) -> N
             end = min(start + BATCH // 4, last + 1)
             connection.execute(text(postgres.fill(start, end)))
             advance("tickets", end - start)
-    connection.execute(text(postgres.DOCUMENT_INDEX))
+    for statement in postgres.DOCUMENT_INDEXES:
+        connection.execute(text(statement))
     # Statistics on the documents' words: the planner reads the newest tickets in order for
     # a common word and looks a rare one up in the index, by how often each word is there.
     connection.execute(text("ANALYZE search_doc"))

@@ -174,29 +174,35 @@ def _by_recency(ids: list[int]) -> str:
 def _postgres_candidates(
     session: Session, query: Query, params: dict[str, Any], where: list[str]
 ) -> str:
+    """Terms that name no organisation go into one tsquery (:q), one look-up in the index;
+    a term that names some is its words or those organisations' tickets."""
     connection = session.connection()
-    named = [postgres.organisations(connection, term) for term in query.terms]
-    found = [
-        postgres.document_match(term, ids, postgres.stems(connection, term))
-        for term, ids in zip(query.terms, named, strict=True)
-    ]
-    params["q"] = " & ".join(f"({m})" for m in found)
-    in_order = []
+    plain, conditions, in_order = [], [], []
     for index, term in enumerate(query.terms):
+        named = postgres.organisations(connection, term)
+        stems = postgres.stems(connection, term)
+        if named or term.field == "org":
+            conditions.append(postgres.term_condition(term, named, stems, f"t{index}", params))
+        else:
+            plain.append(postgres.document_match(term, stems))
         if postgres.needs_order(term):
             params[f"p{index}"] = postgres.match(term, positions=True)
-            in_order.append(postgres.in_order(f"p{index}", named[index]))
-    excluded = []
+            in_order.append(postgres.in_order(f"p{index}", f"t{index}o" if named else ""))
+    if plain:
+        params["q"] = " & ".join(f"({m})" for m in plain)
+        conditions.insert(0, "d.words @@ to_tsquery('simple', :q)")
     for index, term in enumerate(query.excluded):
-        ids = postgres.organisations(connection, term)
+        named = postgres.organisations(connection, term)
+        stems = postgres.stems(connection, term)
         if postgres.needs_order(term):  # without the phrase, not without its words
             params[f"xp{index}"] = postgres.match(term, positions=True)
-            in_order.append(f"NOT {postgres.in_order(f'xp{index}', ids)}")
+            if named:
+                params[f"x{index}o"] = named
+            in_order.append(f"NOT {postgres.in_order(f'xp{index}', f'x{index}o' if named else '')}")
         else:
-            stems = postgres.stems(connection, term)
-            params[f"x{index}"] = postgres.document_match(term, ids, stems)
-            excluded.append(index)
-    return postgres.candidates(excluded, where, in_order)
+            condition = postgres.term_condition(term, named, stems, f"x{index}", params)
+            conditions.append(f"NOT {condition}")
+    return postgres.candidates(conditions, where, in_order)
 
 
 def _run(session: Session, statement: str, params: dict[str, Any]) -> list[Any]:

@@ -7,8 +7,9 @@ Triggers keep a ticket's document in the transaction that writes its rows. Text 
 `mailgate_fold` (unaccent, lower case, letters and digits only), as query.py folds the words
 typed. Addresses, file names and references are in it twice: as words, and with a prefix of
 their field (`zqf` from, `zqt` to, `zqr` ref, `zqa` file), so that `from:` finds only senders.
-The ticket's organisation is in it by id (`zqi12`): a search looks organisations up by name
-in their own small index first, and a renamed organisation rewrites no ticket.
+The row keeps the ticket's organisation by id: a search looks organisations up by name in
+their own small index first, then takes their tickets' rows (an index of its own), and a
+renamed organisation rewrites no ticket.
 
 One document per ticket makes a search one look-up in one index whatever its words, and the
 newest tickets that match can be read in order of their number, stopping at the first
@@ -26,9 +27,7 @@ from sqlalchemy import Connection, text
 from mailgate.search.query import MAX_INDEXED, Term
 
 PREFIXES = {"from": "zqf", "to": "zqt", "org": "zqo", "ref": "zqr", "file": "zqa"}
-ORGANISATION = "zqi"  # the ticket's organisation, by id
-NOTHING = "'zqnothing'"  # a tsquery that matches no document (an org: that names none)
-MOST_ORGANISATIONS = 500  # a word in more organisations' names than this finds their first
+MOST_ORGANISATIONS = 2000  # a word in more organisations' names than this finds their first
 MAX_DOCUMENT = 1_000_000  # bytes of words a ticket's document takes (a tsvector's limit: 1 MiB)
 
 # The functions of indexed expressions: PL/pgSQL, which the planner does not inline, so that
@@ -51,8 +50,7 @@ _ARTICLE_DOCUMENT = (
 _FILE_WORDS = "{s}.mailgate_tagged('zqa', {r}.filename)"
 _REFERENCE_WORDS = "{s}.mailgate_tagged('zqr', {r}.reference)"
 _TICKET_WORDS = (
-    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({s}.mailgate_words({r}.subject)) || "
-    f"{{s}}.mailgate_field('{ORGANISATION}', coalesce({{r}}.organisation_id::text, ''))"
+    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({s}.mailgate_words({r}.subject))"
 )
 LANGUAGES = ("german", "english")
 
@@ -121,7 +119,8 @@ def documents(schema: str) -> list[str]:
     listed = "array_to_string(tsvector_to_array(v), ' ')"
     stems = " || ".join(f"to_tsvector('{c}'::regconfig, {listed})" for c in LANGUAGES)
     statements = [
-        "CREATE TABLE search_doc (ticket_id integer PRIMARY KEY, words tsvector NOT NULL)",
+        "CREATE TABLE search_doc (ticket_id integer PRIMARY KEY, organisation_id integer, "
+        "words tsvector NOT NULL)",
         f"CREATE FUNCTION {s}.mailgate_stems(v tsvector) RETURNS tsvector LANGUAGE sql "
         f"IMMUTABLE PARALLEL SAFE AS $$ SELECT strip({stems}) $$",
         # An article's words as mailgate_article_tsv has them, and the stems of its text's.
@@ -164,8 +163,10 @@ def documents(schema: str) -> list[str]:
         s,
         "ticket",
         "subject, organisation_id",
-        f"INSERT INTO {s}.search_doc VALUES (NEW.id, {words(_TICKET_WORDS, 'NEW')});",
-        f"{refresh} ticket_id = NEW.id;",
+        f"INSERT INTO {s}.search_doc (ticket_id, organisation_id, words) "
+        f"VALUES (NEW.id, NEW.organisation_id, {words(_TICKET_WORDS, 'NEW')});",
+        f"UPDATE {s}.search_doc SET words = {s}.mailgate_ticket_doc(NEW.id), "
+        "organisation_id = NEW.organisation_id WHERE ticket_id = NEW.id;",
         f"DELETE FROM {s}.search_doc WHERE ticket_id = OLD.id;",
     )
     statements += _trigger(
@@ -212,12 +213,16 @@ DOCUMENT_TABLES = ("ticket", "article", "attachment", "ticketreference")
 
 def fill(first: int, last: int) -> str:
     return (
-        "INSERT INTO search_doc SELECT id, mailgate_ticket_doc(id) FROM ticket "
+        "INSERT INTO search_doc (ticket_id, organisation_id, words) "
+        "SELECT id, organisation_id, mailgate_ticket_doc(id) FROM ticket "
         f"WHERE id >= {int(first)} AND id < {int(last)}"
     )
 
 
-DOCUMENT_INDEX = "CREATE INDEX search_doc_words ON search_doc USING gin (words)"
+DOCUMENT_INDEXES = (
+    "CREATE INDEX search_doc_words ON search_doc USING gin (words)",
+    "CREATE INDEX search_doc_organisation ON search_doc (organisation_id)",
+)
 
 
 def drop_documents() -> list[str]:
@@ -300,48 +305,55 @@ def stems(connection: Connection, term: Term) -> list[str]:
     return [stem for stem in found if stem not in spellings]
 
 
-def document_match(term: Term, organisations: list[int], stems: Sequence[str] = ()) -> str:
-    """What a ticket's document must hold for the term: its words, a stem of its word, or
-    the id of an organisation it names."""
-    alternatives = [] if term.field == "org" else [match(term)]
-    alternatives += ["'" + stem.replace("'", "''") + "'" for stem in stems]
-    alternatives += [f"'{ORGANISATION}{int(i)}'" for i in organisations]
-    return " | ".join(alternatives) or NOTHING
+def document_match(term: Term, stems: Sequence[str] = ()) -> str:
+    """The tsquery a ticket's document must match for the term: its words or a stem of its
+    word."""
+    alternatives = [match(term)] + ["'" + stem.replace("'", "''") + "'" for stem in stems]
+    return " | ".join(alternatives)
+
+
+def term_condition(
+    term: Term, organisations: list[int], stems: Sequence[str], name: str, params: dict[str, Any]
+) -> str:
+    """A term that may name organisations: its words in the document, or the ticket of an
+    organisation it names (org: only the latter). Parameters :{name}w, :{name}o."""
+    found = []
+    if term.field != "org":
+        params[f"{name}w"] = document_match(term, stems)
+        found.append(f"d.words @@ to_tsquery('simple', :{name}w)")
+    if organisations:
+        params[f"{name}o"] = [int(i) for i in organisations]
+        found.append(f"d.organisation_id = ANY(:{name}o)")
+    return "(" + " OR ".join(found) + ")" if found else "FALSE"
 
 
 def needs_order(term: Term) -> bool:
     return term.quoted and len(term.words) > 1 and term.field != "org"
 
 
-def in_order(param: str, organisations: list[int]) -> str:
-    """The ticket `t` has a row in which the phrase's words stand in this order (or is of an
-    organisation that the phrase names)."""
+def in_order(param: str, organisations: str = "") -> str:
+    """The ticket `t` has a row in which the phrase's words stand in this order (or is of one
+    of the organisations :{organisations} that the phrase names)."""
     found = f"mailgate_phrase_in(t.id, to_tsquery('simple', :{param}))"
     if not organisations:
         return found
-    return f"({found} OR t.organisation_id IN ({', '.join(str(int(i)) for i in organisations)}))"
+    return f"({found} OR t.organisation_id = ANY(:{organisations}))"
 
 
-def candidates(excluded: list[int], where: list[str], in_order: list[str]) -> str:
-    """The newest tickets whose document holds every term (:q) and none of the excluded
-    (:x0, :x1, ... by their numbers in `excluded`), with the phrases `in_order`.
+def candidates(conditions: list[str], where: list[str], in_order: list[str]) -> str:
+    """The newest tickets whose document meets the terms' `conditions` (over `d`), with the
+    ticket `t`'s filters `where` and the phrases `in_order`.
 
     A phrase is checked after the document's look-up has put its tickets in order (the
     subquery with OFFSET 0 is kept apart): else the planner, which cannot know how often
     common words come together, checked it for every one of 32,000 tickets and sorted
     them after."""
-    conditions = ["d.words @@ to_tsquery('simple', :q)"]
-    conditions += [f"NOT (d.words @@ to_tsquery('simple', :x{i}))" for i in excluded]
-    # The ticket's row only where a filter or an organisation asks for it: joining it to
-    # each of 32,000 documents was a third of a phrase's time.
-    if where or "organisation_id" in " ".join(in_order):
-        source = "search_doc d JOIN ticket t ON t.id = d.ticket_id"
-        columns = "d.ticket_id AS id, t.organisation_id"
-    else:
-        source, columns = "search_doc d", "d.ticket_id AS id"
+    # The ticket's row only where a filter asks for it: joining it to each of 32,000
+    # documents was a third of a phrase's time.
+    source = "search_doc d JOIN ticket t ON t.id = d.ticket_id" if where else "search_doc d"
     found = (
-        f"SELECT {columns} FROM {source} WHERE {' AND '.join(conditions + where)} "
-        "ORDER BY d.ticket_id DESC"
+        f"SELECT d.ticket_id AS id, d.organisation_id FROM {source} "
+        f"WHERE {' AND '.join(conditions + where)} ORDER BY d.ticket_id DESC"
     )
     if not in_order:
         return f"{found} LIMIT :cap"
