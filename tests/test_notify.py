@@ -164,6 +164,7 @@ def test_without_assignee_or_team_the_agents_who_answered_hear_of_the_reply(
     notifications or has left is not told."""
     number = new_ticket(ctx)
     with loaded(ctx, number) as (session, ticket, _):
+        ticket.first_response_at = ctx.clock()  # as mailing the first answer does
         for email, fields in (
             ("bea@example.com", {}),
             ("carl@example.com", {"notify": False}),

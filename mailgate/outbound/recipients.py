@@ -133,7 +133,7 @@ def staff_recipients(session: Session, ctx: Context, ticket: Ticket) -> list[tup
     team = ctx.config.staff.team_address
     if not found and team:
         found.append((team, language_of(ctx, None)))
-    if not found:  # else a reply to an unassigned ticket would wait unseen
+    if not found and ticket.first_response_at is not None:  # else a reply would wait unseen
         found = _told(session, ctx, list(session.exec(_ANSWERED_BY, params={"ticket": ticket.id})))
     return found
 
