@@ -215,6 +215,25 @@ def test_low_support_hours_warning(ctx: Context, contingent: int, warned: bool) 
     assert ("almost no support hours left" in text_of(msg)) == warned
 
 
+def test_the_hours_line_is_there_only_for_hours_bought_or_time_booked(ctx: Context) -> None:
+    """A customer without a contingent and no billable time: nothing to say of hours; time
+    booked is shown (billed by the hour) though none was bought."""
+    ctx = with_staff(ctx, team_address="team@example.com")
+    number = new_ticket(ctx)
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+        session.add(
+            TimeEntry(ticket_id=ticket.id or 0, minutes=30, billable=True, created_at=ctx.clock())
+        )
+        session.flush()
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    quiet, booked = sent(ctx, "staff_notification", before)
+    assert "Support hours" not in text_of(quiet) and "Support hours" not in html_of(quiet)
+    assert "Support hours: 0:30 billable, none bought" in text_of(booked)
+    assert "0:30 billable, none bought" in html_of(booked)
+
+
 @pytest.mark.parametrize("notify_flag", [False])
 def test_no_staff_notification_without_anyone_to_tell(ctx: Context, notify_flag: bool) -> None:
     number = new_ticket(ctx)

@@ -94,5 +94,6 @@ def supporthhmm(session: Session, ctx: Context, organisation: Organisation) -> d
         # An organisation without a contingent is not on hours: nothing to warn about, and
         # nothing to tell its customers.
         "bought": organisation.support_minutes > 0,
+        "worked": used > 0,  # billable time booked, hours bought or not
         "low": organisation.support_minutes > 0 and left < ctx.config.staff.hours_warning * 60,
     }
