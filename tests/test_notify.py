@@ -474,6 +474,7 @@ def test_ticket_list_holds_only_the_senders_organisation(ctx: Context) -> None:
     # acme.example has bought no support hours: the list says nothing of hours.
     assert "Support hours" not in text and "Support hours" not in html_of(msg)
     assert "at the moment" not in text and "\n\n\n" not in text
+    assert text.startswith("Hello Alice Kunde,\n\nhere are the open tickets")
     assert text.rstrip().endswith("Your support team\n\nThis message was sent automatically.")
     [sheet] = list(msg.iter_attachments())  # type: ignore[attr-defined]
     assert sheet.get_filename() == "tickets-2026-11-02.xlsx"
