@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import delete, update
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailgate.config import Config
 from mailgate.config.sections import TicketsConfig
@@ -233,6 +233,51 @@ def test_an_article_is_found_in_the_transaction_that_stores_it(desk: Context) ->
         session.rollback()  # the article and its index entry go together
         assert search(session, "fuser") == []
     assert found(desk, "fuser") == []
+
+
+def new_ticket(session: Session, like: int, number: int, subject: str, now: datetime) -> Ticket:
+    """A ticket of the same customer as ticket `like`, inserted as intake inserts one."""
+    other = session.exec(select(Ticket).where(Ticket.number == like)).one()
+    ticket = Ticket(
+        number=number,
+        subject=subject,
+        organisation_id=other.organisation_id,
+        requester_id=other.requester_id,
+        source="smtp",
+        created_at=now,
+        updated_at=now,
+        last_action_at=now,
+    )
+    return insert_row(session, ticket)
+
+
+def test_a_new_ticket_is_found_in_the_transaction_that_creates_it(desk: Context) -> None:
+    """On PostgreSQL a new ticket's document is written at commit; a search before that,
+    in the same transaction, has it written first."""
+    now = desk.clock()
+    with desk.store.session() as session:
+        ticket = new_ticket(session, 1001, 4242, "Kaffeemaschine tropft", now)
+        said = "Die Kaffeemaschine im Flur tropft seit Montag."
+        insert_row(
+            session,
+            Article(ticket_id=ticket.id or 0, direction="customer", text=said, created_at=now),
+        )
+        session.add(TicketReference(ticket_id=ticket.id or 0, reference="ORDER-9090"))
+        session.flush()
+        assert [h.cid for h in search(session, "flur")] == ["CID-4242"]
+        assert [h.cid for h in search(session, "ref:ORDER-9090")] == ["CID-4242"]
+        # A row added after the search is found too.
+        session.add(TicketReference(ticket_id=ticket.id or 0, reference="ORDER-9191"))
+        session.flush()
+        assert [h.cid for h in search(session, "ref:ORDER-9191 montag")] == ["CID-4242"]
+        session.rollback()
+        assert search(session, "flur") == []
+    assert found(desk, "kaffeemaschine") == []
+    with desk.store.session() as session:
+        new_ticket(session, 1001, 4243, "Kaffeemaschine tropft", now)
+        session.commit()
+    assert found(desk, "kaffeemaschine") == ["CID-4243"]
+    assert found(desk, "org:nothing kaffeemaschine") == []
 
 
 def test_a_huge_text_is_stored_and_its_first_100000_characters_found(desk: Context) -> None:

@@ -1,5 +1,6 @@
 """Create the search index on a database and index the rows already there (migrations 0016,
-and 0017 for PostgreSQL's documents of tickets).
+and 0017 for PostgreSQL's documents of tickets, 0018 for parts of words; 0019 renews the
+documents' functions).
 
 On a terminal a progress bar shows each table's rows as they are indexed. A later migration
 that copies one of the indexed tables on SQLite (batch mode) drops its triggers with it and
@@ -84,12 +85,7 @@ def _install_postgres(connection: Connection, show: bool) -> None:
 
     # unaccent is a trusted extension: the database's owner may create it.
     connection.execute(text("CREATE EXTENSION IF NOT EXISTS unaccent"))
-    schema, unaccent_schema = connection.execute(
-        text(
-            "SELECT current_schema(), extnamespace::regnamespace::text FROM pg_extension "
-            "WHERE extname = 'unaccent'"
-        )
-    ).one()
+    schema, unaccent_schema = _schemas(connection)
     for statement in postgres.functions(schema, unaccent_schema):
         connection.execute(text(statement))
     connection.execute(text(postgres.organisation_index()))
@@ -100,35 +96,64 @@ def install_documents(connection: Connection, progress: bool | None = None) -> N
     """Revision 0017 on PostgreSQL: one document of words per ticket, written for every
     ticket there, then its index (built once over all of them: faster than kept row by row).
     Drops the expression indexes an earlier 0016 built."""
-    from mailgate.search import postgres
+    from mailgate.search import postgres, postgres_documents
 
     if connection.dialect.name == "sqlite":
         return
     show = sys.stderr.isatty() if progress is None else progress
     for table in postgres.FIRST_INDEXES:
         connection.execute(text(f"DROP INDEX IF EXISTS search_{table}"))
-    schema = connection.execute(text("SELECT current_schema()")).scalar_one()
-    for statement in postgres.documents(schema):
-        connection.execute(text(statement))
+    connection.execute(text(postgres_documents.TABLE))
+    renew_documents(connection)
     first, last = connection.execute(text("SELECT min(id), max(id) FROM ticket")).one()
     total = last - first + 1 if first is not None else 0
     with _progress(total, show) as advance:
         for start in range(first or 0, (last or -1) + 1, BATCH // 4):
             end = min(start + BATCH // 4, last + 1)
-            connection.execute(text(postgres.fill(start, end)))
+            connection.execute(text(postgres_documents.fill(start, end)))
             advance("tickets", end - start)
-    for statement in postgres.DOCUMENT_INDEXES:
+    for statement in postgres_documents.INDEXES:
         connection.execute(text(statement))
     # Statistics on the documents' words: the planner reads the newest tickets in order for
     # a common word and looks a rare one up in the index, by how often each word is there.
     connection.execute(text("ANALYZE search_doc"))
 
 
+def renew_documents(connection: Connection) -> None:
+    """The functions and triggers that write PostgreSQL's documents, and how the table
+    stores them, as this version has them (revision 0019 on a database that 0016 and 0017
+    gave the earlier ones). The documents themselves stay: the words written are the same."""
+    from mailgate.search import postgres, postgres_documents
+
+    if connection.dialect.name == "sqlite":
+        return
+    schema, unaccent_schema = _schemas(connection)
+    statements = [
+        *postgres.functions(schema, unaccent_schema),
+        *postgres_documents.STORAGE,
+        *postgres_documents.functions(schema),
+        *postgres_documents.triggers(schema),
+    ]
+    for statement in statements:
+        connection.execute(text(statement))
+
+
+def _schemas(connection: Connection) -> tuple[str, str]:
+    """The schema mailgate's tables are in, and unaccent's."""
+    schema, unaccent_schema = connection.execute(
+        text(
+            "SELECT current_schema(), extnamespace::regnamespace::text FROM pg_extension "
+            "WHERE extname = 'unaccent'"
+        )
+    ).one()
+    return schema, unaccent_schema
+
+
 def remove_documents(connection: Connection) -> None:
-    from mailgate.search import postgres
+    from mailgate.search import postgres_documents
 
     if connection.dialect.name != "sqlite":
-        for statement in postgres.drop_documents():
+        for statement in postgres_documents.drop():
             connection.execute(text(statement))
 
 

@@ -18,7 +18,7 @@ from sqlmodel import Session, UTCDateTime
 from mailgate.desk.agents import find_agent
 from mailgate.desk.lifecycle import Refused, resolve_agent
 from mailgate.moments import aware, local_midnight
-from mailgate.search import postgres, sqlite
+from mailgate.search import postgres, postgres_documents, sqlite
 from mailgate.search.query import Query, QueryError, parse
 from mailgate.search.snippets import snippet
 
@@ -222,6 +222,7 @@ def _run(session: Session, statement: str, params: dict[str, Any]) -> list[Any]:
     # statement, and PostgreSQL's generic plan for it (the same for a rare and a common word)
     # made a 2 ms search take 55 ms. And every step reads an index: for a thousand
     # candidates' numbers the planner read all tickets in parallel (47 ms, not 8).
+    connection.execute(text(postgres_documents.PENDING))  # tickets new in this transaction
     connection.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     connection.execute(text("SET LOCAL enable_seqscan = off"))
     try:

@@ -3,7 +3,8 @@
 `search_doc` holds for each ticket the words of its subject, of each article's text, senders
 and recipients, of its attachments' names and its references: each word once, without
 positions, so the documents are smaller than the text (a reply quotes the mail before it).
-Triggers keep a ticket's document in the transaction that writes its rows. Text is folded by
+Triggers keep a ticket's document in the transaction that writes its rows (the table, its
+functions and triggers are postgres_documents.py's). Text is folded by
 `mailgate_fold` (unaccent, lower case, letters and digits only), as query.py folds the words
 typed. Addresses, file names and references are in it twice: as words, and with a prefix of
 their field (`zqf` from, `zqt` to, `zqr` ref, `zqa` file), so that `from:` finds only senders.
@@ -28,7 +29,6 @@ from mailgate.search.query import MAX_INDEXED, Term
 
 PREFIXES = {"from": "zqf", "to": "zqt", "org": "zqo", "ref": "zqr", "file": "zqa"}
 MOST_ORGANISATIONS = 2000  # a word in more organisations' names than this finds their first
-MAX_DOCUMENT = 1_000_000  # bytes of words a ticket's document takes (a tsvector's limit: 1 MiB)
 
 # The functions of indexed expressions: PL/pgSQL, which the planner does not inline, so that
 # it weighs their cost (computing an article's words costs about what reading a thousand
@@ -36,44 +36,30 @@ MAX_DOCUMENT = 1_000_000  # bytes of words a ticket's document takes (a tsvector
 _INDEXED = "LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE COST 5000 AS $$"
 _ORGANISATION_WORDS = "mailgate_tagged('zqo', {r}.name)"
 
-# What a ticket's rows add to its document, over a row `{r}`, in schema `{s}`.
-# The rows' own words keep their positions (for a phrase); the document strips them.
-_ARTICLE_WORDS = (
-    "{s}.mailgate_article_tsv({r}.text, {r}.from_addr, {r}.from_name, {r}.to_addrs, {r}.cc_addrs)"
-)
-# In the document also the stems of the text's words by the German and English rules
-# (PostgreSQL's `german` and `english` configurations): `Rechnungen` and `Rechnung` meet.
-# mailgate_article_doc is strip(_ARTICLE_WORDS) and the stems of the text's words.
-_ARTICLE_DOCUMENT = (
-    "{s}.mailgate_article_doc({r}.text, {r}.from_addr, {r}.from_name, {r}.to_addrs, {r}.cc_addrs)"
-)
-_FILE_WORDS = "{s}.mailgate_tagged('zqa', {r}.filename)"
-_REFERENCE_WORDS = "{s}.mailgate_tagged('zqr', {r}.reference)"
-_TICKET_WORDS = (
-    "{s}.mailgate_words({r}.subject) || {s}.mailgate_stems({s}.mailgate_words({r}.subject))"
-)
-LANGUAGES = ("german", "english")
-
 
 def functions(schema: str, unaccent_schema: str) -> list[str]:
     """The folding functions (IMMUTABLE, as an index needs; each name schema-qualified so
-    that a restore of a dump, which runs with an empty search_path, can use them)."""
+    that a restore of a dump, which runs with an empty search_path, can use them). Made
+    anew (CREATE OR REPLACE) by revision 0019 too: what they return is the same."""
     s = f'"{schema}"'
+    # Spaces are left as they are, not matched: a regular expression's cost is in its
+    # matches, and most words are parted by one space (a third faster than matching them).
     fold = (
         f"regexp_replace(lower({unaccent_schema}.unaccent('{unaccent_schema}.unaccent'"
-        "::regdictionary, coalesce(t, ''))), '[^[:alnum:]]+', ' ', 'g')"
+        "::regdictionary, coalesce(t, ''))), '[^[:alnum:] ]+', ' ', 'g')"
     )
+    new = "CREATE OR REPLACE FUNCTION"
     return [
-        f"CREATE FUNCTION {s}.mailgate_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE "
+        f"{new} {s}.mailgate_fold(t text) RETURNS text LANGUAGE sql IMMUTABLE "
         f"PARALLEL SAFE AS $$ SELECT {fold} $$",
-        f"CREATE FUNCTION {s}.mailgate_words(t text) RETURNS tsvector {_INDEXED} "
+        f"{new} {s}.mailgate_words(t text) RETURNS tsvector {_INDEXED} "
         f"BEGIN RETURN to_tsvector('simple'::regconfig, {s}.mailgate_fold(t)); END $$",
-        f"CREATE FUNCTION {s}.mailgate_field(prefix text, t text) RETURNS tsvector "
+        f"{new} {s}.mailgate_field(prefix text, t text) RETURNS tsvector "
         "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT to_tsvector('simple'::regconfig, "
         f"regexp_replace({s}.mailgate_fold(t), '([^ ]+)', prefix || '\\1', 'g')) $$",
-        f"CREATE FUNCTION {s}.mailgate_tagged(prefix text, t text) RETURNS tsvector {_INDEXED} "
+        f"{new} {s}.mailgate_tagged(prefix text, t text) RETURNS tsvector {_INDEXED} "
         f"BEGIN RETURN {s}.mailgate_words(t) || {s}.mailgate_field(prefix, t); END $$",
-        f"CREATE FUNCTION {s}.mailgate_article_tsv(body text, from_addr text, from_name text, "
+        f"{new} {s}.mailgate_article_tsv(body text, from_addr text, from_name text, "
         f"to_addrs text, cc_addrs text) RETURNS tsvector {_INDEXED} "
         f"BEGIN RETURN {s}.mailgate_words(left(body, {MAX_INDEXED})) "
         f"|| {s}.mailgate_words(from_addr || ' ' || from_name || ' ' || to_addrs || ' ' "
@@ -88,165 +74,6 @@ def organisation_index() -> str:
         "CREATE INDEX search_organisation ON organisation USING gin ("
         f"({_ORGANISATION_WORDS.format(r='organisation')}))"
     )
-
-
-def documents(schema: str) -> list[str]:
-    """The document table, the function that writes a ticket's document from its rows, and
-    the triggers that keep it: a new row adds its words; a changed or removed row has the
-    ticket's document written again from what is there."""
-    s = f'"{schema}"'
-
-    def words(template: str, alias: str) -> str:
-        return f"strip({template.format(s=s, r=alias)})"
-
-    def positioned(template: str, alias: str) -> str:
-        return template.format(s=s, r=alias)
-
-    union = f"{s}.mailgate_union"
-    written = f"(words, bytes) = (SELECT w, pg_column_size(w) FROM (SELECT {s}.mailgate_ticket_doc"
-    refresh = f"UPDATE {s}.search_doc SET {written}(ticket_id) AS w) AS x) WHERE"
-
-    def append(template: str, alias: str) -> str:
-        # `bytes` counts what was added (each part's size, more than its words take): the
-        # document's size without reading it, which cost a fifth of the index's time.
-        more = "pg_column_size(more)"
-        return (
-            f"more := {words(template, alias)}; UPDATE {s}.search_doc SET words = CASE WHEN "
-            f"bytes + {more} < {MAX_DOCUMENT} THEN words || more ELSE words END, "
-            f"bytes = bytes + {more}"
-        )
-
-    # A tsvector holds at most 1 MB of words: a thread of pasted logs would reach it, and
-    # the mail that did would fail to be stored. A document takes words until it is full:
-    # kept by `bytes` as mail comes; when written anew from all its rows (mailgate_union),
-    # counting a lexeme's bytes only when it may be near (400 words of at most 2047 bytes).
-    size = "(SELECT coalesce(sum(octet_length(lexeme)), 0) FROM unnest({v}))"
-    # Stems are taken of the words found (each once, folded), not of the text again: a
-    # second and third reading of every mail made the documents four times as slow to write.
-    listed = "array_to_string(tsvector_to_array(v), ' ')"
-    stems = " || ".join(f"to_tsvector('{c}'::regconfig, {listed})" for c in LANGUAGES)
-    statements = [
-        "CREATE TABLE search_doc (ticket_id integer PRIMARY KEY, organisation_id integer, "
-        "words tsvector NOT NULL, bytes integer NOT NULL)",
-        f"CREATE FUNCTION {s}.mailgate_stems(v tsvector) RETURNS tsvector LANGUAGE sql "
-        f"IMMUTABLE PARALLEL SAFE AS $$ SELECT strip({stems}) $$",
-        # An article's words as mailgate_article_tsv has them, and the stems of its text's.
-        f"CREATE FUNCTION {s}.mailgate_article_doc(body text, from_addr text, from_name text, "
-        f"to_addrs text, cc_addrs text) RETURNS tsvector {_INDEXED} "
-        f"DECLARE v tsvector := {s}.mailgate_words(left(body, {MAX_INDEXED})); "
-        f"BEGIN RETURN strip(v || {s}.mailgate_words(from_addr || ' ' || from_name || ' ' "
-        f"|| to_addrs || ' ' || cc_addrs) || {s}.mailgate_field('zqf', from_addr || ' ' "
-        f"|| from_name) || {s}.mailgate_field('zqt', to_addrs || ' ' || cc_addrs)) "
-        f"|| {s}.mailgate_stems(v); END $$",
-        f"CREATE FUNCTION {s}.mailgate_add(doc tsvector, more tsvector) RETURNS tsvector "
-        "LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT CASE WHEN "
-        f"length(doc) + length(more) < 400 OR {size.format(v='doc')} + {size.format(v='more')} "
-        f"< {MAX_DOCUMENT} THEN doc || more ELSE doc END $$",
-        f"CREATE AGGREGATE {s}.mailgate_union(tsvector) "
-        f"(SFUNC = {s}.mailgate_add, STYPE = tsvector, INITCOND = '')",
-        f"CREATE FUNCTION {s}.mailgate_ticket_doc(tid integer) RETURNS tsvector "
-        "LANGUAGE sql STABLE AS $$ SELECT "
-        f"coalesce((SELECT {words(_TICKET_WORDS, 't')} FROM {s}.ticket t WHERE t.id = tid), '') "
-        f"|| coalesce((SELECT {union}({words(_ARTICLE_DOCUMENT, 'a')}) FROM {s}.article a "
-        "WHERE a.ticket_id = tid), '') "
-        f"|| coalesce((SELECT {union}({words(_FILE_WORDS, 'f')}) FROM {s}.attachment f "
-        f"JOIN {s}.article a ON a.id = f.article_id WHERE a.ticket_id = tid), '') "
-        f"|| coalesce((SELECT {union}({words(_REFERENCE_WORDS, 'r')}) "
-        f"FROM {s}.ticketreference r WHERE r.ticket_id = tid), '') $$",
-        # Whether a row of the ticket holds a phrase: its words in order (the rows' own
-        # words, with positions, as the document has none).
-        f"CREATE FUNCTION {s}.mailgate_phrase_in(tid integer, q tsquery) RETURNS boolean "
-        "LANGUAGE sql STABLE AS $$ SELECT "
-        f"EXISTS (SELECT 1 FROM {s}.ticket t WHERE t.id = tid "
-        f"AND {s}.mailgate_words(t.subject) @@ q) "
-        f"OR EXISTS (SELECT 1 FROM {s}.article a WHERE a.ticket_id = tid "
-        f"AND {positioned(_ARTICLE_WORDS, 'a')} @@ q) "
-        f"OR EXISTS (SELECT 1 FROM {s}.ticketreference r WHERE r.ticket_id = tid "
-        f"AND {positioned(_REFERENCE_WORDS, 'r')} @@ q) "
-        f"OR EXISTS (SELECT 1 FROM {s}.attachment f JOIN {s}.article a ON a.id = f.article_id "
-        f"WHERE a.ticket_id = tid AND {positioned(_FILE_WORDS, 'f')} @@ q) $$",
-    ]
-    statements += _trigger(
-        s,
-        "ticket",
-        "subject, organisation_id",
-        f"more := {words(_TICKET_WORDS, 'NEW')}; "
-        f"INSERT INTO {s}.search_doc (ticket_id, organisation_id, words, bytes) "
-        "VALUES (NEW.id, NEW.organisation_id, more, pg_column_size(more));",
-        f"UPDATE {s}.search_doc SET {written}(NEW.id) AS w) AS x), "
-        "organisation_id = NEW.organisation_id WHERE ticket_id = NEW.id;",
-        f"DELETE FROM {s}.search_doc WHERE ticket_id = OLD.id;",
-    )
-    statements += _trigger(
-        s,
-        "article",
-        "text, from_addr, from_name, to_addrs, cc_addrs, ticket_id",
-        f"{append(_ARTICLE_DOCUMENT, 'NEW')} WHERE ticket_id = NEW.ticket_id;",
-        f"{refresh} ticket_id IN (OLD.ticket_id, NEW.ticket_id);",
-        f"{refresh} ticket_id = OLD.ticket_id;",
-    )
-    statements += _trigger(
-        s,
-        "attachment",
-        "filename, article_id",
-        f"{append(_FILE_WORDS, 'NEW')} WHERE ticket_id = "
-        f"(SELECT ticket_id FROM {s}.article WHERE id = NEW.article_id);",
-        f"{refresh} ticket_id IN (SELECT ticket_id FROM {s}.article "
-        "WHERE id IN (OLD.article_id, NEW.article_id));",
-        f"{refresh} ticket_id = (SELECT ticket_id FROM {s}.article WHERE id = OLD.article_id);",
-    )
-    statements += _trigger(
-        s,
-        "ticketreference",
-        "reference, ticket_id",
-        f"{append(_REFERENCE_WORDS, 'NEW')} WHERE ticket_id = NEW.ticket_id;",
-        f"{refresh} ticket_id IN (OLD.ticket_id, NEW.ticket_id);",
-        f"{refresh} ticket_id = OLD.ticket_id;",
-    )
-    return statements
-
-
-def _trigger(s: str, table: str, watched: str, insert: str, update: str, delete: str) -> list[str]:
-    return [
-        f"CREATE FUNCTION {s}.search_doc_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-        f"DECLARE more tsvector; BEGIN IF TG_OP = 'INSERT' THEN {insert} "
-        f"ELSIF TG_OP = 'UPDATE' THEN {update} "
-        f"ELSE {delete} END IF; RETURN NULL; END $$",
-        f"CREATE TRIGGER search_doc_{table} AFTER INSERT OR DELETE OR UPDATE OF {watched} "
-        f"ON {table} FOR EACH ROW EXECUTE FUNCTION {s}.search_doc_{table}()",
-    ]
-
-
-DOCUMENT_TABLES = ("ticket", "article", "attachment", "ticketreference")
-
-
-def fill(first: int, last: int) -> str:
-    return (
-        "INSERT INTO search_doc (ticket_id, organisation_id, words, bytes) "
-        "SELECT id, organisation_id, w, pg_column_size(w) FROM (SELECT id, organisation_id, "
-        "mailgate_ticket_doc(id) AS w FROM ticket "
-        f"WHERE id >= {int(first)} AND id < {int(last)}) AS x"
-    )
-
-
-DOCUMENT_INDEXES = (
-    "CREATE INDEX search_doc_words ON search_doc USING gin (words)",
-    "CREATE INDEX search_doc_organisation ON search_doc (organisation_id)",
-)
-
-
-def drop_documents() -> list[str]:
-    return [
-        *(f"DROP TRIGGER IF EXISTS search_doc_{t} ON {t}" for t in DOCUMENT_TABLES),
-        *(f"DROP FUNCTION IF EXISTS search_doc_{t}()" for t in DOCUMENT_TABLES),
-        "DROP TABLE IF EXISTS search_doc",
-        "DROP FUNCTION IF EXISTS mailgate_phrase_in(integer, tsquery)",
-        "DROP FUNCTION IF EXISTS mailgate_ticket_doc(integer)",
-        "DROP FUNCTION IF EXISTS mailgate_article_doc(text, text, text, text, text)",
-        "DROP FUNCTION IF EXISTS mailgate_stems(tsvector)",
-        "DROP AGGREGATE IF EXISTS mailgate_union(tsvector)",
-        "DROP FUNCTION IF EXISTS mailgate_add(tsvector, tsvector)",
-    ]
 
 
 def drop_functions() -> list[str]:
