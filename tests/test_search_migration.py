@@ -144,14 +144,16 @@ TRICKY = [
     "Ελληνικά und Русский текст, 日本語のテキスト, hyphen-ated e-mail_adresse",
     "Log: " + "a" * 3000 + " after_the_long_word " + "7" * 2100,
     "<p>HTML &amp; entities &#228; <b>fett</b></p>",
+    "a.b,c;d:e!f?g-h/i(j)k@l'm\"n<o>p=q&r_s+t*u#v\r\nw\tx|y~z$0%1^2`3{4}5[6]7\\8 -- ..",
 ]
 
 
 @pytest.mark.postgres
 def test_0019_writes_the_words_0017_wrote(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """0019 splits the folded text itself and leaves spaces out of the regular expression:
-    a document holds the same words as 0017's functions gave it, and the positioned words
-    (phrases, the organisations' index) are the same too."""
+    """0019 splits the folded text itself and replaces the commonest marks before the
+    regular expression, which then leaves spaces alone: a document holds the same words as
+    0017's functions gave it, and the positioned words (phrases, the organisations' index)
+    are the same too."""
     store = store_at("postgres", tmp_path, request, "head")
     unaccent = "unaccent('unaccent'::regdictionary, coalesce(:t, ''))"
     earlier = f"to_tsvector('simple', regexp_replace(lower({unaccent}), '[^[:alnum:]]+', ' ', 'g'))"
