@@ -5,6 +5,7 @@ dropped again, restored."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import statistics
@@ -39,6 +40,8 @@ class IngestFigure:
     messages: int  # a round
     rounds: tuple[str, ...]
     rates: dict[str, list[float]] = field(default_factory=lambda: {WITH: [], WITHOUT: []})
+    # PostgreSQL's CPU seconds a message, each round (when the server runs on this machine)
+    server_cpu: dict[str, list[float]] = field(default_factory=lambda: {WITH: [], WITHOUT: []})
     dropped: list[tuple[str, str]] = field(default_factory=list)  # (trigger, table)
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -67,6 +70,13 @@ class IngestFigure:
                 each = ", ".join(f"{r:.1f}" for r in rates)
                 rate = statistics.median(rates)
                 out.append(f"  {mode} index: {rate:.1f} messages/s ({each})")
+        if all(self.server_cpu.values()):
+            each = {m: statistics.median(v) * 1000 for m, v in self.server_cpu.items()}
+            out.append(
+                f"  PostgreSQL's CPU a message: {each[WITH]:.2f} ms with the index, "
+                f"{each[WITHOUT]:.2f} ms without (the median round: what the index costs the "
+                "server, which the rates show only beside the rest of storing a mail)"
+            )
         if self.outcomes:
             counted = ", ".join(f"{name} {n}" for name, n in self.outcomes.most_common())
             out.append(f"  outcomes: {counted}" + ("" if self.all_done else " (NOT ALL DONE)"))
@@ -98,6 +108,23 @@ def _config(db: Db, work: Path) -> Config:
 
 
 # What the index migration adds: (kind, name, table, the statement that makes it) ----------
+
+
+def server_cpu() -> float | None:
+    """CPU seconds of the PostgreSQL processes on this machine so far (a backend that
+    ended counts in its parent's), or None when there are none."""
+    total, found = 0, False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if not stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+            continue
+        found = True
+        user, system, children_user, children_system = stat[stat.rindex(")") + 2 :].split()[11:15]
+        total += int(user) + int(system) + int(children_user) + int(children_system)
+    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def index_objects(db: Db) -> list[tuple[str, str, str, str]]:
@@ -180,12 +207,16 @@ def measure_ingest(
                 count = WARM_UP if mode == "warm-up" else messages
                 samples = generate_samples(count, seed * 100 + number, first)
                 first += sum(s.kind == NEW for s in samples)
+                cpu = server_cpu() if kind == "postgres" else None
                 start = time.perf_counter()
                 outcomes = run_pipeline(ctx, [s.raw for s in samples], lambda: None, True)
                 seconds = time.perf_counter() - start
+                used = server_cpu() if cpu is not None else None
                 if mode != "warm-up":
                     figure.rates[wanted].append(count / seconds)
                     figure.outcomes.update(o.status for o in outcomes)
+                    if cpu is not None and used is not None:
+                        figure.server_cpu[wanted].append((used - cpu) / count)
         finally:
             ctx.store.dispose()
     finally:
