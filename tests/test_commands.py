@@ -152,8 +152,16 @@ def test_body_keeps_everything_after_the_command_block() -> None:
 
 
 def test_commands_only_before_the_text_starts() -> None:
-    text = "Thanks for the call.\n#close\n"
-    assert parse_commands(text) == Parsed((), (), text)
+    """A line of valid commands after the text stays text; the agent is told it was not
+    applied. A line that is no valid command is plain text."""
+    text = "Thanks for the call.\n#close\n#status working #priority A\n#status finished\n"
+    parsed = parse_commands(text)
+    assert (parsed.commands, parsed.body) == ((), text)
+    assert [str(e).split(":")[0] for e in parsed.errors] == [
+        "#close",
+        "#status working #priority A",
+    ]
+    assert "after the text, so not applied" in str(parsed.errors[0])
 
 
 @pytest.mark.parametrize(
@@ -178,7 +186,9 @@ def test_commands_after_a_greeting(text: str, body: str) -> None:
 )
 def test_a_line_of_text_is_no_greeting(line: str) -> None:
     text = f"{line}\n#internal\n"
-    assert parse_commands(text) == Parsed((), (), text)
+    parsed = parse_commands(text)
+    assert (parsed.commands, parsed.body) == ((), text)
+    assert [str(e).split(":")[0] for e in parsed.errors] == ["#internal"]  # told, not applied
 
 
 def test_crlf_lines() -> None:

@@ -56,10 +56,19 @@ def test_commands_between_greeting_and_text_are_applied_and_stripped(desk: Desk)
 
 
 def test_a_command_after_the_text_started_is_text(desk: Desk) -> None:
-    desk.staff(BOB, SUBJECT, "Hallo Frau Kunde,\nanbei die Rechnung.\n#internal\n")
+    """The rule holds (the line is text, sent as written), and the agent learns why their
+    #internal and #close did nothing."""
+    desk.staff(BOB, SUBJECT, "Hallo Frau Kunde,\nanbei die Rechnung.\n#internal\n#close\n")
     assert last_article(desk)["direction"] == "staff"
-    (answer,) = desk.new_mail()
+    assert desk.ticket("CID-1000")["status"] == "open"
+    mails = desk.new_mail()
+    (answer,) = [m for m in mails if to(m) == ALICE]
     assert "#internal" in text_of(answer)
+    (told,) = [m for m in mails if to(m) == BOB]
+    text = text_of(told)
+    assert "  - #internal: after the text, so not applied and left in it as text" in text
+    assert "  - #close: after the text" in text
+    assert "Your text was sent to the customer." in text
 
 
 # --- #customer with a name, assignment, the caller's acknowledgement --------------------------

@@ -337,12 +337,27 @@ def parse_commands(text: str) -> Parsed:
         else:
             kept.append(line)
         index += 1
+    # A line of valid commands after the text is text, as the rule says, but hardly meant
+    # as such (`#close` under the answer): the agent is told it was not applied.
+    late = [Phrase("command_late", command=line.strip()) for line in lines[index:] if _valid(line)]
     if not found:
-        return Parsed((), (), text)
+        return Parsed((), tuple(late), text)
     rest = "".join(lines[index:])
     # A greeting with nothing after it is no answer: the customer gets no mail saying "Hi,".
     body = _head(kept) + rest if rest.strip() else ""
-    return Parsed(tuple(commands), tuple(errors), body)
+    return Parsed(tuple(commands), tuple(errors + late), body)
+
+
+def _valid(line: str) -> bool:
+    """The line is nothing but commands, each of them valid."""
+    if not _LINE_START.match(line):
+        return False
+    try:
+        for segment in _split_line(line):
+            _parse_one(segment)
+    except CommandError:
+        return False
+    return True
 
 
 def _head(kept: list[str]) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 ENGLISH: dict[str, str] = {
     "command": "{command}: {reason}",
     "unknown_command": "unknown command (known: {known})",
+    "command_late": "{command}: after the text, so not applied and left in it as text (commands "
+    "go before the text)",
     "needs": "needs {what} ({choices})",
     "not_one_of": '"{value}" is not {what} ({choices})',
     "a_status": "a status",
@@ -55,6 +57,8 @@ ENGLISH: dict[str, str] = {
 GERMAN: dict[str, str] = {
     "command": "{command}: {reason}",
     "unknown_command": "unbekannter Befehl (bekannt: {known})",
+    "command_late": "{command}: steht nach dem Text, wurde daher nicht ausgeführt und blieb als "
+    "Text darin (Befehle gehören vor den Text)",
     "needs": "braucht {what} ({choices})",
     "not_one_of": '"{value}" passt nicht, erwartet wird {what} ({choices})',
     "a_status": "ein Status",
