@@ -8,7 +8,7 @@ import smtplib
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -30,6 +30,7 @@ from mailgate.config import (
 from mailgate.intake.smtp import split_listen
 from mailgate.outbound.context import Context
 from mailgate.service.app import build_context, build_transport, serve
+from mailgate.service.hosted import HostedPart
 from tests.helpers import free_port, poll
 
 CUSTOMER = "alice@acme.example"
@@ -83,8 +84,9 @@ def write_toml(cfg: Config) -> Path:
 class DaemonThread:
     """serve() on an event loop in a thread of its own, stopped the way a signal would."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, parts: Sequence[HostedPart] = ()) -> None:
         self.config = config
+        self.parts = parts
         self.ctx = build_context(config)
         self.started = threading.Event()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -94,7 +96,8 @@ class DaemonThread:
 
     async def _main(self) -> None:
         self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
-        await serve(self.ctx, build_transport(self.config), self.stop, self.started.set)
+        transport = build_transport(self.config)
+        await serve(self.ctx, transport, self.stop, self.started.set, parts=self.parts)
 
     def _run(self) -> None:
         try:

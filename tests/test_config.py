@@ -58,6 +58,10 @@ def test_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("[[imap]]\nport = true\n", "f.toml: imap[0].port: expected int, got bool"),
         ("[[imap]]\nbogus = 1\n", "f.toml: imap[0].bogus: unknown key"),
         ("[database\n", "f.toml: not valid TOML"),
+        ('[web]\nlisten = "8025"\n', "f.toml: web.listen: '8025' is not HOST:PORT"),
+        ('[web]\nbase_url = "desk.example.com"\n', "f.toml: web.base_url: 'desk.example.com' is"),
+        ("[web]\nlink_minutes = 0\n", "f.toml: web.link_minutes and web.session_days: must be"),
+        ("[web]\nport = 8025\n", "f.toml: web.port: unknown key"),
     ],
 )
 def test_errors_name_key_and_file(text: str, message: str) -> None:

@@ -88,6 +88,34 @@ def agents_signature(state: State, email: str, path: str | None, clear: bool) ->
     return EX_OK
 
 
+@agents_group.command("deactivate")
+@click.argument("email")
+@pass_state
+def agents_deactivate(state: State, email: str) -> int:
+    """Stop an agent: no staff mail, no assignment, no web desk (their sessions end)."""
+    return _set_active(state, email, False)
+
+
+@agents_group.command("activate")
+@click.argument("email")
+@pass_state
+def agents_activate(state: State, email: str) -> int:
+    """Let a deactivated agent work again."""
+    return _set_active(state, email, True)
+
+
+def _set_active(state: State, email: str, active: bool) -> int:
+    ctx = state.context
+    try:
+        with ctx.store.session() as session:
+            agent = agents.set_active(session, email, active)
+    except agents.AgentError as exc:
+        say_error(f"mailgate: {exc}")
+        return EX_DATAERR
+    click.echo(f"{'activated' if active else 'deactivated'} agent {agent.email}")
+    return EX_OK
+
+
 @agents_group.command("list")
 @FORMAT
 @pass_state

@@ -29,8 +29,9 @@ else:
 def run(state: State) -> int:
     """Run the daemon in the foreground: SMTP intake, processing and outbound mail."""
     from mailgate.service.app import run as run_daemon
+    from mailgate.web.server import web_parts
 
-    return run_daemon(state.config)
+    return run_daemon(state.config, web_parts(state.config))
 
 
 @click.command()

@@ -37,6 +37,7 @@ from mailgate.config.sections import (
     SmtpConfig,
     StaffConfig,
     TicketsConfig,
+    WebConfig,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "SmtpConfig",
     "StaffConfig",
     "TicketsConfig",
+    "WebConfig",
     "load",
     "parse_config",
     "parse_duration",

@@ -11,6 +11,7 @@ from mailgate.config.sections import (
     LoopsConfig,
     OutboundConfig,
     SmtpConfig,
+    WebConfig,
 )
 
 
@@ -21,6 +22,7 @@ def validate(cfg: Config) -> None:
     host, _, port = cfg.http.listen.rpartition(":")
     if cfg.http.listen and (not host or not port.isdigit()):
         raise ConfigError(f"http.listen: {cfg.http.listen!r} is not HOST:PORT (or empty)")
+    _validate_web(cfg.web)
     if cfg.outbound.transport == "smtp" and not cfg.outbound.host:
         raise ConfigError('outbound.host: required when outbound.transport = "smtp"')
     if cfg.tickets.start < 1:
@@ -53,6 +55,16 @@ def validate(cfg: Config) -> None:
     if len(set(names)) != len(names):
         raise ConfigError("imap.name: every [[imap]] mailbox needs its own name")
     _validate_oauth(cfg)
+
+
+def _validate_web(web: WebConfig) -> None:
+    host, _, port = web.listen.rpartition(":")
+    if web.listen and (not host or not port.isdigit()):
+        raise ConfigError(f"web.listen: {web.listen!r} is not HOST:PORT (or empty)")
+    if web.base_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", web.base_url):
+        raise ConfigError(f"web.base_url: {web.base_url!r} is not an http:// or https:// address")
+    if web.link_minutes < 1 or web.session_days < 1:
+        raise ConfigError("web.link_minutes and web.session_days: must be at least 1")
 
 
 def _validate_oauth(cfg: Config) -> None:

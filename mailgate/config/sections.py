@@ -294,6 +294,22 @@ class HttpConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The web desk: staff and customers sign in by a link mailed to them."""
+
+    listen: str = ""  # HOST:PORT, served behind a TLS reverse proxy; empty: no web desk
+    # The address people open, which links in mail point to; empty: http://LISTEN. With
+    # https:// the session cookie is sent over TLS only.
+    base_url: str = ""
+    link_minutes: int = 15  # a mailed sign-in link works this long, once
+    session_days: int = 14  # a signed-in browser stays signed in this long
+
+    @property
+    def root(self) -> str:
+        return (self.base_url or f"http://{self.listen}").rstrip("/")
+
+
+@dataclass(frozen=True)
 class Config:
     source: str = EMBEDDED
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -314,6 +330,7 @@ class Config:
     processing: ProcessingConfig = field(default_factory=ProcessingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
     @property
     def data_dir(self) -> Path:

@@ -118,6 +118,15 @@ def set_signature(session: Session, email: str, signature: str | None) -> Agent:
     return agent
 
 
+def set_active(session: Session, email: str, active: bool) -> Agent:
+    """Let an agent work again, or stop them: an inactive agent gets no staff mail, is never
+    assigned, cannot sign in to the web desk, and their signed-in browsers stop working."""
+    agent = existing_agent(session, email)
+    agent.active = active
+    session.add(agent)
+    return agent
+
+
 def signature_of(agent: Agent) -> tuple[str, str | None]:
     """("registered" | "learned" | "none", the signature) as it is cut from their answers."""
     if agent.signature:

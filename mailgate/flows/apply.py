@@ -27,7 +27,9 @@ from mailgate.desk.decisions import (
 )
 from mailgate.desk.route import route
 from mailgate.desk.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
+from mailgate.desk.web_access import WEB_SOURCE
 from mailgate.flows.replies import (
+    StaffMail,
     after_customer_mail,
     after_staff_mail,
     read_staff_mail,
@@ -41,7 +43,7 @@ from mailgate.reading.parse import ParsedMail
 from mailgate.reading.phrases import Phrase
 from mailgate.reading.screen import screen
 from mailgate.reading.verify import NOT_VERIFIED, verify_customer
-from mailgate.store.models import DONE, IGNORED, QUARANTINED, Intake
+from mailgate.store.models import DONE, IGNORED, QUARANTINED, Agent, Intake
 from mailgate.store.spool import stored_raw
 
 log = logging.getLogger("mailgate.pipeline")
@@ -170,13 +172,7 @@ def _new_ticket(
     language = mail_language(mail, ctx.languages)
     opening = Opening(mail.from_addr, mail.from_name, language=language)
     if sender.agent is not None:
-        staff = read_staff_mail(
-            mail,
-            stored_raw(session, intake.id or 0),
-            ctx,
-            envelope.is_comment_address,
-            sender.agent,
-        )
+        staff = _staff_mail(session, ctx, intake, mail, envelope, sender.agent)
         customer = next((c.args for c in staff.commands if c.name == "customer"), None)
         if customer is None or not staff.verified:
             problems = list(staff.errors)
@@ -223,6 +219,21 @@ def _others_to_tell(applied: Applied, sender: Sender) -> bool:
     return applied.ticket.assignee_id not in (None, sender.agent.id)
 
 
+def _staff_mail(
+    session: Session,
+    ctx: Context,
+    intake: Intake,
+    mail: ParsedMail,
+    envelope: Envelope,
+    agent: Agent,
+) -> StaffMail:
+    """An agent's mail read: from their mail client (verified by DKIM or our MTA's word) or
+    from the web desk, where the agent signed in and the desk wrote the mail for them."""
+    raw = stored_raw(session, intake.id or 0)
+    signed_in = intake.source == WEB_SOURCE
+    return read_staff_mail(mail, raw, ctx, envelope.is_comment_address, agent, signed_in)
+
+
 def _follow_up(
     session: Session,
     ctx: Context,
@@ -237,13 +248,7 @@ def _follow_up(
     if decision.automatic or decision.direction == "system":
         return add_follow_up(session, decision, mail, intake, sender, ctx.config, ctx.clock())
     if sender.agent is not None:
-        staff = read_staff_mail(
-            mail,
-            stored_raw(session, intake.id or 0),
-            ctx,
-            envelope.is_comment_address,
-            sender.agent,
-        )
+        staff = _staff_mail(session, ctx, intake, mail, envelope, sender.agent)
         decision = dataclasses.replace(decision, direction=staff.direction, note=staff.note)
         applied = add_follow_up(
             session, decision, mail, intake, sender, ctx.config, ctx.clock(), staff.text

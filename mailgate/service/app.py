@@ -8,7 +8,7 @@ import asyncio
 import logging
 import resource
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.engine import make_url
 
@@ -18,6 +18,7 @@ from mailgate.intake.smtp import ListenError
 from mailgate.outbound.context import Context
 from mailgate.outbound.transports import Transport
 from mailgate.service.daemon import Daemon, listening_status
+from mailgate.service.hosted import Host, HostedPart
 from mailgate.service.instance import AlreadyRunning, hold
 from mailgate.service.logs import configure_logging
 from mailgate.service.parts import build_context, build_renderer, build_transport, outbound_target
@@ -56,14 +57,21 @@ async def serve(
     *,
     hangup: asyncio.Event | None = None,
     notifier: Notifier | None = None,
+    parts: Sequence[HostedPart] = (),
 ) -> None:
     """Run until `stop` is set, then drain and return; reload whenever `hangup` is set.
     Raises ListenError when the SMTP address cannot be bound; `ready` is called once mail
-    can be taken."""
+    can be taken. `parts`: what the command line adds (the web desk), started after the
+    daemon and stopped before it."""
     # Out of file descriptors, accept() fails many times a second: logged once, then counted.
     repeats.install(asyncio.get_running_loop(), repeats.Repeats())
     daemon = Daemon(ctx, transport, notifier or Notifier({}))
     await daemon.start()
+    loop = asyncio.get_running_loop()
+    # Parts may queue mail from threads of their own (the web desk's page handlers).
+    host = Host(lambda: daemon.ctx, lambda: loop.call_soon_threadsafe(daemon.wake_outbox.set))
+    for part in parts:
+        await part.start(host)
     log.info(describe(ctx, daemon.intake.address, http_address(daemon.http)))
     if hangup is not None:
         daemon._helper(daemon.reload_loop(hangup), "reload")
@@ -71,19 +79,23 @@ async def serve(
     if ready is not None:
         ready()
     await stop.wait()
+    for part in parts:
+        await part.stop()
     await daemon.shutdown()
     await daemon.transport.close()
     log.info("event=stopped")
 
 
-async def _serve_until_signalled(ctx: Context, transport: Transport) -> None:
+async def _serve_until_signalled(
+    ctx: Context, transport: Transport, parts: Sequence[HostedPart]
+) -> None:
     stop, hangup = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     handlers = {signal.SIGINT: stop.set, signal.SIGTERM: stop.set, signal.SIGHUP: hangup.set}
     for signum, handler in handlers.items():
         loop.add_signal_handler(signum, handler)
     try:
-        await serve(ctx, transport, stop, hangup=hangup, notifier=Notifier())
+        await serve(ctx, transport, stop, hangup=hangup, notifier=Notifier(), parts=parts)
     finally:
         for signum in handlers:
             loop.remove_signal_handler(signum)
@@ -102,7 +114,7 @@ def raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def run(config: Config) -> int:
+def run(config: Config, parts: Sequence[HostedPart] = ()) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
     configure_logging(config.logging)
     raise_open_files_limit()
@@ -118,7 +130,7 @@ def run(config: Config) -> int:
     try:
         # A broken template is refused at the start, as at a reload, not at the first mail.
         ctx.renderer.preload()
-        asyncio.run(_serve_until_signalled(ctx, build_transport(config)))
+        asyncio.run(_serve_until_signalled(ctx, build_transport(config), parts))
     except ListenError as exc:
         log.error("event=listen_failed error=%r", str(exc))
         return EX_UNAVAILABLE

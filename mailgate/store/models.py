@@ -291,3 +291,37 @@ class TicketAgent(SQLModel, table=True):
 
     ticket_id: int = Field(foreign_key="ticket.id", primary_key=True)
     agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+
+
+class WebLink(SQLModel, table=True):
+    """A link mailed to a person that signs them in to the web desk: its token is kept only
+    as a hash, and it is used up by the one sign-in it makes (never by opening it)."""
+
+    __tablename__ = "web_link"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: its cookie's token kept as a hash, its form token (CSRF) as it
+    is; listed to its owner and revocable."""
+
+    __tablename__ = "web_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(index=True, unique=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    form_token: str
+    user_agent: str = ""
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None = None

@@ -1,0 +1,104 @@
+"""What an agent does on a ticket's page (answer, note, change status, priority, assignment,
+time, hold), written as the mail the agent would have sent from their mail client: stored
+and processed by the same pipeline, so its article, events and the mails it causes are
+exactly those of a mail. Nothing is possible only on the web, and nothing works otherwise
+on it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlmodel import Session, col, select
+
+from mailgate.desk.web_access import WEB_SOURCE
+from mailgate.flows import pipeline
+from mailgate.flows.pipeline import Outcome
+from mailgate.outbound.context import Context
+from mailgate.reading import tags
+from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Ticket
+from mailgate.store.spool import accept
+
+FileData = tuple[str, str, bytes]  # name, content type, bytes
+_CONTENT_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+
+
+@dataclass(frozen=True)
+class Action:
+    """A ticket page's form, as typed; empty fields change nothing."""
+
+    text: str = ""
+    internal: bool = False  # a note for staff: the customer gets nothing of it
+    status: str = ""
+    hold_until: str = ""  # YYYY-MM-DD, with status hold
+    priority: str = ""
+    assign: str = ""  # an agent's address
+    minutes: str = ""  # 30, 30m, 1h15m, 1:15
+    billable: bool = False
+    files: Sequence[FileData] = field(default_factory=tuple)
+
+    def commands(self) -> list[str]:
+        """The command lines the agent would have typed over their mail's text."""
+        lines = []
+        if self.internal:
+            lines.append("#internal")
+        if self.status == "hold" and self.hold_until:
+            lines.append(f"#hold {self.hold_until}")
+        elif self.status in STATUSES:
+            lines.append(f"#status {self.status}")
+        if self.priority in PRIORITIES:
+            lines.append(f"#priority {self.priority}")
+        if self.assign:
+            lines.append(f"#assign {self.assign}")
+        if self.minutes.strip():
+            minutes = self.minutes.strip()
+            minutes = f"{minutes}m" if minutes.isdigit() else minutes
+            lines.append(f"#time {minutes} {'billable' if self.billable else 'free'}")
+        return lines
+
+    @property
+    def empty(self) -> bool:
+        return not (self.text.strip() or self.files or self.commands()) or (
+            self.commands() == ["#internal"] and not (self.text.strip() or self.files)
+        )
+
+
+def newest_article(session: Session, ticket: Ticket) -> Article | None:
+    query = select(Article).where(col(Article.ticket_id) == ticket.id)
+    return session.exec(query.order_by(col(Article.id).desc())).first()
+
+
+def compose(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> bytes:
+    """The agent's mail to the support address: tagged, a reply to the ticket's last mail,
+    the commands first, then the text, then the files."""
+    mail = EmailMessage(policy=SMTP)
+    mail["From"] = formataddr((agent.name, agent.email))
+    mail["To"] = ticket.served_address or ctx.from_address
+    prefix = ctx.config.tickets.prefix
+    mail["Subject"] = "Re: " + tags.tagged_subject(ticket.subject, prefix, ticket.number)
+    mail["Date"] = format_datetime(ctx.clock())
+    mail["Message-ID"] = make_msgid("web", domain=ctx.own_domain)
+    with ctx.store.session() as session:
+        last = newest_article(session, ticket)
+    if last is not None and last.message_id:
+        mail["In-Reply-To"] = mail["References"] = f"<{last.message_id}>"
+    body = "\n".join(action.commands())
+    text = action.text.replace("\r\n", "\n").strip()
+    mail.set_content(f"{body}\n\n{text}\n" if body else f"{text}\n")
+    for name, content_type, data in action.files:
+        kind = content_type.lower() if _CONTENT_TYPE.match(content_type.lower()) else ""
+        maintype, subtype = (kind or "application/octet-stream").split("/", 1)
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes()
+
+
+def submit(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> Outcome:
+    """Store the agent's mail as the web desk's and bring it to its outcome now."""
+    raw = compose(ctx, agent, ticket, action)
+    to = [ticket.served_address or ctx.from_address]
+    accepted = accept(ctx.store, raw, WEB_SOURCE, ctx.clock(), agent.email, to)
+    return pipeline.process(ctx, accepted.intake_id)

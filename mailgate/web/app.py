@@ -1,0 +1,51 @@
+"""The web desk's ASGI application: its pages, its static files, the headers on all of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mailgate.service.hosted import Host
+from mailgate.web import desk_pages, sign_in, ticket_actions
+from mailgate.web.guard import SecurityHeaders
+from mailgate.web.pages import page
+from mailgate.web.staff import DeskState
+from mailgate.web.words import say
+
+
+def build_app(host: Host) -> SecurityHeaders:
+    app = FastAPI(title="mailgate", docs_url=None, redoc_url=None, openapi_url=None)
+    desk = DeskState(host)
+    app.state.desk = desk
+    app.include_router(sign_in.router)
+    app.include_router(desk_pages.router)
+    app.include_router(ticket_actions.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    return SecurityHeaders(BodyLimit(app, desk))
+
+
+class BodyLimit:
+    """A form (with its files) may be as large as a mail may be ([smtp] max_message_size,
+    with room for the form's own encoding): a larger one is refused before it is read."""
+
+    def __init__(self, app: ASGIApp, desk: DeskState) -> None:
+        self.app, self.desk = app, desk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            limit = self.desk.ctx.config.smtp.max_message_size
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if not length.isdigit() or int(length) > limit:
+                status = 411 if not length.isdigit() else 413
+                lang = self.desk.lang()
+                refused = page("notice", lang, _too_large(lang, limit), status)
+                await refused(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _too_large(lang: str, limit: int) -> dict[str, object]:
+    return {"text": say("too_large", lang, limit=limit), "again": False, "staff": None, "q": ""}

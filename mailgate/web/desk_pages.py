@@ -1,0 +1,162 @@
+"""The staff pages: the queues (the command line's filters and search), a ticket with its
+mails and history, a mail's HTML in a sandboxed frame, and attachments to download."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from sqlmodel import Session, col, select
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from mailgate.reading.mime.htmltext import sanitize_html
+from mailgate.reports.detail import find_ticket, ticket_detail
+from mailgate.reports.filters import FilterError, checked, make_filter
+from mailgate.reports.listing import ticket_rows
+from mailgate.store import blobs
+from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Attachment, Ticket
+from mailgate.web.pages import page
+from mailgate.web.staff import DeskState, Staff, desk_of, notice, signed_in
+
+router = APIRouter(include_in_schema=False)
+QUEUE_SIZE = 200  # tickets on a queue's page, the newest activity first
+# Queue -> the `tickets list` options that make it ("me": the signed-in agent).
+QUEUES: dict[str, dict[str, Any]] = {
+    "unassigned": {"assignee": "none", "status": ("open,working,hold,delivered",)},
+    "mine": {"assignee": "me", "status": ("open,working,hold,delivered",)},
+    "open": {"status": ("open,working",)},
+    "waiting": {"waiting": "customer", "status": ("open,working",)},
+    "hold": {"status": ("hold",)},
+    "delivered": {"status": ("delivered",)},
+    "closed": {"status": ("closed",)},
+}
+# A mail's HTML, cleaned, in a frame of its own: no script, no request anywhere, no forms.
+FRAME_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox; frame-ancestors 'self'"
+)
+
+
+@router.get("/")
+def home() -> Response:
+    return RedirectResponse("/desk", status_code=303)
+
+
+@router.get("/desk")
+def queue(request: Request, queue: str = "open", q: str = "") -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = signed_in(request, db)
+        if staff is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        chosen = queue if queue in QUEUES else "open"
+        options = dict(QUEUES[chosen])
+        if options.get("assignee") == "me":
+            options["assignee"] = staff.agent.email
+        rows: list[dict[str, Any]] = []
+        error = ""
+        try:
+            text = q.strip() or None
+            flt = make_filter(**options, text=text, sort="last-action", desc=True, limit=QUEUE_SIZE)
+            flt = checked(db, flt, desk.ctx.config.tickets.timezone)
+            rows = ticket_rows(db, desk.ctx.config, flt, desk.ctx.clock())
+        except FilterError as exc:
+            error = str(exc)
+        context = {
+            "rows": rows,
+            "queue": chosen,
+            "queues": list(QUEUES),
+            "q": q,
+            "error": error,
+            "staff": staff,
+            "when": desk.when,
+        }
+        return page("queue", staff.lang, context)
+
+
+@router.get("/desk/tickets/{cid}")
+def ticket_page(request: Request, cid: str) -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = signed_in(request, db)
+        if staff is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        ticket = find_ticket(db, desk.ctx.config.tickets.prefix, cid)
+        if ticket is None:
+            return notice(desk, staff.lang, "not_found", 404, staff)
+        return show_ticket(db, desk, staff, ticket)
+
+
+def show_ticket(
+    db: Session,
+    desk: DeskState,
+    staff: Staff,
+    ticket: Ticket,
+    typed: Mapping[str, object] | None = None,
+    warnings: Sequence[str] = (),
+    status_code: int = 200,
+) -> Response:
+    """The ticket's page; `typed`: what the agent had typed in its form (kept when it was not
+    sent), `warnings`: why not, in the agent's words."""
+    detail = ticket_detail(db, desk.ctx.config.tickets.prefix, ticket)
+    articles = detail["articles"]
+    agents = db.exec(select(Agent).where(col(Agent.active)).order_by(col(Agent.email))).all()
+    context = {
+        "ticket": detail,
+        "files": _files(db, [a["id"] for a in articles]),
+        "seen": articles[-1]["id"] if articles else 0,
+        "agents": agents,
+        "statuses": STATUSES,
+        "priorities": PRIORITIES,
+        "typed": typed or {},
+        "warnings": warnings,
+        "staff": staff,
+        "q": "",
+        "when": desk.when,
+    }
+    return page("ticket", staff.lang, context, status_code)
+
+
+def _files(db: Session, article_ids: list[int]) -> dict[int, list[Attachment]]:
+    found: dict[int, list[Attachment]] = defaultdict(list)
+    query = select(Attachment).where(col(Attachment.article_id).in_(article_ids))
+    for attachment in db.exec(query.order_by(col(Attachment.id))):
+        found[attachment.article_id].append(attachment)
+    return found
+
+
+@router.get("/desk/articles/{article_id}/html")
+def article_html(request: Request, article_id: int) -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = signed_in(request, db)
+        article = db.get(Article, article_id) if staff is not None else None
+        if staff is None or article is None or not article.html:
+            return _gone(desk, staff)
+        cleaned = sanitize_html(article.html)
+    headers = {"Content-Security-Policy": FRAME_POLICY, "X-Frame-Options": "SAMEORIGIN"}
+    return HTMLResponse(cleaned, headers=headers)
+
+
+@router.get("/desk/files/{attachment_id}")
+def attachment_file(request: Request, attachment_id: int) -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = signed_in(request, db)
+        attachment = db.get(Attachment, attachment_id) if staff is not None else None
+        if staff is None or attachment is None:
+            return _gone(desk, staff)
+        data = blobs.read_in(db, desk.ctx.config.data_dir, attachment.sha256)
+    # Always a download, never shown in the desk's own origin (an HTML or SVG file could
+    # otherwise run script there); nosniff is among every response's headers.
+    name = quote(attachment.filename, safe="")
+    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+def _gone(desk: DeskState, staff: Staff | None) -> Response:
+    if staff is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    return notice(desk, staff.lang, "not_found", 404, staff)

@@ -1,0 +1,143 @@
+"""Signing in by a mailed link, signing out, and the list of one's signed-in browsers.
+
+The link's page only shows a button: opening it (as mail scanners do with every link) uses
+nothing; the button's POST signs in. Whether an address is an agent's is not told: the page
+says the same for any address."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from mailgate.desk.web_access import (
+    LinkRefused,
+    agent_by_address,
+    issue_agent_link,
+    revoke_session,
+    sessions_of_agent,
+    sign_in,
+    usable_link,
+)
+from mailgate.outbound.sign_in_mail import SIGN_IN_PATH, mail_sign_in_link
+from mailgate.web.guard import COOKIE, cookie_options, from_our_page
+from mailgate.web.pages import page
+from mailgate.web.staff import client_of, desk_of, form_sender, notice, signed_in
+
+log = logging.getLogger("mailgate.web")
+router = APIRouter(include_in_schema=False)
+_NOT_FOUND = {"unknown"}  # any other refusal: the link existed (410 Gone)
+
+
+@router.get("/sign-in")
+def ask_for_link(request: Request) -> Response:
+    desk = desk_of(request)
+    return page("sign_in", desk.lang(), {"sent": False, "staff": None, "q": ""})
+
+
+@router.post("/sign-in")
+def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -> Response:
+    desk = desk_of(request)
+    ctx = desk.ctx
+    if not from_our_page(request, ctx.config.web.root):
+        return notice(desk, desk.lang(), "refused_form", 403)
+    with ctx.store.session() as db:
+        agent = agent_by_address(db, address)
+        if agent is not None:
+            token = issue_agent_link(db, agent, ctx.clock(), ctx.config.web.link_minutes)
+            mail_sign_in_link(db, ctx, agent, token)
+    if agent is not None:
+        desk.host.wake_outbox()
+        log.info("event=web_link_sent agent=%s client=%s", agent.email, client_of(request))
+    else:
+        log.info("event=web_link_not_sent reason=no_agent client=%s", client_of(request))
+    context = {"sent": True, "minutes": ctx.config.web.link_minutes, "staff": None, "q": ""}
+    return page("sign_in", desk.lang(), context)
+
+
+@router.get(SIGN_IN_PATH + "{token}")
+def link_page(request: Request, token: str) -> Response:
+    """The page a mailed link opens: a button, or why the link does not work."""
+    desk = desk_of(request)
+    client = client_of(request)
+    if desk.failed_tokens.blocked(client):
+        return notice(desk, desk.lang(), "too_many", 429)
+    with desk.ctx.store.session() as db:
+        try:
+            usable_link(db, token, desk.ctx.clock())
+        except LinkRefused as refused:
+            return _refused(request, refused)
+    context = {"why": None, "action": request.url.path, "staff": None, "q": ""}
+    return page("link", desk.lang(), context)
+
+
+@router.post(SIGN_IN_PATH + "{token}")
+def use_link(request: Request, token: str) -> Response:
+    desk = desk_of(request)
+    ctx = desk.ctx
+    if not from_our_page(request, ctx.config.web.root):
+        return notice(desk, desk.lang(), "refused_form", 403)
+    if desk.failed_tokens.blocked(client_of(request)):
+        return notice(desk, desk.lang(), "too_many", 429)
+    user_agent = request.headers.get("user-agent", "")
+    with ctx.store.session() as db:
+        try:
+            days = ctx.config.web.session_days
+            cookie, opened = sign_in(db, token, ctx.clock(), days, user_agent)
+        except LinkRefused as refused:
+            return _refused(request, refused)
+        log.info("event=web_signed_in agent_id=%s session=%s", opened.agent_id, opened.id)
+    response = RedirectResponse("/desk", status_code=303)
+    max_age = ctx.config.web.session_days * 86400
+    response.set_cookie(COOKIE, cookie, max_age=max_age, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
+    return response
+
+
+def _refused(request: Request, refused: LinkRefused) -> Response:
+    desk = desk_of(request)
+    desk.failed_tokens.failed(client_of(request))
+    log.info("event=web_link_refused reason=%s client=%s", refused.reason, client_of(request))
+    status = 404 if refused.reason in _NOT_FOUND else 410
+    return page("link", desk.lang(), {"why": refused.reason, "staff": None, "q": ""}, status)
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, form_token: Annotated[str | None, Form()] = None) -> Response:
+    desk = desk_of(request)
+    ctx = desk.ctx
+    with ctx.store.session() as db:
+        staff = form_sender(request, db, form_token)
+        if isinstance(staff, Response):
+            return staff
+        revoke_session(db, staff.session, staff.session.id or 0, ctx.clock())
+    response = RedirectResponse("/sign-in", status_code=303)
+    response.delete_cookie(COOKIE, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
+    return response
+
+
+@router.get("/desk/sessions")
+def sessions(request: Request) -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = signed_in(request, db)
+        if staff is None:
+            return RedirectResponse("/sign-in", status_code=303)
+        listed = sessions_of_agent(db, staff.agent.id or 0, desk.ctx.clock())
+        context = {"sessions": listed, "staff": staff, "q": "", "when": desk.when}
+        return page("sessions", staff.lang, context)
+
+
+@router.post("/desk/sessions/{session_id}/revoke")
+def revoke(
+    request: Request, session_id: int, form_token: Annotated[str | None, Form()] = None
+) -> Response:
+    desk = desk_of(request)
+    with desk.ctx.store.session() as db:
+        staff = form_sender(request, db, form_token)
+        if isinstance(staff, Response):
+            return staff
+        if not revoke_session(db, staff.session, session_id, desk.ctx.clock()):
+            return notice(desk, staff.lang, "not_found", 404, staff)
+    return RedirectResponse("/desk/sessions", status_code=303)

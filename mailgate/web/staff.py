@@ -1,0 +1,96 @@
+"""Who is signed in: the web desk's state shared by its pages, and the agent of a request."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from mailgate.desk.web_access import current_session
+from mailgate.outbound.context import Context
+from mailgate.outbound.template_views import local_time
+from mailgate.service.hosted import Host
+from mailgate.store.models import Agent, WebSession
+from mailgate.web.guard import COOKIE, FailedTokens, form_token_matches, from_our_page
+from mailgate.web.pages import page
+from mailgate.web.words import language, say
+
+log = logging.getLogger("mailgate.web")
+
+
+class DeskState:
+    """What every page of one web desk shares: the daemon's parts, the brake on guessing."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.failed_tokens = FailedTokens()
+
+    @property
+    def ctx(self) -> Context:
+        return self.host.context()
+
+    def lang(self, agent: Agent | None = None) -> str:
+        chosen = agent.language if agent else None
+        return language(chosen or self.ctx.config.tickets.default_language)
+
+    def when(self, moment: datetime | str | None) -> str:
+        """A stored moment as the desk reads it: in [tickets] timezone, to the minute."""
+        if isinstance(moment, str):
+            moment = datetime.fromisoformat(moment)
+        return local_time(self.ctx, moment)
+
+
+@dataclass(frozen=True)
+class Staff:
+    agent: Agent
+    session: WebSession
+    lang: str
+
+
+def desk_of(request: Request) -> DeskState:
+    desk: DeskState = request.app.state.desk
+    return desk
+
+
+def signed_in(request: Request, db: Session) -> Staff | None:
+    """The agent whose open session the request's cookie is, if any."""
+    desk = desk_of(request)
+    cookie = request.cookies.get(COOKIE)
+    if not cookie:
+        return None
+    found = current_session(db, cookie, desk.ctx.clock())
+    if found is None or found.agent_id is None:
+        return None
+    agent = db.get(Agent, found.agent_id)
+    if agent is None:
+        return None
+    return Staff(agent, found, desk.lang(agent))
+
+
+def client_of(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def notice(
+    desk: DeskState, lang: str, key: str, status_code: int, staff: Staff | None = None
+) -> HTMLResponse:
+    context = {"text": say(key, lang), "again": staff is None, "staff": staff, "q": ""}
+    return page("notice", lang, context, status_code)
+
+
+def form_sender(request: Request, db: Session, sent: str | None) -> Staff | Response:
+    """The signed-in agent who sent a form from one of our pages with their session's form
+    token; else the response that refuses the form (to the sign-in page without a session)."""
+    desk = desk_of(request)
+    staff = signed_in(request, db)
+    if staff is None:
+        return RedirectResponse("/sign-in", status_code=303)
+    from_here = from_our_page(request, desk.ctx.config.web.root)
+    if not from_here or not form_token_matches(sent, staff.session.form_token):
+        log.info("event=web_form_refused agent_id=%s", staff.agent.id)
+        return notice(desk, staff.lang, "refused_form", 403, staff)
+    return staff

@@ -1,0 +1,41 @@
+// Keyboard shortcuts on the staff pages: j/k next/previous ticket, o or Enter open it,
+// / search, ? these keys. The pages work without this file.
+(function () {
+  "use strict";
+  var rows = Array.prototype.slice.call(document.querySelectorAll("tr.row"));
+  var current = -1;
+
+  function select(index) {
+    if (!rows.length) { return; }
+    if (current >= 0) { rows[current].classList.remove("selected"); }
+    current = Math.max(0, Math.min(rows.length - 1, index));
+    rows[current].classList.add("selected");
+    rows[current].scrollIntoView({ block: "nearest" });
+  }
+
+  function toggleHelp() {
+    var help = document.getElementById("keys");
+    if (help) { help.remove(); return; }
+    help = document.createElement("div");
+    help.id = "keys";
+    help.textContent = "j/k: next/previous · o: open · /: search · ?: keys";
+    document.body.appendChild(help);
+  }
+
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.ctrlKey || event.metaKey || event.altKey) { return; }
+    if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" ||
+        target.tagName === "SELECT" || target.isContentEditable)) { return; }
+    if (event.key === "j") { select(current + 1); }
+    else if (event.key === "k") { select(current - 1); }
+    else if ((event.key === "o" || event.key === "Enter") && current >= 0) {
+      var link = rows[current].querySelector("a.open");
+      if (link) { window.location.href = link.href; }
+    } else if (event.key === "/") {
+      var search = document.getElementById("search");
+      if (search) { event.preventDefault(); search.focus(); }
+    } else if (event.key === "?") { toggleHelp(); }
+    else { return; }
+  });
+}());

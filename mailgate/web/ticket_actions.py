@@ -1,0 +1,92 @@
+"""The form on a ticket's page: an answer or a note with files, and changes, sent as the
+agent's mail (web/actions.py). Before it goes, a check that nobody else wrote on the ticket
+since the page was opened: if someone did, the page comes back with their mail and what was
+typed, unsent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request, UploadFile
+from sqlmodel import Session
+from starlette.responses import RedirectResponse, Response
+
+from mailgate.reports.detail import find_ticket
+from mailgate.store.models import DONE, RECEIVED, Ticket
+from mailgate.web.actions import Action, newest_article, submit
+from mailgate.web.desk_pages import show_ticket
+from mailgate.web.staff import Staff, desk_of, form_sender, notice
+from mailgate.web.words import say
+
+log = logging.getLogger("mailgate.web")
+router = APIRouter(include_in_schema=False)
+
+
+@router.post("/desk/tickets/{cid}/mail")
+def ticket_mail(
+    request: Request,
+    cid: str,
+    form_token: Annotated[str | None, Form()] = None,
+    seen: Annotated[int, Form()] = 0,
+    text: Annotated[str, Form(max_length=200_000)] = "",
+    kind: Annotated[str, Form()] = "answer",
+    status: Annotated[str, Form()] = "",
+    hold_until: Annotated[str, Form()] = "",
+    priority: Annotated[str, Form()] = "",
+    assign: Annotated[str, Form()] = "",
+    minutes: Annotated[str, Form(max_length=20)] = "",
+    billable: Annotated[bool, Form()] = False,
+    files: Annotated[list[UploadFile] | None, Form()] = None,
+) -> Response:
+    desk = desk_of(request)
+    ctx = desk.ctx
+    action = Action(
+        text=text,
+        internal=kind == "note",
+        status=status,
+        hold_until=hold_until,
+        priority=priority,
+        assign=assign,
+        minutes=minutes,
+        billable=billable,
+        files=tuple(_read(f) for f in files or () if f.filename),
+    )
+    typed = {**action.__dict__, "kind": kind, "files": ()}
+    with ctx.store.session() as db:
+        staff = form_sender(request, db, form_token)
+        if isinstance(staff, Response):
+            return staff
+        ticket = find_ticket(db, ctx.config.tickets.prefix, cid)
+        if ticket is None:
+            return notice(desk, staff.lang, "not_found", 404, staff)
+        warning = _why_not_now(db, staff, ticket, action, seen)
+        if warning:
+            return show_ticket(db, desk, staff, ticket, typed, [warning], 409)
+        agent = staff.agent
+    outcome = submit(ctx, agent, ticket, action)
+    desk.host.wake_outbox()
+    log.info(
+        "event=web_mail agent_id=%s ticket=%s intake_id=%s outcome=%r",
+        agent.id, cid, outcome.intake_id, outcome.describe(),
+    )  # fmt: skip
+    if outcome.status not in (DONE, RECEIVED):
+        with ctx.store.session() as db:
+            why = say("not_taken", staff.lang, reason=outcome.reason)
+            return show_ticket(db, desk, staff, ticket, typed, [why], 422)
+    return RedirectResponse(f"/desk/tickets/{cid}#last", status_code=303)
+
+
+def _why_not_now(db: Session, staff: Staff, ticket: Ticket, action: Action, seen: int) -> str:
+    """Why the form is not sent now: nothing in it, or someone else wrote since the page was
+    opened (sent anyway when the agent presses again on the page that shows it)."""
+    if action.empty:
+        return say("nothing_to_send", staff.lang)
+    newest = newest_article(db, ticket)
+    if newest is not None and (newest.id or 0) > seen and newest.from_addr != staff.agent.email:
+        return say("written_meanwhile", staff.lang, who=newest.from_name or newest.from_addr)
+    return ""
+
+
+def _read(upload: UploadFile) -> tuple[str, str, bytes]:
+    return upload.filename or "file", upload.content_type or "", upload.file.read()

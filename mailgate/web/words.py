@@ -1,0 +1,118 @@
+"""The web desk's words in German and English: a page speaks its reader's language (an
+agent's `language`, else [tickets] default_language), English for any other."""
+
+from __future__ import annotations
+
+WORDS: dict[str, dict[str, str]] = {
+    "desk": {"en": "Support desk", "de": "Support-Desk"},
+    "sign_in": {"en": "Sign in", "de": "Anmelden"},
+    "sign_out": {"en": "Sign out", "de": "Abmelden"},
+    "your_address": {"en": "Your mail address", "de": "Ihre Mail-Adresse"},
+    "send_link": {"en": "Mail me a sign-in link", "de": "Anmeldelink zusenden"},
+    "link_sent": {
+        "en": "If this is a staff address, a sign-in link is on its way to it. It works once, "
+        "for {minutes} minutes.",
+        "de": "Ist dies eine Adresse des Teams, ist ein Anmeldelink dorthin unterwegs. Er gilt "
+        "einmal, {minutes} Minuten lang.",
+    },
+    "confirm_sign_in": {
+        "en": "Press the button to sign in to the support desk in this browser.",
+        "de": "Drücken Sie die Schaltfläche, um sich in diesem Browser am Support-Desk anzumelden.",
+    },
+    "link_refused": {
+        "en": "This sign-in link does not work: {why}. Ask for a new one.",
+        "de": "Dieser Anmeldelink funktioniert nicht: {why}. Fordern Sie einen neuen an.",
+    },
+    "why_unknown": {"en": "it is not known", "de": "er ist unbekannt"},
+    "why_used": {"en": "it was used already", "de": "er wurde schon benutzt"},
+    "why_expired": {"en": "it has expired", "de": "er ist abgelaufen"},
+    "why_revoked": {"en": "it was revoked", "de": "er wurde widerrufen"},
+    "why_inactive": {"en": "the account is not active", "de": "das Konto ist nicht aktiv"},
+    "too_many": {
+        "en": "Too many attempts with links that do not work. Try again in a few minutes.",
+        "de": "Zu viele Versuche mit ungültigen Links. Versuchen Sie es in einigen Minuten wieder.",
+    },
+    "refused_form": {
+        "en": "This form was not sent from this desk's page, or the page is too old. Reload "
+        "the page and try again.",
+        "de": "Dieses Formular kam nicht von einer Seite dieses Desks, oder die Seite ist zu "
+        "alt. Laden Sie die Seite neu und versuchen Sie es noch einmal.",
+    },
+    "not_found": {"en": "Not found.", "de": "Nicht gefunden."},
+    "sessions": {"en": "Signed-in browsers", "de": "Angemeldete Browser"},
+    "revoke": {"en": "Sign out there", "de": "Dort abmelden"},
+    "this_browser": {"en": "this browser", "de": "dieser Browser"},
+    "signed_in_since": {"en": "signed in", "de": "angemeldet"},
+    "last_used": {"en": "last used", "de": "zuletzt benutzt"},
+    "search": {"en": "Search", "de": "Suchen"},
+    "no_tickets": {"en": "No tickets.", "de": "Keine Tickets."},
+    "q_unassigned": {"en": "Unassigned", "de": "Nicht zugewiesen"},
+    "q_mine": {"en": "Mine", "de": "Meine"},
+    "q_open": {"en": "Open", "de": "Offen"},
+    "q_waiting": {"en": "Waiting for customer", "de": "Wartet auf Kunden"},
+    "q_hold": {"en": "On hold", "de": "Zurückgestellt"},
+    "q_delivered": {"en": "Delivered", "de": "Ausgeliefert"},
+    "q_closed": {"en": "Closed", "de": "Geschlossen"},
+    "col_ticket": {"en": "Ticket", "de": "Ticket"},
+    "col_customer": {"en": "Customer", "de": "Kunde"},
+    "col_subject": {"en": "Subject", "de": "Betreff"},
+    "col_assignee": {"en": "Assignee", "de": "Bearbeiter"},
+    "col_status": {"en": "Status", "de": "Status"},
+    "col_priority": {"en": "Prio", "de": "Prio"},
+    "col_last_action": {"en": "Last action", "de": "Letzte Aktion"},
+    "by_customer": {"en": "customer", "de": "Kunde"},
+    "by_staff": {"en": "staff", "de": "Team"},
+    "first_response_due": {"en": "first response overdue", "de": "Erstreaktion überfällig"},
+    "requester": {"en": "Requester", "de": "Anfragender"},
+    "references": {"en": "References", "de": "Referenzen"},
+    "history": {"en": "Mails", "de": "Mails"},
+    "events": {"en": "Events", "de": "Ereignisse"},
+    "attachments": {"en": "Attachments", "de": "Anhänge"},
+    "html_version": {"en": "The mail as HTML", "de": "Die Mail als HTML"},
+    "dir_customer": {"en": "customer", "de": "Kunde"},
+    "dir_staff": {"en": "staff", "de": "Team"},
+    "dir_internal": {"en": "internal note", "de": "interne Notiz"},
+    "dir_system": {"en": "system", "de": "System"},
+    "time_booked": {"en": "Time booked", "de": "Gebuchte Zeit"},
+    "hold_until": {"en": "On hold until", "de": "Zurückgestellt bis"},
+    "write": {"en": "Answer or note", "de": "Antwort oder Notiz"},
+    "kind_answer": {"en": "Answer to the customer", "de": "Antwort an den Kunden"},
+    "kind_note": {"en": "Internal note", "de": "Interne Notiz"},
+    "text": {"en": "Text", "de": "Text"},
+    "keep": {"en": "(unchanged)", "de": "(unverändert)"},
+    "nobody": {"en": "(nobody)", "de": "(niemand)"},
+    "minutes": {"en": "Time spent (e.g. 30m, 1h15m)", "de": "Zeitaufwand (z. B. 30m, 1h15m)"},
+    "billable": {"en": "billable", "de": "abrechenbar"},
+    "files": {"en": "Files", "de": "Dateien"},
+    "send": {"en": "Send", "de": "Senden"},
+    "send_anyway": {"en": "Send anyway", "de": "Trotzdem senden"},
+    "nothing_to_send": {
+        "en": "Nothing to send: write a text, attach a file or change something.",
+        "de": "Nichts zu senden: Schreiben Sie einen Text, hängen Sie eine Datei an oder ändern "
+        "Sie etwas.",
+    },
+    "written_meanwhile": {
+        "en": "{who} wrote on this ticket since you opened it (below). Your text is not sent "
+        "yet: read it, then send again.",
+        "de": "{who} hat seit dem Öffnen dieser Seite auf das Ticket geschrieben (unten). Ihr "
+        "Text ist noch nicht gesendet: Lesen Sie es, dann senden Sie noch einmal.",
+    },
+    "not_taken": {
+        "en": "Your mail was not taken: {reason}",
+        "de": "Ihre Mail wurde nicht angenommen: {reason}",
+    },
+    "too_large": {
+        "en": "Too large: a form with its files may have at most {limit} bytes.",
+        "de": "Zu groß: Ein Formular darf mit seinen Dateien höchstens {limit} Bytes haben.",
+    },
+}
+
+
+def language(chosen: str | None) -> str:
+    return "de" if (chosen or "").lower().startswith("de") else "en"
+
+
+def say(key: str, lang: str, **values: object) -> str:
+    """The words of `key` in `lang`, with `{name}`s filled in."""
+    text = WORDS[key].get(lang) or WORDS[key]["en"]
+    return text.format(**values) if values else text
