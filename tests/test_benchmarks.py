@@ -243,3 +243,20 @@ def _run_search_benchmark(
     assert bench.main([*argv, "--reuse"]) == 0
     again = capsys.readouterr().out
     assert re.search(rf"^{dbs}: 1000 tickets, .* reused, generated earlier in", again, re.M)
+
+
+def test_web_benchmark_runs_on_a_tiny_desk(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bench = load("web", monkeypatch)
+    argv = ["--tickets", "300", "--users", "2", "--requests", "6", "--messages", "12"]
+    argv += ["--clients", "2"]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^desk: 300 tickets, \d+ articles", out, re.M), out
+    for kind in ("queue page", "ticket page", "search"):
+        row = rf"^  {kind}\s+4 requests  p50\s+[\d.]+ ms  p95\s+[\d.]+ ms"
+        assert re.search(row, out, re.M), out
+    assert "FAILED requests" not in out  # every page answered 200
+    assert len(re.findall(r"^  web desk (on|off)\s+\d+ msg/s \(rounds \d+, \d+\)$", out, re.M)) == 2
+    assert re.search(r"^intake with / without the web desk: [\d.]+x", out, re.M), out

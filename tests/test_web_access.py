@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from mailgate.desk.web_access import issue_agent_link
 from mailgate.store.models import Agent, WebLink, WebSession
+from mailgate.web import desk_pages
 from mailgate.web.guard import FAILED_LIMIT
 from tests.daemon_harness import SUPPORT, connect, write_toml
 from tests.helpers import poll
@@ -198,3 +199,59 @@ def test_deactivating_an_agent_ends_their_web_sessions(desk: Desk) -> None:
         desk.sign_in(browser)
         assert browser.get("/desk").status_code == 200
     assert len(desk.links_to(AGENT)) == 2  # none while deactivated
+
+
+def test_errors_are_answered_in_words_never_with_a_traceback(desk: Desk) -> None:
+    file = ("manual.pdf", "application/pdf", b"%PDF-1.4 manual")
+    with connect(desk.daemon.address) as client:
+        client.sendmail("eve@evil.example", [SUPPORT], make_mail(attachments=(file,)))
+    with desk.client() as browser:
+        desk.sign_in(browser)
+        poll(lambda: "CID-1000" in browser.get("/desk").text, what="the ticket")
+        token = re.search(r'name="form_token" value="([^"]+)"', browser.get("/desk").text)
+        assert token is not None
+        bad = browser.post(
+            "/desk/tickets/CID-1000/mail",
+            data={"form_token": token[1], "seen": "yesterday", "text": "Hi"},
+            headers=desk.origin,
+        )
+        assert bad.status_code == 400 and "not one the desk&#39;s pages send" in bad.text
+        for blob in (Path(desk.daemon.config.paths.data_dir) / "blobs").rglob("*"):
+            if blob.is_file():
+                blob.unlink()  # the file's bytes lost on disk
+        lost = browser.get("/desk/files/1")
+        assert lost.status_code == 500 and "Something went wrong" in lost.text
+        assert "Traceback" not in lost.text and "content-security-policy" in lost.headers
+
+
+def test_the_search_box_finds_in_every_queue_and_explains_a_bad_query(desk: Desk) -> None:
+    with connect(desk.daemon.address) as client:
+        for subject in ("Invoice 4711 is wrong", "Printer broken"):
+            client.sendmail("eve@evil.example", [SUPPORT], make_mail(subject=subject))
+    with desk.client() as browser:
+        desk.sign_in(browser)
+        poll(lambda: "CID-1001" in browser.get("/desk").text, what="both tickets")
+        found = browser.get("/desk", params={"queue": "closed", "q": "invoice"}).text
+        assert re.findall(r'<span class="subject">([^<]*)</span>', found) == [
+            "Invoice 4711 is wrong"
+        ]
+        bad = browser.get("/desk", params={"q": "assignee:nobody"})
+        assert bad.status_code == 200
+        assert "assignee:nobody: no agent by that address or name" in bad.text
+
+
+def test_a_queue_is_read_page_by_page(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(desk_pages, "QUEUE_SIZE", 2)
+    with connect(desk.daemon.address) as client:
+        for n in range(5):
+            client.sendmail("eve@evil.example", [SUPPORT], make_mail(subject=f"Request {n}"))
+    with desk.client() as browser:
+        desk.sign_in(browser)
+        poll(lambda: "CID-1004" in browser.get("/desk").text, what="the five tickets")
+        shown, links = [], []
+        for number in (1, 2, 3):
+            page = browser.get("/desk", params={"queue": "open", "n": number}).text
+            shown += re.findall(r'class="open" href="/desk/tickets/(CID-\d+)"', page)
+            links.append(re.findall(r'rel="(prev|next)"', page))
+    assert shown == [f"CID-{n}" for n in range(1004, 999, -1)]  # newest activity first
+    assert links == [["next"], ["prev", "next"], ["prev"]]

@@ -19,6 +19,7 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.daemon_harness import SUPPORT, Sink, connect, smtp_server
@@ -183,9 +184,12 @@ def test_an_agent_signs_in_from_the_mail_answers_with_a_file_and_no_script_runs(
     assert "the manual is attached." in shown[-1]
     nothing_ran(browser)
 
-    browser.get(url + "/desk?queue=open&q=invoice")
-    rows = browser.find_elements(By.CSS_SELECTOR, "td.subject")
-    assert [r.text for r in rows] == ["Invoice 4711 is wrong"]
+    # `/` goes to the search box; the words find the ticket in any queue.
+    browser.find_element(By.TAG_NAME, "body").send_keys("/")
+    browser.switch_to.active_element.send_keys("invoice 4711" + Keys.ENTER)
+    found = poll(lambda: browser.find_elements(By.CSS_SELECTOR, "#found span.subject"),
+                 what="the search's results")  # fmt: skip
+    assert [r.text for r in found] == ["Invoice 4711 is wrong"]
     browser.find_element(By.CSS_SELECTOR, "form.inline button").click()  # sign out
     arrives(browser, url + "/sign-in")
     browser.get(url + "/desk")

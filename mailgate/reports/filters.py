@@ -56,6 +56,7 @@ class TicketFilter:
     sort: str = "number"
     desc: bool = False
     limit: int | None = None
+    offset: int = 0  # tickets skipped first (the web desk's later pages)
 
 
 def _day(option: str, text: str | None) -> date | None:

@@ -127,8 +127,8 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
         query = query.where(and_(*conditions))
     key, number = SORTS[flt.sort], col(Ticket.number)
     query = query.order_by(*((key.desc(), number.desc()) if flt.desc else (key, number)))
-    if flt.limit is not None and not needs_exact_sla(flt, cfg):
-        query = query.limit(flt.limit)
+    if not needs_exact_sla(flt, cfg):
+        query = query.offset(flt.offset or None).limit(flt.limit)
     return query
 
 
@@ -138,12 +138,14 @@ def select_tickets(
     """The filter's tickets in batches, streamed: never the whole table in memory."""
     calendar, flt = sla.Calendar.of(cfg), with_found(session, flt, cfg.tickets.timezone)
     exact, left = needs_exact_sla(flt, cfg), flt.limit
+    skip = flt.offset if exact else 0  # the database skipped them otherwise
     result = session.exec(ticket_query(flt, cfg, now).execution_options(yield_per=batch))
     try:
         for part in result.partitions():
             tickets = list(part)
             if exact:
                 tickets = [t for t in tickets if sla.first_response(cfg, calendar, t, now).breached]
+                tickets, skip = tickets[skip:], max(0, skip - len(tickets))
             if left is not None:
                 tickets, left = tickets[:left], left - min(left, len(tickets))
             if tickets:

@@ -97,7 +97,8 @@ class Ticket(SQLModel, table=True):
     hold_until: datetime | None = None
     source: str  # smtp, imap:<mailbox>, pipe, manual
     served_address: str = ""
-    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    # Indexed: a ticket's page lists the tickets that follow it (a reply long after closing).
+    linked_ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
     created_at: datetime = Field(index=True)
     updated_at: datetime = Field(index=True)
     last_action_by: str = "customer"  # customer | staff

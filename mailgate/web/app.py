@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailgate.service.hosted import Host
+from mailgate.store.database import StoreUnavailable
 from mailgate.web import desk_pages, sign_in, ticket_actions
 from mailgate.web.guard import SecurityHeaders
 from mailgate.web.pages import page
 from mailgate.web.staff import DeskState
 from mailgate.web.words import say
+
+log = logging.getLogger("mailgate.web")
 
 
 def build_app(host: Host) -> SecurityHeaders:
@@ -24,7 +32,24 @@ def build_app(host: Host) -> SecurityHeaders:
     app.include_router(desk_pages.router)
     app.include_router(ticket_actions.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.add_exception_handler(RequestValidationError, _answer(desk, "bad_request", 400))
+    app.add_exception_handler(StoreUnavailable, _answer(desk, "unavailable", 503))
+    app.add_exception_handler(Exception, _answer(desk, "failed", 500))
     return SecurityHeaders(BodyLimit(app, desk))
+
+
+def _answer(desk: DeskState, key: str, status: int) -> Callable[[Request, Exception], Response]:
+    """A page that says what went wrong in words, never a traceback; the log has the rest."""
+
+    def answer(request: Request, exc: Exception) -> Response:
+        if status >= 500:
+            log.error("event=web_failed path=%s error=%r", request.url.path, str(exc))
+        lang = desk.lang()
+        return page(
+            "notice", lang, {"text": say(key, lang), "again": False, "staff": None, "q": ""}, status
+        )
+
+    return answer
 
 
 class BodyLimit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -16,13 +17,16 @@ from mailgate.reading.mime.htmltext import sanitize_html
 from mailgate.reports.detail import find_ticket, ticket_detail
 from mailgate.reports.filters import FilterError, checked, make_filter
 from mailgate.reports.listing import ticket_rows
+from mailgate.search.engine import Hit, search
+from mailgate.search.query import QueryError
 from mailgate.store import blobs
 from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Attachment, Ticket
 from mailgate.web.pages import page
 from mailgate.web.staff import DeskState, Staff, desk_of, notice, signed_in
 
 router = APIRouter(include_in_schema=False)
-QUEUE_SIZE = 200  # tickets on a queue's page, the newest activity first
+QUEUE_SIZE = 50  # tickets on a queue's page, the newest activity first
+SEARCH_HITS = 50  # tickets a search shows, the best first
 # Queue -> the `tickets list` options that make it ("me": the signed-in agent).
 QUEUES: dict[str, dict[str, Any]] = {
     "unassigned": {"assignee": "none", "status": ("open,working,hold,delivered",)},
@@ -45,28 +49,32 @@ def home() -> Response:
 
 
 @router.get("/desk")
-def queue(request: Request, queue: str = "open", q: str = "") -> Response:
+def queue(request: Request, queue: str = "open", q: str = "", n: int = 1) -> Response:
+    """A queue, newest activity first; with words in the search box, the tickets they find
+    in every queue, the best first, each with the place it was found (`mailgate search`)."""
     desk = desk_of(request)
     with desk.ctx.store.session() as db:
         staff = signed_in(request, db)
         if staff is None:
             return RedirectResponse("/sign-in", status_code=303)
         chosen = queue if queue in QUEUES else "open"
-        options = dict(QUEUES[chosen])
-        if options.get("assignee") == "me":
-            options["assignee"] = staff.agent.email
         rows: list[dict[str, Any]] = []
+        hits: list[Hit] = []
         error = ""
         try:
-            text = q.strip() or None
-            flt = make_filter(**options, text=text, sort="last-action", desc=True, limit=QUEUE_SIZE)
-            flt = checked(db, flt, desk.ctx.config.tickets.timezone)
-            rows = ticket_rows(db, desk.ctx.config, flt, desk.ctx.clock())
-        except FilterError as exc:
+            if q.strip():
+                zone = desk.ctx.config.tickets.timezone
+                hits = search(db, q, limit=SEARCH_HITS, now=desk.ctx.clock(), zone=zone)
+            else:
+                rows = _queue_rows(db, desk, staff, chosen, max(1, n))
+        except (FilterError, QueryError) as exc:
             error = str(exc)
         context = {
-            "rows": rows,
-            "queue": chosen,
+            "rows": rows[:QUEUE_SIZE],
+            "more": len(rows) > QUEUE_SIZE,
+            "number": max(1, n),
+            "hits": hits,
+            "queue": "" if q.strip() else chosen,
             "queues": list(QUEUES),
             "q": q,
             "error": error,
@@ -74,6 +82,21 @@ def queue(request: Request, queue: str = "open", q: str = "") -> Response:
             "when": desk.when,
         }
         return page("queue", staff.lang, context)
+
+
+def _queue_rows(
+    db: Session, desk: DeskState, staff: Staff, queue: str, number: int
+) -> list[dict[str, Any]]:
+    """The queue's page `number`, one ticket more than a page holds (there is a next page
+    when it is there)."""
+    options = dict(QUEUES[queue])
+    if options.get("assignee") == "me":
+        options["assignee"] = staff.agent.email
+    flt = make_filter(**options, sort="last-action", desc=True, limit=QUEUE_SIZE + 1)
+    flt = replace(
+        checked(db, flt, desk.ctx.config.tickets.timezone), offset=QUEUE_SIZE * (number - 1)
+    )
+    return ticket_rows(db, desk.ctx.config, flt, desk.ctx.clock())
 
 
 @router.get("/desk/tickets/{cid}")

@@ -39,7 +39,7 @@ class DeskState:
 
     def when(self, moment: datetime | str | None) -> str:
         """A stored moment as the desk reads it: in [tickets] timezone, to the minute."""
-        if isinstance(moment, str):
+        if isinstance(moment, str):  # from a listing's JSON-ready row
             moment = datetime.fromisoformat(moment)
         return local_time(self.ctx, moment)
 

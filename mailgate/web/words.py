@@ -39,6 +39,21 @@ WORDS: dict[str, dict[str, str]] = {
         "alt. Laden Sie die Seite neu und versuchen Sie es noch einmal.",
     },
     "not_found": {"en": "Not found.", "de": "Nicht gefunden."},
+    "bad_request": {
+        "en": "This request is not one the desk's pages send. Reload the page and try again.",
+        "de": "Diese Anfrage kommt so von keiner Seite des Desks. Laden Sie die Seite neu und "
+        "versuchen Sie es noch einmal.",
+    },
+    "unavailable": {
+        "en": "The desk's database is busy or unreachable. Try again in a moment.",
+        "de": "Die Datenbank des Desks ist belegt oder nicht erreichbar. Versuchen Sie es "
+        "gleich noch einmal.",
+    },
+    "failed": {
+        "en": "Something went wrong on the desk's side; it is logged. Try again, or use mail.",
+        "de": "Auf Seiten des Desks ist etwas schiefgegangen; es ist protokolliert. Versuchen "
+        "Sie es noch einmal, oder schreiben Sie eine Mail.",
+    },
     "sessions": {"en": "Signed-in browsers", "de": "Angemeldete Browser"},
     "revoke": {"en": "Sign out there", "de": "Dort abmelden"},
     "this_browser": {"en": "this browser", "de": "dieser Browser"},
@@ -46,6 +61,8 @@ WORDS: dict[str, dict[str, str]] = {
     "last_used": {"en": "last used", "de": "zuletzt benutzt"},
     "search": {"en": "Search", "de": "Suchen"},
     "no_tickets": {"en": "No tickets.", "de": "Keine Tickets."},
+    "newer": {"en": "← newer", "de": "← neuere"},
+    "older": {"en": "older →", "de": "ältere →"},
     "q_unassigned": {"en": "Unassigned", "de": "Nicht zugewiesen"},
     "q_mine": {"en": "Mine", "de": "Meine"},
     "q_open": {"en": "Open", "de": "Offen"},
