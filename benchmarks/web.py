@@ -30,7 +30,7 @@ from smtp_intake import measure
 from sqlmodel import col, select
 
 from mailgate.config import load
-from mailgate.desk.web_access import issue_agent_link
+from mailgate.desk.web_access import issue_link
 from mailgate.service.app import build_context
 from mailgate.store.models import Agent
 
@@ -60,7 +60,7 @@ def signed_in_cookie(config: Path, url: str) -> dict[str, str]:
     with ctx.store.session() as session:
         agent = session.exec(select(Agent).order_by(col(Agent.id))).first()
         assert agent is not None
-        token = issue_agent_link(session, agent, ctx.clock(), 15)
+        token = issue_link(session, agent, ctx.clock(), 15)
     ctx.store.dispose()
     with httpx.Client(base_url=url) as client:
         answer = client.post(f"/sign-in/{token}", headers={"Origin": url})

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from mailgate.desk.web_access import issue_agent_link
+from mailgate.desk.web_access import issue_link
 from mailgate.store.models import Agent, WebLink, WebSession
 from mailgate.web import desk_pages
 from mailgate.web.guard import FAILED_LIMIT
@@ -72,8 +72,8 @@ def test_expired_revoked_and_unknown_links_are_refused(desk: Desk) -> None:
     ctx = desk.daemon.ctx
     with ctx.store.session() as session:
         agent = session.exec(select(Agent)).one()
-        expired = issue_agent_link(session, agent, ctx.clock() - timedelta(minutes=20), 15)
-        revoked = issue_agent_link(session, agent, ctx.clock(), 15)
+        expired = issue_link(session, agent, ctx.clock() - timedelta(minutes=20), 15)
+        revoked = issue_link(session, agent, ctx.clock(), 15)
         session.flush()
         for link in session.exec(select(WebLink)):
             if link.expires_at > ctx.clock():

@@ -194,3 +194,59 @@ def test_an_agent_signs_in_from_the_mail_answers_with_a_file_and_no_script_runs(
     arrives(browser, url + "/sign-in")
     browser.get(url + "/desk")
     assert browser.current_url == url + "/sign-in"
+
+
+def test_a_customer_replies_confirms_and_a_stranger_finds_nothing(
+    browser: WebDriver, desk_process: RunningDesk
+) -> None:
+    url, smtp, relay = desk_process.url, desk_process.smtp, desk_process.relay
+    with connect(smtp) as client:
+        for sender in ("Alice <alice@acme.example>", "Bert <bert@other.example>"):
+            address = sender.split("<")[1].rstrip(">")
+            client.sendmail(address, [SUPPORT], make_mail(subject="Printer broken", sender=sender))
+    poll(lambda: relay.to("bert@other.example"), what="both acknowledgements")
+
+    def sign_in(address: str) -> None:
+        browser.delete_all_cookies()
+        browser.get(url + "/sign-in")
+        browser.find_element(By.ID, "address").send_keys(address)
+        before = len(relay.to(address))
+        browser.find_element(By.ID, "send-link").click()
+        mail = poll(lambda: relay.to(address)[before:], what="the link")[0].message
+        body = mail.get_body(("plain",))
+        assert body is not None
+        browser.get(LINK.findall(body.get_content())[0])
+        browser.find_element(By.ID, "confirm-sign-in").click()
+
+    sign_in("alice@acme.example")
+    arrives(browser, url + "/my")
+    browser.find_element(By.CSS_SELECTOR, "a.open").click()
+    arrives(browser, url + "/my/tickets/CID-1000")
+    browser.find_element(By.ID, "text").send_keys("It still jams on page two.")
+    browser.find_element(By.ID, "send").click()
+    poll(lambda: "It still jams on page two." in browser.page_source, what="the reply shown")
+    nothing_ran(browser)
+
+    # The agent answers and delivers it on the ticket's form; the customer confirms on the
+    # page, and the ticket is closed.
+    sign_in(AGENT)
+    arrives(browser, url + "/desk")
+    browser.get(url + "/desk/tickets/CID-1000")
+    browser.find_element(By.ID, "text").send_keys("A new roller is on its way.")
+    browser.find_element(By.CSS_SELECTOR, "select[name=status]").send_keys("delivered")
+    browser.find_element(By.ID, "send").click()
+    poll(lambda: "A new roller" in browser.page_source, what="the answer stored")
+    sign_in("alice@acme.example")
+    arrives(browser, url + "/my")
+    browser.get(url + "/my/tickets/CID-1000")
+    screenshot(browser, "customer-ticket")
+    browser.find_element(By.ID, "solved").click()
+    status = lambda: browser.find_element(By.ID, "status").text  # noqa: E731
+    assert poll(lambda: status() == "closed" and status(), what="the ticket closed")
+
+    sign_in("bert@other.example")
+    arrives(browser, url + "/my")
+    assert "CID-1000" not in browser.find_element(By.TAG_NAME, "main").text
+    browser.get(url + "/my/tickets/CID-1000")  # a stranger types another ticket's number
+    assert "Not found." in browser.find_element(By.TAG_NAME, "main").text
+    nothing_ran(browser)

@@ -158,10 +158,14 @@ def is_colleague(session: Session, contact: Contact, organisation_id: int) -> bo
     return org is not None and org.kind == COMPANY
 
 
-def visible_tickets(session: Session, contact: Contact) -> SelectOfScalar[Ticket]:
-    """The query for the open tickets a contact may see, by number: their company's, else
-    only those they asked or were made a participant of."""
-    query = select(Ticket).where(Ticket.status != "closed").order_by(col(Ticket.number))
+def visible_tickets(
+    session: Session, contact: Contact, closed: bool = False
+) -> SelectOfScalar[Ticket]:
+    """The query for the open tickets (with `closed`, all tickets) a contact may see, by
+    number: their company's, else only those they asked or were made a participant of."""
+    query = select(Ticket).order_by(col(Ticket.number))
+    if not closed:
+        query = query.where(Ticket.status != "closed")
     if is_colleague(session, contact, contact.organisation_id):
         return query.where(Ticket.organisation_id == contact.organisation_id)
     taking_part = select(Participant.ticket_id).where(Participant.contact_id == contact.id)

@@ -14,8 +14,10 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from mailgate.desk.customers import contact_by_email
+from mailgate.desk.unverified import is_unverified_sender
 from mailgate.moments import aware
-from mailgate.store.models import Agent, WebLink, WebSession
+from mailgate.store.models import Agent, Contact, WebLink, WebSession
 
 TOKEN_BYTES = 32
 # The source of a mail the web desk wrote for a signed-in agent (an answer, a note, a change):
@@ -47,13 +49,23 @@ def agent_by_address(session: Session, address: str) -> Agent | None:
     return found if found is not None and found.active else None
 
 
-def issue_agent_link(session: Session, agent: Agent, now: datetime, minutes: int) -> str:
-    """A new sign-in link's token for the agent (kept hashed, valid `minutes`)."""
+def contact_by_address(session: Session, address: str) -> Contact | None:
+    """The customer contact with this address who may sign in: one whose mail reaches them
+    and who is not the desk's placeholder for unverified senders."""
+    contact = contact_by_email(session, address.strip().lower())
+    if contact is None or contact.failing or is_unverified_sender(contact):
+        return None
+    return contact
+
+
+def issue_link(session: Session, owner: Agent | Contact, now: datetime, minutes: int) -> str:
+    """A new sign-in link's token for an agent or a customer contact (kept hashed)."""
     token = new_token()
     session.add(
         WebLink(
             token_hash=token_hash(token),
-            agent_id=agent.id,
+            agent_id=owner.id if isinstance(owner, Agent) else None,
+            contact_id=owner.id if isinstance(owner, Contact) else None,
             created_at=now,
             expires_at=now + timedelta(minutes=minutes),
         )
@@ -76,6 +88,8 @@ def usable_link(session: Session, token: str, now: datetime) -> WebLink:
         agent = session.get(Agent, link.agent_id)
         if agent is None or not agent.active:
             raise LinkRefused("inactive")
+    if link.contact_id is not None and session.get(Contact, link.contact_id) is None:
+        raise LinkRefused("inactive")  # forgotten (mailgate.flows.forget) meanwhile
     return link
 
 

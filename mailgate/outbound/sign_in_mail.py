@@ -7,7 +7,7 @@ from sqlmodel import Session
 from mailgate.outbound.context import Context
 from mailgate.outbound.sending import queue_mail
 from mailgate.outbound.template_views import language_of
-from mailgate.store.models import Agent
+from mailgate.store.models import Agent, Contact
 
 SIGN_IN_PATH = "/sign-in/"
 
@@ -16,10 +16,11 @@ def sign_in_link(ctx: Context, token: str) -> str:
     return f"{ctx.config.web.root}{SIGN_IN_PATH}{token}"
 
 
-def mail_sign_in_link(session: Session, ctx: Context, agent: Agent, token: str) -> None:
-    """Queue the agent's sign-in link, in their language, to their own address only."""
+def mail_sign_in_link(session: Session, ctx: Context, person: Agent | Contact, token: str) -> None:
+    """Queue an agent's or a customer's sign-in link, in their language, to their own
+    address only."""
     context = {
-        "name": agent.name,
+        "name": person.name,
         "link": sign_in_link(ctx, token),
         "minutes": ctx.config.web.link_minutes,
         "support_address": ctx.from_address,
@@ -28,8 +29,8 @@ def mail_sign_in_link(session: Session, ctx: Context, agent: Agent, token: str) 
         session,
         ctx,
         "sign_in",
-        language_of(ctx, agent),
+        language_of(ctx, person),
         context,
-        to=[agent.email],
+        to=[person.email],
         auto_submitted="auto-generated",
     )

@@ -1,8 +1,8 @@
-"""What an agent does on a ticket's page (answer, note, change status, priority, assignment,
-time, hold), written as the mail the agent would have sent from their mail client: stored
-and processed by the same pipeline, so its article, events and the mails it causes are
-exactly those of a mail. Nothing is possible only on the web, and nothing works otherwise
-on it."""
+"""What a person does on the web desk, written as the mail they would have sent: an agent's
+answer, note or change (status, priority, assignment, time, hold), a customer's reply,
+confirmation or new request. Stored and processed by the same pipeline, so its article,
+events and the mails it causes are exactly those of a mail. Nothing is possible only on the
+web, and nothing works otherwise on it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
 
+from fastapi import UploadFile
 from sqlmodel import Session, col, select
 
 from mailgate.desk.web_access import WEB_SOURCE
@@ -20,7 +21,7 @@ from mailgate.flows import pipeline
 from mailgate.flows.pipeline import Outcome
 from mailgate.outbound.context import Context
 from mailgate.reading import tags
-from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Ticket
+from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Contact, Ticket
 from mailgate.store.spool import accept
 
 FileData = tuple[str, str, bytes]  # name, content type, bytes
@@ -67,38 +68,71 @@ class Action:
         )
 
 
+def read_upload(upload: UploadFile) -> FileData:
+    """A file sent with a form, whole (the form's size is bounded before it is read)."""
+    return upload.filename or "file", upload.content_type or "", upload.file.read()
+
+
 def newest_article(session: Session, ticket: Ticket) -> Article | None:
     query = select(Article).where(col(Article.ticket_id) == ticket.id)
     return session.exec(query.order_by(col(Article.id).desc())).first()
 
 
-def compose(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> bytes:
-    """The agent's mail to the support address: tagged, a reply to the ticket's last mail,
-    the commands first, then the text, then the files."""
+def reply_subject(ctx: Context, ticket: Ticket) -> str:
+    return "Re: " + tags.tagged_subject(ticket.subject, ctx.config.tickets.prefix, ticket.number)
+
+
+def compose(
+    ctx: Context,
+    sender: Agent | Contact,
+    subject: str,
+    text: str,
+    files: Sequence[FileData],
+    ticket: Ticket | None,
+) -> bytes:
+    """The person's mail to the support address (the one the ticket came in on): on a
+    ticket, a reply to its newest mail; the text, then the files."""
     mail = EmailMessage(policy=SMTP)
-    mail["From"] = formataddr((agent.name, agent.email))
-    mail["To"] = ticket.served_address or ctx.from_address
-    prefix = ctx.config.tickets.prefix
-    mail["Subject"] = "Re: " + tags.tagged_subject(ticket.subject, prefix, ticket.number)
+    mail["From"] = formataddr((sender.name, sender.email))
+    mail["To"] = _served(ctx, ticket)
+    mail["Subject"] = subject
     mail["Date"] = format_datetime(ctx.clock())
     mail["Message-ID"] = make_msgid("web", domain=ctx.own_domain)
-    with ctx.store.session() as session:
-        last = newest_article(session, ticket)
-    if last is not None and last.message_id:
-        mail["In-Reply-To"] = mail["References"] = f"<{last.message_id}>"
-    body = "\n".join(action.commands())
-    text = action.text.replace("\r\n", "\n").strip()
-    mail.set_content(f"{body}\n\n{text}\n" if body else f"{text}\n")
-    for name, content_type, data in action.files:
+    if ticket is not None:
+        with ctx.store.session() as session:
+            last = newest_article(session, ticket)
+        if last is not None and last.message_id:
+            mail["In-Reply-To"] = mail["References"] = f"<{last.message_id}>"
+    mail.set_content(text.replace("\r\n", "\n").strip() + "\n")
+    for name, content_type, data in files:
         kind = content_type.lower() if _CONTENT_TYPE.match(content_type.lower()) else ""
         maintype, subtype = (kind or "application/octet-stream").split("/", 1)
         mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
     return mail.as_bytes()
 
 
-def submit(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> Outcome:
-    """Store the agent's mail as the web desk's and bring it to its outcome now."""
-    raw = compose(ctx, agent, ticket, action)
-    to = [ticket.served_address or ctx.from_address]
-    accepted = accept(ctx.store, raw, WEB_SOURCE, ctx.clock(), agent.email, to)
+def _served(ctx: Context, ticket: Ticket | None) -> str:
+    return (ticket.served_address if ticket else "") or ctx.from_address
+
+
+def send_as(
+    ctx: Context,
+    sender: Agent | Contact,
+    subject: str,
+    text: str,
+    files: Sequence[FileData] = (),
+    ticket: Ticket | None = None,
+) -> Outcome:
+    """Store the person's mail as the web desk's and bring it to its outcome now."""
+    raw = compose(ctx, sender, subject, text, files, ticket)
+    to = [_served(ctx, ticket)]
+    accepted = accept(ctx.store, raw, WEB_SOURCE, ctx.clock(), sender.email, to)
     return pipeline.process(ctx, accepted.intake_id)
+
+
+def submit(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> Outcome:
+    """The agent's action as their mail: the commands over the text."""
+    commands = "\n".join(action.commands())
+    text = action.text.strip()
+    body = f"{commands}\n\n{text}" if commands else text
+    return send_as(ctx, agent, reply_subject(ctx, ticket), body, action.files, ticket)

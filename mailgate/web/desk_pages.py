@@ -7,7 +7,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from sqlmodel import Session, col, select
@@ -21,7 +20,7 @@ from mailgate.search.engine import Hit, search
 from mailgate.search.query import QueryError
 from mailgate.store import blobs
 from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Attachment, Ticket
-from mailgate.web.pages import page
+from mailgate.web.pages import download, page
 from mailgate.web.staff import DeskState, Staff, desk_of, notice, signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -172,11 +171,7 @@ def attachment_file(request: Request, attachment_id: int) -> Response:
         if staff is None or attachment is None:
             return _gone(desk, staff)
         data = blobs.read_in(db, desk.ctx.config.data_dir, attachment.sha256)
-    # Always a download, never shown in the desk's own origin (an HTML or SVG file could
-    # otherwise run script there); nosniff is among every response's headers.
-    name = quote(attachment.filename, safe="")
-    headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{name}"}
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    return download(data, attachment.filename)
 
 
 def _gone(desk: DeskState, staff: Staff | None) -> Response:

@@ -15,14 +15,17 @@ from starlette.responses import RedirectResponse, Response
 from mailgate.desk.web_access import (
     LinkRefused,
     agent_by_address,
-    issue_agent_link,
+    contact_by_address,
+    current_session,
+    issue_link,
     revoke_session,
     sessions_of_agent,
     sign_in,
     usable_link,
 )
 from mailgate.outbound.sign_in_mail import SIGN_IN_PATH, mail_sign_in_link
-from mailgate.web.guard import COOKIE, cookie_options, from_our_page
+from mailgate.store.models import Agent
+from mailgate.web.guard import COOKIE, cookie_options, form_token_matches, from_our_page
 from mailgate.web.pages import page
 from mailgate.web.staff import client_of, desk_of, form_sender, notice, signed_in
 
@@ -44,15 +47,16 @@ def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -
     if not from_our_page(request, ctx.config.web.root):
         return notice(desk, desk.lang(), "refused_form", 403)
     with ctx.store.session() as db:
-        agent = agent_by_address(db, address)
-        if agent is not None:
-            token = issue_agent_link(db, agent, ctx.clock(), ctx.config.web.link_minutes)
-            mail_sign_in_link(db, ctx, agent, token)
-    if agent is not None:
+        person = agent_by_address(db, address) or contact_by_address(db, address)
+        if person is not None:
+            token = issue_link(db, person, ctx.clock(), ctx.config.web.link_minutes)
+            mail_sign_in_link(db, ctx, person, token)
+            kind = "agent" if isinstance(person, Agent) else "contact"
+    if person is not None:
         desk.host.wake_outbox()
-        log.info("event=web_link_sent agent=%s client=%s", agent.email, client_of(request))
+        log.info("event=web_link_sent %s_id=%s client=%s", kind, person.id, client_of(request))
     else:
-        log.info("event=web_link_not_sent reason=no_agent client=%s", client_of(request))
+        log.info("event=web_link_not_sent reason=nobody client=%s", client_of(request))
     context = {"sent": True, "minutes": ctx.config.web.link_minutes, "staff": None, "q": ""}
     return page("sign_in", desk.lang(), context)
 
@@ -88,8 +92,11 @@ def use_link(request: Request, token: str) -> Response:
             cookie, opened = sign_in(db, token, ctx.clock(), days, user_agent)
         except LinkRefused as refused:
             return _refused(request, refused)
-        log.info("event=web_signed_in agent_id=%s session=%s", opened.agent_id, opened.id)
-    response = RedirectResponse("/desk", status_code=303)
+        log.info(
+            "event=web_signed_in agent_id=%s contact_id=%s session=%s",
+            opened.agent_id, opened.contact_id, opened.id,
+        )  # fmt: skip
+    response = RedirectResponse("/desk" if opened.agent_id else "/my", status_code=303)
     max_age = ctx.config.web.session_days * 86400
     response.set_cookie(COOKIE, cookie, max_age=max_age, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
     return response
@@ -105,13 +112,17 @@ def _refused(request: Request, refused: LinkRefused) -> Response:
 
 @router.post("/sign-out")
 def sign_out(request: Request, form_token: Annotated[str | None, Form()] = None) -> Response:
+    """Ends the session of the browser that asks (an agent's or a customer's)."""
     desk = desk_of(request)
     ctx = desk.ctx
+    cookie = request.cookies.get(COOKIE)
     with ctx.store.session() as db:
-        staff = form_sender(request, db, form_token)
-        if isinstance(staff, Response):
-            return staff
-        revoke_session(db, staff.session, staff.session.id or 0, ctx.clock())
+        current = current_session(db, cookie, ctx.clock()) if cookie else None
+        if current is not None:
+            from_here = from_our_page(request, ctx.config.web.root)
+            if not from_here or not form_token_matches(form_token, current.form_token):
+                return notice(desk, desk.lang(), "refused_form", 403)
+            revoke_session(db, current, current.id or 0, ctx.clock())
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
     return response
@@ -135,7 +146,7 @@ def revoke(
 ) -> Response:
     desk = desk_of(request)
     with desk.ctx.store.session() as db:
-        staff = form_sender(request, db, form_token)
+        staff = form_sender(request, db, form_token, signed_in)
         if isinstance(staff, Response):
             return staff
         if not revoke_session(db, staff.session, session_id, desk.ctx.clock()):

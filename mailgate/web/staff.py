@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlmodel import Session
 from starlette.requests import Request
@@ -14,7 +16,7 @@ from mailgate.desk.web_access import current_session
 from mailgate.outbound.context import Context
 from mailgate.outbound.template_views import local_time
 from mailgate.service.hosted import Host
-from mailgate.store.models import Agent, WebSession
+from mailgate.store.models import Agent, Contact, WebSession
 from mailgate.web.guard import COOKIE, FailedTokens, form_token_matches, from_our_page
 from mailgate.web.pages import page
 from mailgate.web.words import language, say
@@ -51,6 +53,13 @@ class Staff:
     lang: str
 
 
+@dataclass(frozen=True)
+class Customer:
+    contact: Contact
+    session: WebSession
+    lang: str
+
+
 def desk_of(request: Request) -> DeskState:
     desk: DeskState = request.app.state.desk
     return desk
@@ -71,6 +80,18 @@ def signed_in(request: Request, db: Session) -> Staff | None:
     return Staff(agent, found, desk.lang(agent))
 
 
+def customer_of(request: Request, db: Session) -> Customer | None:
+    """The customer contact whose open session the request's cookie is, if any."""
+    desk = desk_of(request)
+    cookie = request.cookies.get(COOKIE)
+    found = current_session(db, cookie, desk.ctx.clock()) if cookie else None
+    contact = db.get(Contact, found.contact_id) if found and found.contact_id else None
+    if found is None or contact is None:
+        return None
+    chosen = contact.language or desk.ctx.config.tickets.default_language
+    return Customer(contact, found, language(chosen))
+
+
 def client_of(request: Request) -> str:
     return request.client.host if request.client else "-"
 
@@ -82,15 +103,25 @@ def notice(
     return page("notice", lang, context, status_code)
 
 
-def form_sender(request: Request, db: Session, sent: str | None) -> Staff | Response:
-    """The signed-in agent who sent a form from one of our pages with their session's form
-    token; else the response that refuses the form (to the sign-in page without a session)."""
+Person = TypeVar("Person", Staff, Customer)
+
+
+def form_sender(
+    request: Request,
+    db: Session,
+    sent: str | None,
+    person: Callable[[Request, Session], Person | None],
+) -> Person | Response:
+    """The signed-in person (`signed_in` for an agent, `customer_of` for a customer) who sent
+    a form from one of our pages with their session's form token; else the response that
+    refuses the form (to the sign-in page without a session)."""
     desk = desk_of(request)
-    staff = signed_in(request, db)
-    if staff is None:
+    found = person(request, db)
+    if found is None:
         return RedirectResponse("/sign-in", status_code=303)
     from_here = from_our_page(request, desk.ctx.config.web.root)
-    if not from_here or not form_token_matches(sent, staff.session.form_token):
-        log.info("event=web_form_refused agent_id=%s", staff.agent.id)
-        return notice(desk, staff.lang, "refused_form", 403, staff)
-    return staff
+    if not from_here or not form_token_matches(sent, found.session.form_token):
+        log.info("event=web_form_refused session=%s", found.session.id)
+        staff = found if isinstance(found, Staff) else None
+        return notice(desk, found.lang, "refused_form", 403, staff)
+    return found

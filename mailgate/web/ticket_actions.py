@@ -14,9 +14,9 @@ from starlette.responses import RedirectResponse, Response
 
 from mailgate.reports.detail import find_ticket
 from mailgate.store.models import DONE, RECEIVED, Ticket
-from mailgate.web.actions import Action, newest_article, submit
+from mailgate.web.actions import Action, newest_article, read_upload, submit
 from mailgate.web.desk_pages import show_ticket
-from mailgate.web.staff import Staff, desk_of, form_sender, notice
+from mailgate.web.staff import Staff, desk_of, form_sender, notice, signed_in
 from mailgate.web.words import say
 
 log = logging.getLogger("mailgate.web")
@@ -50,11 +50,11 @@ def ticket_mail(
         assign=assign,
         minutes=minutes,
         billable=billable,
-        files=tuple(_read(f) for f in files or () if f.filename),
+        files=tuple(read_upload(f) for f in files or () if f.filename),
     )
     typed = {**action.__dict__, "kind": kind, "files": ()}
     with ctx.store.session() as db:
-        staff = form_sender(request, db, form_token)
+        staff = form_sender(request, db, form_token, signed_in)
         if isinstance(staff, Response):
             return staff
         ticket = find_ticket(db, ctx.config.tickets.prefix, cid)
@@ -86,7 +86,3 @@ def _why_not_now(db: Session, staff: Staff, ticket: Ticket, action: Action, seen
     if newest is not None and (newest.id or 0) > seen and newest.from_addr != staff.agent.email:
         return say("written_meanwhile", staff.lang, who=newest.from_name or newest.from_addr)
     return ""
-
-
-def _read(upload: UploadFile) -> tuple[str, str, bytes]:
-    return upload.filename or "file", upload.content_type or "", upload.file.read()

@@ -1,0 +1,168 @@
+"""Customers on the web desk: signed in by a link mailed to them, they see their own requests
+and nobody else's, read them without staff's internal notes, reply with files, confirm a
+delivered request or say it is not solved, and open a new one; each is stored and answered
+as the same mail would be."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, select
+
+from mailgate.config import TicketsConfig
+from mailgate.store.models import Article, Attachment, Ticket, TicketReference
+from tests.daemon_harness import SUPPORT, connect
+from tests.helpers import parsed, poll
+from tests.mails import make_mail
+from tests.web_desk import Desk, web_desk
+
+ALICE, BERT = "alice@acme.example", "bert@other.example"
+PATTERN = r"(?i)\b(?:order number|bestellnummer):\s*(\S+)"
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Desk:
+    tickets = dataclasses.replace(TicketsConfig(), reference_patterns=[PATTERN])
+    with web_desk(tmp_path, tickets=tickets) as running:
+        running.add_agent()
+        with connect(running.daemon.address) as client:
+            for address, subject, name in (
+                (ALICE, "Printer broken", "scan.pdf"),
+                (BERT, "Contract question", "contract.pdf"),
+            ):
+                file = (name, "application/pdf", b"%PDF-1.4 " + address.encode())
+                mail = make_mail(subject=subject, sender=address, attachments=(file,))
+                client.sendmail(address, [SUPPORT], mail)
+        poll(lambda: len(rows(running, Ticket)) == 2, what="both tickets")
+        yield running  # type: ignore[misc]
+
+
+def rows(desk: Desk, model: Any) -> list[Any]:
+    with desk.daemon.ctx.store.session() as session:
+        return list(session.exec(select(model).order_by(col(model.id))))
+
+
+def token_of(page: str) -> str:
+    found = re.search(r'name="form_token" value="([^"]+)"', page)
+    assert found is not None, page
+    return found[1]
+
+
+def customer_signs_in(desk: Desk, client: httpx.Client, address: str) -> None:
+    link = desk.ask_for_link(client, address)
+    signed = client.post(link, headers=desk.origin)
+    assert (signed.status_code, signed.headers["location"]) == (303, "/my")
+
+
+def staff_writes(desk: Desk, **data: str) -> None:
+    """The agent, on the web desk too, on Alice's ticket CID-1000."""
+    with desk.client() as agent:
+        desk.sign_in(agent)
+        fields = desk.form_fields(agent, "CID-1000")
+        sent = agent.post("/desk/tickets/CID-1000/mail", data={**fields, **data},
+                          headers=desk.origin)  # fmt: skip
+        assert sent.status_code == 303, sent.text
+
+
+def test_a_customer_sees_their_requests_only_and_no_internal_note(desk: Desk) -> None:
+    staff_writes(desk, text="Her printer is the old model; vendor asked.", kind="note")
+    staff_writes(desk, text="Hello Alice,\n\nplease restart the printer.", kind="answer")
+    with desk.client() as alice, desk.client() as bert:
+        customer_signs_in(desk, alice, ALICE)
+        customer_signs_in(desk, bert, BERT)
+        mine = alice.get("/my").text
+        assert "CID-1000" in mine and "Printer broken" in mine
+        assert "CID-1001" not in mine and "Contract question" not in mine
+        page = alice.get("/my/tickets/CID-1000").text
+        assert "please restart the printer." in page and ">Support<" in page
+        assert "vendor asked" not in page and "bob@example.com" not in page
+        # Bert changes the number in the address bar: not found, as if there were none.
+        for path in ("/my/tickets/CID-1000", "/my/tickets/CID-4711"):
+            answer = bert.get(path)
+            assert answer.status_code == 404 and "Not found." in answer.text
+        files = {a.filename: a.id for a in rows(desk, Attachment)}
+        assert alice.get(f"/my/files/{files['scan.pdf']}").content == b"%PDF-1.4 " + ALICE.encode()
+        assert bert.get(f"/my/files/{files['scan.pdf']}").status_code == 404
+        assert bert.get(f"/my/files/{files['contract.pdf']}").status_code == 200
+        # A customer's session opens no staff page.
+        assert alice.get("/desk").headers["location"] == "/sign-in"
+        assert alice.get("/desk/tickets/CID-1000").headers["location"] == "/sign-in"
+
+
+def test_a_reply_from_the_web_is_the_customers_mail(desk: Desk) -> None:
+    with desk.client() as alice:
+        customer_signs_in(desk, alice, ALICE)
+        token = token_of(alice.get("/my/tickets/CID-1000").text)
+        sent = alice.post(
+            "/my/tickets/CID-1000/mail",
+            data={"form_token": token, "text": "It shows error E42 now.", "answer": "reply"},
+            files=[("files", ("photo.png", b"\x89PNG\r\n\x1a\nphoto", "image/png"))],
+            headers=desk.origin,
+        )
+        assert sent.status_code == 303
+        article = rows(desk, Article)[-1]
+        assert (article.direction, article.from_addr) == ("customer", ALICE)
+        assert article.text.strip() == "It shows error E42 now."
+        assert rows(desk, Attachment)[-1].filename == "photo.png"
+        assert "It shows error E42 now." in alice.get("/my/tickets/CID-1000").text
+        forged = alice.post("/my/tickets/CID-1001/mail", headers=desk.origin,
+                            data={"form_token": token, "text": "mine now"})  # fmt: skip
+        assert forged.status_code == 404
+        unsigned = alice.post("/my/tickets/CID-1000/mail", data={"text": "x"}, headers=desk.origin)
+        assert unsigned.status_code == 403
+    assert len(rows(desk, Article)) == 3
+
+
+@pytest.mark.parametrize(("answer", "status"), [("solved", "closed"), ("not_solved", "working")])
+def test_a_delivered_request_is_confirmed_or_not_from_the_web(
+    desk: Desk, answer: str, status: str
+) -> None:
+    staff_writes(desk, text="The new driver fixes it.", status="delivered")
+    with desk.client() as alice:
+        customer_signs_in(desk, alice, ALICE)
+        page = alice.get("/my/tickets/CID-1000").text
+        assert 'id="solved"' in page and 'id="not-solved"' in page
+        sent = alice.post(
+            "/my/tickets/CID-1000/mail",
+            data={"form_token": token_of(page), "answer": answer},
+            headers=desk.origin,
+        )
+        assert sent.status_code == 303
+    assert rows(desk, Ticket)[0].status == status
+    if status == "closed":
+        closed = poll(lambda: sorted(desk.sent.glob("*-closed.eml")), what="the closed mail")
+        assert ALICE in str(parsed(closed[0].read_bytes())["To"])
+
+
+def test_a_new_request_from_the_web_gets_its_number_and_order_number(desk: Desk) -> None:
+    with desk.client() as alice:
+        customer_signs_in(desk, alice, ALICE)
+        token = token_of(alice.get("/my/new").text)
+        empty = alice.post("/my/new", data={"form_token": token, "subject": "x"},
+                           headers=desk.origin)  # fmt: skip
+        assert empty.status_code == 422 and "needs a subject and a text" in empty.text
+        sent = alice.post(
+            "/my/new",
+            data={
+                "form_token": token,
+                "subject": "Wrong invoice",
+                "reference": "4711-2026",
+                "text": "The invoice lists two printers; we bought one.",
+            },
+            headers=desk.origin,
+        )
+        assert (sent.status_code, sent.headers["location"]) == (303, "/my/tickets/CID-1002")
+        assert "Wrong invoice" in alice.get("/my").text
+    ticket = rows(desk, Ticket)[-1]
+    assert (ticket.number, ticket.subject, ticket.source) == (1002, "Wrong invoice", "web")
+    with desk.daemon.ctx.store.session() as session:
+        references = session.exec(select(TicketReference.ticket_id, TicketReference.reference))
+        assert list(references) == [(ticket.id, "4711-2026")]
+    acks = poll(lambda: sorted(desk.sent.glob("*-acknowledgement.eml"))[2:],
+                what="the new request's acknowledgement")  # fmt: skip
+    assert "[CID-1002]" in parsed(acks[0].read_bytes())["Subject"]
