@@ -15,7 +15,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailgate.service.hosted import Host
 from mailgate.store.database import StoreUnavailable
-from mailgate.web import customer_pages, desk_pages, sign_in, ticket_actions
+from mailgate.web import (
+    customer_pages,
+    desk_pages,
+    quarantine_pages,
+    sign_in,
+    ticket_actions,
+)
 from mailgate.web.guard import SecurityHeaders
 from mailgate.web.pages import page
 from mailgate.web.staff import DeskState
@@ -32,6 +38,7 @@ def build_app(host: Host) -> SecurityHeaders:
     app.include_router(desk_pages.router)
     app.include_router(ticket_actions.router)
     app.include_router(customer_pages.router)
+    app.include_router(quarantine_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _answer(desk, "bad_request", 400))
     app.add_exception_handler(StoreUnavailable, _answer(desk, "unavailable", 503))
