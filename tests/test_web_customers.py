@@ -14,12 +14,12 @@ import httpx
 import pytest
 from sqlmodel import col, select
 
-from mailgate.config import TicketsConfig
-from mailgate.store.models import Article, Attachment, Ticket, TicketReference
+from mailgate.config import SecurityConfig, TicketsConfig
+from mailgate.store.models import Article, Attachment, Outbox, Ticket, TicketReference
 from tests.daemon_harness import SUPPORT, connect
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
-from tests.web_desk import Desk, web_desk
+from tests.web_desk import AGENT, Desk, web_desk
 
 ALICE, BERT = "alice@acme.example", "bert@other.example"
 PATTERN = r"(?i)\b(?:order number|bestellnummer):\s*(\S+)"
@@ -166,3 +166,70 @@ def test_a_new_request_from_the_web_gets_its_number_and_order_number(desk: Desk)
     acks = poll(lambda: sorted(desk.sent.glob("*-acknowledgement.eml"))[2:],
                 what="the new request's acknowledgement")  # fmt: skip
     assert "[CID-1002]" in parsed(acks[0].read_bytes())["Subject"]
+
+
+def link_in(message: Any) -> str:
+    """The sign-in link under a customer's mail (its text part); the HTML part has it too."""
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    [link] = re.findall(r"http://\S+/sign-in/\S+", text)
+    assert link.replace("&", "&amp;") in html or link in html
+    return link
+
+
+def mails(desk: Desk, template: str) -> list[Any]:
+    return [parsed(p.read_bytes()) for p in sorted(desk.sent.glob(f"*-{template}.eml"))]
+
+
+def test_the_link_in_a_customers_mail_opens_their_request(desk: Desk) -> None:
+    ack = next(m for m in mails(desk, "acknowledgement") if ALICE in str(m["To"]))
+    link = link_in(ack)
+    assert link.endswith("?to=CID-1000") and "Your request online" in ack.as_string()
+    with desk.client() as alice, desk.client() as forwarded:
+        assert 'id="confirm-sign-in"' in alice.get(link).text  # a scanner's GET uses nothing
+        signed = alice.post(link, headers=desk.origin)
+        assert (signed.status_code, signed.headers["location"]) == (303, "/my/tickets/CID-1000")
+        assert "Printer broken" in alice.get("/my/tickets/CID-1000").text
+        # Clicked again in the same browser, it goes on; anywhere else, it is used.
+        assert alice.get(link).headers["location"] == "/my/tickets/CID-1000"
+        assert forwarded.get(link).status_code == 410
+        assert forwarded.post(link, headers=desk.origin).status_code == 410
+
+
+def test_each_recipient_of_a_customer_mail_gets_a_link_of_their_own(tmp_path: Path) -> None:
+    open_agents = dataclasses.replace(SecurityConfig(), agent_verification="none")
+    with web_desk(tmp_path, security=open_agents) as desk:
+        desk.add_agent()
+        carol = "carol@acme.example"
+        with connect(desk.daemon.address) as client:
+            client.sendmail(ALICE, [SUPPORT], make_mail(subject="Printer broken", sender=ALICE))
+            poll(lambda: rows(desk, Ticket), what="the ticket")
+            body = f"#cc {carol}\n\nHello both,\n\nthe printer is fixed.\n"
+            answer = make_mail(subject="Re: [CID-1000] Printer broken", sender=AGENT, body=body)
+            client.sendmail(AGENT, [SUPPORT], answer)
+        poll(lambda: mails(desk, "staff_answer")[1:], what="both copies")
+        copies = mails(desk, "staff_answer")
+        assert len(copies) == 2
+        assert {(str(m["To"]), str(m["Cc"])) for m in copies} == {(ALICE, carol)}
+        with desk.daemon.ctx.store.session() as session:
+            envelopes = session.exec(
+                select(Outbox.to_addrs).where(Outbox.template == "staff_answer")
+            ).all()
+        assert sorted(envelopes) == sorted([ALICE, carol])  # each copy to its own recipient
+        links = [link_in(m) for m in copies]
+        assert len(set(links)) == 2
+        who = []
+        for link in links:
+            with desk.client() as browser:
+                assert browser.post(link, headers=desk.origin).status_code == 303
+                page = browser.get("/my").text
+                who.append(re.findall(r'<span class="who">([^<]*)</span>', page)[0])
+        assert sorted(who) == sorted([ALICE, carol])
+
+
+def test_mail_carries_no_link_when_the_desk_turns_them_off(tmp_path: Path) -> None:
+    with web_desk(tmp_path, customer_links=False) as desk:
+        with connect(desk.daemon.address) as client:
+            client.sendmail(ALICE, [SUPPORT], make_mail(subject="Printer broken", sender=ALICE))
+        [ack] = poll(lambda: mails(desk, "acknowledgement"), what="the acknowledgement")
+        assert "/sign-in/" not in ack.as_string()

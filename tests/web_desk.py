@@ -71,11 +71,11 @@ class Desk:
 
 
 @contextmanager
-def web_desk(tmp_path: Path, **changes: object) -> Iterator[Desk]:
+def web_desk(tmp_path: Path, customer_links: bool = True, **changes: object) -> Iterator[Desk]:
     """The daemon of daemon_config with its web desk; `changes`: other sections of Config."""
     port = free_port()
     cfg = daemon_config(tmp_path)
-    web = WebConfig(listen=f"127.0.0.1:{port}")
+    web = WebConfig(listen=f"127.0.0.1:{port}", customer_links=customer_links)
     cfg = dataclasses.replace(cfg, web=web, **changes)  # type: ignore[arg-type]
     daemon = DaemonThread(cfg, [WebDesk(cfg.web.listen)])
     daemon.start()

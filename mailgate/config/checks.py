@@ -63,8 +63,10 @@ def _validate_web(web: WebConfig) -> None:
         raise ConfigError(f"web.listen: {web.listen!r} is not HOST:PORT (or empty)")
     if web.base_url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", web.base_url):
         raise ConfigError(f"web.base_url: {web.base_url!r} is not an http:// or https:// address")
-    if web.link_minutes < 1 or web.session_days < 1:
-        raise ConfigError("web.link_minutes and web.session_days: must be at least 1")
+    if min(web.link_minutes, web.session_days, web.customer_link_days) < 1:
+        raise ConfigError(
+            "web.link_minutes, web.session_days and web.customer_link_days: must be at least 1"
+        )
 
 
 def _validate_oauth(cfg: Config) -> None:

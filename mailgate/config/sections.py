@@ -301,8 +301,12 @@ class WebConfig:
     # The address people open, which links in mail point to; empty: http://LISTEN. With
     # https:// the session cookie is sent over TLS only.
     base_url: str = ""
-    link_minutes: int = 15  # a mailed sign-in link works this long, once
+    link_minutes: int = 15  # a sign-in link asked for on the sign-in page works this long, once
     session_days: int = 14  # a signed-in browser stays signed in this long
+    # Every mail to a customer carries a link that signs them in to their request (each
+    # recipient their own), working once within this many days.
+    customer_links: bool = True
+    customer_link_days: int = 30
 
     @property
     def root(self) -> str:

@@ -30,9 +30,10 @@ SEEN_EVERY = timedelta(minutes=5)
 class LinkRefused(Exception):
     """A sign-in link that signs nobody in; `reason` says why, in a word."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, link: WebLink | None = None) -> None:
         super().__init__(reason)
         self.reason = reason  # unknown | used | expired | revoked | inactive
+        self.link = link
 
 
 def new_token() -> str:
@@ -79,11 +80,11 @@ def usable_link(session: Session, token: str, now: datetime) -> WebLink:
     if link is None:
         raise LinkRefused("unknown")
     if link.revoked_at is not None:
-        raise LinkRefused("revoked")
+        raise LinkRefused("revoked", link)
     if link.used_at is not None:
-        raise LinkRefused("used")
+        raise LinkRefused("used", link)
     if aware(link.expires_at) <= now:
-        raise LinkRefused("expired")
+        raise LinkRefused("expired", link)
     if link.agent_id is not None:
         agent = session.get(Agent, link.agent_id)
         if agent is None or not agent.active:

@@ -63,6 +63,9 @@ class Outgoing:
     attachments: tuple[tuple[str, str, bytes], ...] = ()  # (filename, content type, data)
     # Images the HTML shows by `cid:`: (filename, content type, data, content id).
     inline: tuple[tuple[str, str, bytes, str], ...] = ()
+    # The envelope's recipients when they are not To and Cc: one copy of a mail for each
+    # customer, each with a sign-in link of their own, shows all of them in its header.
+    envelope: tuple[str, ...] = ()
 
 
 def clean_header(value: str) -> str:

@@ -8,6 +8,7 @@ from mailgate.desk import unverified
 from mailgate.desk.customers import organisation
 from mailgate.moments import hhmm
 from mailgate.outbound.context import Context
+from mailgate.outbound.customer_links import CONTEXT_KEY, customer_links
 from mailgate.outbound.recipients import left_out_failing, to_customers
 from mailgate.outbound.sending import queue_mail
 from mailgate.outbound.template_views import (
@@ -48,6 +49,9 @@ def acknowledge(
         # A personal organisation or the pool is no customer's name to show them.
         "org_name": org.name if org and org.kind == COMPANY else None,
     }
+    links = customer_links(session, ctx, ticket, [contact])
+    if links:
+        context[CONTEXT_KEY] = links[contact.id or 0]
     queue_mail(
         session,
         ctx,

@@ -61,7 +61,8 @@ def enqueue(
     flushed first."""
     now = ctx.clock()
     # Envelope recipients are bare addresses, whatever display names the headers carry.
-    to_addrs = ", ".join(parse_address(a).addr_spec for a in (*outgoing.to, *outgoing.cc))
+    recipients = outgoing.envelope or (*outgoing.to, *outgoing.cc)
+    to_addrs = ", ".join(parse_address(a).addr_spec for a in recipients)
     row = {
         "ticket_id": ticket_id,
         "template": template,
@@ -79,12 +80,12 @@ def enqueue(
     # The row id exists only once the row is inserted; the envelope sender needs it.
     envelope_from = bounce_address(ctx.from_address, row_id, ctx.secret_key)
     direct(session, _SET_ENVELOPE_FROM, {"row_id": row_id, "envelope_from": envelope_from})
-    recipients = [
+    rows = [
         {"outbox_id": row_id, "address": a, "automatic": automatic, "created_at": now}
         for a in addresses
     ]
-    if recipients:
-        direct(session, _INSERT_RECIPIENTS, recipients)
+    if rows:
+        direct(session, _INSERT_RECIPIENTS, rows)
     return row_id
 
 

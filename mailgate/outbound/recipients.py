@@ -14,6 +14,7 @@ from mailgate.desk.forgotten import is_forgotten
 from mailgate.desk.tickets import WITHOUT_FURTHER_AGENTS, record_event
 from mailgate.outbound import failing
 from mailgate.outbound.context import Context
+from mailgate.outbound.customer_links import CONTEXT_KEY, customer_links
 from mailgate.outbound.enclosures import Enclosure
 from mailgate.outbound.sending import Renderings, queue_mail, ticket_thread
 from mailgate.outbound.template_views import language_of, local_time
@@ -102,24 +103,31 @@ def to_customers(
     ]
     if not contacts:
         return Reached(False, left_out, nobody)
-    # One mail for everyone, in the language of whoever comes first (the requester).
+    # One mail for everyone, in the language of whoever comes first (the requester); with
+    # sign-in links, one copy each (the same To and Cc), each with its recipient's own link.
     answering, thread = ticket_thread(session, ticket)
-    queue_mail(
-        session,
-        ctx,
-        template,
-        language_of(ctx, contacts[0]),
-        context,
-        to=[contacts[0].email],
-        cc=[c.email for c in contacts[1:]],
-        ticket=ticket,
-        answering=answering,
-        thread=thread,
-        auto_submitted=auto_submitted,
-        attachments=[(f.filename, f.content_type, f.data) for f in files if not f.content_id],
-        inline=[(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id],
-        scrub=scrub,
-    )
+    links = customer_links(session, ctx, ticket, contacts)
+    copies = [(c.email, {CONTEXT_KEY: links[c.id or 0]}) for c in contacts] if links else []
+    attachments = [(f.filename, f.content_type, f.data) for f in files if not f.content_id]
+    inline = [(f.filename, f.content_type, f.data, f.content_id) for f in files if f.content_id]
+    for recipient, link in copies or [("", {})]:
+        queue_mail(
+            session,
+            ctx,
+            template,
+            language_of(ctx, contacts[0]),
+            {**context, **link},
+            to=[contacts[0].email],
+            cc=[c.email for c in contacts[1:]],
+            ticket=ticket,
+            answering=answering,
+            thread=thread,
+            auto_submitted=auto_submitted,
+            attachments=attachments,
+            inline=inline,
+            scrub=scrub,
+            envelope=[recipient] if recipient else (),
+        )
     return Reached(True, left_out, nobody)
 
 

@@ -20,6 +20,11 @@ _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*\Z")
 _LANGUAGE = re.compile(r"[a-z]{2,8}(?:-[a-z0-9]{1,8})*\Z")
 
 
+# A mail whose context has this (a customer's sign-in link, outbound.customer_links) gets
+# the paragraph of the template of that name under its text; base.html.j2 shows it in HTML.
+LINK_PARAGRAPH = "portal_link"
+
+
 class TemplateError(Exception):
     """A template exists but cannot be rendered (syntax error, undefined variable, no block)."""
 
@@ -181,8 +186,16 @@ class Renderer:
         text_template = self._env(language, html=False).get_template(f"{name}{TEXT_SUFFIX}")
         subject = one_line(_render_block(text_template, "subject", context))
         text = _render_block(text_template, "body", context).strip("\n").rstrip() + "\n"
+        if context.get(LINK_PARAGRAPH):
+            text += "\n" + self._link_paragraph(language, context)
         html = self._render_html(name, language, {**context, "mail_subject": subject})
         return Rendered(subject=subject, text=text, html=html)
+
+    def _link_paragraph(self, language: str, context: Mapping[str, object]) -> str:
+        """The customer's sign-in link under the mail's text (portal_link.txt.j2)."""
+        chosen = self._choose_language(LINK_PARAGRAPH, language)
+        part = self._env(chosen, html=False).get_template(f"{LINK_PARAGRAPH}{TEXT_SUFFIX}")
+        return _render_block(part, "body", context).strip("\n").rstrip() + "\n"
 
     def _render_html(self, name: str, language: str, context: Mapping[str, object]) -> str | None:
         html_name = f"{name}{HTML_SUFFIX}"

@@ -52,13 +52,15 @@ def queue_mail(
     renderings: Renderings | None = None,
     scrub: Sequence[str] = (),
     answers_recipient: bool = True,
+    envelope: Sequence[str] = (),
 ) -> None:
     """Render, compose and queue one mail from the support address. `answering` is the id
     (without brackets) of the mail this one replies to; `thread` the earlier ids before it.
     `renderings`: what other recipients' copies of the same mail were rendered to; `scrub`:
     addresses that must not appear in the mail (replaced by the support address).
     `answers_recipient`: whether it answers its recipient's own mail (what a robot could
-    call for again and again), not someone else's (an agent's #customer line)."""
+    call for again and again), not someone else's (an agent's #customer line).
+    `envelope`: who gets this copy, when not everyone in To and Cc (outbound.compose)."""
     if template in loops.AUTO_ANSWERS and answers_recipient:
         to, cc = _loop_checked(session, ctx, template, ticket, to, cc)
         if not to:
@@ -83,6 +85,7 @@ def queue_mail(
         attachments=tuple(attachments),
         inline=tuple(inline),
         extra_headers=_conversation(ctx, ticket),
+        envelope=tuple(envelope),
     )
     try:
         enqueue(session, ctx, ticket.id if ticket else None, template, outgoing)

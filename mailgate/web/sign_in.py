@@ -7,9 +7,11 @@ says the same for any address."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from sqlmodel import Session
 from starlette.responses import RedirectResponse, Response
 
 from mailgate.desk.web_access import (
@@ -24,7 +26,7 @@ from mailgate.desk.web_access import (
     usable_link,
 )
 from mailgate.outbound.sign_in_mail import SIGN_IN_PATH, mail_sign_in_link
-from mailgate.store.models import Agent
+from mailgate.store.models import Agent, WebLink
 from mailgate.web.guard import COOKIE, cookie_options, form_token_matches, from_our_page
 from mailgate.web.pages import page
 from mailgate.web.staff import client_of, desk_of, form_sender, notice, signed_in
@@ -32,6 +34,8 @@ from mailgate.web.staff import client_of, desk_of, form_sender, notice, signed_i
 log = logging.getLogger("mailgate.web")
 router = APIRouter(include_in_schema=False)
 _NOT_FOUND = {"unknown"}  # any other refusal: the link existed (410 Gone)
+# Where a customer's link leads: one of their requests, by its number.
+_CID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,19}-\d{1,12}")
 
 
 @router.get("/sign-in")
@@ -62,8 +66,9 @@ def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -
 
 
 @router.get(SIGN_IN_PATH + "{token}")
-def link_page(request: Request, token: str) -> Response:
-    """The page a mailed link opens: a button, or why the link does not work."""
+def link_page(request: Request, token: str, to: str = "") -> Response:
+    """The page a mailed link opens: a button, or why the link does not work. A link used
+    before, opened again in the browser it signed in, goes on to where it leads."""
     desk = desk_of(request)
     client = client_of(request)
     if desk.failed_tokens.blocked(client):
@@ -72,13 +77,16 @@ def link_page(request: Request, token: str) -> Response:
         try:
             usable_link(db, token, desk.ctx.clock())
         except LinkRefused as refused:
+            if refused.reason == "used" and _signed_in_by(request, db, refused.link):
+                return RedirectResponse(_target(refused.link, to), status_code=303)
             return _refused(request, refused)
-    context = {"why": None, "action": request.url.path, "staff": None, "q": ""}
+    action = request.url.path + (f"?to={to}" if _CID.fullmatch(to) else "")
+    context = {"why": None, "action": action, "staff": None, "q": ""}
     return page("link", desk.lang(), context)
 
 
 @router.post(SIGN_IN_PATH + "{token}")
-def use_link(request: Request, token: str) -> Response:
+def use_link(request: Request, token: str, to: str = "") -> Response:
     desk = desk_of(request)
     ctx = desk.ctx
     if not from_our_page(request, ctx.config.web.root):
@@ -96,10 +104,29 @@ def use_link(request: Request, token: str) -> Response:
             "event=web_signed_in agent_id=%s contact_id=%s session=%s",
             opened.agent_id, opened.contact_id, opened.id,
         )  # fmt: skip
-    response = RedirectResponse("/desk" if opened.agent_id else "/my", status_code=303)
+        target = "/desk" if opened.agent_id else _target(None, to)
+    response = RedirectResponse(target, status_code=303)
     max_age = ctx.config.web.session_days * 86400
     response.set_cookie(COOKIE, cookie, max_age=max_age, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
     return response
+
+
+def _target(link: WebLink | None, to: str) -> str:
+    """Where a link leads once signed in: a customer's request (`?to=CID-1042`), else their
+    list; an agent's desk."""
+    if link is not None and link.agent_id is not None:
+        return "/desk"
+    return f"/my/tickets/{to}" if _CID.fullmatch(to) else "/my"
+
+
+def _signed_in_by(request: Request, db: Session, link: WebLink | None) -> bool:
+    """Whether this browser has an open session of the link's owner."""
+    cookie = request.cookies.get(COOKIE)
+    current = current_session(db, cookie, desk_of(request).ctx.clock()) if cookie else None
+    if current is None or link is None:
+        return False
+    same_agent = link.agent_id is not None and current.agent_id == link.agent_id
+    return same_agent or (link.contact_id is not None and current.contact_id == link.contact_id)
 
 
 def _refused(request: Request, refused: LinkRefused) -> Response:
