@@ -184,6 +184,12 @@ def test_an_agent_signs_in_from_the_mail_answers_with_a_file_and_no_script_runs(
     assert "the manual is attached." in shown[-1]
     nothing_ran(browser)
 
+    browser.get(url + "/desk/stats")  # the week's charts, drawn by the server
+    bars = browser.find_elements(By.CSS_SELECTOR, "#opened-chart rect")
+    assert len(bars) == 7 and bars[-1].size["height"] > 0  # today's: two tickets
+    screenshot(browser, "staff-stats")
+    nothing_ran(browser)
+
     # `/` goes to the search box; the words find the ticket in any queue.
     browser.find_element(By.TAG_NAME, "body").send_keys("/")
     browser.switch_to.active_element.send_keys("invoice 4711" + Keys.ENTER)

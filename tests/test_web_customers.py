@@ -15,7 +15,16 @@ import pytest
 from sqlmodel import col, select
 
 from mailgate.config import SecurityConfig, TicketsConfig
-from mailgate.store.models import Article, Attachment, Outbox, Ticket, TicketReference
+from mailgate.desk.customers import add_contingent
+from mailgate.store.models import (
+    Article,
+    Attachment,
+    Contact,
+    Organisation,
+    Outbox,
+    Ticket,
+    TicketReference,
+)
 from tests.daemon_harness import SUPPORT, connect
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
@@ -233,3 +242,20 @@ def test_mail_carries_no_link_when_the_desk_turns_them_off(tmp_path: Path) -> No
             client.sendmail(ALICE, [SUPPORT], make_mail(subject="Printer broken", sender=ALICE))
         [ack] = poll(lambda: mails(desk, "acknowledgement"), what="the acknowledgement")
         assert "/sign-in/" not in ack.as_string()
+
+
+def test_a_customer_sees_the_support_hours_bought_used_and_left(desk: Desk) -> None:
+    ctx = desk.daemon.ctx
+    with ctx.store.session() as session:
+        alice = session.exec(select(Contact).where(Contact.email == ALICE)).one()
+        org = session.get(Organisation, alice.organisation_id)
+        assert org is not None
+        add_contingent(session, org, 600, "ten hours", "cli", ctx.clock())
+    staff_writes(desk, text="Checked the printer remotely.", minutes="90", billable="true")
+    with desk.client() as alice_browser, desk.client() as bert_browser:
+        customer_signs_in(desk, alice_browser, ALICE)
+        customer_signs_in(desk, bert_browser, BERT)
+        hours = re.search(r'<p id="hours">([^<]*)</p>', alice_browser.get("/my").text)
+        assert hours is not None
+        assert hours[1] == "Support hours (h:mm): 10:00 bought, 1:30 used, 8:30 left."
+        assert 'id="hours"' not in bert_browser.get("/my").text  # none bought, none used

@@ -20,6 +20,7 @@ from mailgate.web import (
     desk_pages,
     quarantine_pages,
     sign_in,
+    stats_page,
     ticket_actions,
 )
 from mailgate.web.guard import SecurityHeaders
@@ -39,6 +40,7 @@ def build_app(host: Host) -> SecurityHeaders:
     app.include_router(ticket_actions.router)
     app.include_router(customer_pages.router)
     app.include_router(quarantine_pages.router)
+    app.include_router(stats_page.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _answer(desk, "bad_request", 400))
     app.add_exception_handler(StoreUnavailable, _answer(desk, "unavailable", 503))

@@ -13,10 +13,20 @@ from fastapi import APIRouter, Form, Request, UploadFile
 from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 
-from mailgate.desk.customers import visible_tickets
+from mailgate.desk.customers import contingent_status, visible_tickets
+from mailgate.moments import hhmm
 from mailgate.reports.detail import find_ticket
 from mailgate.store import blobs
-from mailgate.store.models import DONE, RECEIVED, Article, Attachment, Ticket
+from mailgate.store.models import (
+    COMPANY,
+    DONE,
+    PERSONAL,
+    RECEIVED,
+    Article,
+    Attachment,
+    Organisation,
+    Ticket,
+)
 from mailgate.web.actions import read_upload, reply_subject, send_as
 from mailgate.web.pages import download, page
 from mailgate.web.staff import Customer, DeskState, customer_of, desk_of, form_sender, notice
@@ -58,7 +68,21 @@ def my_requests(request: Request) -> Response:
             return RedirectResponse("/sign-in", status_code=303)
         tickets = list(db.exec(visible_tickets(db, customer.contact, closed=True)))
         tickets.sort(key=lambda t: (t.status == "closed", -t.last_action_at.timestamp()))
-        return page("my_list", customer.lang, _context(desk, customer, tickets=tickets))
+        hours = _support_hours(db, customer)
+        context = _context(desk, customer, tickets=tickets, hours=hours)
+        return page("my_list", customer.lang, context)
+
+
+def _support_hours(db: Session, customer: Customer) -> dict[str, str] | None:
+    """The support time the customer's organisation bought, used and has left (h:mm), when
+    it has any; never the pool's, which strangers share."""
+    org = db.get(Organisation, customer.contact.organisation_id)
+    if org is None or org.kind not in (COMPANY, PERSONAL):
+        return None
+    status = contingent_status(db, org)
+    if not (status.total or status.used):
+        return None
+    return {"bought": hhmm(status.total), "used": hhmm(status.used), "left": hhmm(status.left)}
 
 
 @router.get("/my/tickets/{cid}")
