@@ -52,11 +52,14 @@ def _summary(
     }
 
 
-def organisations(session: Session) -> list[dict[str, Any]]:
-    """Every customer organisation by name: kind, claimed domains, number of contacts,
-    contingent. The unverified senders' is no customer's (mailgate.unverified)."""
+def organisations(session: Session, kind: str | None = None) -> list[dict[str, Any]]:
+    """Every customer organisation (of one kind, if given) by name: kind, claimed domains,
+    number of contacts, contingent. The unverified senders' is no customer's
+    (mailgate.unverified)."""
     domains, counts = _domains(session), _contact_counts(session)
     query = select(Organisation).where(Organisation.kind != UNVERIFIED)
+    if kind is not None:
+        query = query.where(Organisation.kind == kind)
     query = query.order_by(col(Organisation.name))
     return [
         _summary(session, org, domains.get(org.id or 0, []), counts.get(org.id or 0, 0))

@@ -17,6 +17,7 @@ from mailgate.service.hosted import Host
 from mailgate.store.database import StoreUnavailable
 from mailgate.web import (
     customer_pages,
+    customers_pages,
     desk_pages,
     quarantine_pages,
     sign_in,
@@ -41,6 +42,7 @@ def build_app(host: Host) -> SecurityHeaders:
     app.include_router(customer_pages.router)
     app.include_router(quarantine_pages.router)
     app.include_router(stats_page.router)
+    app.include_router(customers_pages.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.add_exception_handler(RequestValidationError, _answer(desk, "bad_request", 400))
     app.add_exception_handler(StoreUnavailable, _answer(desk, "unavailable", 503))
