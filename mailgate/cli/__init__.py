@@ -13,6 +13,7 @@ import click
 
 from mailgate.cli import exits
 from mailgate.cli.agents import agents_group
+from mailgate.cli.api_tokens import api_token_group
 from mailgate.cli.backup import backup_command, restore_command
 from mailgate.cli.config import config_group
 from mailgate.cli.customers import customers_group
@@ -73,6 +74,7 @@ cli.add_command(export_command)
 cli.add_command(quarantine_group)
 cli.add_command(outbox_group)
 cli.add_command(agents_group)
+cli.add_command(api_token_group)
 cli.add_command(customers_group)
 cli.add_command(report_group)
 cli.add_command(jobs_group)

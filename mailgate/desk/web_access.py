@@ -23,6 +23,8 @@ TOKEN_BYTES = 32
 # The source of a mail the web desk wrote for a signed-in agent (an answer, a note, a change):
 # stored and processed as their mail would be, and taken as verified (mailgate.flows.apply).
 WEB_SOURCE = "web"
+API_SOURCE = "api"  # the same, written for the agent of a JSON API token
+SIGNED_IN_SOURCES = frozenset({WEB_SOURCE, API_SOURCE})
 # A session's last use is written at most this often: a page view is then a read only.
 SEEN_EVERY = timedelta(minutes=5)
 

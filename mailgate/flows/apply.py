@@ -27,7 +27,7 @@ from mailgate.desk.decisions import (
 )
 from mailgate.desk.route import route
 from mailgate.desk.tickets import Applied, Opening, add_colleagues, add_follow_up, open_ticket
-from mailgate.desk.web_access import WEB_SOURCE
+from mailgate.desk.web_access import SIGNED_IN_SOURCES
 from mailgate.flows.replies import (
     StaffMail,
     after_customer_mail,
@@ -227,10 +227,10 @@ def _staff_mail(
     envelope: Envelope,
     agent: Agent,
 ) -> StaffMail:
-    """An agent's mail read: from their mail client (verified by DKIM or our MTA's word) or
-    from the web desk, where the agent signed in and the desk wrote the mail for them."""
+    """An agent's mail read: from their mail client (verified by DKIM or our MTA's word), or
+    written for them by the web desk they signed in to or by the JSON API for their token."""
     raw = stored_raw(session, intake.id or 0)
-    signed_in = intake.source == WEB_SOURCE
+    signed_in = intake.source in SIGNED_IN_SOURCES
     return read_staff_mail(mail, raw, ctx, envelope.is_comment_address, agent, signed_in)
 
 

@@ -326,3 +326,18 @@ class WebSession(SQLModel, table=True):
     last_seen_at: datetime
     expires_at: datetime
     revoked_at: datetime | None = None
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the JSON API (`mailgate api-token add`), kept only as a hash. With
+    an agent, what it writes on tickets is that agent's; without, it reads and opens tickets."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    token_hash: str = Field(index=True, unique=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id")
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

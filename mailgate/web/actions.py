@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr, make_msgid
+from typing import NamedTuple
 
 from fastapi import UploadFile
 from sqlmodel import Session, col, select
@@ -82,9 +83,20 @@ def reply_subject(ctx: Context, ticket: Ticket) -> str:
     return "Re: " + tags.tagged_subject(ticket.subject, ctx.config.tickets.prefix, ticket.number)
 
 
+class Sender(NamedTuple):
+    """Who the mail is from: a signed-in agent or customer, or whom an API call names."""
+
+    name: str
+    email: str
+
+    @classmethod
+    def of(cls, person: Agent | Contact) -> Sender:
+        return cls(person.name, person.email)
+
+
 def compose(
     ctx: Context,
-    sender: Agent | Contact,
+    sender: Sender,
     subject: str,
     text: str,
     files: Sequence[FileData],
@@ -117,22 +129,27 @@ def _served(ctx: Context, ticket: Ticket | None) -> str:
 
 def send_as(
     ctx: Context,
-    sender: Agent | Contact,
+    sender: Sender,
     subject: str,
     text: str,
     files: Sequence[FileData] = (),
     ticket: Ticket | None = None,
+    source: str = WEB_SOURCE,
 ) -> Outcome:
-    """Store the person's mail as the web desk's and bring it to its outcome now."""
+    """Store the person's mail as the web desk's (or the API's) and bring it to its outcome
+    now."""
     raw = compose(ctx, sender, subject, text, files, ticket)
     to = [_served(ctx, ticket)]
-    accepted = accept(ctx.store, raw, WEB_SOURCE, ctx.clock(), sender.email, to)
+    accepted = accept(ctx.store, raw, source, ctx.clock(), sender.email, to)
     return pipeline.process(ctx, accepted.intake_id)
 
 
-def submit(ctx: Context, agent: Agent, ticket: Ticket, action: Action) -> Outcome:
+def submit(
+    ctx: Context, agent: Agent, ticket: Ticket, action: Action, source: str = WEB_SOURCE
+) -> Outcome:
     """The agent's action as their mail: the commands over the text."""
     commands = "\n".join(action.commands())
     text = action.text.strip()
     body = f"{commands}\n\n{text}" if commands else text
-    return send_as(ctx, agent, reply_subject(ctx, ticket), body, action.files, ticket)
+    subject = reply_subject(ctx, ticket)
+    return send_as(ctx, Sender.of(agent), subject, body, action.files, ticket, source)

@@ -7,15 +7,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailgate.service.hosted import Host
 from mailgate.store.database import StoreUnavailable
 from mailgate.web import (
+    api,
     customer_pages,
     customers_pages,
     desk_pages,
@@ -33,9 +35,17 @@ log = logging.getLogger("mailgate.web")
 
 
 def build_app(host: Host) -> SecurityHeaders:
-    app = FastAPI(title="mailgate", docs_url=None, redoc_url=None, openapi_url=None)
+    # Only the JSON API is in the schema; the pages are no interface of their own.
+    app = FastAPI(
+        title="mailgate",
+        summary="The JSON API of mailgate's web desk",
+        docs_url=None,  # the interactive docs load script from elsewhere: not on this desk
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     desk = DeskState(host)
     app.state.desk = desk
+    app.include_router(api.router)
     app.include_router(sign_in.router)
     app.include_router(desk_pages.router)
     app.include_router(ticket_actions.router)
@@ -56,6 +66,10 @@ def _answer(desk: DeskState, key: str, status: int) -> Callable[[Request, Except
     def answer(request: Request, exc: Exception) -> Response:
         if status >= 500:
             log.error("event=web_failed path=%s error=%r", request.url.path, str(exc))
+        if request.url.path.startswith("/api/"):
+            if isinstance(exc, RequestValidationError):
+                return JSONResponse({"detail": jsonable_encoder(exc.errors())}, 422)
+            return JSONResponse({"detail": say(key, "en")}, status)
         lang = desk.lang()
         return page(
             "notice", lang, {"text": say(key, lang), "again": False, "staff": None, "q": ""}, status

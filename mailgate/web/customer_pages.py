@@ -27,7 +27,7 @@ from mailgate.store.models import (
     Organisation,
     Ticket,
 )
-from mailgate.web.actions import read_upload, reply_subject, send_as
+from mailgate.web.actions import Sender, read_upload, reply_subject, send_as
 from mailgate.web.pages import download, page
 from mailgate.web.staff import Customer, DeskState, customer_of, desk_of, form_sender, notice
 from mailgate.web.words import say
@@ -148,7 +148,9 @@ def my_reply(
             text = say(f"said_{answer}", customer.lang)  # what the same mail would say
         elif not (text.strip() or uploads):
             return _ticket_page(db, desk, customer, ticket, say("nothing_to_send", customer.lang))
-    outcome = send_as(ctx, customer.contact, reply_subject(ctx, ticket), text, uploads, ticket)
+    outcome = send_as(
+        ctx, Sender.of(customer.contact), reply_subject(ctx, ticket), text, uploads, ticket
+    )
     desk.host.wake_outbox()
     if outcome.status not in (DONE, RECEIVED):
         with ctx.store.session() as db:
@@ -191,7 +193,7 @@ def new_request(
     body = text.strip()
     if reference.strip():  # as a customer would write it: the desk finds it there
         body = f"{REFERENCE_LINE[customer.lang]}: {reference.strip()}\n\n{body}"
-    outcome = send_as(ctx, customer.contact, " ".join(subject.split()), body, uploads)
+    outcome = send_as(ctx, Sender.of(customer.contact), " ".join(subject.split()), body, uploads)
     desk.host.wake_outbox()
     if outcome.status != DONE or not outcome.cid:
         return notice(desk, customer.lang, "request_queued", 202)
