@@ -1,13 +1,16 @@
 // Keyboard shortcuts on the staff pages: j/k next/previous ticket, o or Enter open it,
-// / search, ? these keys. The pages work without this file.
+// / search, ? these keys. The pages work without this file. The rows are looked up at each
+// key: htmx may have replaced the list since (the search box, the queues).
 (function () {
   "use strict";
-  var rows = Array.prototype.slice.call(document.querySelectorAll("tr.row"));
   var current = -1;
 
+  document.addEventListener("htmx:afterSwap", function () { current = -1; });
+
   function select(index) {
+    var rows = Array.prototype.slice.call(document.querySelectorAll("tr.row"));
     if (!rows.length) { return; }
-    if (current >= 0) { rows[current].classList.remove("selected"); }
+    if (current >= 0 && rows[current]) { rows[current].classList.remove("selected"); }
     current = Math.max(0, Math.min(rows.length - 1, index));
     rows[current].classList.add("selected");
     rows[current].scrollIntoView({ block: "nearest" });
@@ -30,7 +33,8 @@
     if (event.key === "j") { select(current + 1); }
     else if (event.key === "k") { select(current - 1); }
     else if ((event.key === "o" || event.key === "Enter") && current >= 0) {
-      var link = rows[current].querySelector("a.open");
+      var row = document.querySelectorAll("tr.row")[current];
+      var link = row && row.querySelector("a.open");
       if (link) { window.location.href = link.href; }
     } else if (event.key === "/") {
       var search = document.getElementById("search");
