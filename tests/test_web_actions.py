@@ -5,6 +5,7 @@ the article, events and outgoing mail are those of the same mail."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,17 @@ from sqlmodel import col, select
 
 from mailgate.config import SecurityConfig
 from mailgate.desk.web_access import WEB_SOURCE
-from mailgate.store.models import Article, Attachment, Event, Intake, Outbox, Ticket, TimeEntry
+from mailgate.store.models import (
+    Article,
+    Attachment,
+    Contact,
+    Event,
+    Intake,
+    Outbox,
+    Participant,
+    Ticket,
+    TimeEntry,
+)
 from tests.daemon_harness import SUPPORT, connect
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
@@ -183,7 +194,9 @@ def test_bad_forms_get_a_clear_answer_and_send_nothing(tmp_path: Path) -> None:
         assert post(desk, browser, "CID-9999", fields, text="Hi").status_code == 404
         # A command the desk refuses is answered as by mail: the agent is told what was wrong.
         wrong = post(desk, browser, "CID-1000", fields, text="", assign="nobody@example.com")
-        assert wrong.status_code == 303
+        assert wrong.status_code == 303 and "?refused=1" in wrong.headers["location"]
+        said = browser.get(wrong.headers["location"]).text
+        assert "the desk has mailed you what was wrong" in said
         [told] = poll(lambda: mails_to(desk, AGENT, "command_error"), what="the command error")
         assert "nobody@example.com" in told.get_body(("plain",)).get_content()
     assert len(rows(desk, Article)) == 2  # the refused command's mail is kept as stored
@@ -204,3 +217,44 @@ def test_the_form_speaks_the_agents_language(tmp_path: Path, lang: str) -> None:
         fields = desk.form_fields(browser, "CID-1000")
         empty = post(desk, browser, "CID-1000", fields, text="")
         assert "Nichts zu senden" in empty.text
+
+
+def test_type_category_and_a_further_person_are_set_on_the_form(tmp_path: Path) -> None:
+    with web_desk(tmp_path) as desk, desk.client() as browser:
+        desk.add_agent()
+        customer_writes(desk, ALICE, "Printer broken", 1)
+        desk.sign_in(browser)
+        fields = desk.form_fields(browser, "CID-1000")
+        sent = post(desk, browser, "CID-1000", fields, text="Checking.", kind="note",
+                    type="bug", category="Hardware", cc="carol@acme.example")  # fmt: skip
+        assert sent.status_code == 303 and "refused" not in sent.headers["location"]
+        [ticket] = rows(desk, Ticket)
+        assert (ticket.type, ticket.category) == ("bug", "Hardware")
+        with desk.daemon.ctx.store.session() as session:
+            taking_part = session.exec(select(Contact.email).join(
+                Participant, col(Participant.contact_id) == col(Contact.id))).all()  # fmt: skip
+        assert list(taking_part) == ["carol@acme.example"]
+        page = browser.get("/desk/tickets/CID-1000").text
+        assert "<dd>bug</dd>" in page and "<dd>Hardware</dd>" in page
+
+
+def test_the_hold_due_queue_lists_holds_whose_date_has_come(tmp_path: Path) -> None:
+    with web_desk(tmp_path) as desk, desk.client() as browser:
+        desk.add_agent()
+        customer_writes(desk, ALICE, "Printer broken", 1)
+        customer_writes(desk, CARLA, "Invoice wrong", 2)
+        desk.sign_in(browser)
+        for cid in ("CID-1000", "CID-1001"):
+            fields = desk.form_fields(browser, cid)
+            post(desk, browser, cid, fields, kind="note", text="Waiting for the vendor.",
+                 status="hold", hold_until="2099-01-01")  # fmt: skip
+        with desk.daemon.ctx.store.session() as session:
+            ticket = session.exec(select(Ticket).where(Ticket.number == 1000)).one()
+            ticket.hold_until = desk.daemon.ctx.clock() - timedelta(days=1)  # its day has come
+        due = browser.get("/desk", params={"queue": "hold_due"}).text
+        held = browser.get("/desk", params={"queue": "hold"}).text
+    assert re.findall(r'class="open" href="/desk/tickets/(CID-\d+)"', due) == ["CID-1000"]
+    assert sorted(re.findall(r'class="open" href="/desk/tickets/(CID-\d+)"', held)) == [
+        "CID-1000",
+        "CID-1001",
+    ]

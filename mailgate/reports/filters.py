@@ -57,6 +57,7 @@ class TicketFilter:
     desc: bool = False
     limit: int | None = None
     offset: int = 0  # tickets skipped first (the web desk's later pages)
+    hold_due: bool = False  # on hold, and the hold date has come
 
 
 def _day(option: str, text: str | None) -> date | None:

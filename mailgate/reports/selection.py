@@ -123,6 +123,8 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
         conditions.append(col(Ticket.id).in_(flt.found or ()))
     if flt.sla_breached:
         conditions.append(_sla_breached(cfg, now))
+    if flt.hold_due:
+        conditions += [col(Ticket.status) == "hold", col(Ticket.hold_until) <= now]
     if conditions:
         query = query.where(and_(*conditions))
     key, number = SORTS[flt.sort], col(Ticket.number)

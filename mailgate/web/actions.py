@@ -22,7 +22,7 @@ from mailgate.flows import pipeline
 from mailgate.flows.pipeline import Outcome
 from mailgate.outbound.context import Context
 from mailgate.reading import tags
-from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Contact, Ticket
+from mailgate.store.models import PRIORITIES, STATUSES, TYPES, Agent, Article, Contact, Ticket
 from mailgate.store.spool import accept
 
 FileData = tuple[str, str, bytes]  # name, content type, bytes
@@ -41,6 +41,9 @@ class Action:
     assign: str = ""  # an agent's address
     minutes: str = ""  # 30, 30m, 1h15m, 1:15
     billable: bool = False
+    type: str = ""
+    category: str = ""
+    cc: str = ""  # an address: a further agent, or a customer who receives the ticket's mail
     files: Sequence[FileData] = field(default_factory=tuple)
 
     def commands(self) -> list[str]:
@@ -56,6 +59,12 @@ class Action:
             lines.append(f"#priority {self.priority}")
         if self.assign:
             lines.append(f"#assign {self.assign}")
+        if self.type in TYPES:
+            lines.append(f"#type {self.type}")
+        if self.category.strip():
+            lines.append(f"#category {' '.join(self.category.split())}")
+        if self.cc.strip():
+            lines.append(f"#cc {self.cc.strip()}")
         if self.minutes.strip():
             minutes = self.minutes.strip()
             minutes = f"{minutes}m" if minutes.isdigit() else minutes

@@ -19,9 +19,18 @@ from mailgate.reports.listing import ticket_rows
 from mailgate.search.engine import Hit, search
 from mailgate.search.query import QueryError
 from mailgate.store import blobs
-from mailgate.store.models import PRIORITIES, STATUSES, Agent, Article, Attachment, Ticket
+from mailgate.store.models import (
+    PRIORITIES,
+    STATUSES,
+    TYPES,
+    Agent,
+    Article,
+    Attachment,
+    Ticket,
+)
 from mailgate.web.pages import download, page
 from mailgate.web.staff import DeskState, Staff, desk_of, notice, signed_in
+from mailgate.web.words import say
 
 router = APIRouter(include_in_schema=False)
 QUEUE_SIZE = 50  # tickets on a queue's page, the newest activity first
@@ -32,6 +41,7 @@ QUEUES: dict[str, dict[str, Any]] = {
     "mine": {"assignee": "me", "status": ("open,working,hold,delivered",)},
     "open": {"status": ("open,working",)},
     "waiting": {"waiting": "customer", "status": ("open,working",)},
+    "hold_due": {"status": ("hold",)},  # and the hold date has come (_queue_rows)
     "hold": {"status": ("hold",)},
     "delivered": {"status": ("delivered",)},
     "closed": {"status": ("closed",)},
@@ -93,13 +103,15 @@ def _queue_rows(
         options["assignee"] = staff.agent.email
     flt = make_filter(**options, sort="last-action", desc=True, limit=QUEUE_SIZE + 1)
     flt = replace(
-        checked(db, flt, desk.ctx.config.tickets.timezone), offset=QUEUE_SIZE * (number - 1)
+        checked(db, flt, desk.ctx.config.tickets.timezone),
+        offset=QUEUE_SIZE * (number - 1),
+        hold_due=queue == "hold_due",
     )
     return ticket_rows(db, desk.ctx.config, flt, desk.ctx.clock())
 
 
 @router.get("/desk/tickets/{cid}")
-def ticket_page(request: Request, cid: str) -> Response:
+def ticket_page(request: Request, cid: str, refused: int = 0) -> Response:
     desk = desk_of(request)
     with desk.ctx.store.session() as db:
         staff = signed_in(request, db)
@@ -108,7 +120,8 @@ def ticket_page(request: Request, cid: str) -> Response:
         ticket = find_ticket(db, desk.ctx.config.tickets.prefix, cid)
         if ticket is None:
             return notice(desk, staff.lang, "not_found", 404, staff)
-        return show_ticket(db, desk, staff, ticket)
+        warnings = [say("commands_refused", staff.lang)] if refused else []
+        return show_ticket(db, desk, staff, ticket, warnings=warnings)
 
 
 def show_ticket(
@@ -132,6 +145,7 @@ def show_ticket(
         "agents": agents,
         "statuses": STATUSES,
         "priorities": PRIORITIES,
+        "types": TYPES,
         "typed": typed or {},
         "warnings": warnings,
         "staff": staff,

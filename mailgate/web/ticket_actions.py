@@ -9,11 +9,13 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, UploadFile
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 from starlette.responses import RedirectResponse, Response
 
+from mailgate.outbound.context import Context
 from mailgate.reports.detail import find_ticket
-from mailgate.store.models import DONE, RECEIVED, Ticket
+from mailgate.store.models import DONE, RECEIVED, Outbox, Ticket
 from mailgate.web.actions import Action, newest_article, read_upload, submit
 from mailgate.web.desk_pages import show_ticket
 from mailgate.web.staff import Staff, desk_of, form_sender, notice, signed_in
@@ -37,6 +39,9 @@ def ticket_mail(
     assign: Annotated[str, Form()] = "",
     minutes: Annotated[str, Form(max_length=20)] = "",
     billable: Annotated[bool, Form()] = False,
+    type: Annotated[str, Form(max_length=20)] = "",
+    category: Annotated[str, Form(max_length=100)] = "",
+    cc: Annotated[str, Form(max_length=320)] = "",
     files: Annotated[list[UploadFile] | None, Form()] = None,
 ) -> Response:
     desk = desk_of(request)
@@ -50,6 +55,9 @@ def ticket_mail(
         assign=assign,
         minutes=minutes,
         billable=billable,
+        type=type,
+        category=category,
+        cc=cc,
         files=tuple(read_upload(f) for f in files or () if f.filename),
     )
     typed = {**action.__dict__, "kind": kind, "files": ()}
@@ -64,6 +72,7 @@ def ticket_mail(
         if warning:
             return show_ticket(db, desk, staff, ticket, typed, [warning], 409)
         agent = staff.agent
+        before = db.exec(select(func.max(Outbox.id))).one() or 0
     outcome = submit(ctx, agent, ticket, action)
     desk.host.wake_outbox()
     log.info(
@@ -74,7 +83,19 @@ def ticket_mail(
         with ctx.store.session() as db:
             why = say("not_taken", staff.lang, reason=outcome.reason)
             return show_ticket(db, desk, staff, ticket, typed, [why], 422)
+    if _told_what_was_wrong(ctx, ticket, before):
+        return RedirectResponse(f"/desk/tickets/{cid}?refused=1#write", status_code=303)
     return RedirectResponse(f"/desk/tickets/{cid}#last", status_code=303)
+
+
+def _told_what_was_wrong(ctx: Context, ticket: Ticket, before: int) -> bool:
+    """Whether processing the agent's mail refused a command: the desk mailed them why
+    (command_error), as for a mailed command; the page says so too."""
+    query = select(Outbox.id).where(
+        Outbox.ticket_id == ticket.id, Outbox.template == "command_error", col(Outbox.id) > before
+    )
+    with ctx.store.session() as db:
+        return db.exec(query).first() is not None
 
 
 def _why_not_now(db: Session, staff: Staff, ticket: Ticket, action: Action, seen: int) -> str:

@@ -67,6 +67,7 @@ WORDS: dict[str, dict[str, str]] = {
     "q_mine": {"en": "Mine", "de": "Meine"},
     "q_open": {"en": "Open", "de": "Offen"},
     "q_waiting": {"en": "Waiting for customer", "de": "Wartet auf Kunden"},
+    "q_hold_due": {"en": "Hold due", "de": "Wiedervorlage fällig"},
     "q_hold": {"en": "On hold", "de": "Zurückgestellt"},
     "q_delivered": {"en": "Delivered", "de": "Ausgeliefert"},
     "q_closed": {"en": "Closed", "de": "Geschlossen"},
@@ -199,9 +200,18 @@ WORDS: dict[str, dict[str, str]] = {
     "nobody": {"en": "(nobody)", "de": "(niemand)"},
     "minutes": {"en": "Time spent (e.g. 30m, 1h15m)", "de": "Zeitaufwand (z. B. 30m, 1h15m)"},
     "billable": {"en": "billable", "de": "abrechenbar"},
+    "type": {"en": "Type", "de": "Typ"},
+    "category": {"en": "Category", "de": "Kategorie"},
+    "cc": {"en": "Add (agent or customer)", "de": "Hinzufügen (Team oder Kunde)"},
     "files": {"en": "Files", "de": "Dateien"},
     "send": {"en": "Send", "de": "Senden"},
     "send_anyway": {"en": "Send anyway", "de": "Trotzdem senden"},
+    "commands_refused": {
+        "en": "Not everything you asked for was done: the desk has mailed you what was wrong, "
+        "as for a mailed command. The rest of your mail stands.",
+        "de": "Nicht alles Gewünschte wurde ausgeführt: Der Desk hat Ihnen gemailt, was falsch "
+        "war, wie bei einem gemailten Befehl. Der Rest Ihrer Mail gilt.",
+    },
     "nothing_to_send": {
         "en": "Nothing to send: write a text, attach a file or change something.",
         "de": "Nichts zu senden: Schreiben Sie einen Text, hängen Sie eine Datei an oder ändern "
