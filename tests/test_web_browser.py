@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -218,29 +219,32 @@ def test_a_customer_replies_confirms_and_a_stranger_finds_nothing(
             client.sendmail(address, [SUPPORT], make_mail(subject="Printer broken", sender=sender))
     poll(lambda: relay.to("bert@other.example"), what="both acknowledgements")
 
+    def open_link(mail: EmailMessage) -> None:
+        """A click on the link in a mail, in a browser that holds no session yet."""
+        browser.delete_all_cookies()
+        body = mail.get_body(("plain",))
+        assert body is not None
+        browser.get(LINK.findall(body.get_content())[0])
+        browser.find_element(By.ID, "confirm-sign-in").click()
+
     def sign_in(address: str) -> None:
         browser.delete_all_cookies()
         browser.get(url + "/sign-in")
         browser.find_element(By.ID, "address").send_keys(address)
         before = len(relay.to(address))
         browser.find_element(By.ID, "send-link").click()
-        mail = poll(lambda: relay.to(address)[before:], what="the link")[0].message
-        body = mail.get_body(("plain",))
-        assert body is not None
-        browser.get(LINK.findall(body.get_content())[0])
-        browser.find_element(By.ID, "confirm-sign-in").click()
+        open_link(poll(lambda: relay.to(address)[before:], what="the link")[0].message)
 
-    sign_in("alice@acme.example")
-    arrives(browser, url + "/my")
-    browser.find_element(By.CSS_SELECTOR, "a.open").click()
+    # Alice clicks the link in her acknowledgement: it leads to her request.
+    open_link(relay.to("alice@acme.example")[0].message)
     arrives(browser, url + "/my/tickets/CID-1000")
     browser.find_element(By.ID, "text").send_keys("It still jams on page two.")
     browser.find_element(By.ID, "send").click()
     poll(lambda: "It still jams on page two." in browser.page_source, what="the reply shown")
     nothing_ran(browser)
 
-    # The agent answers and delivers it on the ticket's form; the customer confirms on the
-    # page, and the ticket is closed.
+    # The agent answers and delivers it on the ticket's form; Alice follows the link in the
+    # answer, confirms on the page, and the ticket is closed.
     sign_in(AGENT)
     arrives(browser, url + "/desk")
     browser.get(url + "/desk/tickets/CID-1000")
@@ -248,9 +252,10 @@ def test_a_customer_replies_confirms_and_a_stranger_finds_nothing(
     browser.find_element(By.CSS_SELECTOR, "select[name=status]").send_keys("delivered")
     browser.find_element(By.ID, "send").click()
     poll(lambda: "A new roller" in browser.page_source, what="the answer stored")
-    sign_in("alice@acme.example")
-    arrives(browser, url + "/my")
-    browser.get(url + "/my/tickets/CID-1000")
+    answer = poll(lambda: relay.to("alice@acme.example")[1:], what="the answer")[0].message
+    assert "A new roller is on its way." in answer.get_body(("plain",)).get_content()
+    open_link(answer)
+    arrives(browser, url + "/my/tickets/CID-1000")
     screenshot(browser, "customer-ticket")
     browser.find_element(By.ID, "solved").click()
     status = lambda: browser.find_element(By.ID, "status").text  # noqa: E731

@@ -19,7 +19,7 @@ from tests.daemon_harness import DaemonThread, daemon_config
 from tests.helpers import free_port, parsed, poll
 
 AGENT = "bob@example.com"
-LINK = re.compile(r"https?://\S+/sign-in/[A-Za-z0-9_-]+")
+LINK = re.compile(r"https?://\S+/sign-in/[A-Za-z0-9_-]+(?:\?to=[A-Za-z0-9-]+)?")
 
 
 @dataclass
