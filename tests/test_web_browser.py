@@ -153,6 +153,12 @@ def test_an_agent_signs_in_from_the_mail_answers_with_a_file_and_no_script_runs(
     heading = browser.find_element(By.ID, "subject").text
     assert heading.startswith("<img src=x") and "</title><script>" in heading
     assert "<script>window.__xss=1</script>Eve" in browser.find_element(By.CLASS_NAME, "from").text
+    browser.find_element(By.TAG_NAME, "body").send_keys("n")  # n: a note, r: an answer
+    assert browser.find_element(By.CSS_SELECTOR, "input[value=note]").is_selected()
+    assert browser.switch_to.active_element.get_attribute("id") == "text"
+    browser.find_element(By.TAG_NAME, "h1").click()  # leave the text box for the next key
+    browser.find_element(By.TAG_NAME, "body").send_keys("r")
+    assert browser.find_element(By.CSS_SELECTOR, "input[value=answer]").is_selected()
     browser.find_element(By.TAG_NAME, "summary").click()  # the mail as HTML, in its frame
     frame = browser.find_element(By.CSS_SELECTOR, "iframe.html")
     assert frame.get_attribute("sandbox") == ""

@@ -25,9 +25,10 @@ from mailgate.store.models import (
     Ticket,
     TicketReference,
 )
-from tests.daemon_harness import SUPPORT, connect
+from tests.daemon_harness import SUPPORT, connect, write_toml
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
+from tests.test_cli import mailgate
 from tests.web_desk import AGENT, Desk, web_desk
 
 ALICE, BERT = "alice@acme.example", "bert@other.example"
@@ -259,3 +260,18 @@ def test_a_customer_sees_the_support_hours_bought_used_and_left(desk: Desk) -> N
         assert hours is not None
         assert hours[1] == "Support hours (h:mm): 10:00 bought, 1:30 used, 8:30 left."
         assert 'id="hours"' not in bert_browser.get("/my").text  # none bought, none used
+
+
+def test_a_customer_is_signed_out_everywhere_by_the_desk(desk: Desk) -> None:
+    [ack] = [m for m in mails(desk, "acknowledgement") if ALICE in str(m["To"])]
+    unused = link_in(ack)
+    with desk.client() as alice:
+        customer_signs_in(desk, alice, ALICE)
+        config = write_toml(desk.daemon.config)
+        done = mailgate("customers", "sign-out", ALICE.upper(), config=config)
+        assert done.returncode == 0 and f"{ALICE}: 1 links revoked, 1 sessions ended" in done.stdout
+        assert alice.get("/my").headers["location"] == "/sign-in"
+        revoked = alice.get(unused)
+        assert revoked.status_code == 410 and "was revoked" in revoked.text
+    unknown = mailgate("customers", "sign-out", "nobody@example.com", config=config)
+    assert unknown.returncode == 65 and "no contact nobody@example.com" in unknown.stderr

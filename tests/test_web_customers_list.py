@@ -26,6 +26,8 @@ def test_organisations_and_their_contacts_are_listed_with_flags(tmp_path: Path) 
         with connect(desk.daemon.address) as client:
             for sender in ("alice@acme.example", "carl@acme.example", "stranger@mail.example"):
                 client.sendmail(sender, [SUPPORT], make_mail(subject="Help", sender=sender))
+            mail = make_mail(subject="Toner", sender="alice@acme.example")
+            client.sendmail("alice@acme.example", [SUPPORT], mail)
         poll(lambda: _contacts(desk) == 3, what="the three contacts")
         with ctx.store.session() as session:
             carl = session.exec(select(Contact).where(Contact.email == "carl@acme.example")).one()
@@ -43,6 +45,19 @@ def test_organisations_and_their_contacts_are_listed_with_flags(tmp_path: Path) 
         assert carl_row is not None and "mail bounces" in carl_row[0]
         assert 'href="/desk?q=org%3A%22ACME%20%3CGmbH%3E%22"' in page
         assert agent.get("/desk/customers/Nobody%20Inc").status_code == 404
+        # The queue: the customer waits since their mail; ACME's hours left beside its tickets.
+        poll(lambda: "CID-1003" in agent.get("/desk").text, what="the four tickets")
+        queue = agent.get("/desk").text
+        acme = re.findall(r"<td>ACME &lt;GmbH&gt;</td>.*?</tr>", queue, re.S)
+        assert len(acme) == 3 and all("<td>10:00</td>" in row for row in acme)
+        stranger = re.search(r"<td>stranger@mail\.example</td>.*?</tr>", queue, re.S)
+        assert stranger is not None and "<td>10:00</td>" not in stranger[0]
+        # A ticket's page: the customer's side, with the requester's other ticket.
+        side = re.search(
+            r'<section class="side".*?</section>', agent.get("/desk/tickets/CID-1000").text, re.S
+        )
+        assert side is not None and "ACME &lt;GmbH&gt;" in side[0] and "10:00 left" in side[0]
+        assert re.findall(r"/desk/tickets/(CID-\d+)", side[0]) == ["CID-1003"]
 
 
 def _contacts(desk: Desk) -> int:

@@ -163,6 +163,25 @@ def customers_clear_failing(state: State, address: str) -> int:
     return EX_OK
 
 
+@customers_group.command("sign-out")
+@click.argument("address")
+@pass_state
+def customers_sign_out(state: State, address: str) -> int:
+    """Revoke the web desk links in ADDRESS's mail and end their sessions (exit 65: no
+    contact)."""
+    from mailgate.desk import customers, web_access
+
+    ctx = state.context
+    with ctx.store.session() as session:
+        contact = customers.contact_by_email(session, address.strip().lower())
+        if contact is None:
+            say_error(f"mailgate: no contact {address.strip().lower()}")
+            return EX_DATAERR
+        links, sessions = web_access.sign_out_everywhere(session, contact, ctx.clock())
+    click.echo(f"{contact.email}: {links} links revoked, {sessions} sessions ended")
+    return EX_OK
+
+
 # time and support hours ---------------------------------------------------------------------
 
 

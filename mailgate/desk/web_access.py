@@ -164,3 +164,27 @@ def revoke_session(session: Session, owner: WebSession, session_id: int, now: da
         target.revoked_at = now
         session.add(target)
     return True
+
+
+def sign_out_everywhere(
+    session: Session, person: Agent | Contact, now: datetime
+) -> tuple[int, int]:
+    """Revoke every link of theirs that could still sign in and end every session of theirs:
+    (links, sessions) revoked. For a forwarded mail, a lost phone, a person who left."""
+    owner = WebLink.agent_id if isinstance(person, Agent) else WebLink.contact_id
+    links = session.exec(
+        select(WebLink).where(
+            col(owner) == person.id,
+            col(WebLink.used_at).is_(None),
+            col(WebLink.revoked_at).is_(None),
+            col(WebLink.expires_at) > now,
+        )
+    ).all()
+    of = WebSession.agent_id if isinstance(person, Agent) else WebSession.contact_id
+    sessions = session.exec(
+        select(WebSession).where(col(of) == person.id, col(WebSession.revoked_at).is_(None))
+    ).all()
+    for row in (*links, *sessions):
+        row.revoked_at = now
+        session.add(row)
+    return len(links), len(sessions)

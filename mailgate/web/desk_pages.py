@@ -7,11 +7,14 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from sqlmodel import Session, col, select
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from mailgate.desk.customers import contingent_status
+from mailgate.moments import hhmm
 from mailgate.reading.mime.htmltext import sanitize_html
 from mailgate.reports.detail import find_ticket, ticket_detail
 from mailgate.reports.filters import FilterError, checked, make_filter
@@ -26,6 +29,7 @@ from mailgate.store.models import (
     Agent,
     Article,
     Attachment,
+    Organisation,
     Ticket,
 )
 from mailgate.web.pages import download, page
@@ -78,7 +82,9 @@ def queue(request: Request, queue: str = "open", q: str = "", n: int = 1) -> Res
                 rows = _queue_rows(db, desk, staff, chosen, max(1, n))
         except (FilterError, QueryError) as exc:
             error = str(exc)
+        names = {r["customer"] for r in rows[:QUEUE_SIZE] if r["customer"]}
         context = {
+            "hours_left": _hours_left(db, names),
             "rows": rows[:QUEUE_SIZE],
             "more": len(rows) > QUEUE_SIZE,
             "number": max(1, n),
@@ -91,6 +97,35 @@ def queue(request: Request, queue: str = "open", q: str = "", n: int = 1) -> Res
             "when": desk.when,
         }
         return page("queue", staff.lang, context)
+
+
+def _hours_left(db: Session, names: set[str]) -> dict[str, str]:
+    """The support hours left (h:mm) of those organisations that bought any, by name."""
+    query = select(Organisation).where(
+        col(Organisation.name).in_(names), col(Organisation.support_minutes) != 0
+    )
+    return {org.name: hhmm(contingent_status(db, org).left) for org in db.exec(query)}
+
+
+def _customer_side(db: Session, ticket: Ticket) -> dict[str, Any]:
+    """The ticket's customer: the organisation, its support hours, the requester's other
+    tickets (the latest ten)."""
+    org = db.get(Organisation, ticket.organisation_id)
+    hours = contingent_status(db, org) if org is not None else None
+    others = db.exec(
+        select(Ticket)
+        .where(Ticket.requester_id == ticket.requester_id, Ticket.id != ticket.id)
+        .order_by(col(Ticket.last_action_at).desc())
+        .limit(10)
+    ).all()
+    shown = hours is not None and bool(hours.total or hours.used)
+    return {
+        "org": org,
+        "hours": {"total": hhmm(hours.total), "used": hhmm(hours.used), "left": hhmm(hours.left)}
+        if hours is not None and shown
+        else None,
+        "others": others,
+    }
 
 
 def _queue_rows(
@@ -147,6 +182,9 @@ def show_ticket(
         "priorities": PRIORITIES,
         "types": TYPES,
         "typed": typed or {},
+        "side": _customer_side(db, ticket),
+        "prefix": desk.ctx.config.tickets.prefix,
+        "quote": quote,
         "warnings": warnings,
         "staff": staff,
         "q": "",

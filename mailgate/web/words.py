@@ -80,6 +80,12 @@ WORDS: dict[str, dict[str, str]] = {
     "col_last_action": {"en": "Last action", "de": "Letzte Aktion"},
     "by_customer": {"en": "customer", "de": "Kunde"},
     "by_staff": {"en": "staff", "de": "Team"},
+    "waiting_since": {"en": "Waiting since", "de": "Wartet seit"},
+    "hours_left": {"en": "Hours left", "de": "Stunden übrig"},
+    "their_other_tickets": {
+        "en": "The requester's other tickets",
+        "de": "Weitere Tickets des Anfragenden",
+    },
     "first_response_due": {"en": "first response overdue", "de": "Erstreaktion überfällig"},
     "requester": {"en": "Requester", "de": "Anfragender"},
     "references": {"en": "References", "de": "Referenzen"},

@@ -1,5 +1,5 @@
 // Keyboard shortcuts on the staff pages: j/k next/previous ticket, o or Enter open it,
-// / search, ? these keys. The pages work without this file. The rows are looked up at each
+// r answer and n note (on a ticket), / search, ? these keys. The pages work without this file. The rows are looked up at each
 // key: htmx may have replaced the list since (the search box, the queues).
 (function () {
   "use strict";
@@ -21,7 +21,7 @@
     if (help) { help.remove(); return; }
     help = document.createElement("div");
     help.id = "keys";
-    help.textContent = "j/k: next/previous · o: open · /: search · ?: keys";
+    help.textContent = "j/k: next/previous · o: open · r: answer · n: note · /: search · ?: keys";
     document.body.appendChild(help);
   }
 
@@ -36,6 +36,14 @@
       var row = document.querySelectorAll("tr.row")[current];
       var link = row && row.querySelector("a.open");
       if (link) { window.location.href = link.href; }
+    } else if (event.key === "r" || event.key === "n") {
+      var kind = document.querySelector("input[name=kind][value=" +
+        (event.key === "r" ? "answer" : "note") + "]");
+      var text = document.getElementById("text");
+      if (!kind || !text) { return; }
+      event.preventDefault();
+      kind.checked = true;
+      text.focus();
     } else if (event.key === "/") {
       var search = document.getElementById("search");
       if (search) { event.preventDefault(); search.focus(); }
