@@ -90,6 +90,9 @@ def test_an_answer_made_on_the_web_reaches_the_customer_with_its_file(tmp_path: 
         assert rows(desk, Intake)[-1].source == WEB_SOURCE
         page = browser.get("/desk/tickets/CID-1000").text
         assert "please install the new driver attached." in page and "driver.zip" in page
+        booked = re.search(r'<table class="list" id="time-entries">.*?</table>', page, re.S)
+        assert booked is not None and "Bob Agent" in booked[0] and "0:30" in booked[0]
+        assert "billable" in booked[0]
 
 
 def _story(desk: Desk, ticket: Ticket) -> dict[str, Any]:

@@ -142,6 +142,11 @@ def test_an_agent_signs_in_from_the_mail_answers_with_a_file_and_no_script_runs(
     subjects = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "td.subject")]
     assert any("onerror" in s and "<script>" in s for s in subjects)  # shown, as text
     screenshot(browser, "staff-queue")
+    browser.set_window_size(390, 844)  # a phone: the queue fits its width
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    browser.set_window_size(1280, 900)
 
     # The keyboard: j to the first row (the newest, Carla's), j to Eve's, o to open it.
     body_element = browser.find_element(By.TAG_NAME, "body")
@@ -269,6 +274,11 @@ def test_a_customer_replies_confirms_and_a_stranger_finds_nothing(
 
     sign_in("bert@other.example")
     arrives(browser, url + "/my")
+    browser.set_window_size(390, 844)  # a phone: the page fits its width, nothing to scroll across
+    browser.refresh()
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
     assert "CID-1000" not in browser.find_element(By.TAG_NAME, "main").text
     browser.get(url + "/my/tickets/CID-1000")  # a stranger types another ticket's number
     assert "Not found." in browser.find_element(By.TAG_NAME, "main").text

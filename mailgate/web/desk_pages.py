@@ -31,6 +31,7 @@ from mailgate.store.models import (
     Attachment,
     Organisation,
     Ticket,
+    TimeEntry,
 )
 from mailgate.web.pages import download, page
 from mailgate.web.staff import DeskState, Staff, desk_of, notice, signed_in
@@ -128,6 +129,20 @@ def _customer_side(db: Session, ticket: Ticket) -> dict[str, Any]:
     }
 
 
+def _time_entries(db: Session, ticket: Ticket) -> list[dict[str, Any]]:
+    """The time booked on the ticket, oldest first, with whose it is."""
+    query = (
+        select(TimeEntry, Agent.name, Agent.email)
+        .join(Agent, col(Agent.id) == col(TimeEntry.agent_id), isouter=True)
+        .where(TimeEntry.ticket_id == ticket.id)
+        .order_by(col(TimeEntry.id))
+    )
+    return [
+        {"entry": entry, "who": name or email or "", "hhmm": hhmm(entry.minutes)}
+        for entry, name, email in db.exec(query)
+    ]
+
+
 def _queue_rows(
     db: Session, desk: DeskState, staff: Staff, queue: str, number: int
 ) -> list[dict[str, Any]]:
@@ -183,6 +198,7 @@ def show_ticket(
         "types": TYPES,
         "typed": typed or {},
         "side": _customer_side(db, ticket),
+        "entries": _time_entries(db, ticket),
         "prefix": desk.ctx.config.tickets.prefix,
         "quote": quote,
         "warnings": warnings,

@@ -206,6 +206,7 @@ WORDS: dict[str, dict[str, str]] = {
     "nobody": {"en": "(nobody)", "de": "(niemand)"},
     "minutes": {"en": "Time spent (e.g. 30m, 1h15m)", "de": "Zeitaufwand (z. B. 30m, 1h15m)"},
     "billable": {"en": "billable", "de": "abrechenbar"},
+    "free": {"en": "free", "de": "kostenlos"},
     "type": {"en": "Type", "de": "Typ"},
     "category": {"en": "Category", "de": "Kategorie"},
     "cc": {"en": "Add (agent or customer)", "de": "Hinzufügen (Team oder Kunde)"},
