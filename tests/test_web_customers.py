@@ -260,6 +260,14 @@ def test_a_customer_sees_the_support_hours_bought_used_and_left(desk: Desk) -> N
         assert hours is not None
         assert hours[1] == "Support hours (h:mm): 10:00 bought, 1:30 used, 8:30 left."
         assert 'id="hours"' not in bert_browser.get("/my").text  # none bought, none used
+        with desk.client() as agent:  # billable time for Bert, whose organisation bought none
+            desk.sign_in(agent)
+            fields = desk.form_fields(agent, "CID-1001")
+            data = {**fields, "kind": "note", "text": "Call.", "minutes": "30", "billable": "true"}
+            assert agent.post("/desk/tickets/CID-1001/mail", data=data,
+                              headers=desk.origin).status_code == 303  # fmt: skip
+        used = re.search(r'<p id="hours">([^<]*)</p>', bert_browser.get("/my").text)
+        assert used is not None and used[1] == "Billable support time so far (h:mm): 0:30."
 
 
 def test_a_customer_is_signed_out_everywhere_by_the_desk(desk: Desk) -> None:

@@ -80,9 +80,10 @@ def _support_hours(db: Session, customer: Customer) -> dict[str, str] | None:
     if org is None or org.kind not in (COMPANY, PERSONAL):
         return None
     status = contingent_status(db, org)
-    if not (status.total or status.used):
-        return None
-    return {"bought": hhmm(status.total), "used": hhmm(status.used), "left": hhmm(status.left)}
+    if not status.total:  # none bought: the billable time used, with nothing to subtract
+        return {"key": "support_hours_used", "used": hhmm(status.used)} if status.used else None
+    figures = {"bought": hhmm(status.total), "used": hhmm(status.used), "left": hhmm(status.left)}
+    return {"key": "support_hours", **figures}
 
 
 @router.get("/my/tickets/{cid}")

@@ -164,6 +164,10 @@ WORDS: dict[str, dict[str, str]] = {
     "my_requests": {"en": "My requests", "de": "Meine Anfragen"},
     "new_request": {"en": "New request", "de": "Neue Anfrage"},
     "no_requests": {"en": "No requests yet.", "de": "Noch keine Anfragen."},
+    "support_hours_used": {
+        "en": "Billable support time so far (h:mm): {used}.",
+        "de": "Bisher abrechenbare Support-Zeit (h:mm): {used}.",
+    },
     "support_hours": {
         "en": "Support hours (h:mm): {bought} bought, {used} used, {left} left.",
         "de": "Support-Stunden (h:mm): {bought} gekauft, {used} verbraucht, {left} übrig.",
