@@ -5,6 +5,7 @@ sessions end when asked, and guessing links is braked."""
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from sqlmodel import select
 from mailgate.desk.web_access import issue_link
 from mailgate.store.models import Agent, WebLink, WebSession
 from mailgate.web import desk_pages
-from mailgate.web.guard import FAILED_LIMIT
+from mailgate.web.guard import FAILED_LIMIT, FailedTokens
 from tests.daemon_harness import SUPPORT, connect, write_toml
 from tests.helpers import poll
 from tests.mails import make_mail
@@ -255,3 +256,13 @@ def test_a_queue_is_read_page_by_page(desk: Desk, monkeypatch: pytest.MonkeyPatc
             links.append(re.findall(r'rel="(prev|next)"', page))
     assert shown == [f"CID-{n}" for n in range(1004, 999, -1)]  # newest activity first
     assert links == [["next"], ["prev", "next"], ["prev"]]
+
+
+def test_the_brake_forgets_a_client_once_its_failures_are_old() -> None:
+    brake = FailedTokens(limit=2, window=0.2)
+    brake.failed("192.0.2.1")
+    brake.failed("192.0.2.1")
+    assert brake.blocked("192.0.2.1") and not brake.blocked("192.0.2.2")
+    time.sleep(0.3)
+    assert not brake.blocked("192.0.2.1")
+    assert brake._times == {}  # asking about clients adds none; old ones are dropped

@@ -95,7 +95,7 @@ def my_ticket(request: Request, cid: str) -> Response:
             return RedirectResponse("/sign-in", status_code=303)
         ticket = _visible(db, customer, cid, desk.ctx.config.tickets.prefix)
         if ticket is None:
-            return notice(desk, customer.lang, "not_found", 404)
+            return notice(customer.lang, "not_found", 404)
         return _ticket_page(db, desk, customer, ticket)
 
 
@@ -144,7 +144,7 @@ def my_reply(
             return customer
         ticket = _visible(db, customer, cid, ctx.config.tickets.prefix)
         if ticket is None:
-            return notice(desk, customer.lang, "not_found", 404)
+            return notice(customer.lang, "not_found", 404)
         if answer in ("solved", "not_solved"):
             text = say(f"said_{answer}", customer.lang)  # what the same mail would say
         elif not (text.strip() or uploads):
@@ -197,7 +197,7 @@ def new_request(
     outcome = send_as(ctx, Sender.of(customer.contact), " ".join(subject.split()), body, uploads)
     desk.host.wake_outbox()
     if outcome.status != DONE or not outcome.cid:
-        return notice(desk, customer.lang, "request_queued", 202)
+        return notice(customer.lang, "request_queued", 202)
     return RedirectResponse(f"/my/tickets/{quote(outcome.cid)}", status_code=303)
 
 
@@ -219,6 +219,6 @@ def my_file(request: Request, attachment_id: int) -> Response:
             or article.direction not in SHOWN
             or (_visible(db, customer, cid, prefix) is None)
         ):
-            return notice(desk, customer.lang, "not_found", 404)
+            return notice(customer.lang, "not_found", 404)
         data = blobs.read_in(db, desk.ctx.config.data_dir, attachment.sha256)
     return download(data, attachment.filename)

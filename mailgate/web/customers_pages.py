@@ -40,7 +40,7 @@ def organisation(request: Request, name: str) -> Response:
         try:
             org = directory.organisation(db, name)
         except ContingentError:
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
     tickets = "/desk?q=" + quote(f'org:"{org["name"]}"')
     context = {"org": org, "tickets": tickets, "staff": staff, "q": ""}
     return page("organisation", staff.lang, context)

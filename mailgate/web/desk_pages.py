@@ -169,7 +169,7 @@ def ticket_page(request: Request, cid: str, refused: int = 0) -> Response:
             return RedirectResponse("/sign-in", status_code=303)
         ticket = find_ticket(db, desk.ctx.config.tickets.prefix, cid)
         if ticket is None:
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
         warnings = [say("commands_refused", staff.lang)] if refused else []
         return show_ticket(db, desk, staff, ticket, warnings=warnings)
 
@@ -245,4 +245,4 @@ def attachment_file(request: Request, attachment_id: int) -> Response:
 def _gone(desk: DeskState, staff: Staff | None) -> Response:
     if staff is None:
         return RedirectResponse("/sign-in", status_code=303)
-    return notice(desk, staff.lang, "not_found", 404, staff)
+    return notice(staff.lang, "not_found", 404, staff)

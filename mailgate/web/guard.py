@@ -102,14 +102,15 @@ class FailedTokens:
 
     def failed(self, client: str) -> None:
         with self._lock:
-            self._recent(client).append(time.monotonic())
+            self._recent(client)
+            self._times.setdefault(client, deque()).append(time.monotonic())
 
     def _recent(self, client: str) -> deque[float]:
-        times = self._times.setdefault(client, deque())
+        """The client's failures within the window; a client with none is forgotten, so the
+        table does not grow with every address seen."""
+        times = self._times.get(client, deque())
         while times and times[0] <= time.monotonic() - self.window:
             times.popleft()
         if not times:
-            # Forget quiet clients, so the table does not grow with every address seen.
             self._times.pop(client, None)
-            times = self._times.setdefault(client, deque())
         return times

@@ -50,7 +50,7 @@ def _message_page(request: Request, staff: Staff, intake_id: int, said: str = ""
     with desk.ctx.store.session() as db:
         row = db.get(Intake, intake_id)
         if row is None:
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
         message = intake_dict(db, row, with_headers=True)
     context = {"message": message, "staff": staff, "q": "", "when": desk.when, "said": said}
     return page("quarantined", staff.lang, context, 409 if said else 200)
@@ -82,7 +82,7 @@ def act(
         elif action == "drop":
             outcome = pipeline.drop(ctx, intake_id, reason)
         else:
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
     except pipeline.OperatorError as exc:
         return _message_page(request, staff, intake_id, str(exc))
     desk.host.wake_outbox()

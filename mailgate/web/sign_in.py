@@ -49,7 +49,7 @@ def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -
     desk = desk_of(request)
     ctx = desk.ctx
     if not from_our_page(request, ctx.config.web.root):
-        return notice(desk, desk.lang(), "refused_form", 403)
+        return notice(desk.lang(), "refused_form", 403)
     with ctx.store.session() as db:
         person = agent_by_address(db, address) or contact_by_address(db, address)
         if person is not None:
@@ -72,7 +72,7 @@ def link_page(request: Request, token: str, to: str = "") -> Response:
     desk = desk_of(request)
     client = client_of(request)
     if desk.failed_tokens.blocked(client):
-        return notice(desk, desk.lang(), "too_many", 429)
+        return notice(desk.lang(), "too_many", 429)
     with desk.ctx.store.session() as db:
         try:
             usable_link(db, token, desk.ctx.clock())
@@ -90,9 +90,9 @@ def use_link(request: Request, token: str, to: str = "") -> Response:
     desk = desk_of(request)
     ctx = desk.ctx
     if not from_our_page(request, ctx.config.web.root):
-        return notice(desk, desk.lang(), "refused_form", 403)
+        return notice(desk.lang(), "refused_form", 403)
     if desk.failed_tokens.blocked(client_of(request)):
-        return notice(desk, desk.lang(), "too_many", 429)
+        return notice(desk.lang(), "too_many", 429)
     user_agent = request.headers.get("user-agent", "")
     with ctx.store.session() as db:
         try:
@@ -148,7 +148,7 @@ def sign_out(request: Request, form_token: Annotated[str | None, Form()] = None)
         if current is not None:
             from_here = from_our_page(request, ctx.config.web.root)
             if not from_here or not form_token_matches(form_token, current.form_token):
-                return notice(desk, desk.lang(), "refused_form", 403)
+                return notice(desk.lang(), "refused_form", 403)
             revoke_session(db, current, current.id or 0, ctx.clock())
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
@@ -177,5 +177,5 @@ def revoke(
         if isinstance(staff, Response):
             return staff
         if not revoke_session(db, staff.session, session_id, desk.ctx.clock()):
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
     return RedirectResponse("/desk/sessions", status_code=303)

@@ -96,9 +96,7 @@ def client_of(request: Request) -> str:
     return request.client.host if request.client else "-"
 
 
-def notice(
-    desk: DeskState, lang: str, key: str, status_code: int, staff: Staff | None = None
-) -> HTMLResponse:
+def notice(lang: str, key: str, status_code: int, staff: Staff | None = None) -> HTMLResponse:
     context = {"text": say(key, lang), "again": staff is None, "staff": staff, "q": ""}
     return page("notice", lang, context, status_code)
 
@@ -123,5 +121,5 @@ def form_sender(
     if not from_here or not form_token_matches(sent, found.session.form_token):
         log.info("event=web_form_refused session=%s", found.session.id)
         staff = found if isinstance(found, Staff) else None
-        return notice(desk, found.lang, "refused_form", 403, staff)
+        return notice(found.lang, "refused_form", 403, staff)
     return found

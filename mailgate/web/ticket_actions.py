@@ -67,7 +67,7 @@ def ticket_mail(
             return staff
         ticket = find_ticket(db, ctx.config.tickets.prefix, cid)
         if ticket is None:
-            return notice(desk, staff.lang, "not_found", 404, staff)
+            return notice(staff.lang, "not_found", 404, staff)
         warning = _why_not_now(db, staff, ticket, action, seen)
         if warning:
             return show_ticket(db, desk, staff, ticket, typed, [warning], 409)
