@@ -20,12 +20,13 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from mailgate.config import HttpConfig, LoopsConfig, OutboundConfig, StaffConfig
+from mailgate.flows.pipeline import process_batch
 from mailgate.outbound import notify
 from mailgate.outbound.context import Context
 from mailgate.outbound.loops import HEADER_BYTES, header_block, is_automatic
 from mailgate.service.app import build_context
 from mailgate.store.models import QUEUED, RECEIVED, Article, Event, Intake, Outbox, Ticket
-from mailgate.store.spool import stored_raws
+from mailgate.store.spool import Incoming, accept_many, stored_raws
 from tests.conftest import CORPUS, Clock
 from tests.daemon_harness import DaemonThread, daemon_config, smtp_server
 from tests.helpers import ingest, outbox, parsed, poll, tickets
@@ -129,6 +130,36 @@ def test_breaker_and_limit_follow_the_configuration(ctx: Context, clock: Clock) 
     new_request(ctx, "Four")
     assert len(acks_to(ctx, CUSTOMER)) == 2
     assert "circuit breaker" in events(ctx)[-1]
+
+
+def test_limits_count_the_answers_queued_earlier_in_the_same_batch(ctx: Context) -> None:
+    """A batch reads each count once and counts its own answers on: the sixth request from
+    one address and the desk's fourth answer are held back, as one message at a time."""
+    loops = LoopsConfig(max_auto_mails_per_hour=5, max_auto_mails_per_hour_total=7)
+    ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, loops=loops))
+    same = [make_mail(subject=f"Question {n}") for n in range(7)]
+    others = [make_mail(sender=f"user{n}@other.example", subject="Hello") for n in range(3)]
+    stored = accept_many(ctx.store, [Incoming(r, "smtp", ctx.clock()) for r in same + others])
+    outcomes = process_batch(ctx, [a.intake_id for a in stored])
+    assert [o.created for o in outcomes] == [True] * 10
+    assert len(acks_to(ctx, CUSTOMER)) == 5
+    assert [a.to_addrs for a in outbox(ctx) if "other.example" in a.to_addrs] == [
+        "user0@other.example",
+        "user1@other.example",
+    ]
+    held = events(ctx)
+    assert (
+        held[:2]
+        == [
+            f"acknowledgement to {CUSTOMER}: rate limit: 5 automatic mails to {CUSTOMER} "
+            "in the last hour"
+        ]
+        * 2
+    )
+    assert held[2] == (
+        "acknowledgement to user2@other.example: desk limit: 7 automatic mails to all "
+        "addresses in the last hour"
+    )
 
 
 # --- the breaker's verdict on stored mail -------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.utils import parseaddr
@@ -54,7 +54,8 @@ _RECENT_MAIL = (
     .limit(BREAKER_LOOKBACK)
 )
 
-DESK = "(all addresses)"  # the key the desk-wide breaker logs under
+DESK = "(all addresses)"  # the key the desk-wide breaker logs and counts under
+_COUNTS = "mailgate.automatic_answers"  # session.info: the counts read in the transaction
 _logged_lock = threading.Lock()
 
 
@@ -73,9 +74,32 @@ def automatic_sent(session: Session, address: str, since: datetime) -> int:
     return int(direct(session, _AUTOMATIC_SENT, params).scalar_one())
 
 
+def _counted(session: Session, key: str, count: Callable[[], int]) -> int:
+    """A count of automatic answers in the last hour, read once per transaction and kept up
+    to date by noted_automatic(): a batch of mails asks before every acknowledgement, and a
+    count over the last hour's mail grows with it (a burst's last answers counted all the
+    ones before). Mail that leaves the window while the transaction runs still counts: the
+    brakes hold a moment longer, never shorter."""
+    counts: dict[str, int] = session.info.setdefault(_COUNTS, {})
+    if key not in counts:
+        counts[key] = count()
+    return counts[key]
+
+
+def noted_automatic(session: Session, addresses: Iterable[str]) -> None:
+    """An automatic answer to these (lower-case) addresses was queued in the transaction."""
+    counts: dict[str, int] | None = session.info.get(_COUNTS)
+    if counts is None:
+        return
+    for key in (DESK, *addresses):
+        if key in counts:
+            counts[key] += 1
+
+
 def rate_limited(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
     limit = ctx.config.loops.max_auto_mails_per_hour
-    if automatic_sent(session, address, now - RATE_WINDOW) < limit:
+    since = now - RATE_WINDOW
+    if _counted(session, address, lambda: automatic_sent(session, address, since)) < limit:
         return None
     return f"rate limit: {limit} automatic mails to {address} in the last hour"
 
@@ -84,7 +108,8 @@ def desk_limited(session: Session, ctx: Context, now: datetime) -> str | None:
     """The desk-wide breaker: past `max_auto_mails_per_hour_total` automatic answers to anyone
     in the last hour, something is answering robots across many addresses at once."""
     limit = ctx.config.loops.max_auto_mails_per_hour_total
-    sent = int(direct(session, _DESK_ANSWERS, {"since": now - RATE_WINDOW}).scalar_one())
+    since = {"since": now - RATE_WINDOW}
+    sent = _counted(session, DESK, lambda: int(direct(session, _DESK_ANSWERS, since).scalar_one()))
     if sent < limit:
         return None
     return f"desk limit: {limit} automatic mails to all addresses in the last hour"

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from mailgate.config import OutboundConfig
 from mailgate.outbound.compose import Outgoing, compose, parse_address
 from mailgate.outbound.context import Context
-from mailgate.outbound.loops import AUTO_ANSWERS
+from mailgate.outbound.loops import AUTO_ANSWERS, noted_automatic
 from mailgate.outbound.transports import (
     PermanentFailure,
     RelayUnavailable,
@@ -86,6 +86,8 @@ def enqueue(
     ]
     if rows:
         direct(session, _INSERT_RECIPIENTS, rows)
+    if automatic:
+        noted_automatic(session, addresses)
     return row_id
 
 
