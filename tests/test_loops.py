@@ -133,15 +133,18 @@ def test_breaker_and_limit_follow_the_configuration(ctx: Context, clock: Clock) 
 
 
 def test_limits_count_the_answers_queued_earlier_in_the_same_batch(ctx: Context) -> None:
-    """A batch reads each count once and counts its own answers on: the sixth request from
-    one address and the desk's fourth answer are held back, as one message at a time."""
+    """A batch reads each count once, with what earlier batches sent, and counts its own
+    answers on: the sixth answer to one address and the desk's eighth are held back, as
+    one message at a time."""
     loops = LoopsConfig(max_auto_mails_per_hour=5, max_auto_mails_per_hour_total=7)
     ctx = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, loops=loops))
-    same = [make_mail(subject=f"Question {n}") for n in range(7)]
+    new_request(ctx, "Earlier")
+    new_request(ctx, "Earlier still")
+    same = [make_mail(subject=f"Question {n}") for n in range(5)]
     others = [make_mail(sender=f"user{n}@other.example", subject="Hello") for n in range(3)]
     stored = accept_many(ctx.store, [Incoming(r, "smtp", ctx.clock()) for r in same + others])
     outcomes = process_batch(ctx, [a.intake_id for a in stored])
-    assert [o.created for o in outcomes] == [True] * 10
+    assert [o.created for o in outcomes] == [True] * 8
     assert len(acks_to(ctx, CUSTOMER)) == 5
     assert [a.to_addrs for a in outbox(ctx) if "other.example" in a.to_addrs] == [
         "user0@other.example",

@@ -108,11 +108,12 @@ def process_batch(
 ) -> list[Outcome]:
     """process() for several stored messages, in one transaction: one commit (and on
     PostgreSQL one claim) for all, and what they share is read once: the agents, the
-    senders' contacts and organisations, earlier copies by Message-ID, the ticket a reply
-    threads to. Each is parsed before the first write, so the write
-    lock of SQLite is held for storing only; `parsed` has those parsed already (from their
-    stored bytes) by id. A message that fails rolls the batch back, and the batch is done
-    again one message at a time, so that only the bad one is quarantined."""
+    senders' contacts and organisations, earlier copies by Message-ID, the automatic answers
+    each sender got in the last hour, the ticket a reply threads to. Each is parsed before
+    the first write, so the write lock of SQLite is held for storing only; `parsed` has
+    those parsed already (from their stored bytes) by id. A message that fails rolls the
+    batch back, and the batch is done again one message at a time, so that only the bad
+    one is quarantined."""
     if len(intake_ids) <= 1:
         return [process(ctx, intake_id) for intake_id in intake_ids]
     given = parsed or {}
@@ -123,6 +124,7 @@ def process_batch(
             known = list(mails.values())
             look_up_contacts(session, [mail.from_addr for mail in known])
             look_up_message_ids(session, [mail.message_id or "" for mail in known])
+            loops.count_ahead(session, [mail.from_addr for mail in known], ctx.clock())
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise
