@@ -126,6 +126,11 @@ def test_imap_backlog_benchmark_runs_on_a_tiny_backlog(
     for stage in ("mailgate run: stored, moved", "... and tickets"):
         row = rf"^{re.escape(stage)}\s+20\s+[\d.]+\s+[\d.]+\s+[\d.]+x\s+[\d.]+x$"
         assert re.search(row, out, re.M), out
+    assert re.search(
+        r"^CPU a message: mailgate [\d.]+ ms .* the loop that parses [\d.]+ ms", out, re.M
+    )
+    bound = r"could make at most \d+ tickets/s \([\d.]+x the loop that parses\); 0.8x would need"
+    assert re.search(bound, out), out
 
 
 def test_replies_benchmark_scores_the_whole_held_out_set(
