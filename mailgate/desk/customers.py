@@ -16,6 +16,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from mailgate.config import CustomersConfig
 from mailgate.moments import aware
 from mailgate.reading.commands import duration_problem, parse_signed_duration
+from mailgate.store.database import insert_row
 from mailgate.store.models import (
     COMPANY,
     PERSONAL,
@@ -61,10 +62,14 @@ def _forget(session: Session, transaction: SessionTransaction) -> None:
 
 @event.listens_for(Session, "transient_to_pending")
 def _remember_added(session: Session, row: object) -> None:
-    # However an agent or a contact is added, an address this transaction found unknown
-    # is unknown no longer: the look-ups below remember "none" too.
-    if isinstance(row, Agent | Contact) and _REMEMBERED in session.info:
+    # However an agent, a contact or a domain's claim is added, what this transaction found
+    # unknown is unknown no longer: the look-ups below remember "none" too.
+    if _REMEMBERED not in session.info:
+        return
+    if isinstance(row, Agent | Contact):
         remembered(session, type(row).__name__)[row.email] = row
+    elif isinstance(row, OrganisationDomain):
+        remembered(session, OrganisationDomain.__name__)[row.domain] = row
 
 
 def hold(session: Session, row: Row) -> Row:
@@ -111,9 +116,25 @@ def look_up_contacts(session: Session, addresses: Iterable[str]) -> None:
     known.update(dict.fromkeys(wanted))
     known.update({contact.email: contact for contact in found})
     organisation_ids = {contact.organisation_id for contact in found}
+    # A new sender's contact goes to the company that claims their domain, if one does.
+    claims = _look_up_claims(session, {domain_of(a) for a in wanted if known[a] is None})
+    organisation_ids |= {claim.organisation_id for claim in claims}
     query = select(Organisation).where(col(Organisation.id).in_(organisation_ids))
     for row in session.exec(query) if organisation_ids else ():
         hold(session, row)
+
+
+def _look_up_claims(session: Session, domains: set[str]) -> list[OrganisationDomain]:
+    """The claims of these domains, a query for all; each remembered, a claim found or not."""
+    known = remembered(session, OrganisationDomain.__name__)
+    wanted = domains - known.keys()
+    if not wanted:
+        return []
+    query = select(OrganisationDomain).where(col(OrganisationDomain.domain).in_(wanted))
+    found = list(session.exec(query))
+    known.update(dict.fromkeys(wanted))
+    known.update({claim.domain: claim for claim in found})
+    return found
 
 
 @dataclass(frozen=True)
@@ -144,7 +165,11 @@ def identify(session: Session, address: str) -> Sender:
 
 def organisation_for_domain(session: Session, domain: str) -> Organisation | None:
     """The company that claims this domain; a claim is only ever the operator's."""
-    claim = hold(session, session.get(OrganisationDomain, domain.lower()))
+    domain = domain.lower()
+    known = remembered(session, OrganisationDomain.__name__)
+    if domain not in known:
+        known[domain] = session.get(OrganisationDomain, domain)
+    claim = known[domain]
     return organisation(session, claim.organisation_id) if claim else None
 
 
@@ -176,11 +201,12 @@ def get_or_create_organisation(
     session: Session, name: str, now: datetime, kind: str = COMPANY
 ) -> Organisation:
     org = session.exec(select(Organisation).where(Organisation.name == name)).first()
-    if org is None:
-        org = Organisation(name=name, kind=kind, created_at=now)
-        session.add(org)
-        session.flush()
-    return org
+    return org or _new_organisation(session, name, kind, now)
+
+
+def _new_organisation(session: Session, name: str, kind: str, now: datetime) -> Organisation:
+    # A plain insert: the unit of work costs several times as much for a row written once.
+    return insert_row(session, Organisation(name=name, kind=kind, created_at=now), track=True)
 
 
 def personal_organisation(session: Session, address: str, now: datetime) -> Organisation:
@@ -188,13 +214,13 @@ def personal_organisation(session: Session, address: str, now: datetime) -> Orga
     Not after their display name: it is the sender's to choose ("support@example.com"
     <evil@…>), and staff read the organisation's name as the customer's."""
     label = address
-    org = get_or_create_organisation(session, label, now, PERSONAL)
-    if org.kind != PERSONAL or contacts_in(session, org.id or 0):
+    taken = session.exec(select(Organisation).where(Organisation.name == label)).first()
+    if taken is None:
+        return _new_organisation(session, label, PERSONAL, now)
+    if taken.kind != PERSONAL or contacts_in(session, taken.id or 0):
         # The name is taken (a company called so, or an address that changed hands).
-        org = Organisation(name=f"{label} #{_count(session) + 1}", kind=PERSONAL, created_at=now)
-        session.add(org)
-        session.flush()
-    return org
+        return _new_organisation(session, f"{label} #{_count(session) + 1}", PERSONAL, now)
+    return taken
 
 
 def pool_organisation(session: Session, name: str, now: datetime) -> Organisation:
@@ -239,8 +265,8 @@ def ensure_contact(
     contact = Contact(
         email=address, name=name, organisation_id=org.id, language=language, created_at=now
     )
-    session.add(contact)
-    session.flush()
+    insert_row(session, contact, track=True)  # as _new_organisation
+    remembered(session, Contact.__name__)[address] = contact
     return contact
 
 
