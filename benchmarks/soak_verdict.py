@@ -133,7 +133,8 @@ def print_mail(found: Outcomes, ledger: Ledger) -> tuple[bool, int]:
     )
     for reason, count in found.reasons.most_common():
         print(f"  {count} {reason}")
-    print("outbox: " + ", ".join(f"{s} {n}" for s, n in sorted(found.outbox.items())))
+    outbox = ", ".join(f"{s} {n}" for s, n in sorted(found.outbox.items()))
+    print(f"outbox: {outbox}; mails at the relay: {ledger.delivered}")
     requests = len(ledger.requests)
     missing = ledger.unanswered()
     print(f"requests answered: {requests - len(missing)} of {requests}")

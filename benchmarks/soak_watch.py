@@ -126,9 +126,9 @@ class Watch:
             if now >= next_sample or now >= until:
                 self.sample()
                 next_sample += self.interval
+            self.print_minutes(through=(now - self.started) / 60 - 1)
             if now >= until:
                 return
-            self.print_minutes(through=(now - self.started) / 60 - 1)
             await asyncio.sleep(max(0.0, min(next_sample, until, now + 1) - time.monotonic()))
 
     def print_minutes(self, through: float) -> None:
