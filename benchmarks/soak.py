@@ -6,7 +6,7 @@ daemon watches (a throwaway Dovecot), an agent's answers by mail with commands (
 time, a hold that comes due, delivery, close), and now and then a customer asking for their
 list. The scheduled jobs run often: reminders and first-response escalations every
 --reminder-seconds (the daemon's interval of 5 minutes, set lower for the run: there is no
-setting for it), the daily digest and retention every few minutes.
+setting for it), the daily digest (sent once: one a day) and retention every few minutes.
 
 Every --interval seconds: RSS, PSS and open descriptors of each process of the daemon's
 tree. Every minute: p50/p99 of the end-to-end latency of that minute's new requests by SMTP
@@ -15,8 +15,9 @@ end, the verdict: each process's memory and descriptors after the warm-up (the f
 minutes; under 10 minutes the first sixth of the run) against their value then, every mail
 stored with its outcome and every request answered, and the daemon's log.
 
-Exits 1 when the daemon died, a mail was lost or quarantined, or the log shows a
-traceback; a missed memory or descriptor target is printed, not an exit status.
+Exits 1 when the daemon died, a mail was lost or had an outcome it should not have
+(quarantined, ignored), or the log shows a traceback; a missed memory or descriptor
+target is printed, not an exit status.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ DAEMON = (
 )
 # The desk: the agent's plain mail counts (no MTA here to vouch for it), new tickets go to
 # the agent, first responses are due within minutes (escalations come due in the run),
-# the digest and retention run every few minutes.
+# the digest and retention run every few minutes (the digest goes out at its first run
+# only: a day has one, and later runs find the day claimed).
 DESK = f"""\
 [security]
 agent_verification = "none"
@@ -88,7 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     add("--agent-every", type=float, default=4, help="seconds between agent mails (4)")
     add("--list-every", type=float, default=30, help="seconds between list requests (30)")
     add("--reminder-seconds", type=float, default=60, help="reminder job interval (60)")
-    add("--database", default="", help="a SQLAlchemy URL of an empty database (SQLite)")
+    add("--database", default="", help="URL of an empty database (else SQLite)")
     add("--seed", type=int, default=1, help="corpus seed (1)")
     add("--drain", type=float, default=180, help="seconds to wait for the last answers (180)")
     add("--keep", metavar="DIR", help="work here and keep the files (logs, sink, database)")
