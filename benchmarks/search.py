@@ -12,7 +12,6 @@ postgresql://postgres@127.0.0.1:5432, trust); the benchmark creates its database
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,10 +26,13 @@ from search_dbs import (
     Db,
     analyze_unanalyzed,
     drop,
+    exists,
     fill,
+    load_state,
     migrate,
     postgres_db,
     revision,
+    save_state,
     sizes,
     sqlite_db,
     text_bytes,
@@ -112,29 +114,11 @@ def kept_db(kind: str, work: Path, args: argparse.Namespace, kept: bool) -> Db:
     return db
 
 
-def load_state(work: Path) -> dict[str, Any]:
-    path = work / "desk.json"
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def save_state(work: Path, state: dict[str, Any]) -> None:
-    (work / "desk.json").write_text(json.dumps(state, indent=1))
-
-
-def _exists(db: Db) -> bool:
-    if db.kind == "sqlite" and not db.path.exists():
-        return False
-    try:
-        return revision(db) is not None
-    except Exception:  # a PostgreSQL database that is not there
-        return False
-
-
 def prepare(db: Db, desk: Desk, args: argparse.Namespace, entry: dict[str, Any]) -> bool:
     """The desk in `db`, generated or reused, with its index; True when generated now."""
     same = entry.get("tickets") == args.tickets and entry.get("seed") == args.seed
     generated = False
-    if not (args.reuse and same and _exists(db)):
+    if not (args.reuse and same and exists(db)):
         entry.clear()
         start = time.perf_counter()
         articles, attachments = fill(db, desk, args.seed)

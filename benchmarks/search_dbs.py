@@ -4,14 +4,15 @@ revision (which builds the index for the rows already there); their sizes, objec
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from search_desk import Desk, Writer, write_people, write_tickets
@@ -22,7 +23,21 @@ from mailgate.store.database import MIGRATIONS, Store
 
 PRE_INDEX = "0015"  # the newest revision without a search index
 CHUNK = 10_000
-SEQUENCES = ("agent", "organisation", "contact", "ticket", "article", "attachment")
+# Tables whose ids a fill writes: PostgreSQL's sequences go on after the highest.
+SEQUENCES = (
+    "agent",
+    "organisation",
+    "contact",
+    "ticket",
+    "article",
+    "attachment",
+    "timeentry",
+    "outbox",
+    "intake",
+    "event",
+    "contingent",
+)
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,6 +126,28 @@ def revision(db: Db) -> str | None:
         store.dispose()
 
 
+def exists(db: Db) -> bool:
+    """Whether the database is there with a schema (a kept desk)."""
+    if db.kind == "sqlite" and not db.path.exists():
+        return False
+    try:
+        return revision(db) is not None
+    except Exception:  # a PostgreSQL database that is not there
+        return False
+
+
+# What --keep DIR remembers of the desks in it: desk.json, one entry a database.
+
+
+def load_state(work: Path) -> dict[str, Any]:
+    path = work / "desk.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def save_state(work: Path, state: dict[str, Any]) -> None:
+    (work / "desk.json").write_text(json.dumps(state, indent=1))
+
+
 # Bulk writing -------------------------------------------------------------------------------
 
 
@@ -145,20 +182,30 @@ def _postgres_writer(conn: psycopg.Connection[Any]) -> Writer:
 
 
 def fill(db: Db, desk: Desk, seed: int) -> tuple[int, int]:
-    """The desk written into a new database at PRE_INDEX; returns (articles, attachments)."""
+    """The search desk written into a new database at PRE_INDEX; (articles, attachments)."""
+
+    def write_desk(write: Writer) -> tuple[int, int]:
+        write_people(desk, write)
+        return write_tickets(desk, seed, write)
+
+    return fill_with(db, desk.tickets, write_desk)
+
+
+def fill_with(db: Db, tickets: int, write_desk: Callable[[Writer], T]) -> T:
+    """A new database at PRE_INDEX, filled by `write_desk` through a bulk writer (ticket
+    numbers 1001 to 1000 + `tickets` taken); returns what `write_desk` returns."""
     create(db)
     migrate(db, PRE_INDEX)
+    # The counter holds the last number given: the next new ticket follows the desk's.
     counter = (
         "INSERT INTO counter (name, value) VALUES (%s, %s)",
-        (TICKET_COUNTER, 999 + desk.tickets),
+        (TICKET_COUNTER, 1000 + tickets),
     )
     if db.kind == "sqlite":
         conn = sqlite3.connect(db.path)
         try:
             conn.execute("PRAGMA synchronous=OFF")
-            write = _sqlite_writer(conn)
-            write_people(desk, write)
-            written = write_tickets(desk, seed, write)
+            written = write_desk(_sqlite_writer(conn))
             conn.execute(counter[0].replace("%s", "?"), counter[1])
             conn.commit()
         finally:
@@ -168,9 +215,7 @@ def fill(db: Db, desk: Desk, seed: int) -> tuple[int, int]:
         # The rows are consistent by construction: no foreign key checks row by row (a
         # superuser's switch; the benchmark server trusts the postgres user).
         pg.execute("SET session_replication_role = replica")
-        write = _postgres_writer(pg)
-        write_people(desk, write)
-        written = write_tickets(desk, seed, write)
+        written = write_desk(_postgres_writer(pg))
         pg.execute(counter[0], counter[1])
         for table in SEQUENCES:
             pg.execute(

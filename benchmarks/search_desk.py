@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -140,8 +140,11 @@ def make_desk(tickets: int, seed: int) -> Desk:
     return Desk(tickets, orgs, contacts, agents)
 
 
-def write_people(desk: Desk, write: Writer) -> None:
+def write_people(desk: Desk, write: Writer, minutes: dict[int, int] | None = None) -> None:
+    """Agents, organisations (with `minutes` of support bought, by id) and their domains,
+    contacts, and the attachments' blobs."""
     start = START - timedelta(days=30)
+    minutes = minutes or {}
     write(
         "agent",
         ("id", "email", "name", "notify", "active", "created_at", "endings"),
@@ -150,7 +153,7 @@ def write_people(desk: Desk, write: Writer) -> None:
     write(
         "organisation",
         ("id", "name", "support_minutes", "kind", "created_at"),
-        iter((o[0], o[1], 0, "company", start) for o in desk.orgs),
+        iter((o[0], o[1], minutes.get(o[0], 0), "company", start) for o in desk.orgs),
     )
     write(
         "organisationdomain", ("domain", "organisation_id"), iter((o[2], o[0]) for o in desk.orgs)
@@ -256,13 +259,13 @@ ATTACHMENT_COLUMNS = ("article_id", "filename", "content_type", "size", "sha256"
 
 
 @dataclass
-class _Rows:
+class Rows:
     """The rows of one chunk of tickets, table by table."""
 
-    tickets: list[tuple[Any, ...]]
-    articles: list[tuple[Any, ...]]
-    attachments: list[tuple[Any, ...]]
-    references: list[tuple[Any, ...]]
+    tickets: list[tuple[Any, ...]] = field(default_factory=list)
+    articles: list[tuple[Any, ...]] = field(default_factory=list)
+    attachments: list[tuple[Any, ...]] = field(default_factory=list)
+    references: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def _attachment(rng: random.Random, article_id: int, index: int) -> tuple[Any, ...]:
@@ -276,28 +279,47 @@ def _attachment(rng: random.Random, article_id: int, index: int) -> tuple[Any, .
     return (article_id, name, kind, 20_000 + blob, f"{blob:064x}", False)
 
 
-def _ticket_rows(rng: random.Random, desk: Desk, index: int, article_id: int, rows: _Rows) -> int:
-    """One ticket with its two to six articles; returns the next article id."""
-    who = desk.contacts[rng.randrange(len(desk.contacts))]
-    agent = desk.agents[rng.randrange(AGENTS)]
-    created = START + timedelta(seconds=rng.uniform(0, 730 * 86400))
-    subject, thing = rng.choice(_TOPICS[who.language])
-    number = 1000 + index
-    done = rng.random() < min(0.95, (END - created).days / 20)
-    status = rng.choice(_STATUSES_DONE if done else _STATUSES_OPEN)
-    at, text, answered = created, _request(rng, who, thing, index), None
-    tag = f"[CID-{number}] {subject}"
+@dataclass(frozen=True)
+class Mail:
+    """One article of a generated thread: what a desk's history (time booked on answers,
+    mail sent and received) is made from."""
+
+    article_id: int
+    staff: bool
+    at: datetime
+    message_id: str
+    subject: str
+
+
+def write_thread(
+    rng: random.Random,
+    desk: Desk,
+    index: int,
+    people: tuple[Person, Person],
+    topic: tuple[str, str],
+    created: datetime,
+    article_id: int,
+    rows: Rows,
+    until: datetime | None = None,
+) -> list[Mail]:
+    """The articles of ticket `index` (a request, then answers and follow-ups in turn, two
+    to six in all; none after `until`) into `rows`; returns them in order."""
+    who, agent = people
+    subject, thing = topic
+    at, text = created, _request(rng, who, thing, index)
+    tag = f"[CID-{1000 + index}] {subject}"
+    mails: list[Mail] = []
     for n in range(rng.choice((2, 3, 4, 5, 6))):
         staff = n % 2 == 1
         if n:
             at += timedelta(hours=rng.expovariate(1 / 20))
-            if staff:
-                text = _answer(rng, agent, who, text, at)
-                answered = answered or at
-            else:
-                text = _follow_up(rng, who, text)
+            if until is not None and at > until:
+                break
+            text = _answer(rng, agent, who, text, at) if staff else _follow_up(rng, who, text)
         sender = agent if staff else who
         prefix = "" if n == 0 else ("AW: " if who.language == "de" else "Re: ")
+        line = f"{prefix}{tag}" if n else subject
+        message_id = f"<{index}.{n}.{rng.getrandbits(40):010x}@bench.example>"
         rows.articles.append(
             (
                 article_id,
@@ -307,9 +329,9 @@ def _ticket_rows(rng: random.Random, desk: Desk, index: int, article_id: int, ro
                 sender.name,
                 who.email if staff else SUPPORT,
                 "",
-                f"{prefix}{tag}" if n else subject,
+                line,
                 at,
-                f"<{index}.{n}.{rng.getrandbits(40):010x}@bench.example>",
+                message_id,
                 text,
                 "",
                 at,
@@ -317,7 +339,25 @@ def _ticket_rows(rng: random.Random, desk: Desk, index: int, article_id: int, ro
         )
         if not staff and rng.random() < 0.2:
             rows.attachments.append(_attachment(rng, article_id, index))
+        mails.append(Mail(article_id, staff, at, message_id, line))
         article_id += 1
+    return mails
+
+
+def _ticket_rows(rng: random.Random, desk: Desk, index: int, article_id: int, rows: Rows) -> int:
+    """One ticket with its two to six articles; returns the next article id."""
+    who = desk.contacts[rng.randrange(len(desk.contacts))]
+    agent = desk.agents[rng.randrange(AGENTS)]
+    created = START + timedelta(seconds=rng.uniform(0, 730 * 86400))
+    subject, thing = rng.choice(_TOPICS[who.language])
+    number = 1000 + index
+    done = rng.random() < min(0.95, (END - created).days / 20)
+    status = rng.choice(_STATUSES_DONE if done else _STATUSES_OPEN)
+    mails = write_thread(
+        rng, desk, index, (who, agent), (subject, thing), created, article_id, rows
+    )
+    at = mails[-1].at
+    answered = next((m.at for m in mails if m.staff), None)
     resolved = at if done else None
     assignee = agent.id if rng.random() < 0.9 else None
     rows.tickets.append(
@@ -345,7 +385,16 @@ def _ticket_rows(rng: random.Random, desk: Desk, index: int, article_id: int, ro
     )
     if index % 3 == 0:
         rows.references.append((index, order_number(index)))
-    return article_id
+    return mails[-1].article_id + 1
+
+
+def write_rows(write: Writer, rows: Rows) -> tuple[int, int]:
+    """A chunk's tickets, articles, attachments and order numbers; (articles, attachments)."""
+    write("ticket", TICKET_COLUMNS, iter(rows.tickets))
+    articles = write("article", ARTICLE_COLUMNS, iter(rows.articles))
+    attachments = write("attachment", ATTACHMENT_COLUMNS, iter(rows.attachments))
+    write("ticketreference", ("ticket_id", "reference"), iter(rows.references))
+    return articles, attachments
 
 
 def write_tickets(desk: Desk, seed: int, write: Writer, chunk: int = 5000) -> tuple[int, int]:
@@ -354,11 +403,9 @@ def write_tickets(desk: Desk, seed: int, write: Writer, chunk: int = 5000) -> tu
     rng = random.Random(seed * 1_000_003)
     article_id, articles, attachments = 1, 0, 0
     for first in range(1, desk.tickets + 1, chunk):
-        rows = _Rows([], [], [], [])
+        rows = Rows()
         for index in range(first, min(first + chunk, desk.tickets + 1)):
             article_id = _ticket_rows(rng, desk, index, article_id, rows)
-        write("ticket", TICKET_COLUMNS, iter(rows.tickets))
-        articles += write("article", ARTICLE_COLUMNS, iter(rows.articles))
-        attachments += write("attachment", ATTACHMENT_COLUMNS, iter(rows.attachments))
-        write("ticketreference", ("ticket_id", "reference"), iter(rows.references))
+        written = write_rows(write, rows)
+        articles, attachments = articles + written[0], attachments + written[1]
     return articles, attachments

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from corpus import NEW, SUPPORT, generate_samples
@@ -27,6 +28,7 @@ from mailgate.config import (
     PathsConfig,
     SmtpConfig,
 )
+from mailgate.outbound.context import Context
 from mailgate.service.app import build_context
 
 WITH, WITHOUT = "with", "without"
@@ -93,7 +95,8 @@ class IngestFigure:
         return out
 
 
-def _config(db: Db, work: Path) -> Config:
+def ingest_config(db: Db, work: Path) -> Config:
+    """mailgate on `db`, its data and sent mail (as files) under `work`."""
     return Config(
         source="(benchmark)",
         database=DatabaseConfig(url=db.url),
@@ -183,6 +186,15 @@ def added_by_index(db: Db) -> list[tuple[str, str, str, str]]:
     return [o for o in index_objects(db) if (o[0], o[1]) not in before and o[2] in tables]
 
 
+def ingest_round(ctx: Context, count: int, seed: int, first: int) -> tuple[float, list[Any], int]:
+    """`count` generated mails (new requests numbered from `first`, replies to them) through
+    the pipeline as `mailgate ingest` runs it; (seconds, outcomes, new requests among them)."""
+    samples = generate_samples(count, seed, first)
+    start = time.perf_counter()
+    outcomes = run_pipeline(ctx, [s.raw for s in samples], lambda: None, True)
+    return time.perf_counter() - start, outcomes, sum(s.kind == NEW for s in samples)
+
+
 def measure_ingest(
     kind: str, work: Path, server: str, messages: int, seed: int, groups: int = 2
 ) -> IngestFigure:
@@ -193,7 +205,7 @@ def measure_ingest(
     try:
         found = added_by_index(db)
         figure.dropped = [(f"{kind} {name}", table) for kind, name, table, _ in found]
-        cfg = _config(db, work)
+        cfg = ingest_config(db, work)
         ctx = build_context(cfg)
         first = cfg.tickets.start
         try:
@@ -205,12 +217,9 @@ def measure_ingest(
                     _execute(db, drops if wanted == WITHOUT else [o[3] for o in found])
                     state = wanted
                 count = WARM_UP if mode == "warm-up" else messages
-                samples = generate_samples(count, seed * 100 + number, first)
-                first += sum(s.kind == NEW for s in samples)
                 cpu = server_cpu() if kind == "postgres" else None
-                start = time.perf_counter()
-                outcomes = run_pipeline(ctx, [s.raw for s in samples], lambda: None, True)
-                seconds = time.perf_counter() - start
+                seconds, outcomes, new = ingest_round(ctx, count, seed * 100 + number, first)
+                first += new
                 used = server_cpu() if cpu is not None else None
                 if mode != "warm-up":
                     figure.rates[wanted].append(count / seconds)

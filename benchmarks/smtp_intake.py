@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from aiosmtplib import SMTP
 from corpus import SUPPORT, generate
 from servers import child, free_port, mailgate_toml, tree_cpu_seconds
@@ -139,20 +140,34 @@ def measure(
     return Run(name, len(raws) - refused, seconds, latencies, refused, cpu)
 
 
-def drained(db: Path) -> tuple[int, int, int]:
-    """(stored messages without an outcome, outgoing mail not yet sent, mail sent)."""
-    with sqlite3.connect(db, timeout=30) as con:
-        waiting = con.execute("SELECT count(*) FROM intake WHERE status = 'received'").fetchone()
-        queued = con.execute("SELECT count(*) FROM outbox WHERE status = 'queued'").fetchone()
-        sent = con.execute("SELECT count(*) FROM outbox WHERE status = 'sent'").fetchone()
-    return int(waiting[0]), int(queued[0]), int(sent[0])
+def drained(db: Path | str, after: tuple[int, int] = (0, 0)) -> tuple[int, int, int]:
+    """(stored messages without an outcome, outgoing mail not yet sent, mail sent) in the
+    SQLite file or the PostgreSQL database (its DSN), counting only the intake and outbox
+    rows after the ids in `after` (a desk's history aside)."""
+    queries = (
+        "SELECT count(*) FROM intake WHERE status = 'received' AND id > {}",
+        "SELECT count(*) FROM outbox WHERE status = 'queued' AND id > {}",
+        "SELECT count(*) FROM outbox WHERE status = 'sent' AND id > {}",
+    )
+    floors = (after[0], after[1], after[1])
+    statements = [sql.format(int(floor)) for sql, floor in zip(queries, floors, strict=True)]
+    if isinstance(db, str):
+        with psycopg.connect(db) as pg:
+            counts = [pg.execute(sql).fetchone() for sql in statements]  # type: ignore[arg-type]
+    else:
+        with sqlite3.connect(db, timeout=30) as con:
+            counts = [con.execute(sql).fetchone() for sql in statements]
+    waiting, queued, sent = (int(row[0]) if row else 0 for row in counts)
+    return waiting, queued, sent
 
 
-def wait_until_drained(db: Path, started: float, timeout: float) -> tuple[float, int]:
+def wait_until_drained(
+    db: Path | str, started: float, timeout: float, after: tuple[int, int] = (0, 0)
+) -> tuple[float, int]:
     """Seconds from the first DATA until every message has its outcome and every queued
     mail went to the sink; and the number sent."""
     while time.perf_counter() - started < timeout:
-        waiting, queued, sent = drained(db)
+        waiting, queued, sent = drained(db, after)
         if not waiting and not queued:
             return time.perf_counter() - started, sent
         time.sleep(0.1)
