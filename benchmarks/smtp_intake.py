@@ -29,6 +29,8 @@ from aiosmtplib import SMTP
 from corpus import SUPPORT, generate
 from servers import child, free_port, mailgate_toml, tree_cpu_seconds
 
+TARGET = 0.8  # end to end against intake, aimed at
+
 # The baseline: what any SMTP intake must do at least, and nothing more.
 BARE_SERVER = textwrap.dedent(
     """
@@ -201,6 +203,7 @@ class Round:
     ours: Run
     drained: float  # seconds from mailgate's first DATA until all was done and sent
     sent: int
+    cpu: float = float("nan")  # CPU seconds of mailgate's processes over those seconds
 
     @property
     def throughput(self) -> float:
@@ -221,6 +224,15 @@ class Round:
         """End to end against the intake rate of the same round (1.0: processing keeps up)."""
         return self.end_to_end / self.ours.rate if self.ours.rate else 0.0
 
+    @property
+    def bound(self) -> float:
+        """The end-to-end rate the machine allows at most: mailgate's processes needed
+        `cpu / messages` of CPU a message in all (intake, parsing, tickets, sending), so even
+        with every core busy all the time no round can be faster than the cores divided by
+        that."""
+        per_message = self.cpu / self.ours.messages if self.ours.messages else float("nan")
+        return (os.cpu_count() or 1) / per_message if per_message > 0 else float("inf")
+
 
 def print_ratios(rounds: Sequence[Round]) -> None:
     """Each round's ratios, and their medians: the machine's speed drifts between runs a
@@ -234,6 +246,7 @@ def print_ratios(rounds: Sequence[Round]) -> None:
             f"{r.drained:.1f} s); intake throughput {r.throughput:.2f}x the bare server, "
             f"p99 DATA->250 {r.p99:.2f}x"
         )
+        print_bound(r)
     if len(rounds) > 1:
         follows = statistics.median(r.follows for r in rounds)
         end_to_end = statistics.median(r.end_to_end for r in rounds)
@@ -245,6 +258,20 @@ def print_ratios(rounds: Sequence[Round]) -> None:
             f"({end_to_end:.1f} msg/s, at the sink after {drained:.1f} s); "
             f"throughput {throughput:.2f}x, p99 DATA->250 {p99:.2f}x"
         )
+
+
+def print_bound(r: Round) -> None:
+    """Whether the target lies within what the CPU allows in this round: mailgate's CPU a
+    message, while senders sent and in all, and the end-to-end rate all cores would give."""
+    processing = (r.cpu - r.ours.cpu) / r.ours.messages * 1000
+    print(
+        f"  CPU a message: {r.ours.cpu / r.ours.messages * 1000:.2f} ms while senders sent, "
+        f"{processing:.2f} ms after (parsing, tickets, sending); all {os.cpu_count()} cores "
+        f"busy throughout would give at most {r.bound:.1f} msg/s end to end, "
+        f"{r.bound / r.ours.rate:.2f}x of intake ({TARGET}x: "
+        f"{'within' if TARGET * r.ours.rate <= r.bound else 'beyond'} what the CPU allows); "
+        f"this round reached {r.end_to_end / r.bound:.2f} of that"
+    )
 
 
 def bare_run(work: Path, raws: Sequence[bytes], clients: int) -> Run:
@@ -270,11 +297,13 @@ def mailgate_round(
         child(mailgate, port, work / "mailgate.log") as server,
     ):
         started = time.perf_counter()
+        cpu = tree_cpu_seconds(server.pid)
         ours = measure("mailgate run (SQLite)", port, raws, clients, server.pid)
         print_runs([bare, ours])  # before the wait, which may run out
         done, sent = wait_until_drained(work / "mailgate.db", started, timeout)
+        cpu = tree_cpu_seconds(server.pid) - cpu
     print(f"outcomes: {outcomes(work / 'mailgate.db')}")
-    return Round(bare, ours, done, sent)
+    return Round(bare, ours, done, sent, cpu)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -92,6 +92,13 @@ def test_smtp_intake_benchmark_runs_on_a_tiny_corpus(
         )
         sent = re.search(line, out, re.M)
         assert sent is not None and int(sent[1]) > 0, out  # the acknowledgements
+    bound = (
+        r"^  CPU a message: [\d.]+ ms while senders sent, [\d.]+ ms after \(parsing, tickets, "
+        r"sending\); all \d+ cores busy throughout would give at most [\d.]+ msg/s end to end, "
+        r"[\d.]+x of intake \(0.8x: (within|beyond) what the CPU allows\); this round "
+        r"reached [\d.]+ of that$"
+    )
+    assert len(re.findall(bound, out, re.M)) == 2, out  # one a round
     headline = (
         r"^median of 2 rounds: end to end [\d.]+x of intake \([\d.]+ msg/s, at the sink "
         r"after [\d.]+ s\); throughput [\d.]+x, p99 DATA->250 [\d.]+x$"
