@@ -82,6 +82,9 @@ class Counter(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    # `stats` counts tickets by category and status from this index alone (migration 0023).
+    __table_args__ = (Index("ix_ticket_category_status", "category", "status"),)
+
     id: int | None = Field(default=None, primary_key=True)
     number: int = Field(index=True, unique=True)
     subject: str
@@ -277,7 +280,7 @@ class TimeEntry(SQLModel, table=True):
     minutes: int
     billable: bool = False
     note: str = ""
-    created_at: datetime
+    created_at: datetime = Field(index=True)  # `report time`: a month's entries
 
 
 class TicketReference(SQLModel, table=True):
