@@ -152,7 +152,8 @@ def index_objects(db: Db) -> list[tuple[str, str, str, str]]:
     return [(kind, name, table, sql) for kind, name, table, sql in found]
 
 
-def _execute(db: Db, statements: list[str]) -> None:
+def execute(db: Db, statements: list[str]) -> None:
+    """The statements in one transaction."""
     if db.kind == "sqlite":
         conn = sqlite3.connect(db.path)
         try:
@@ -167,7 +168,8 @@ def _execute(db: Db, statements: list[str]) -> None:
             pg.execute(sql)  # type: ignore[arg-type]
 
 
-def _drop_sql(db: Db, kind: str, name: str, table: str) -> str:
+def drop_sql(db: Db, kind: str, name: str, table: str) -> str:
+    """The statement that drops an index or a trigger (as index_objects lists them)."""
     if kind == "index":
         return f'DROP INDEX "{name}"'
     return f'DROP TRIGGER "{name}"' + ("" if db.kind == "sqlite" else f" ON {table}")
@@ -213,8 +215,8 @@ def measure_ingest(
             for number, mode in enumerate(("warm-up", *figure.rounds)):
                 wanted = WITHOUT if mode == WITHOUT and found else WITH
                 if wanted != state:
-                    drops = [_drop_sql(db, kind, name, table) for kind, name, table, _ in found]
-                    _execute(db, drops if wanted == WITHOUT else [o[3] for o in found])
+                    drops = [drop_sql(db, kind, name, table) for kind, name, table, _ in found]
+                    execute(db, drops if wanted == WITHOUT else [o[3] for o in found])
                     state = wanted
                 count = WARM_UP if mode == "warm-up" else messages
                 cpu = server_cpu() if kind == "postgres" else None
