@@ -159,6 +159,7 @@ class Scheduler:
         self.jobs = tuple(jobs)
         self.running: set[asyncio.Task[None]] = set()
         self.failing: set[str] = set()
+        self.stopping = False
         self._scheduler: AsyncIOScheduler | None = None
 
     def start(self) -> None:
@@ -207,6 +208,7 @@ class Scheduler:
 
     async def stop(self, timeout: float) -> None:
         """No new runs; let runs in progress finish within `timeout` (then they are cancelled)."""
+        self.stopping = True
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=False)
             # The AsyncIO scheduler shuts down in a callback on the loop: let it run, so no
@@ -223,7 +225,13 @@ class Scheduler:
         task = asyncio.create_task(self._guarded(job), name=f"mailgate-job-{job.name}")
         self.running.add(task)
         task.add_done_callback(self.running.discard)
-        await asyncio.shield(task)
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The scheduler's shutdown cancels this wait, not the run, which stop() awaits;
+            # told to the scheduler, the cancelled wait would be logged as a job that raised.
+            if not self.stopping:
+                raise
 
     async def _guarded(self, job: Job) -> None:
         # Several instances on PostgreSQL: a run that finds another instance's run of the
