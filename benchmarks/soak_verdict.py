@@ -160,5 +160,11 @@ def check_log(path: Path, keep: int = 5) -> LogCheck:
             tracebacks += traceback
             errors += error
             if (traceback or error) and len(examples) < keep:
-                examples.append(line.strip()[:400])
+                examples.append(_excerpt(line.strip()))
     return LogCheck(tracebacks, errors, examples)
+
+
+def _excerpt(line: str, head: int = 160, tail: int = 320) -> str:
+    """A long log line's start (when, who) and end: a traceback logged on one line names
+    the exception last."""
+    return line if len(line) <= head + tail else f"{line[:head]} ... {line[-tail:]}"
