@@ -214,7 +214,7 @@ def print_rates(label: str, rates: dict[str, list[float]]) -> bool:
     ratio = full / empty if empty else 0.0
     each = " / ".join(", ".join(f"{r:.0f}" for r in rates[w]) for w in (EMPTY, FULL))
     print(
-        f"  {label:<50}{empty:>10.1f}{full:>10.1f}{ratio:>8.2f}x  >= {INGEST_TARGET}x  "
+        f"  {label:<50}{empty:>10.1f}{full:>10.1f}{ratio:>8.3f}x  >= {INGEST_TARGET}x  "
         f"{verdict(ratio >= INGEST_TARGET):<8} (rounds {each})",
         flush=True,
     )
@@ -234,7 +234,7 @@ def print_timing(timing: Timing) -> None:
     same = "" if shown == timing.showed[FULL] else f" / {timing.showed[FULL]}"
     print(
         f"  {command.label:<50}{timing.median(RECENT):>9.3f}s{timing.median(FULL):>9.3f}s"
-        f"{timing.ratio:>8.2f}x  {target:<16}{verdict(command_met(timing)):<8} ({shown}{same})",
+        f"{timing.ratio:>8.3f}x  {target:<16}{verdict(command_met(timing)):<8} ({shown}{same})",
         flush=True,
     )
 
@@ -267,7 +267,7 @@ def commands_section(
     }
     print(
         f"\n{kind}: commands, {plan.recent} recent tickets against {plan.tickets} "
-        f"(median of {args.repeat} runs in process, the exports of 2):"
+        f"(median of {args.repeat} runs in process, the long ones of 2):"
     )
     print(f"  {'command':<50}{'recent':>10}{'full':>10}{'ratio':>9}  {'target':<16}")
     commands = desk_commands(customer, agent, MONTH, day, work)

@@ -241,4 +241,5 @@ def measure_smtp(full: Db, work: Path, server: str, args: Any) -> Smtp:
             figure.intake[which].append(rate)
             figure.end_to_end[which].append(end)
             figure.sent[which] += sent
+    shutil.rmtree(work / "smtp-empty", ignore_errors=True)
     return figure
