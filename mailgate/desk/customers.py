@@ -200,8 +200,11 @@ def visible_tickets(
 def get_or_create_organisation(
     session: Session, name: str, now: datetime, kind: str = COMPANY
 ) -> Organisation:
-    org = session.exec(select(Organisation).where(Organisation.name == name)).first()
-    return org or _new_organisation(session, name, kind, now)
+    return _named(session, name) or _new_organisation(session, name, kind, now)
+
+
+def _named(session: Session, name: str) -> Organisation | None:
+    return session.exec(select(Organisation).where(Organisation.name == name)).first()
 
 
 def _new_organisation(session: Session, name: str, kind: str, now: datetime) -> Organisation:
@@ -214,7 +217,7 @@ def personal_organisation(session: Session, address: str, now: datetime) -> Orga
     Not after their display name: it is the sender's to choose ("support@example.com"
     <evil@…>), and staff read the organisation's name as the customer's."""
     label = address
-    taken = session.exec(select(Organisation).where(Organisation.name == label)).first()
+    taken = _named(session, label)
     if taken is None:
         return _new_organisation(session, label, PERSONAL, now)
     if taken.kind != PERSONAL or contacts_in(session, taken.id or 0):

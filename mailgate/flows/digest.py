@@ -23,14 +23,21 @@ from mailgate.outbound import notify
 from mailgate.outbound.context import Context
 from mailgate.outbound.template_views import local_time
 from mailgate.reading import tags
-from mailgate.store.models import Agent, Contact, Counter, Organisation, Ticket, TicketAgent
+from mailgate.store.models import (
+    OPEN_STATUSES,
+    Agent,
+    Contact,
+    Counter,
+    Organisation,
+    Ticket,
+    TicketAgent,
+)
 
 DIGEST_COUNTER = "digest"
 # Sections of an agent's digest, in the order the mail shows them. A ticket is in the first
 # that applies; a ticket on hold whose date has not come is in none (that is what hold is for).
 AGENT_SECTIONS = ("hold_due", "delivered", "sla", "open")
 TEAM_SECTIONS = ("unassigned", "sla", "hold_due")
-OPEN_STATUSES = ("open", "working", "hold", "delivered")
 _PRIORITY_ORDER = {"A": 0, "B": 1, "C": 2}
 
 

@@ -16,9 +16,7 @@ from mailgate.config import Config, parse_duration
 from mailgate.desk import sla
 from mailgate.moments import local_midnight
 from mailgate.reports.filters import SORTS, TicketFilter, with_found
-from mailgate.store.models import STATUSES, Agent, Organisation, Ticket, TicketAgent
-
-IN_HAND = tuple(status for status in STATUSES if status != "closed")
+from mailgate.store.models import OPEN_STATUSES, Agent, Organisation, Ticket, TicketAgent
 
 
 class seconds_between(FunctionElement[float]):
@@ -121,7 +119,7 @@ def ticket_query(flt: TicketFilter, cfg: Config, now: datetime) -> Select[Any]:
         # Waiting for us: the customer spoke last; for the customer: staff did. The statuses
         # but closed by name: the status index finds them, `!= closed` read every ticket.
         last_by = "customer" if flt.waiting == "us" else "staff"
-        conditions += [col(Ticket.status).in_(IN_HAND), col(Ticket.last_action_by) == last_by]
+        conditions += [col(Ticket.status).in_(OPEN_STATUSES), col(Ticket.last_action_by) == last_by]
     if flt.text:  # what the search engine found (with_found), the other filters apply
         conditions.append(col(Ticket.id).in_(flt.found or ()))
     if flt.sla_breached:

@@ -12,6 +12,7 @@ RECEIVED, DONE, IGNORED, QUARANTINED = "received", "done", "ignored", "quarantin
 # Outbox states.
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 STATUSES = ("open", "working", "hold", "delivered", "closed")
+OPEN_STATUSES = STATUSES[:-1]  # every status but closed: a ticket still in hand
 PRIORITIES = ("A", "B", "C")
 TYPES = ("bug", "enhancement", "suggestion", "help")
 DIRECTIONS = ("customer", "staff", "internal", "system")
