@@ -48,7 +48,9 @@ def ticket(mg: DaemonThread) -> dict | None:
 
 
 def settled(mg: DaemonThread, articles: int) -> dict:
-    """The ticket once it has this many articles and every mail it caused went out."""
+    """The ticket once it has this many articles and every mail it caused went out. Read
+    again at the end: on SQLite each read is a snapshot of its own, so the first may have
+    read the ticket from before the commit that its articles come from."""
 
     def done() -> dict | None:
         data = ticket(mg)
@@ -57,7 +59,7 @@ def settled(mg: DaemonThread, articles: int) -> dict:
         with mg.ctx.store.session() as session:
             if any(o.status != SENT for o in session.exec(select(Outbox))):
                 return None
-        return data
+        return ticket(mg)
 
     return poll(done, timeout=15, what=f"{articles} articles and an empty outbox")
 

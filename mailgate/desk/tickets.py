@@ -30,6 +30,7 @@ from mailgate.reading.mime.report import bounce_summary
 from mailgate.reading.parse import ParsedMail
 from mailgate.store import blobs
 from mailgate.store.database import direct, insert_row, update_row
+from mailgate.store.later import later
 from mailgate.store.models import (
     Article,
     Attachment,
@@ -46,10 +47,11 @@ TICKET_COUNTER = "ticket"
 # Tickets this transaction opened and gave no further agent (#cc AGENT) so far: the staff
 # notification need not look for any.
 WITHOUT_FURTHER_AGENTS = "tickets without further agents"
-# Plain statements on the tables, built once: the counter, events and attachment records
-# are written at once. Nothing reads them back as objects in the transaction, and as ORM
-# statements, or through the unit of work, each costs several times as much. They refer
-# only to rows already written (rows with an id), so nothing pending need be flushed first.
+# Plain statements on the tables, built once: the counter and attachment records are written
+# at once, events with the others of the transaction (later.py). Nothing reads them back as
+# objects in the transaction, and as ORM statements, or through the unit of work, each costs
+# several times as much. They refer only to rows already written (rows with an id), so
+# nothing pending need be flushed first.
 _COUNTERS = Counter.__table__  # type: ignore[attr-defined]
 _COUNT_UP = (
     update(_COUNTERS)
@@ -119,7 +121,11 @@ def record_event(
         "detail": detail,
         "created_at": now,
     }
-    direct(session, _INSERT_EVENT, row)
+    later(session, _write_events, ("event",), row)
+
+
+def _write_events(session: Session, rows: list[dict[str, object]]) -> None:
+    direct(session, _INSERT_EVENT, rows if len(rows) > 1 else rows[0])
 
 
 def add_article(

@@ -28,6 +28,7 @@ from mailgate.reading import tags
 from mailgate.reading.language import text_scores
 from mailgate.reading.parse import ParsedMail, parse
 from mailgate.store.database import StoreUnavailable, direct
+from mailgate.store.later import defer_writes, later
 from mailgate.store.models import DONE, IGNORED, QUARANTINED, RECEIVED, Intake
 from mailgate.store.spool import stored_raw, stored_raws
 
@@ -65,12 +66,18 @@ def _record(intake: Intake, outcome: Outcome, mail: ParsedMail | None, ctx: Cont
 
 
 def _write_outcome(session: Session, intake: Intake) -> None:
-    """The claimed message's outcome, written at once: the next message of the batch may ask
-    for it (a duplicate, the loop breaker). A plain update: the claimed rows are not in the
-    session, so its unit of work does not write them again."""
+    """The claimed message's outcome, written with the batch's others (later.py). What the
+    next message of the batch asks of it, it asks of memory: the duplicate check
+    (note_outcome), the loop breaker (noted_mail). A plain update: the claimed rows are not
+    in the session, so its unit of work does not write them again."""
     row = {name: getattr(intake, name) for name in _OUTCOME_COLUMNS}
-    direct(session, _UPDATE_INTAKE, {"intake_id": intake.id, **row})
+    later(session, _write_outcomes, ("intake",), {"intake_id": intake.id, **row})
     note_outcome(session, intake)
+    loops.noted_mail(session, intake.from_addr, intake.automatic)
+
+
+def _write_outcomes(session: Session, rows: list[dict[str, object]]) -> None:
+    direct(session, _UPDATE_INTAKE, rows if len(rows) > 1 else rows[0])
 
 
 def process(ctx: Context, intake_id: int) -> Outcome:
@@ -79,6 +86,7 @@ def process(ctx: Context, intake_id: int) -> Outcome:
     for attempt in range(1, CONFLICT_ATTEMPTS + 1):
         try:
             with _storage_trouble_deferred(), ctx.store.session() as session:
+                defer_writes(session)
                 claimed = _claim(session, ctx, [intake_id])
                 outcome = _outcome(session, ctx, intake_id, claimed.get(intake_id))
             break
@@ -109,22 +117,26 @@ def process_batch(
     """process() for several stored messages, in one transaction: one commit (and on
     PostgreSQL one claim) for all, and what they share is read once: the agents, the
     senders' contacts and organisations, earlier copies by Message-ID, the automatic answers
-    each sender got in the last hour, the ticket a reply threads to. Each is parsed before
-    the first write, so the write lock of SQLite is held for storing only; `parsed` has
-    those parsed already (from their stored bytes) by id. A message that fails rolls the
-    batch back, and the batch is done again one message at a time, so that only the bad
-    one is quarantined."""
+    each sender got in the last hour, which senders sent automatic mail lately, the ticket
+    a reply threads to. Their outcomes, events and queued mail are written at the end, one
+    statement for each kind (later.py). Each is parsed before the first write, so the write
+    lock of SQLite is held for storing only; `parsed` has those parsed already (from their
+    stored bytes) by id. A message that fails rolls the batch back, and the batch is done
+    again one message at a time, so that only the bad one is quarantined."""
     if len(intake_ids) <= 1:
         return [process(ctx, intake_id) for intake_id in intake_ids]
     given = parsed or {}
     try:
         with _storage_trouble_deferred(), ctx.store.session() as session:
+            defer_writes(session)
             claimed = _claim(session, ctx, intake_ids)
             mails = _parsed(session, claimed, given)
             known = list(mails.values())
             look_up_contacts(session, [mail.from_addr for mail in known])
             look_up_message_ids(session, [mail.message_id or "" for mail in known])
-            loops.count_ahead(session, [mail.from_addr for mail in known], ctx.clock())
+            senders = [mail.from_addr for mail in known]
+            loops.count_ahead(session, senders, ctx.clock())
+            loops.breakers_ahead(session, ctx, senders, ctx.clock())
             outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
     except StoreUnavailable:
         raise

@@ -63,8 +63,22 @@ _RECENT_MAIL = (
     .limit(BREAKER_LOOKBACK)
 )
 
+# Which of a batch's senders sent automatic mail (or mail of no verdict yet) within a window:
+# the breaker walks only their mail.
+_AUTOMATIC_LATELY = (
+    select(Intake.from_addr)
+    .where(
+        col(Intake.from_addr).in_(bindparam("addresses", expanding=True)),
+        Intake.status != RECEIVED,
+        col(Intake.received_at) > bindparam("since"),
+        col(Intake.automatic).is_not(False),
+    )
+    .distinct()
+)
+
 DESK = "(all addresses)"  # the key the desk-wide breaker logs and counts under
 _COUNTS = "mailgate.automatic_answers"  # session.info: the counts read in the transaction
+_SUSPECTS = "mailgate.automatic_senders"  # session.info: address -> sent automatic mail lately
 _logged_lock = threading.Lock()
 
 
@@ -195,10 +209,33 @@ def _automatic_times(
                 newer = moment
 
 
+def breakers_ahead(session: Session, ctx: Context, addresses: Iterable[str], now: datetime) -> None:
+    """Which of these addresses (a batch's senders) sent automatic mail within the last
+    window, by one statement: the breaker of any other is closed, without a walk through
+    its mail. noted_mail adds what the batch itself brings."""
+    suspects: dict[str, bool] = session.info.setdefault(_SUSPECTS, {})
+    wanted = [a for a in dict.fromkeys(a.lower() for a in addresses if a) if a not in suspects]
+    if not wanted:
+        return
+    window = timedelta(minutes=ctx.config.loops.breaker_window_minutes)
+    params = {"addresses": wanted, "since": now - window}
+    lately = set(direct(session, _AUTOMATIC_LATELY, params).scalars())
+    suspects.update({address: address in lately for address in wanted})
+
+
+def noted_mail(session: Session, address: str, automatic: bool | None) -> None:
+    """A mail from the address got its outcome in the transaction (its verdict noted)."""
+    suspects: dict[str, bool] | None = session.info.get(_SUSPECTS)
+    if suspects is not None and automatic is not False and address in suspects:
+        suspects[address] = True
+
+
 def breaker_open(session: Session, ctx: Context, address: str, now: datetime) -> str | None:
     """Tripped when `breaker_auto_replies` automatic mails from the address fall within one
     window, and still so until a whole window passes without one. Read from stored mail, so
     it holds across restarts and for every instance on the database."""
+    if session.info.get(_SUSPECTS, {}).get(address) is False:
+        return None  # no automatic mail from it lately: nothing to walk
     needed = ctx.config.loops.breaker_auto_replies
     window = timedelta(minutes=ctx.config.loops.breaker_window_minutes)
     times = list(_automatic_times(session, address, window, now))

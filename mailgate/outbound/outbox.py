@@ -25,6 +25,7 @@ from mailgate.outbound.transports import (
 )
 from mailgate.reading.marks import bounce_address
 from mailgate.store.database import Store, direct
+from mailgate.store.later import later
 from mailgate.store.models import FAILED, QUEUED, SENT, Outbox, OutboxRecipient
 
 log = logging.getLogger("mailgate.outbox")
@@ -34,10 +35,13 @@ log = logging.getLogger("mailgate.outbox")
 # its sender, while the row of a process that died is free again within one lease.
 RENEW_EVERY = 1 / 3
 MAX_BACKOFF = timedelta(hours=6)
-# Queued mail goes in at once, as plain statements: nothing reads it back as an object in the
-# transaction, and through the unit of work each row costs several times as much.
+# Queued mail goes in as plain statements (at once, or with the transaction's other mail:
+# later.py): nothing reads it back as an object in the transaction, and through the unit of
+# work each row costs several times as much.
 _OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
-_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
+# Rows come back in any order (SQLite gives no order that a multi-row insert keeps): each
+# by its Message-ID, which is new for every mail.
+_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.message_id, _OUTBOX.c.id)
 _SET_ENVELOPE_FROM = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
 _INSERT_RECIPIENTS = insert(OutboxRecipient.__table__)  # type: ignore[attr-defined]
 # Only while the row is still this claim's: queued, with the attempts it counted. A process
@@ -55,10 +59,10 @@ _RENEW_LEASE = (
 
 def enqueue(
     session: Session, ctx: Context, ticket_id: int | None, template: str, outgoing: Outgoing
-) -> int:
-    """Add a mail to the outbox inside the transaction of the change that caused it; returns
-    its row id. The ticket it belongs to is written already, so nothing pending need be
-    flushed first."""
+) -> None:
+    """Add a mail to the outbox inside the transaction of the change that caused it (with
+    the transaction's other mail, when it defers writes). The ticket it belongs to is
+    written already, so nothing pending need be flushed first."""
     now = ctx.clock()
     # Envelope recipients are bare addresses, whatever display names the headers carry.
     recipients = outgoing.envelope or (*outgoing.to, *outgoing.cc)
@@ -76,19 +80,56 @@ def enqueue(
     }
     automatic = template in AUTO_ANSWERS
     addresses = [a for a in dict.fromkeys(a.strip().lower() for a in to_addrs.split(",")) if a]
-    row_id = int(direct(session, _INSERT_OUTBOX, row).scalar_one())
-    # The row id exists only once the row is inserted; the envelope sender needs it.
-    envelope_from = bounce_address(ctx.from_address, row_id, ctx.secret_key)
-    direct(session, _SET_ENVELOPE_FROM, {"row_id": row_id, "envelope_from": envelope_from})
-    rows = [
-        {"outbox_id": row_id, "address": a, "automatic": automatic, "created_at": now}
-        for a in addresses
-    ]
-    if rows:
-        direct(session, _INSERT_RECIPIENTS, rows)
+    queued = _Queued(row, addresses, automatic, ctx.secret_key)
+    later(session, _write_queued, _QUEUE_TABLES, {"queued": queued})
     if automatic:
         noted_automatic(session, addresses)
-    return row_id
+
+
+@dataclass(frozen=True)
+class _Queued:
+    row: dict[str, Any]
+    addresses: list[str]
+    automatic: bool
+    key: bytes
+
+
+_QUEUE_TABLES = ("outbox", "outbox_recipient")
+
+
+def _write_queued(session: Session, held: list[dict[str, Any]]) -> None:
+    """Queued mail as three statements for any number of mails: the rows, then the envelope
+    senders, which need the row ids, then the recipients the brakes count."""
+    queued: list[_Queued] = [h["queued"] for h in held]
+    if len({q.row["message_id"] for q in queued}) < len(queued):  # never so: one at a time
+        for one in held:
+            _write_queued(session, [one])
+        return
+    rows = [q.row for q in queued]
+    written = direct(session, _INSERT_OUTBOX, rows if len(rows) > 1 else rows[0])
+    ids = {message_id: int(row_id) for message_id, row_id in written}
+    senders = [
+        {
+            "row_id": ids[q.row["message_id"]],
+            "envelope_from": bounce_address(
+                q.row["envelope_from"], ids[q.row["message_id"]], q.key
+            ),
+        }
+        for q in queued
+    ]
+    direct(session, _SET_ENVELOPE_FROM, senders if len(senders) > 1 else senders[0])
+    recipients = [
+        {
+            "outbox_id": ids[q.row["message_id"]],
+            "address": address,
+            "automatic": q.automatic,
+            "created_at": q.row["created_at"],
+        }
+        for q in queued
+        for address in q.addresses
+    ]
+    if recipients:
+        direct(session, _INSERT_RECIPIENTS, recipients)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, create_engine
 
 from mailgate.config import ConfigError
+from mailgate.store import later
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -38,7 +39,9 @@ Row = TypeVar("Row", bound=SQLModel)
 def direct(session: Session, statement: Executable, params: Any = None) -> CursorResult[Any]:
     """Run a plain statement in the session's transaction, on its connection: not through
     the ORM, which would first flush whatever is pending and cost as much again. For
-    statements that refer only to rows already written."""
+    statements that refer only to rows already written. A read first writes the rows held
+    back for its tables (later.py)."""
+    later.before_reading(session, statement)
     return session.connection().execute(statement, params)
 
 
