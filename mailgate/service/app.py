@@ -17,6 +17,7 @@ from mailgate.intake import repeats
 from mailgate.intake.smtp import ListenError
 from mailgate.outbound.context import Context
 from mailgate.outbound.transports import Transport
+from mailgate.service.arenas import limit_malloc_arenas
 from mailgate.service.daemon import Daemon, listening_status
 from mailgate.service.hosted import Host, HostedPart
 from mailgate.service.instance import AlreadyRunning, hold
@@ -118,6 +119,7 @@ def run(config: Config, parts: Sequence[HostedPart] = ()) -> int:
     """`mailgate run`: serve in the foreground until SIGINT or SIGTERM; a sysexits status."""
     configure_logging(config.logging)
     raise_open_files_limit()
+    limit_malloc_arenas()
     try:
         # Before the schema check: a second daemon must not even migrate. IMAP polled
         # twice would store each message twice.

@@ -27,6 +27,7 @@ from mailgate.outbound.context import Context
 from mailgate.outbound.render import Renderer, TemplateError
 from mailgate.reading.parse import ParsedMail
 from mailgate.service.ahead import StoredAhead, worth_it
+from mailgate.service.arenas import limit_malloc_arenas
 from mailgate.service.children import owned_by
 from mailgate.service.deaths import Run, count_deaths
 from mailgate.service.logs import configure_logging
@@ -254,6 +255,7 @@ _worker: tuple[int, Context] | None = None  # the generation it was built for, a
 def _start_worker(config: Config, daemon_pid: int) -> None:
     owned_by(daemon_pid, "mailgate-worker")
     configure_logging(config.logging)
+    limit_malloc_arenas()
     global _worker
     # The daemon checked (and on SQLite migrated) the schema before it started workers.
     ctx = build_context(config, migrate=False)
