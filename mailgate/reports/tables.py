@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailgate.moments import aware, hhmm
+from mailgate.reports.grid import print_grid
 
 # As the support desk in seed 001 shows them: high priority red, medium yellow.
 PRIORITY_STYLE = {"A": "bold red", "B": "yellow", "C": "dim"}
@@ -41,9 +42,9 @@ def sla_mark(row: dict[str, Any]) -> Text:
 
 
 def print_tickets(console: Console, rows: list[dict[str, Any]], zone: str) -> None:
-    """The list, times in the desk's zone (named in the heading); mail-derived text plain."""
-    table = Table(show_lines=False, header_style="bold")
-    for column in (
+    """The list, times in the desk's zone (named in the heading); mail-derived text plain.
+    Drawn line by line (grid.py): a desk's lists run to thousands of tickets."""
+    headers = [
         "ticket",
         "prio",
         "$",
@@ -53,21 +54,22 @@ def print_tickets(console: Console, rows: list[dict[str, Any]], zone: str) -> No
         "assignee",
         f"last action ({zone})",
         "sla",
-    ):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(
+    ]
+    cells = [
+        [
             row["cid"],
             priority_flag(row["priority"]),
             "$" if row["billable"] else "",
             row["status"],
-            Text(row["subject"]),
-            Text(row["customer"] or ""),
+            row["subject"],
+            row["customer"] or "",
             row["assignee"] or "",
             last_action(row, zone),
             sla_mark(row),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    print_grid(console, headers, cells, header_style="bold")
     console.print(f"{len(rows)} ticket{'s' if len(rows) != 1 else ''}")
 
 
