@@ -390,3 +390,44 @@ def test_month_bounds() -> None:
     assert Month.parse("2026-07", "Europe/Berlin").start == at(2026, 6, 30, 22, 0)
     with pytest.raises(ReportError):
         Month.parse("2026-00", "UTC")
+
+
+def test_every_customers_report_reads_their_contingents_together(booked: Context) -> None:
+    """A month of a large desk has thousands of organisations: their languages and
+    contingents are read for all at once, so a third one costs no statement more."""
+    from sqlalchemy import event
+
+    from mailgate.reports.report import time_report
+
+    month = Month.parse("2026-11", "Europe/Berlin")
+
+    def statements() -> tuple[int, dict[str, dict[str, int]]]:
+        seen = [0]
+
+        def count(*_args: object) -> None:
+            seen[0] += 1
+
+        event.listen(booked.store.engine, "before_cursor_execute", count)
+        try:
+            with booked.store.session() as session:
+                report = time_report(session, "CID", month)
+        finally:
+            event.remove(booked.store.engine, "before_cursor_execute", count)
+        return seen[0], {b["organisation"]: b["contingent"] for b in report["customers"]}
+
+    before, contingents = statements()
+    assert len(contingents) == 2
+    claim_domain(booked, "third.example", "third.example")
+    third = make_mail(sender="Tia <tia@third.example>", subject="Third")
+    assert ingest(booked, third).cid == "CID-1003"
+    add_time(booked, 1003, BOB, 25, True, at(2026, 11, 6, 9, 0))
+    add_time(booked, 1003, BOB, 5, True, at(2026, 12, 6, 9, 0))  # after the month
+    top_up(booked, "third.example", 100, at(2026, 11, 1, 9, 0))
+    after, contingents = statements()
+    assert after == before
+    assert contingents["third.example"] == {
+        "total_minutes": 100,
+        "used_minutes": 25,
+        "left_minutes": 75,
+    }
+    assert contingents["acme.example"]["total_minutes"] == 600

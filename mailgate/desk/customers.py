@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -328,26 +328,43 @@ def find_organisation(session: Session, name: str) -> Organisation:
 
 def billable_minutes(session: Session, organisation_id: int, before: datetime | None = None) -> int:
     """Billable time on the organisation's tickets, all of it or what was booked before a moment."""
+    return billable_minutes_of(session, [organisation_id], before).get(organisation_id, 0)
+
+
+def billable_minutes_of(
+    session: Session, organisation_ids: Sequence[int], before: datetime | None = None
+) -> dict[int, int]:
+    """billable_minutes of several organisations by one query (those with none left out)."""
     query = (
-        select(func.coalesce(func.sum(TimeEntry.minutes), 0))
+        select(Ticket.organisation_id, func.sum(TimeEntry.minutes))
         .join(Ticket, col(Ticket.id) == col(TimeEntry.ticket_id))
-        .where(Ticket.organisation_id == organisation_id, col(TimeEntry.billable).is_(True))
+        .where(col(Ticket.organisation_id).in_(organisation_ids), col(TimeEntry.billable).is_(True))
+        .group_by(col(Ticket.organisation_id))
     )
     if before is not None:
         query = query.where(col(TimeEntry.created_at) < before)
-    return int(session.exec(query).one())
+    return {org or 0: int(minutes or 0) for org, minutes in session.exec(query)}
 
 
 def contingent_minutes(
     session: Session, organisation_id: int, before: datetime | None = None
 ) -> int:
     """The sum of the organisation's contingent rows, all of them or those before a moment."""
-    query = select(func.coalesce(func.sum(Contingent.minutes), 0)).where(
-        Contingent.organisation_id == organisation_id
+    return contingent_minutes_of(session, [organisation_id], before).get(organisation_id, 0)
+
+
+def contingent_minutes_of(
+    session: Session, organisation_ids: Sequence[int], before: datetime | None = None
+) -> dict[int, int]:
+    """contingent_minutes of several organisations by one query (those with none left out)."""
+    query = (
+        select(Contingent.organisation_id, func.sum(Contingent.minutes))
+        .where(col(Contingent.organisation_id).in_(organisation_ids))
+        .group_by(col(Contingent.organisation_id))
     )
     if before is not None:
         query = query.where(col(Contingent.created_at) < before)
-    return int(session.exec(query).one())
+    return {org: int(minutes or 0) for org, minutes in session.exec(query)}
 
 
 def contingent_status(session: Session, org: Organisation) -> ContingentStatus:
