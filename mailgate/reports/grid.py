@@ -26,7 +26,9 @@ _BOTTOM = ("└", "─", "┴", "┘")
 _PADDING = 1  # a space either side of a cell's text
 
 
-Cell = str | Text  # a Text for a cell with a style of its own
+# A Text for a cell in a style of its own (the whole cell: styles of stretches within it are
+# not drawn).
+Cell = str | Text
 
 
 def print_grid(
@@ -103,19 +105,8 @@ class _Lines:
                 piece = part[line] if line < len(part) else ""
                 pad = " " * (widths[column] - cell_len(piece) + _PADDING)
                 style = cell.style if isinstance(cell, Text) else ""
-                if isinstance(cell, Text) and cell.spans and part == [cell.plain]:
-                    self.add(" ", style)  # a cell's styled stretches, kept where it is whole
-                    self._add_spans(cell)
-                    self.add(pad, style)
-                else:
-                    self.add(f" {piece}{pad}", style)
+                self.add(f" {piece}{pad}", style)
             self.add(right + "\n")
-
-    def _add_spans(self, cell: Text) -> None:
-        base = self.length
-        self.add(cell.plain, cell.style)
-        if self.styled:
-            self.spans.extend(Span(base + s.start, base + s.end, s.style) for s in cell.spans)
 
     def text(self) -> Text:
         return Text("".join(self.parts).rstrip("\n"), spans=self.spans, end="\n")
