@@ -45,6 +45,9 @@ def error(text: str) -> str:
         ("#hold 2026-12-01", "hold", ("2026-12-01",)),
         ("#hold 01.12.2026", "hold", ("2026-12-01",)),
         ("#hold 1.2.2027", "hold", ("2027-02-01",)),
+        # A status with a date is the hold it names.
+        ("#status hold 2026-12-20", "hold", ("2026-12-20",)),
+        ("#Status warten 20.12.2026", "hold", ("2026-12-20",)),
         ("#deliver", "deliver", ()),
         ("#liefern", "deliver", ()),
         ("#erledigt", "deliver", ()),
@@ -223,6 +226,8 @@ def test_only_commands_leaves_an_empty_body() -> None:
         ("#hold 31.02.2026", '#hold: "31.02.2026" is not a date'),
         ("#hold tomorrow", '#hold: "tomorrow" is not a date'),
         ("#hold", "#hold: needs one date"),
+        ("#status hold tomorrow", '#status: "tomorrow" is not a date'),
+        ("#status hold 1.1.2027 noon", "#status: needs one date"),
         ("#close now", '#close: takes no arguments, got "now"'),
         ("#priority D", '#priority: "D" is not a priority (A, B, C)'),
         ("#prio urgent", '#prio: "urgent" is not a priority'),

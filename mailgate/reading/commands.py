@@ -284,6 +284,9 @@ def _parse_one(source: str) -> Command:
         unknown = Phrase("unknown_command", known=", ".join(_VALIDATORS))
         raise CommandError(Phrase("command", command=f"#{typed}", reason=unknown))
     try:
+        if name == "status" and len(args) > 1 and _STATUS_WORDS.get(args[0].lower()) == "hold":
+            # "#status hold 2026-12-20" says what "#hold 2026-12-20" does: read it so.
+            return Command("hold", _hold(args[1:]), source)
         return Command(name, _VALIDATORS[name](args), source)
     except CommandError as exc:
         raise CommandError(Phrase("command", command=f"#{typed}", reason=exc.args[0])) from None
