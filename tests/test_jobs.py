@@ -122,6 +122,7 @@ def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
         "left-over-messages",
         "reminders",
         "sla-escalation",
+        "ticket-counts",
         "daily-digest",
     ]
     assert [row["schedule"] for row in listed] == [
@@ -129,6 +130,7 @@ def test_jobs_list_json_needs_no_configuration(tmp_path: Path) -> None:
         "every 60 s",
         "every 300 s",
         "every 300 s",
+        "every 600 s",
         "cron 0 7 * * mon-fri (UTC)",
     ]
     assert all(row["what"] for row in listed)

@@ -24,6 +24,7 @@ from mailgate.config import Config
 from mailgate.desk import sla
 from mailgate.moments import hhmm, local_midnight
 from mailgate.reports.tables import PRIORITY_STYLE
+from mailgate.store import tally
 from mailgate.store.models import PRIORITIES, STATUSES, Ticket
 
 NO_CATEGORY = "none"
@@ -83,12 +84,9 @@ def collect(session: Session, cfg: Config, now: datetime, days: int = 7) -> dict
 def _by_category_status(session: Session) -> dict[str, Any]:
     """Per category (None as "none", listed last) a count per status and a total; and the
     same summed over all categories (apart, so that no category name can collide with it)."""
-    query = select(Ticket.category, Ticket.status, func.count()).group_by(
-        col(Ticket.category), col(Ticket.status)
-    )
     table: dict[str, dict[str, int]] = {}
     totals = dict.fromkeys((*STATUSES, "total"), 0)
-    for category, status, count in session.exec(query):
+    for (category, status), count in tally.counts(session).items():
         row = table.setdefault(category or NO_CATEGORY, dict.fromkeys((*STATUSES, "total"), 0))
         for target in (row, totals):
             target[status] = target.get(status, 0) + count

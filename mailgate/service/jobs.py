@@ -21,6 +21,7 @@ from mailgate.outbound import outbox
 from mailgate.outbound.context import Context
 from mailgate.outbound.transports import Transport
 from mailgate.service.metrics import Metrics
+from mailgate.store import tally
 from mailgate.store.locks import AdvisoryLock
 
 log = logging.getLogger("mailgate.jobs")
@@ -99,8 +100,21 @@ async def apply_retention(rt: Runtime) -> None:
     await asyncio.to_thread(retention.run, rt.ctx)
 
 
+def _fold_ticket_counts(ctx: Context) -> None:
+    with ctx.store.session() as session:
+        rows = tally.fold(session)
+    if rows:
+        log.info("event=ticket_counts_folded rows=%d", rows)
+
+
+async def fold_ticket_counts(rt: Runtime) -> None:
+    await asyncio.to_thread(_fold_ticket_counts, rt.ctx)
+
+
 # How often reminders and first-response targets are checked.
 REMINDER_INTERVAL = Every(300)
+# A desk's busiest hour adds a few thousand rows to the counts; `stats` sums them at ease.
+TICKET_COUNTS_INTERVAL = Every(600)
 
 
 def jobs_for(cfg: Config) -> tuple[Job, ...]:
@@ -138,6 +152,12 @@ def jobs_for(cfg: Config) -> tuple[Job, ...]:
             "tell agents of missed first-response targets",
             REMINDER_INTERVAL,
             escalate_breaches,
+        ),
+        Job(
+            "ticket-counts",
+            "fold the changes to the ticket counts `stats` shows into one row a pair",
+            TICKET_COUNTS_INTERVAL,
+            fold_ticket_counts,
         ),
         *([daily] if cfg.digest.schedule else []),  # an empty schedule: no digest
         # Only while some days are set: `jobs list` shows whether retention is on.
