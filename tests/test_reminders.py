@@ -309,7 +309,7 @@ def test_running_daemon_schedules_the_jobs_and_sends_a_due_hold_reminder(
         poll(reminder_sent, what="the hold reminder to be sent")
     assert (
         "event=jobs_scheduled jobs=outbox-retry,left-over-messages,reminders,sla-escalation,"
-        "daily-digest" in caplog.text
+        "ticket-counts,daily-digest" in caplog.text
     )
     sent = [parsed(p.read_bytes()) for p in Path(config.outbound.directory).glob("*.eml")]
     reminder = [m for m in sent if "Resubmission due" in str(m["Subject"])]
