@@ -107,6 +107,13 @@ def restore(db: Db, before: Snapshot) -> int:
                 conn.execute(f"DELETE FROM search_doc WHERE ticket_id > {before.ids['ticket']}")
         for sql in _deletes(before):
             conn.execute(sql)
+        # `stats`' counts as the tickets left say: deleting by id cannot take back a fold of
+        # the counts (a daemon's job) that happened between.
+        conn.execute("DELETE FROM ticket_tally")
+        conn.execute(
+            "INSERT INTO ticket_tally (category, status, tickets) "
+            "SELECT category, status, count(*) FROM ticket GROUP BY category, status"
+        )
         counter = f"WHERE name = '{TICKET_COUNTER}'"
         if before.counter is None:
             conn.execute(f"DELETE FROM counter {counter}")

@@ -73,13 +73,13 @@ def _check_figures(out: str, kind: str) -> None:
     assert re.search(rf"^{kind}: \d+ of 14 targets met$", out, re.M), out
 
 
-def _tickets(bench: ModuleType, kind: str, keep: Path, argv: list[str]) -> int:
+def _counted(bench: ModuleType, kind: str, keep: Path, argv: list[str], sql: str) -> int:
     db = bench.desk_db(kind, "full", keep, bench.parse_args(argv))
     if kind == "sqlite":
         with sqlite3.connect(db.path) as conn:
-            return int(conn.execute("SELECT count(*) FROM ticket").fetchone()[0])
+            return int(conn.execute(sql).fetchone()[0])
     with psycopg.connect(db.dsn) as pg:
-        row = pg.execute("SELECT count(*) FROM ticket").fetchone()
+        row = pg.execute(sql).fetchone()  # type: ignore[arg-type]
     return int(row[0]) if row else 0
 
 
@@ -96,7 +96,10 @@ def test_scale_benchmark_runs_on_a_tiny_desk(
         _check_desks(out, kind)
         _check_figures(out, kind)
         # The mail went into the big desk and out again: it is the desk that was generated.
-        assert _tickets(bench, kind, keep, argv) == TICKETS
+        assert _counted(bench, kind, keep, argv, "SELECT count(*) FROM ticket") == TICKETS
+        # And so are the counts `stats` shows.
+        tally = "SELECT sum(tickets) FROM ticket_tally"
+        assert _counted(bench, kind, keep, argv, tally) == TICKETS
         assert bench.main([*argv, "--reuse", "--prepare-only"]) == 0
         again = capsys.readouterr().out
         assert re.search(rf"^  reused, generated earlier in {NUMBER} s", again, re.M), again
