@@ -49,6 +49,8 @@ def desk(tmp_path: Path) -> Desk:
                 mail = make_mail(subject=subject, sender=address, attachments=(file,))
                 client.sendmail(address, [SUPPORT], mail)
         poll(lambda: len(rows(running, Ticket)) == 2, what="both tickets")
+        # Sent after the tickets' commit: the tests read the links in them.
+        poll(lambda: len(mails(running, "acknowledgement")) == 2, what="both acknowledgements")
         yield running  # type: ignore[misc]
 
 
