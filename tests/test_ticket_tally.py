@@ -22,16 +22,19 @@ from tests.test_jobs import Runtime, run_job_until
 from tests.test_migrations import store_at
 
 
-def from_tickets(db_url: str) -> dict[str, Counter[str]]:
-    """What the tickets themselves say: per category (None as "none") a count per status."""
+def rows_of(db_url: str, sql: str) -> list[Any]:
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT category, status FROM ticket")).all()
+            return list(conn.execute(text(sql)).all())
     finally:
         engine.dispose()
+
+
+def from_tickets(db_url: str) -> dict[str, Counter[str]]:
+    """What the tickets themselves say: per category (None as "none") a count per status."""
     counted: dict[str, Counter[str]] = {}
-    for category, status in rows:
+    for category, status in rows_of(db_url, "SELECT category, status FROM ticket"):
         counted.setdefault(category or "none", Counter())[status] += 1
     return counted
 
@@ -46,12 +49,7 @@ def shown(room: Mailroom) -> dict[str, Counter[str]]:
 
 
 def tally_rows(db_url: str) -> int:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.execute(text("SELECT count(*) FROM ticket_tally")).scalar_one())
-    finally:
-        engine.dispose()
+    return int(rows_of(db_url, "SELECT count(*) FROM ticket_tally")[0][0])
 
 
 def agent_says(cid: str, body: str) -> bytes:

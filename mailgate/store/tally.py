@@ -32,9 +32,9 @@ def fold(session: Session) -> int:
 
     The rows summed are exactly the rows deleted (RETURNING): on PostgreSQL a change
     committed meanwhile by another transaction is not among them, and stays as it is."""
-    pairs = session.exec(select(func.count()).select_from(TicketTally)).one()
-    distinct = select(TicketTally.category, TicketTally.status).distinct().subquery()
-    if session.exec(select(func.count()).select_from(distinct)).one() == pairs:
+    rows = session.exec(select(func.count()).select_from(TicketTally)).one()
+    pairs = select(TicketTally.category, TicketTally.status).distinct().subquery()
+    if session.exec(select(func.count()).select_from(pairs)).one() == rows:
         return 0  # one row a pair already
     gone = session.execute(
         delete(TicketTally).returning(
@@ -44,7 +44,7 @@ def fold(session: Session) -> int:
     sums: Counter[Pair] = Counter()
     for category, status, n in gone:
         sums[(category, status)] += n
-    rows = [{"category": c, "status": s, "tickets": n} for (c, s), n in sums.items() if n]
-    if rows:
-        session.execute(insert(TicketTally), rows)
+    folded = [{"category": c, "status": s, "tickets": n} for (c, s), n in sums.items() if n]
+    if folded:
+        session.execute(insert(TicketTally), folded)
     return len(gone)
