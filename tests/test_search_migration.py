@@ -165,3 +165,33 @@ def test_0019_writes_the_words_0017_wrote(tmp_path: Path, request: pytest.Fixtur
             assert words == before, sample
             assert lexemes == conn.execute(text("SELECT strip(:v)"), {"v": before}).scalar()
     store.dispose()
+
+
+NUMBERED = [
+    "Bestellung 4711 vom 03.11.2026, Fehler 0x80070005, 3er Pack, 2fa, 1st 2nd 10th, 100km",
+    "Rechnungen und Lieferscheine: 12 Rechnungsnummern, 99luftballons, 2000er Jahre, 9b3",
+]
+
+
+@pytest.mark.postgres
+def test_0025_stems_as_0019_did(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """0025 leaves the words that begin with a digit out of what it stems: a document of
+    words and stems is the same as when every word was stemmed."""
+    store = store_at("postgres", tmp_path, request, "head")
+    listed = "array_to_string(tsvector_to_array(mailgate_lexemes(:t)), ' ')"
+    every_word = " || ".join(f"to_tsvector('{c}', {listed})" for c in ("german", "english"))
+    with store.engine.connect() as conn:
+        for sample in TRICKY + NUMBERED:
+            now, before = conn.execute(
+                text(
+                    "SELECT mailgate_lexemes(:t) || mailgate_stems(mailgate_lexemes(:t)), "
+                    f"mailgate_lexemes(:t) || strip({every_word})"
+                ),
+                {"t": sample},
+            ).one()
+            assert now == before, sample
+        stems = conn.execute(
+            text("SELECT mailgate_stems(mailgate_lexemes(:t))"), {"t": NUMBERED[1]}
+        ).scalar()
+    assert "'rechnung'" in stems and "'12'" not in stems and "'99luftballons'" not in stems
+    store.dispose()

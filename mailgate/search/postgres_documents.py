@@ -1,6 +1,7 @@
 """PostgreSQL's documents of words, one row of `search_doc` per ticket: the table, the
 functions that compute what a ticket's rows add to it, and the triggers that keep it in the
-writer's transaction (revision 0017; 0019 replaces the functions and triggers).
+writer's transaction (revision 0017; 0019 replaces the functions and triggers,
+0025 the stems).
 
 Writing a mail's words is part of storing it, so what it costs is ingest's. Two choices
 keep it small:
@@ -50,8 +51,8 @@ STORAGE = (
 
 
 def functions(schema: str) -> list[str]:
-    """The functions of the documents, each made anew (CREATE OR REPLACE): revision 0019
-    runs them again over 0017's."""
+    """The functions of the documents, each made anew (CREATE OR REPLACE): revisions 0019
+    and 0025 run them again over 0017's."""
     s = f'"{schema}"'
     union = f"{s}.mailgate_union"
     # A tsvector holds at most 1 MB of words: a thread of pasted logs would reach it, and
@@ -60,8 +61,15 @@ def functions(schema: str) -> list[str]:
     # `bytes` as mail comes, summed when written anew from all its rows (mailgate_union).
     # Stems are taken of the words found (each once, folded), not of the text again: a
     # second and third reading of every mail made the documents four times as slow to write.
-    listed = "array_to_string(tsvector_to_array(v), ' ')"
-    stems = " || ".join(f"to_tsvector('{c}'::regconfig, {listed})" for c in LANGUAGES)
+    # A word that begins with a digit (a number, a date, `0x80070005`, `3er`) is no word
+    # of a language to either configuration: it is its own stem. Such words sort first in a
+    # tsvector and are a third of a support mail's words, so they are cut off the front of
+    # the list (an anchored expression, which reads no further) before it is parsed twice.
+    listed = (
+        "regexp_replace(array_to_string(tsvector_to_array(v), ' '), "
+        "'^[0-9][^ ]*( [0-9][^ ]*)*', '')"
+    )
+    stems = " || ".join(f"to_tsvector('{c}'::regconfig, listed)" for c in LANGUAGES)
     people = "from_addr || ' ' || from_name"
     return [
         # The words of a text as mailgate_words finds them, without positions. A word over
@@ -71,7 +79,7 @@ def functions(schema: str) -> list[str]:
         "BEGIN RETURN array_to_tsvector(found); EXCEPTION WHEN program_limit_exceeded THEN "
         "RETURN strip(to_tsvector('simple'::regconfig, array_to_string(found, ' '))); END $$",
         f"CREATE OR REPLACE FUNCTION {s}.mailgate_stems(v tsvector) RETURNS tsvector "
-        f"LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT strip({stems}) $$",
+        f"{_FUNCTION} DECLARE listed text := {listed}; BEGIN RETURN strip({stems}); END $$",
         f"CREATE OR REPLACE FUNCTION {s}.mailgate_subject_doc(subject text) RETURNS tsvector "
         f"{_FUNCTION} DECLARE v tsvector := {s}.mailgate_lexemes(subject); "
         f"BEGIN RETURN v || {s}.mailgate_stems(v); END $$",
