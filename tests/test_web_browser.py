@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -102,6 +106,15 @@ def nothing_ran(driver: WebDriver) -> None:
 def arrives(driver: WebDriver, address: str) -> None:
     """Waits for the page a click leads to (a click returns before the page has loaded)."""
     poll(lambda: driver.current_url == address, what=address)
+
+
+def text_of(driver: WebDriver, element_id: str) -> str:
+    """The element's text, or "" while a click's page is replacing the one it was on (the
+    element found on the old page is gone when its text is read)."""
+    try:
+        return driver.find_element(By.ID, element_id).text
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
@@ -269,8 +282,7 @@ def test_a_customer_replies_confirms_and_a_stranger_finds_nothing(
     arrives(browser, url + "/my/tickets/CID-1000")
     screenshot(browser, "customer-ticket")
     browser.find_element(By.ID, "solved").click()
-    status = lambda: browser.find_element(By.ID, "status").text  # noqa: E731
-    assert poll(lambda: status() == "closed" and status(), what="the ticket closed")
+    assert poll(lambda: text_of(browser, "status") == "closed", what="the ticket closed")
 
     sign_in("bert@other.example")
     arrives(browser, url + "/my")
