@@ -133,3 +133,26 @@ def test_the_delivered_mail_names_the_words_of_its_readers_language(delivered: D
     assert "bestätigt" not in text and "подтверждаю" not in text and "c'est bon" not in text
     html = str(asked.get_body(("html",)).get_content())  # type: ignore[union-attr]
     assert "confirmed" in html and "bestätigt" not in html
+
+
+@pytest.mark.parametrize(
+    ("body", "after"),
+    [
+        ("Merci, c'est parfait, j'ai bien reçu la facture.", "closed"),
+        ("Danke, es geht wieder!", "closed"),
+        ("Vielen Dank!\nLäuft wieder.", "closed"),
+        ("Thanks. All good now.", "closed"),
+        ("Thank you so much, it works.", "closed"),
+        ("Merci, je vais essayer demain.", "working"),  # thanks, nothing confirmed yet
+        ("Danke!", "working"),
+        ("Vielen Dank für die schnelle Antwort.", "working"),
+        ("Danke, es geht wieder nicht.", "working"),
+        ("Merci, c'est parfait, mais la facture n'est pas arrivée.", "working"),
+        ("Thanks, works?", "working"),
+    ],
+)
+def test_a_thank_you_first_is_read_past(delivered: Desk, body: str, after: str) -> None:
+    """A thank-you that opens the reply is skipped in looking for the confirm word; what
+    follows it, or a bare thank-you, still decides as any reply does."""
+    reply(delivered, body)
+    assert status(delivered) == after

@@ -242,6 +242,7 @@ SIGNATURE = (
         "Confirmed, thank you!",
         "Yes, works now. Thanks a lot!\n\nBest regards\nAlice\n-- \nNot for the public.",
         "Hi Anna, ok thanks!",
+        "Thanks, all good.",  # a thank-you first, then the confirmation
     ],
 )
 def test_a_confirmation_in_a_few_words_closes(desk: Context, tmp_path: Path, answer: str) -> None:
@@ -267,7 +268,7 @@ def test_a_confirmation_in_a_few_words_closes(desk: Context, tmp_path: Path, ans
         "Confirmed? It crashes when I open the tray",
         "Yes, it crashed again.",
         "Ja, das Programm ist wieder abgestürzt.",
-        "Thanks, all good.",  # no confirm word at the start: staff decide
+        "Thanks, I will try it tomorrow.",  # no confirm word after the thanks: staff decide
     ],
 )
 def test_a_reply_that_goes_on_to_report_a_problem_reopens(

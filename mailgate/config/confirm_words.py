@@ -13,10 +13,11 @@ from collections.abc import Sequence
 # A reply whose first words are one of these confirms (matched at the start, case folded).
 CONFIRM_WORDS: dict[str, tuple[str, ...]] = {
     "de": ("ok", "okay", "bestätigt", "bestaetigt", "ja", "passt", "erledigt", "funktioniert",
-           "alles klar"),
-    "en": ("confirm", "confirmed", "yes", "works", "it works", "resolved", "solved"),
+           "alles klar", "geht wieder", "es geht wieder", "läuft wieder"),
+    "en": ("confirm", "confirmed", "yes", "works", "it works", "resolved", "solved",
+           "all good"),
     "fr": ("confirmé", "confirme", "je confirme", "c'est bon", "ça marche", "ca marche", "oui",
-           "résolu", "ça fonctionne", "parfait"),
+           "résolu", "ça fonctionne", "parfait", "c'est parfait"),
     "it": ("va bene", "confermo", "confermato", "risolto", "funziona", "sì", "perfetto"),
     "es": ("vale", "confirmado", "confirmo", "de acuerdo", "funciona", "sí", "resuelto",
            "perfecto"),

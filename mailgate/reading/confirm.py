@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from mailgate.reading.closings import OPENINGS, SIGN_OFFS
+from mailgate.reading.closings import OPENINGS, SIGN_OFFS, THANKS
 
 # Words, with an apostrophe inside (doesn't); digits count as words too.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 # An opening salutation is skipped, so that "Hallo Frau Schmidt, passt!" confirms; what
 # follows a sign-off is a signature (and perhaps a legal disclaimer full of "nicht"). Thanks
-# are no sign-off here: "Danke! Aber es druckt noch nicht" goes on to say something.
+# are no sign-off here: "Danke! Aber es druckt noch nicht" goes on to say something. A
+# thank-you that opens the reply is skipped when looking for the confirm word ("Merci, c'est
+# parfait" confirms as "C'est parfait" does); its line still counts for the blockers.
 _SHORT_LINE = 6  # words: a greeting or sign-off line is short; a longer one says something
 
 
@@ -67,11 +69,37 @@ def said_lines(text: str) -> list[str]:
     return lines
 
 
+def _without_thanks(line: str) -> str:
+    """The line without a short thank-you it opens with ("Merci, c'est parfait" -> "c'est
+    parfait"; "Vielen Dank!" -> ""), up to the first comma, full stop or exclamation mark."""
+    if not _starts_with(words(line), THANKS):
+        return line
+    parts = re.split(r"[,.!]", line, maxsplit=1)
+    if len(words(parts[0])) > _SHORT_LINE:
+        return line
+    return parts[1].strip() if len(parts) == 2 else ""
+
+
+def _opens_with(lines: Sequence[str], confirm_words: Iterable[str]) -> bool:
+    """The first line begins with a confirm word, or does past a thank-you that opens it
+    (the next line does, when the thanks stand alone). A confirm word is read before thanks:
+    Polish "tak" (yes) is Danish for thanks, Portuguese "obrigado" is both."""
+    phrases = list(confirm_words)
+    for line in lines:
+        if _starts_with(words(line), phrases):
+            return True
+        said = _without_thanks(line)
+        if said:
+            return _starts_with(words(said), phrases)
+    return False
+
+
 def confirms(text: str, confirm_words: Iterable[str], blockers: Iterable[str]) -> bool:
-    """The first line begins with a confirm word, and nothing the customer wrote before the
-    sign-off asks a question or contains a blocker (a negation, "but", "still" …)."""
+    """What the customer says first (past a greeting and a thank-you) begins with a confirm
+    word, and nothing they wrote before the sign-off asks a question or contains a blocker
+    (a negation, "but", "still" …)."""
     lines = said_lines(text)
-    if not lines or not _starts_with(words(lines[0]), confirm_words):
+    if not _opens_with(lines, confirm_words):
         return False
     said = " ".join(lines)
     return "?" not in said and not _contains(words(said), blockers)
