@@ -260,14 +260,16 @@ def test_errors_do_not_stop_the_other_commands() -> None:
     assert parsed.body == "Body\n"
 
 
-def test_every_phrase_has_a_german_wording_with_only_its_own_values() -> None:
+@pytest.mark.parametrize("language", ["de", "fr"])
+def test_every_phrase_has_a_wording_with_only_its_own_values(language: str) -> None:
     from string import Formatter
 
-    from mailgate.reading.phrases import ENGLISH, GERMAN
+    from mailgate.reading.phrases import CATALOGUES, ENGLISH
 
     def fields(text: str) -> set[str]:
         return {name for _, name, _, _ in Formatter().parse(text) if name}
 
-    assert set(GERMAN) == set(ENGLISH)
-    for key, wording in GERMAN.items():
+    catalogue = CATALOGUES[language]
+    assert set(catalogue) == set(ENGLISH)
+    for key, wording in catalogue.items():
         assert fields(wording) <= fields(ENGLISH[key]), key

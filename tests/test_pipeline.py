@@ -210,10 +210,13 @@ def test_failure_in_a_stage_quarantines_with_reason_and_retry_processes(ctx: Con
 
 def test_new_contact_language_from_content_language(ctx: Context) -> None:
     ingest(ctx, make_mail(sender="juergen@firma.example", headers={"Content-Language": "de-DE"}))
-    ingest(ctx, make_mail(sender="jane@corp.example", headers={"Content-Language": "fr, en"}))
-    german, english = (parsed(o.raw) for o in outbox(ctx))
+    # Italian is no template language: the next one listed is.
+    ingest(ctx, make_mail(sender="jane@corp.example", headers={"Content-Language": "it, en"}))
+    ingest(ctx, make_mail(sender="claire@client.example", headers={"Content-Language": "fr-FR"}))
+    german, english, french = (parsed(o.raw) for o in outbox(ctx))
     assert "vielen Dank" in german.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "thank you" in english.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Nous vous remercions" in french.get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
 def test_mailbox_routing_sets_category_and_assignee(ctx: Context) -> None:

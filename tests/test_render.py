@@ -1,4 +1,4 @@
-"""The renderer: shipped templates in both languages, overrides, fallback, strictness, escaping."""
+"""The renderer: shipped templates in each language, overrides, fallback, strictness, escaping."""
 
 from __future__ import annotations
 
@@ -40,8 +40,10 @@ def test_builtin_templates_are_found() -> None:
     assert (builtin_template_dir() / "en" / "acknowledgement.txt.j2").is_file()
 
 
-@pytest.mark.parametrize(("language", "greeting"), [("en", "Hello"), ("de", "Guten Tag")])
-def test_acknowledgement_renders_in_both_languages(
+@pytest.mark.parametrize(
+    ("language", "greeting"), [("en", "Hello"), ("de", "Guten Tag"), ("fr", "Bonjour")]
+)
+def test_acknowledgement_renders_in_each_language(
     renderer: Renderer, language: str, greeting: str
 ) -> None:
     rendered = renderer.render("acknowledgement", language, context())
@@ -56,6 +58,22 @@ def test_acknowledgement_renders_in_both_languages(
     assert f'<html lang="{language}">' in rendered.html
     assert "Kunde &amp; Söhne GmbH" in rendered.html  # escaped in html ...
     assert "Kunde & Söhne GmbH" in rendered.text  # ... and verbatim in text
+
+
+SHIPPED = sorted(d.name for d in builtin_template_dir().iterdir() if d.is_dir())
+
+
+def test_french_is_shipped() -> None:
+    assert SHIPPED == ["de", "en", "fr"]
+
+
+@pytest.mark.parametrize("language", SHIPPED)
+def test_each_shipped_language_has_every_template_and_all_compile(language: str) -> None:
+    """A language that lacked one would send that mail in the default language, so it is
+    half-translated; preload() compiles each file as `mailgate config check` does."""
+    names = sorted(p.name for p in (builtin_template_dir() / language).iterdir())
+    assert names == sorted(p.name for p in (builtin_template_dir() / "en").iterdir())
+    Renderer(builtin_template_dir(), None, language).preload()
 
 
 def test_german_text_is_german(renderer: Renderer) -> None:
@@ -76,7 +94,7 @@ def test_no_organisation_leaves_no_empty_line(renderer: Renderer) -> None:
 
 
 def test_unknown_language_falls_back_to_default(renderer: Renderer) -> None:
-    fallback = renderer.render("acknowledgement", "fr", context())
+    fallback = renderer.render("acknowledgement", "it", context())
     assert fallback == renderer.render("acknowledgement", "en", context())
 
 
@@ -118,16 +136,16 @@ def test_override_of_the_html_base_applies_to_shipped_templates(tmp_path: Path) 
 
 def test_override_can_add_a_language(tmp_path: Path) -> None:
     write(
-        tmp_path / "fr" / "acknowledgement.txt.j2",
-        "{% block subject %}[{{ ticket.cid }}] Reçu{% endblock %}"
-        "{% block body %}Bonjour{% endblock %}",
+        tmp_path / "it" / "acknowledgement.txt.j2",
+        "{% block subject %}[{{ ticket.cid }}] Ricevuto{% endblock %}"
+        "{% block body %}Buongiorno{% endblock %}",
     )
     renderer = Renderer(builtin_template_dir(), tmp_path, "en")
-    rendered = renderer.render("acknowledgement", "fr", context())
-    assert rendered.subject == "[CID-1042] Reçu"
-    # No French html: text only, rather than an English html part beside French text.
+    rendered = renderer.render("acknowledgement", "it", context())
+    assert rendered.subject == "[CID-1042] Ricevuto"
+    # No Italian html: text only, rather than an English html part beside Italian text.
     assert rendered.html is None
-    assert renderer.languages == ("de", "en", "fr")
+    assert renderer.languages == ("de", "en", "fr", "it")
 
 
 def test_reload_picks_up_edited_templates(tmp_path: Path) -> None:

@@ -295,8 +295,22 @@ def test_xlsx_in_the_customers_language(booked: Context, tmp_path: Path) -> None
     assert mailgate(config, *args, *english).returncode == 0
     rows = list(openpyxl.load_workbook(target)["acme.example"].iter_rows(values_only=True))
     assert rows[0][0] == "Support time acme.example, 2026-11" and rows[3][2] == "in progress"
-    bad = mailgate(config, *args, "--format", "xlsx", "--language", "fr")
-    assert (bad.returncode, bad.stderr) == (64, "mailgate: --language: 'fr' is not one of de, en\n")
+    french = ("--format", "xlsx", "--output", str(target), "--language", "fr")
+    assert mailgate(config, *args, *french).returncode == 0
+    rows = list(openpyxl.load_workbook(target)["acme.example"].iter_rows(values_only=True))
+    assert rows[0][0] == "Temps de support acme.example, 2026-11" and rows[3][2] == "en cours"
+    bad = mailgate(config, *args, "--format", "xlsx", "--language", "it")
+    assert (bad.returncode, bad.stderr) == (
+        64,
+        "mailgate: --language: 'it' is not one of de, en, fr\n",
+    )
+
+
+def test_report_languages_are_those_with_sheet_words() -> None:
+    from mailgate.cli.reports import SHEET_LANGUAGES
+    from mailgate.outbound.sheet_words import WORDS
+
+    assert sorted(SHEET_LANGUAGES) == sorted(WORDS)
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,10 @@ else:
     # Loaded by the commands: `--help` needs neither the ORM nor the mail libraries.
     views = LazyModule("mailgate.reports.views")
 
+# The languages outbound/sheet_words.py has words for (a test keeps the two in step); named
+# here as that module is loaded only by the command that writes the sheet.
+SHEET_LANGUAGES = ("de", "en", "fr")
+
 
 @click.command("stats")
 @click.option("--days", default="7", show_default=True, help="days in the window, today included")
@@ -120,7 +124,7 @@ def report_group() -> None:
 @click.option(
     "--language",
     default=None,
-    help="xlsx: de or en (default: the customer's contacts' language, else the default)",
+    help="xlsx: de, en or fr (default: the customer's contacts' language, else the default)",
 )
 @pass_state
 def report_time(
@@ -139,8 +143,8 @@ def report_time(
     if fmt == "table" and output:
         say_error("mailgate: --output is for --format json, csv or xlsx")
         return EX_USAGE
-    if language is not None and language.lower() not in ("de", "en"):
-        say_error(f"mailgate: --language: {language!r} is not one of de, en")
+    if language is not None and language.lower() not in SHEET_LANGUAGES:
+        say_error(f"mailgate: --language: {language!r} is not one of {', '.join(SHEET_LANGUAGES)}")
         return EX_USAGE
     ctx = state.reader
     zone = ctx.config.tickets.timezone

@@ -1,4 +1,4 @@
-"""The words of the spreadsheets customers receive, in their language (German and English)."""
+"""The words of the spreadsheets customers receive, in their language (German, English, French)."""
 
 from __future__ import annotations
 
@@ -63,13 +63,41 @@ WORDS: Mapping[str, Mapping[str, str]] = {
         "customer": "Sie",
         "staff": "Support",
     },
+    "fr": {
+        "cid": "Ticket",
+        "subject": "Objet",
+        "status": "Statut",
+        "priority": "Priorité",
+        "last_action_by": "Dernière action par",
+        "last_action_at": "Dernière action ({zone})",
+        "agent": "Agent",
+        "billable_h": "Facturable (h)",
+        "free_h": "Non facturé (h)",
+        "total_h": "Total (h)",
+        "billable_hmm": "Facturable (h:mm)",
+        "free_hmm": "Non facturé (h:mm)",
+        "total_hmm": "Total (h:mm)",
+        "title": "Temps de support {organisation}, {month}",
+        "total": "Total",
+        "bought": "Heures de support achetées",
+        "used": "Temps facturable consommé jusqu'à fin {month}",
+        "left": "Heures de support restantes",
+        "none_booked": "aucun temps saisi",
+        "open": "ouvert",
+        "working": "en cours",
+        "hold": "en attente",
+        "delivered": "résolu",
+        "closed": "fermé",
+        "customer": "vous",
+        "staff": "support",
+    },
 }
 FALLBACK = "en"
 
 
 def words(language: str | None) -> Mapping[str, str]:
     """The words of a language; a language without them (an operator's own templates in
-    French, say) gets English rather than a mix."""
+    Italian, say) gets English rather than a mix."""
     return WORDS.get((language or "").lower()[:2], WORDS[FALLBACK])
 
 

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 
 from mailgate.reading.parse import ParsedMail, once_per_mail
 
-# Short words that are frequent in one language and rare in the other; enough to tell the
+# Short words that are frequent in one language and rare in the others; enough to tell the
 # shipped template languages apart in a support request, not a general language detector.
 _COMMON_WORDS = {
     "de": frozenset({
@@ -19,6 +19,17 @@ _COMMON_WORDS = {
         "and", "the", "is", "not", "we", "you", "please", "thanks", "hello", "with", "for",
         "on", "a", "an", "my", "our", "your", "how", "can", "could", "have", "has", "does",
         "doesn't", "it", "this", "that", "still",
+    }),
+    # Elided forms ("j'ai", "c'est") are one word to _WORD. Left out because German or
+    # English has them too: "des" and "du" (German), "en" and "plus" (English and German);
+    # and because Spanish, Italian or Portuguese writers use them as often, who are better
+    # answered in the default language than in French: de, la, le, les, que, qui, il, ma,
+    # mes, mais, ne, ai.
+    "fr": frozenset({
+        "et", "est", "pas", "je", "j'ai", "nous", "vous", "merci", "bonjour", "avec", "pour",
+        "sur", "une", "mon", "notre", "votre", "n'ai", "n'est", "c'est", "ce", "cette",
+        "encore", "déjà", "au", "aux", "dans", "très", "avons", "avez", "sont", "elle",
+        "cordialement", "toujours", "depuis", "aussi", "ça",
     }),
 }  # fmt: skip
 _WORD = re.compile(r"[^\W\d_]+(?:'[a-z]+)?", re.UNICODE)
