@@ -85,6 +85,27 @@ def error(text: str) -> str:
         ("#intern", "internal", ()),
         ("#customer dave@acme.example", "customer", ("dave@acme.example",)),
         ("#kunde Dave@Acme.example", "customer", ("dave@acme.example",)),
+        # French
+        ("#statut ouvert", "status", ("open",)),
+        ("#statut en cours", "status", ("working",)),
+        ("#statut en attente", "status", ("hold",)),
+        ("#statut résolu", "status", ("delivered",)),
+        ("#statut livré", "status", ("delivered",)),
+        ("#statut fermé", "status", ("closed",)),
+        ("#statut en attente 20.12.2026", "hold", ("2026-12-20",)),
+        ("#attente 20.12.2026", "hold", ("2026-12-20",)),
+        ("#livrer", "deliver", ()),
+        ("#résolu", "deliver", ()),
+        ("#fermer", "close", ()),
+        ("#rouvrir", "reopen", ()),
+        ("#priorité haute", "priority", ("A",)),
+        ("#priorite basse", "priority", ("C",)),
+        ("#type amélioration", "type", ("enhancement",)),
+        ("#catégorie Facturation", "category", ("Facturation",)),
+        ("#assigner alice", "assign", ("alice",)),
+        ("#facturable oui", "billable", ("yes",)),
+        ("#interne", "internal", ()),
+        ("#client Dave@Acme.example", "customer", ("dave@acme.example",)),
     ],
 )
 def test_each_command_and_alias(line: str, name: str, args: tuple[str, ...]) -> None:
@@ -121,6 +142,8 @@ def test_time_durations(duration: str, minutes: int) -> None:
         ("free", "free"),
         ("frei", "free"),
         ("kostenlos", "free"),
+        ("facturable", "billable"),
+        ("gratuit", "free"),
     ],
 )
 def test_time_billable_words(word: str, kind: str) -> None:

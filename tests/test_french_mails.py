@@ -197,3 +197,15 @@ def test_spanish_italian_and_portuguese_are_not_taken_for_french(desk: Desk, bod
     assert "CID-1001" in desk.ingest(make_mail(body=body, sender=f"Maria <{writer}>"))
     [ack] = desk.sent_to(writer)
     assert '<html lang="fr">' not in html_of(ack) and "Bonjour" not in text_of(ack)
+
+
+def test_an_agent_types_the_commands_in_french(desk: Desk) -> None:
+    """The French names of the statuses the mails show, and French command words, do what
+    the English ones do; nothing comes back as not applied."""
+    agent_mail(desk, "#statut en attente 20.12.2026\n#temps 20m facturable\n\nPièce commandée.\n")
+    assert status(desk, "CID-1000") == "hold"
+    agent_mail(desk, "#statut résolu\n\nLa pièce est arrivée et montée.\n")
+    assert status(desk, "CID-1000") == "delivered"
+    shown = json.loads(desk.cli("tickets", "show", "CID-1000", "--format", "json"))
+    assert shown["time"] == {"billable_minutes": 20, "free_minutes": 0}
+    assert not [m for m in desk.sent_to(AGENT) if "not applied" in str(m["Subject"])]

@@ -54,6 +54,18 @@ _STATUS_WORDS = {
     "geliefert": "delivered",
     "erledigt": "delivered",
     "geschlossen": "closed",
+    # French, as the French mails name the statuses (and "livré" as well as "résolu").
+    "ouvert": "open",
+    "en-cours": "working",
+    "encours": "working",
+    "en-attente": "hold",
+    "attente": "hold",
+    "résolu": "delivered",
+    "resolu": "delivered",
+    "livré": "delivered",
+    "livre": "delivered",
+    "fermé": "closed",
+    "ferme": "closed",
 }
 _PRIORITY_WORDS = {
     "a": "A",
@@ -65,6 +77,9 @@ _PRIORITY_WORDS = {
     "hoch": "A",
     "mittel": "B",
     "niedrig": "C",
+    "haute": "A",
+    "moyenne": "B",
+    "basse": "C",
 }
 _TYPE_WORDS = {
     **{t: t for t in TYPES},
@@ -72,6 +87,10 @@ _TYPE_WORDS = {
     "verbesserung": "enhancement",
     "vorschlag": "suggestion",
     "hilfe": "help",
+    "bogue": "bug",
+    "amélioration": "enhancement",
+    "amelioration": "enhancement",
+    "aide": "help",
 }
 _BILLABLE_WORDS = {
     "billable": "billable",
@@ -80,8 +99,10 @@ _BILLABLE_WORDS = {
     "free": "free",
     "frei": "free",
     "kostenlos": "free",
+    "facturable": "billable",
+    "gratuit": "free",
 }
-_YES_NO = {"yes": "yes", "ja": "yes", "no": "no", "nein": "no"}
+_YES_NO = {"yes": "yes", "ja": "yes", "oui": "yes", "no": "no", "nein": "no", "non": "no"}
 
 _ALIASES = {
     "status": "status",
@@ -113,6 +134,23 @@ _ALIASES = {
     "intern": "internal",
     "customer": "customer",
     "kunde": "customer",
+    # French
+    "statut": "status",
+    "attente": "hold",
+    "livrer": "deliver",
+    "résolu": "deliver",
+    "resolu": "deliver",
+    "fermer": "close",
+    "rouvrir": "reopen",
+    "priorité": "priority",
+    "priorite": "priority",
+    "catégorie": "category",
+    "categorie": "category",
+    "assigner": "assign",
+    "temps": "time",
+    "facturable": "billable",
+    "interne": "internal",
+    "client": "customer",
 }
 
 
@@ -284,12 +322,21 @@ def _parse_one(source: str) -> Command:
         unknown = Phrase("unknown_command", known=", ".join(_VALIDATORS))
         raise CommandError(Phrase("command", command=f"#{typed}", reason=unknown))
     try:
-        if name == "status" and len(args) > 1 and _STATUS_WORDS.get(args[0].lower()) == "hold":
+        held = _hold_words(args) if name == "status" else 0
+        if held and len(args) > held:
             # "#status hold 2026-12-20" says what "#hold 2026-12-20" does: read it so.
-            return Command("hold", _hold(args[1:]), source)
+            return Command("hold", _hold(args[held:]), source)
         return Command(name, _VALIDATORS[name](args), source)
     except CommandError as exc:
         raise CommandError(Phrase("command", command=f"#{typed}", reason=exc.args[0])) from None
+
+
+def _hold_words(args: list[str]) -> int:
+    """How many of the words name the hold status ("hold", "en attente"), 0 if none."""
+    for count in (1, 2):
+        if _STATUS_WORDS.get("-".join(args[:count]).lower()) == "hold":
+            return count
+    return 0
 
 
 def _split_line(line: str) -> list[str]:

@@ -104,8 +104,8 @@ GERMAN: dict[str, str] = {
     "#kunde ADRESSE oben in die Mail",
 }
 
-# The commands keep their English names and words (#time 1h30 billable): French agents type
-# those, as there are no French aliases.
+# As German, the French names the commands by their French aliases (#temps 1h30 facturable);
+# the English ones work as well.
 FRENCH: dict[str, str] = {
     "command": "{command} : {reason}",
     "unknown_command": "commande inconnue (connues : {known})",
@@ -116,7 +116,7 @@ FRENCH: dict[str, str] = {
     "a_status": "un statut",
     "a_priority": "une priorité",
     "a_type": "un type",
-    "yes_or_no": "yes ou no",
+    "yes_or_no": "oui ou non",
     "needs_text": "attend {what}",
     "a_category": "une catégorie",
     "an_agent": "l'adresse ou le nom d'un membre de l'équipe",
@@ -126,15 +126,15 @@ FRENCH: dict[str, str] = {
     "alice@example.com ou Alice Smith <alice@example.com>)",
     "needs_date": "attend une date (AAAA-MM-JJ ou JJ.MM.AAAA)",
     "not_a_date": "« {text} » n'est pas une date (AAAA-MM-JJ ou JJ.MM.AAAA)",
-    "needs_duration": "attend une durée puis billable ou free, par ex. #time 1h30 billable",
+    "needs_duration": "attend une durée puis facturable ou gratuit, par ex. #temps 1h30 facturable",
     "no_unit": "« {text} » n'a pas d'unité ({bare}m ou {bare}h ?) : écrivez par ex. "
     "90m, 1h30, 1:30, 1.5h ; -30m corrige",
     "not_a_duration": "« {text} » n'est pas une durée : écrivez par ex. 90m, 1h30, 1:30, 1.5h ; "
     "-30m corrige",
     "minutes_range": "{minutes} minutes, ce n'est pas entre 1 minute et 24 heures",
-    "billable_or_free": "écrivez « billable » ou « free » après la durée",
+    "billable_or_free": "écrivez « facturable » ou « gratuit » après la durée",
     "correction_note": "une correction demande une note qui en donne la raison, par ex. "
-    "#time {amount} {word} saisi deux fois",
+    "#temps {amount} {word} saisi deux fois",
     "correction_too_big": "une correction de {amount} dépasse les {booked} de temps {kind} "
     "saisis sur ce ticket par {who}",
     "billable": "facturable",
@@ -143,9 +143,9 @@ FRENCH: dict[str, str] = {
     "status_unknown": "« {new} » n'est pas un statut ({choices})",
     "no_transition": "impossible de passer de {old} à {new} ({hint})",
     "reopen_first": "rouvrez-le d'abord",
-    "working_first": "passez-le d'abord en working",
+    "working_first": "passez-le d'abord en cours",
     "in_the_past": "le {day} est passé",
-    "customer_is_set": "ce ticket appartient déjà à {current} : #customer désigne le client "
+    "customer_is_set": "ce ticket appartient déjà à {current} : #client désigne le client "
     "d'un nouvel e-mail ou du ticket d'un expéditeur non vérifié (pour rattacher un contact "
     "à une autre entreprise : `mailgate customers move`)",
     "no_agent_address": "aucun membre actif de l'équipe n'a l'adresse {address}",
@@ -153,7 +153,7 @@ FRENCH: dict[str, str] = {
     "indiquez l'adresse",
     "no_agent_name": "aucun membre actif de l'équipe ne s'appelle « {wanted} »",
     "not_verified": "votre e-mail n'a pas pu être vérifié comme venant de vous ({reason})",
-    "customer_missing": "pour ouvrir un ticket pour un client, écrivez #customer ADRESSE en "
+    "customer_missing": "pour ouvrir un ticket pour un client, écrivez #client ADRESSE en "
     "tête de l'e-mail",
 }
 
