@@ -209,3 +209,15 @@ def test_an_agent_types_the_commands_in_french(desk: Desk) -> None:
     shown = json.loads(desk.cli("tickets", "show", "CID-1000", "--format", "json"))
     assert shown["time"] == {"billable_minutes": 20, "free_minutes": 0}
     assert not [m for m in desk.sent_to(AGENT) if "not applied" in str(m["Subject"])]
+
+
+def test_a_french_list_request_gets_the_open_tickets_in_french(desk: Desk) -> None:
+    """ "Mes demandes" as the subject asks for the list, as "Meine Tickets" does: no ticket,
+    the open requests in French, the sheet's statuses too."""
+    asked = make_mail(subject="Mes demandes", body="Bonjour,\n", sender=f"Claire <{CLAIRE}>")
+    assert "CID-1001" not in desk.ingest(asked)
+    listed = desk.sent_to(CLAIRE)[-1]
+    said = flat(text_of(listed))
+    assert "CID-1000" in said and "Facture de novembre" in said and "ouvert" in said
+    assert '<html lang="fr">' in html_of(listed)
+    assert desk.cli("tickets", "list").count("CID-") == 1

@@ -393,9 +393,10 @@ def test_customer_reply_to_delivered_ticket(ctx: Context, first_line: str, statu
     assert ("closed" in templates) == (status == "closed")
 
 
-def test_opt_out_word_stops_optional_status_mail(ctx: Context) -> None:
+@pytest.mark.parametrize("word", ["abmelden", "Unsubscribe", "Se désabonner"])
+def test_opt_out_word_stops_optional_status_mail(ctx: Context, word: str) -> None:
     ingest(ctx, make_mail())
-    ingest(ctx, make_mail(subject="Re: [CID-1000] Printer broken", body="abmelden\n"))
+    ingest(ctx, make_mail(subject="Re: [CID-1000] Printer broken", body=f"{word}\n"))
     with ctx.store.session() as session:
         contact = session.exec(select(Contact).where(Contact.email == "alice@acme.example")).one()
     assert contact.opted_out

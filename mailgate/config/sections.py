@@ -163,11 +163,15 @@ class TicketsConfig:
     confirm_words: list[str] = field(default_factory=default_confirm_words)
     confirm_blockers: list[str] = field(default_factory=default_confirm_blockers)
     # A reply whose first line is one of these stops optional status mails to that contact.
-    optout_words: list[str] = field(default_factory=lambda: ["unsubscribe", "abmelden"])
+    optout_words: list[str] = field(
+        default_factory=lambda: ["unsubscribe", "abmelden", "désabonner", "se désabonner"]
+    )
     # A mail with one of these subjects gets the sender's organisation's open tickets.
     list_subjects: list[str] = field(
-        default_factory=lambda: ["list", "status", "Meine Tickets", "my tickets"]
-    )
+        default_factory=lambda: [
+            "list", "status", "Meine Tickets", "my tickets", "mes tickets", "mes demandes",
+        ]
+    )  # fmt: skip
     # Regular expressions; the first group of each match is kept as a reference number.
     reference_patterns: list[str] = field(default_factory=list)
     # The desk's time zone (IANA name): business days, the digest's schedule, report months.
