@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
 import httpx
@@ -25,6 +26,8 @@ from mailgate.store.models import (
     Ticket,
     TicketReference,
 )
+from mailgate.web.customer_pages import REFERENCE_LINE
+from mailgate.web.words import LANGUAGES, WORDS, language
 from tests.daemon_harness import SUPPORT, connect, write_toml
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
@@ -285,3 +288,65 @@ def test_a_customer_is_signed_out_everywhere_by_the_desk(desk: Desk) -> None:
         assert revoked.status_code == 410 and "was revoked" in revoked.text
     unknown = mailgate("customers", "sign-out", "nobody@example.com", config=config)
     assert unknown.returncode == 65 and "no contact nobody@example.com" in unknown.stderr
+
+
+CLAIRE, JONAS = "claire@client.example", "jonas@firma.example"
+FRENCH_MAIL = (
+    "Bonjour,\n\nnotre imprimante n'imprime plus depuis hier. Pouvez-vous nous aider ?\n\n"
+    "Cordialement\nClaire\n"
+)
+GERMAN_MAIL = "Hallo,\n\nunser Drucker druckt nicht mehr. Bitte helfen Sie uns.\n\nDanke\nJonas\n"
+
+
+def test_each_customer_reads_the_pages_in_the_language_of_their_first_mail(desk: Desk) -> None:
+    with connect(desk.daemon.address) as client:
+        for address, subject, body in (
+            (CLAIRE, "Imprimante en panne", FRENCH_MAIL),
+            (JONAS, "Drucker defekt", GERMAN_MAIL),
+        ):
+            mail = make_mail(subject=subject, sender=address, body=body)
+            client.sendmail(address, [SUPPORT], mail)
+    poll(lambda: len(rows(desk, Ticket)) == 4, what="the French and the German ticket")
+    languages = {c.email: c.language for c in rows(desk, Contact)}
+    assert (languages[CLAIRE], languages[JONAS]) == ("fr", "de")
+    expected = {  # the page's language, its words and the open request's status
+        CLAIRE: ("CID-1002", "fr", ("Mes demandes", "Se déconnecter", "Répondre", "Envoyer"),
+                 "ouvert"),
+        JONAS: ("CID-1003", "de", ("Meine Anfragen", "Abmelden", "Antworten", "Senden"),
+                "offen"),
+        ALICE: ("CID-1000", "en", ("My requests", "Sign out", "Reply", "Send"), "open"),
+    }  # fmt: skip
+    for address, (cid, lang, words, status) in expected.items():
+        with desk.client() as browser:
+            customer_signs_in(desk, browser, address)
+            page = browser.get(f"/my/tickets/{cid}").text
+            assert f'<html lang="{lang}">' in page
+            assert all(word in page for word in words), (address, words)
+            assert f'<strong id="status">{status}</strong>' in page
+            listed = browser.get("/my").text
+            assert f'<html lang="{lang}">' in listed and f"<td>{status}</td>" in listed
+    with desk.client() as claire:  # a new request's order number, as Claire would write it
+        customer_signs_in(desk, claire, CLAIRE)
+        form = claire.get("/my/new").text
+        assert "Numéro de commande (le cas échéant)" in form
+        token = token_of(form)
+        data = {"form_token": token, "subject": "Facture", "reference": "4711-2026",
+                "text": "La facture compte deux imprimantes."}  # fmt: skip
+        assert claire.post("/my/new", data=data, headers=desk.origin).status_code == 303
+    assert rows(desk, Article)[-1].text.startswith("Numéro de commande: 4711-2026\n")
+
+
+def placeholders(text: str) -> list[str]:
+    """The `{name}`s of a text, each as often as it occurs."""
+    return sorted(name for _, name, _, _ in Formatter().parse(text) if name is not None)
+
+
+def test_every_word_of_the_pages_is_in_each_language_with_the_same_placeholders() -> None:
+    for key, texts in WORDS.items():
+        assert sorted(texts) == sorted(LANGUAGES), key
+        for lang in LANGUAGES:
+            assert texts[lang].strip(), (key, lang)
+            assert placeholders(texts[lang]) == placeholders(texts["en"]), (key, lang)
+    assert sorted(REFERENCE_LINE) == sorted(LANGUAGES)
+    chosen = ("fr", "fr-FR", "FR", "de", "de-AT", "en", "it", "", None)
+    assert [language(c) for c in chosen] == ["fr", "fr", "fr", "de", "de", "en", "en", "en", "en"]

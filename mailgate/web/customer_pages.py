@@ -34,7 +34,7 @@ from mailgate.web.words import say
 
 router = APIRouter(include_in_schema=False)
 SHOWN = ("customer", "staff")  # a customer reads the mails; internal notes and system notes not
-REFERENCE_LINE = {"en": "Order number", "de": "Bestellnummer"}
+REFERENCE_LINE = {"en": "Order number", "de": "Bestellnummer", "fr": "Numéro de commande"}
 
 
 def _visible(db: Session, customer: Customer, cid: str, prefix: str) -> Ticket | None:
