@@ -316,6 +316,16 @@ def test_each_customer_reads_the_pages_in_the_language_of_their_first_mail(desk:
                 "offen"),
         ALICE: ("CID-1000", "en", ("My requests", "Sign out", "Reply", "Send"), "open"),
     }  # fmt: skip
+    # The page a mailed link opens speaks the language of whom it was mailed to (the desk's
+    # default is English) and names the button as the French mail does.
+    with desk.client() as browser:
+        link = desk.ask_for_link(browser, CLAIRE)
+        opened = browser.get(link).text
+        assert '<html lang="fr">' in opened and ">Se connecter</button>" in opened
+        mailed = parsed(sorted(desk.sent.glob("*-sign_in.eml"))[-1].read_bytes())
+        body = mailed.get_body(("plain",))
+        assert CLAIRE in str(mailed["To"]) and body is not None
+        assert "« Se connecter »" in " ".join(body.get_content().split())
     for address, (cid, lang, words, status) in expected.items():
         with desk.client() as browser:
             customer_signs_in(desk, browser, address)

@@ -26,7 +26,7 @@ from mailgate.desk.web_access import (
     usable_link,
 )
 from mailgate.outbound.sign_in_mail import SIGN_IN_PATH, mail_sign_in_link
-from mailgate.store.models import Agent, WebLink
+from mailgate.store.models import Agent, Contact, WebLink
 from mailgate.web.guard import COOKIE, cookie_options, form_token_matches, from_our_page
 from mailgate.web.pages import page
 from mailgate.web.staff import client_of, desk_of, form_sender, notice, signed_in
@@ -75,14 +75,15 @@ def link_page(request: Request, token: str, to: str = "") -> Response:
         return notice(desk.lang(), "too_many", 429)
     with desk.ctx.store.session() as db:
         try:
-            usable_link(db, token, desk.ctx.clock())
+            link = usable_link(db, token, desk.ctx.clock())
         except LinkRefused as refused:
             if refused.reason == "used" and _signed_in_by(request, db, refused.link):
                 return RedirectResponse(_target(refused.link, to), status_code=303)
             return _refused(request, refused)
+        lang = _owners_language(db, link)
     action = request.url.path + (f"?to={to}" if _CID.fullmatch(to) else "")
     context = {"why": None, "action": action, "staff": None, "q": ""}
-    return page("link", desk.lang(), context)
+    return page("link", desk.lang_of(lang), context)
 
 
 @router.post(SIGN_IN_PATH + "{token}")
@@ -109,6 +110,17 @@ def use_link(request: Request, token: str, to: str = "") -> Response:
     max_age = ctx.config.web.session_days * 86400
     response.set_cookie(COOKIE, cookie, max_age=max_age, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]
     return response
+
+
+def _owners_language(db: Session, link: WebLink) -> str | None:
+    """The language of whom the link was mailed to: its page names the button as their mail
+    did ("Se connecter" for a French customer, whatever the desk's default)."""
+    owner = (
+        db.get(Agent, link.agent_id) if link.agent_id is not None
+        else db.get(Contact, link.contact_id) if link.contact_id is not None
+        else None
+    )  # fmt: skip
+    return owner.language if owner is not None else None
 
 
 def _target(link: WebLink | None, to: str) -> str:

@@ -36,7 +36,10 @@ class DeskState:
         return self.host.context()
 
     def lang(self, agent: Agent | None = None) -> str:
-        chosen = agent.language if agent else None
+        return self.lang_of(agent.language if agent else None)
+
+    def lang_of(self, chosen: str | None) -> str:
+        """A page's language: the one chosen for its reader, else the desk's default."""
         return language(chosen or self.ctx.config.tickets.default_language)
 
     def when(self, moment: datetime | str | None) -> str:
