@@ -22,6 +22,7 @@ from tests.helpers import free_port
 # (COPY + \Deleted + EXPUNGE, polling) are tested against the same Dovecot.
 PLAIN_HOST = "127.0.0.1"
 BASIC_HOST = "127.0.0.2"
+PORT_ATTEMPTS = 3  # Dovecot started on new ports when the ones found free were taken
 BASIC_CAPABILITIES = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE UIDPLUS"
 
 CONFIG = """\
@@ -173,6 +174,23 @@ class Dovecot:
         oauth = self.oauth_introspection_url
         if oauth:
             (self.root / "oauth2.conf.ext").write_text(OAUTH_SETTINGS.format(url=oauth))
+        for attempt in range(PORT_ATTEMPTS):
+            try:
+                self._listen()
+                return
+            except RuntimeError:
+                # A port found free may be taken before Dovecot binds it: another test's
+                # connection to 127.0.0.2 gets it as its own end. Then other ports.
+                if "Address already in use" not in self.log() or attempt + 1 == PORT_ATTEMPTS:
+                    raise
+                self.stop_process()
+                for log in ("stderr.log", "dovecot.log"):
+                    (self.root / log).unlink(missing_ok=True)
+                self.port, self.tls_port = free_port(), free_port()
+
+    def _listen(self) -> None:
+        """Dovecot on self.port and self.tls_port, once it greets on both hosts."""
+        oauth = self.oauth_introspection_url
         self.conf.write_text(
             CONFIG.format(
                 root=self.root,
@@ -225,6 +243,10 @@ class Dovecot:
         return "\n".join(p.read_text(errors="replace") for p in parts if p.exists())
 
     def stop(self) -> None:
+        self.stop_process()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def stop_process(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -232,7 +254,6 @@ class Dovecot:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.root, ignore_errors=True)
 
     def doveadm(self, *args: str, stdin: bytes | None = None) -> str:
         done = subprocess.run(
