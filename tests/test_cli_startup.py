@@ -75,3 +75,31 @@ def test_bash_completion_completes_a_command_name() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["plain,tickets"]
+
+
+def test_commands_on_tickets_load_no_daemon(tmp_path: Path) -> None:
+    """`tickets list` and `ingest` (what Postfix runs for each mail) need the database and
+    the mail libraries, not the daemon's SMTP server and scheduler: those took a fifth of
+    their time."""
+    config = tmp_path / "mailgate.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/mg.db"\n[paths]\ndata_dir = "{tmp_path}/data"\n'
+        f'[outbound]\ntransport = "file"\ndirectory = "{tmp_path}/sent"\n',
+        encoding="utf-8",
+    )
+    mail = tmp_path / "mail.eml"
+    mail.write_bytes(b"From: a@b.example\r\nTo: support@localhost\r\nSubject: Hi\r\n\r\nHello\r\n")
+    for args in (["ingest", "--no-deliver", str(mail)], ["tickets", "list"]):
+        probe = (
+            "import json, sys\n"
+            "from mailgate.cli import run_cli\n"
+            f"status = run_cli(['-c', {str(config)!r}, *{args!r}])\n"
+            "daemon = sorted(m for m in sys.modules if m.startswith(('aiosmtpd', 'apscheduler."
+            "schedulers', 'mailgate.service.daemon', 'mailgate.intake.smtp')))\n"
+            "print(json.dumps({'status': status, 'daemon': daemon}), file=sys.stderr)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=REPO
+        )
+        outcome = json.loads(result.stderr.strip().splitlines()[-1])
+        assert outcome == {"status": 0, "daemon": []}, (args, result.stderr)

@@ -15,11 +15,11 @@ from mailgate.intake.reading import Withheld, read_message
 
 if TYPE_CHECKING:
     from mailgate.outbound import outbox
-    from mailgate.service import app
     from mailgate.service import ingest as intake_files
+    from mailgate.service import parts
 else:
     # Loaded by the command: `--help` needs neither the ORM nor the mail libraries.
-    app = LazyModule("mailgate.service.app")
+    parts = LazyModule("mailgate.service.parts")
     intake_files = LazyModule("mailgate.service.ingest")
     outbox = LazyModule("mailgate.outbound.outbox")
 
@@ -77,7 +77,7 @@ def ingest(
                     continue
                 click.echo(f"{result.name}: {intake_files.described(ctx, result)}")
     if deliver:
-        asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
+        asyncio.run(outbox.deliver_due(ctx, parts.build_transport(ctx.config)))
     return status
 
 

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from mailgate.outbound import outbox
     from mailgate.outbound.context import Context
     from mailgate.reports import tables, views
-    from mailgate.service import app
+    from mailgate.service import parts
 else:
     # Loaded by the commands: `--help` needs neither the ORM nor the mail libraries.
-    app, outbox, tables, views = (
+    parts, outbox, tables, views = (
         LazyModule(f"mailgate.{name}")
-        for name in ("service.app", "outbound.outbox", "reports.tables", "reports.views")
+        for name in ("service.parts", "outbound.outbox", "reports.tables", "reports.views")
     )
 
 
@@ -61,5 +61,5 @@ def outbox_flush(state: State) -> None:
 
 
 def _flush(ctx: Context) -> None:
-    counts = asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
+    counts = asyncio.run(outbox.deliver_due(ctx, parts.build_transport(ctx.config)))
     click.echo(", ".join(f"{name} {n}" for name, n in counts.items()))

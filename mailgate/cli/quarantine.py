@@ -15,12 +15,12 @@ if TYPE_CHECKING:
     from mailgate.flows import pipeline
     from mailgate.outbound import outbox
     from mailgate.reports import tables, views
-    from mailgate.service import app
+    from mailgate.service import parts
     from mailgate.store import models
 else:
     # Loaded by the commands: `--help` needs neither the ORM nor the mail libraries.
-    _LAZY = "service.app store.models outbound.outbox flows.pipeline reports.tables reports.views"
-    app, models, outbox, pipeline, tables, views = (
+    _LAZY = "service.parts store.models outbound.outbox flows.pipeline reports.tables reports.views"
+    parts, models, outbox, pipeline, tables, views = (
         LazyModule(f"mailgate.{name}") for name in _LAZY.split()
     )
 
@@ -75,7 +75,7 @@ def quarantine_retry(state: State, ids: tuple[int, ...], retry_all: bool) -> int
     ctx = state.context
     for outcome in pipeline.retry(ctx, list(ids) or None):
         click.echo(f"{outcome.intake_id}: {outcome.describe()}")
-    asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
+    asyncio.run(outbox.deliver_due(ctx, parts.build_transport(ctx.config)))
     return EX_OK
 
 
@@ -96,7 +96,7 @@ def quarantine_release(
         return EX_DATAERR
     click.echo(f"{intake_id}: released as ticket {outcome.cid}")
     if as_customer:
-        asyncio.run(outbox.deliver_due(ctx, app.build_transport(ctx.config)))
+        asyncio.run(outbox.deliver_due(ctx, parts.build_transport(ctx.config)))
     return EX_OK
 
 
