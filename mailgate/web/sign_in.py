@@ -115,12 +115,11 @@ def use_link(request: Request, token: str, to: str = "") -> Response:
 def _owners_language(db: Session, link: WebLink) -> str | None:
     """The language of whom the link was mailed to: its page names the button as their mail
     did ("Se connecter" for a French customer, whatever the desk's default)."""
-    owner = (
-        db.get(Agent, link.agent_id) if link.agent_id is not None
-        else db.get(Contact, link.contact_id) if link.contact_id is not None
-        else None
-    )  # fmt: skip
-    return owner.language if owner is not None else None
+    if link.agent_id is not None:
+        agent = db.get(Agent, link.agent_id)
+        return agent.language if agent is not None else None
+    contact = db.get(Contact, link.contact_id) if link.contact_id is not None else None
+    return contact.language if contact is not None else None
 
 
 def _target(link: WebLink | None, to: str) -> str:
