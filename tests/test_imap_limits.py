@@ -223,7 +223,7 @@ def test_only_the_start_of_a_huge_header_is_read(sqlite_ctx: Context, imap_user:
     assert ImapIntake(ctx, mailbox_for(imap_user), stored).poll_once() == 1
     (intake_id,) = stored.snapshot()
     with ctx.store.session() as session:
-        assert spool.stored_size(session, intake_id) <= HEAD_BYTES
+        assert spool.stored_sizes(session, [intake_id])[intake_id] <= HEAD_BYTES
     process_all(ctx, [intake_id])
     notes = [row for row in outbox(ctx) if row.template == "message_too_large"]
     assert [row.subject for row in notes] == ["Your message was too large: Headers"]

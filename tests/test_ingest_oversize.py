@@ -81,3 +81,20 @@ def test_a_mail_within_the_limit_is_a_ticket(cfg: Path, tmp_path: Path) -> None:
     path.write_bytes(make_mail(subject="Small", attachments=((DUMP[0], DUMP[1], b"x" * 1000),)))
     said = mailgate("ingest", str(path), config=cfg)
     assert said.stdout == f"{path}: ticket CID-1000\n"
+
+
+def test_one_batch_of_a_whole_and_an_over_size_mail_tells_them_apart(
+    cfg: Path, tmp_path: Path
+) -> None:
+    """Both in one batch, whose stored sizes are looked up together: only the one whose
+    header alone was stored is answered as too large."""
+    small, large = tmp_path / "small.eml", tmp_path / "large.eml"
+    small.write_bytes(make_mail(subject="Printer", sender="bob@beta.example"))
+    large.write_bytes(big())
+    said = mailgate("ingest", str(small), str(large), config=cfg)
+    assert said.returncode == 0, said.stderr
+    lines = said.stdout.splitlines()
+    assert lines[0] == f"{small}: ticket CID-1000"
+    assert lines[1].startswith(f"{large}: ignored: too large:")
+    subjects = sorted(n["Subject"] for n in notes(tmp_path))
+    assert subjects == ["Your message was too large: Crash dump", "[CID-1000] Printer"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlmodel import Session
 
 from mailgate.desk.customers import identify
@@ -12,15 +14,21 @@ from mailgate.reading.parse import ParsedMail
 from mailgate.reading.screen import ignored_sender, screen
 from mailgate.reading.verify import verify_customer
 from mailgate.store.models import Intake
-from mailgate.store.spool import stored_raw, stored_size
+from mailgate.store.spool import stored_raw, stored_sizes
 
 
-def is_withheld(session: Session, intake: Intake) -> bool:
-    """Whether only the header of the message was stored: the IMAP intake and `mailgate
-    ingest` do so for a message over the size limit, recording the size of the whole one."""
+def withheld_among(session: Session, intakes: Iterable[Intake]) -> set[int]:
+    """Those of the stored messages of which only the header was stored: the IMAP intake and
+    `mailgate ingest` do so for a message over the size limit, recording the size of the
+    whole one. One look-up for a batch: a query each cost as much as storing a mail's rows."""
     # SMTP refuses such a message before it is stored: its messages need no look.
-    partial = intake.source.startswith("imap:") or intake.source in ("file", "pipe")
-    return partial and stored_size(session, intake.id or 0) < intake.size
+    partial = {
+        intake.id or 0: intake.size
+        for intake in intakes
+        if intake.source.startswith("imap:") or intake.source in ("file", "pipe")
+    }
+    kept = stored_sizes(session, partial)
+    return {intake_id for intake_id, size in kept.items() if size < partial[intake_id]}
 
 
 def answer(session: Session, ctx: Context, intake: Intake, mail: ParsedMail) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import bindparam, update
@@ -88,7 +88,8 @@ def process(ctx: Context, intake_id: int) -> Outcome:
             with _storage_trouble_deferred(), ctx.store.session() as session:
                 defer_writes(session)
                 claimed = _claim(session, ctx, [intake_id])
-                outcome = _outcome(session, ctx, intake_id, claimed.get(intake_id))
+                withheld = oversize.withheld_among(session, claimed.values())
+                outcome = _outcome(session, ctx, intake_id, claimed.get(intake_id), withheld)
             break
         except StoreUnavailable:
             raise
@@ -137,7 +138,11 @@ def process_batch(
             senders = [mail.from_addr for mail in known]
             loops.count_ahead(session, senders, ctx.clock())
             loops.breakers_ahead(session, ctx, senders, ctx.clock())
-            outcomes = [_outcome(session, ctx, i, claimed.get(i), mails.get(i)) for i in intake_ids]
+            withheld = oversize.withheld_among(session, claimed.values())
+            outcomes = [
+                _outcome(session, ctx, i, claimed.get(i), withheld, mails.get(i))
+                for i in intake_ids
+            ]
     except StoreUnavailable:
         raise
     except Exception as exc:  # find the bad one: each alone
@@ -187,8 +192,10 @@ def _outcome(
     ctx: Context,
     intake_id: int,
     intake: Intake | None,
+    withheld: Collection[int],
     mail: ParsedMail | None = None,
 ) -> Outcome:
+    """`withheld`: the ids of messages of which only the header was stored (oversize.py)."""
     if intake is None:
         if session.get(Intake, intake_id) is not None:
             return Outcome(intake_id, RECEIVED, "being processed by another instance")
@@ -197,7 +204,7 @@ def _outcome(
         return Outcome(intake_id, intake.status, "already processed")
     if mail is None:
         mail = parse(stored_raw(session, intake.id or 0))
-    if oversize.is_withheld(session, intake):
+    if intake_id in withheld:
         # Its header alone would make a ticket without the request: the sender is told.
         decided = Outcome(intake_id, IGNORED, oversize.answer(session, ctx, intake, mail))
     else:

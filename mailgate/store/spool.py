@@ -70,6 +70,10 @@ _KNOWN = select(_INTAKES.c.sha256, _INTAKES.c.id).where(
 _INSERT_INTAKES = insert(_INTAKES).returning(_INTAKES.c.sha256, _INTAKES.c.id)
 _INSERT_RAWS = insert(IntakeRaw.__table__)  # type: ignore[attr-defined]
 _DIGEST_CHUNK = 1 << 20
+_RAWS = IntakeRaw.__table__  # type: ignore[attr-defined]
+_SIZES = select(_RAWS.c.intake_id, func.length(_RAWS.c.raw)).where(
+    _RAWS.c.intake_id.in_(bindparam("ids", expanding=True))
+)
 
 
 def content_digest(raw: bytes) -> str:
@@ -168,10 +172,11 @@ def _write_large(session: Session, intake_id: int, raw: bytes) -> None:
             blob.write(view[start : start + _STREAM_PIECE])
 
 
-def stored_size(session: Session, intake_id: int) -> int:
-    """How many bytes of a stored message were kept, without reading them."""
-    query = select(func.length(IntakeRaw.raw)).where(IntakeRaw.intake_id == intake_id)
-    return int(session.exec(query).one() or 0)
+def stored_sizes(session: Session, intake_ids: Collection[int]) -> dict[int, int]:
+    """How many bytes of stored messages were kept, by id, without reading them."""
+    if not intake_ids:
+        return {}
+    return dict(direct(session, _SIZES, {"ids": list(intake_ids)}).all())
 
 
 def stored_raws(session: Session, intake_ids: Collection[int]) -> dict[int, bytes]:
