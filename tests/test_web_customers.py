@@ -27,7 +27,7 @@ from mailgate.store.models import (
     TicketReference,
 )
 from mailgate.web.customer_pages import REFERENCE_LINE
-from mailgate.web.words import LANGUAGES, WORDS, language
+from mailgate.web.words import LANGUAGES, WORDS, browser_language, language
 from tests.daemon_harness import SUPPORT, connect, write_toml
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
@@ -344,6 +344,50 @@ def test_each_customer_reads_the_pages_in_the_language_of_their_first_mail(desk:
                 "text": "La facture compte deux imprimantes."}  # fmt: skip
         assert claire.post("/my/new", data=data, headers=desk.origin).status_code == 303
     assert rows(desk, Article)[-1].text.startswith("Numéro de commande: 4711-2026\n")
+
+
+def test_before_signing_in_the_pages_speak_the_browsers_language(desk: Desk) -> None:
+    """Nobody is known yet: the browser's Accept-Language picks among the pages' languages,
+    by its weights; one the pages do not speak leaves the desk's default (English)."""
+    for accepted, lang, words in (
+        ("fr-CH, fr;q=0.9, en;q=0.8", "fr", "Votre adresse e-mail"),
+        ("es-ES, es;q=0.9, de;q=0.7, en;q=0.3", "de", "Ihre Mail-Adresse"),
+        ("en;q=0.2, fr;q=0.5", "fr", "Recevoir un lien de connexion"),
+        ("es, it;q=0.8", "en", "Your mail address"),
+        ("", "en", "Your mail address"),
+    ):
+        with desk.client() as browser:
+            page = browser.get("/sign-in", headers={"Accept-Language": accepted}).text
+            assert f'<html lang="{lang}">' in page and words in page, accepted
+    with desk.client() as browser:
+        german = {"Accept-Language": "de-AT"}
+        sent = browser.post(
+            "/sign-in", data={"address": "nobody@nowhere.example"}, headers=desk.origin | german
+        )
+        assert '<html lang="de">' in sent.text and "Anmeldelink" in sent.text
+        unknown = browser.get("/sign-in/no-such-token", headers=german)
+        assert unknown.status_code == 404 and '<html lang="de">' in unknown.text
+    # A mailed link's page keeps the language of whom it was mailed to (Alice: English).
+    with desk.client() as browser:
+        link = desk.ask_for_link(browser, ALICE)
+        assert '<html lang="en">' in browser.get(link, headers={"Accept-Language": "fr"}).text
+
+
+@pytest.mark.parametrize(
+    ("accepted", "expected"),
+    [
+        ("de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7", "de"),
+        ("*, fr;q=0.1", "fr"),
+        ("fr;q=0, en", "en"),
+        ("fr;q=bad, de", "de"),
+        ("pt-BR, es", None),
+        (",,;;", None),
+    ],
+)
+def test_browser_language_reads_an_accept_language_header(
+    accepted: str, expected: str | None
+) -> None:
+    assert browser_language(accepted) == expected
 
 
 def placeholders(text: str) -> list[str]:

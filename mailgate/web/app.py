@@ -70,7 +70,7 @@ def _answer(desk: DeskState, key: str, status: int) -> Callable[[Request, Except
             if isinstance(exc, RequestValidationError):
                 return JSONResponse({"detail": jsonable_encoder(exc.errors())}, 422)
             return JSONResponse({"detail": say(key, "en")}, status)
-        lang = desk.lang()
+        lang = desk.browser_lang(request)
         return page(
             "notice", lang, {"text": say(key, lang), "again": False, "staff": None, "q": ""}, status
         )
@@ -91,7 +91,7 @@ class BodyLimit:
             length = dict(scope["headers"]).get(b"content-length", b"")
             if not length.isdigit() or int(length) > limit:
                 status = 411 if not length.isdigit() else 413
-                lang = self.desk.lang()
+                lang = self.desk.browser_lang(Request(scope))
                 refused = page("notice", lang, _too_large(lang, limit), status)
                 await refused(scope, receive, send)
                 return

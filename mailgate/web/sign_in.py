@@ -41,7 +41,7 @@ _CID = re.compile(r"[A-Za-z][A-Za-z0-9]{0,19}-\d{1,12}")
 @router.get("/sign-in")
 def ask_for_link(request: Request) -> Response:
     desk = desk_of(request)
-    return page("sign_in", desk.lang(), {"sent": False, "staff": None, "q": ""})
+    return page("sign_in", desk.browser_lang(request), {"sent": False, "staff": None, "q": ""})
 
 
 @router.post("/sign-in")
@@ -49,7 +49,7 @@ def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -
     desk = desk_of(request)
     ctx = desk.ctx
     if not from_our_page(request, ctx.config.web.root):
-        return notice(desk.lang(), "refused_form", 403)
+        return notice(desk.browser_lang(request), "refused_form", 403)
     with ctx.store.session() as db:
         person = agent_by_address(db, address) or contact_by_address(db, address)
         if person is not None:
@@ -62,7 +62,7 @@ def send_link(request: Request, address: Annotated[str, Form(max_length=320)]) -
     else:
         log.info("event=web_link_not_sent reason=nobody client=%s", client_of(request))
     context = {"sent": True, "minutes": ctx.config.web.link_minutes, "staff": None, "q": ""}
-    return page("sign_in", desk.lang(), context)
+    return page("sign_in", desk.browser_lang(request), context)
 
 
 @router.get(SIGN_IN_PATH + "{token}")
@@ -72,7 +72,7 @@ def link_page(request: Request, token: str, to: str = "") -> Response:
     desk = desk_of(request)
     client = client_of(request)
     if desk.failed_tokens.blocked(client):
-        return notice(desk.lang(), "too_many", 429)
+        return notice(desk.browser_lang(request), "too_many", 429)
     with desk.ctx.store.session() as db:
         try:
             link = usable_link(db, token, desk.ctx.clock())
@@ -83,7 +83,7 @@ def link_page(request: Request, token: str, to: str = "") -> Response:
         lang = _owners_language(db, link)
     action = request.url.path + (f"?to={to}" if _CID.fullmatch(to) else "")
     context = {"why": None, "action": action, "staff": None, "q": ""}
-    return page("link", desk.lang_of(lang), context)
+    return page("link", desk.browser_lang(request, lang), context)
 
 
 @router.post(SIGN_IN_PATH + "{token}")
@@ -91,9 +91,9 @@ def use_link(request: Request, token: str, to: str = "") -> Response:
     desk = desk_of(request)
     ctx = desk.ctx
     if not from_our_page(request, ctx.config.web.root):
-        return notice(desk.lang(), "refused_form", 403)
+        return notice(desk.browser_lang(request), "refused_form", 403)
     if desk.failed_tokens.blocked(client_of(request)):
-        return notice(desk.lang(), "too_many", 429)
+        return notice(desk.browser_lang(request), "too_many", 429)
     user_agent = request.headers.get("user-agent", "")
     with ctx.store.session() as db:
         try:
@@ -145,7 +145,9 @@ def _refused(request: Request, refused: LinkRefused) -> Response:
     desk.failed_tokens.failed(client_of(request))
     log.info("event=web_link_refused reason=%s client=%s", refused.reason, client_of(request))
     status = 404 if refused.reason in _NOT_FOUND else 410
-    return page("link", desk.lang(), {"why": refused.reason, "staff": None, "q": ""}, status)
+    return page(
+        "link", desk.browser_lang(request), {"why": refused.reason, "staff": None, "q": ""}, status
+    )
 
 
 @router.post("/sign-out")
@@ -159,7 +161,7 @@ def sign_out(request: Request, form_token: Annotated[str | None, Form()] = None)
         if current is not None:
             from_here = from_our_page(request, ctx.config.web.root)
             if not from_here or not form_token_matches(form_token, current.form_token):
-                return notice(desk.lang(), "refused_form", 403)
+                return notice(desk.browser_lang(request), "refused_form", 403)
             revoke_session(db, current, current.id or 0, ctx.clock())
     response = RedirectResponse("/sign-in", status_code=303)
     response.delete_cookie(COOKIE, **cookie_options(ctx.config.web.root))  # type: ignore[arg-type]

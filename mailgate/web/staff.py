@@ -19,7 +19,7 @@ from mailgate.service.hosted import Host
 from mailgate.store.models import Agent, Contact, WebSession
 from mailgate.web.guard import COOKIE, FailedTokens, form_token_matches, from_our_page
 from mailgate.web.pages import page
-from mailgate.web.words import language, say
+from mailgate.web.words import browser_language, language, say
 
 log = logging.getLogger("mailgate.web")
 
@@ -41,6 +41,13 @@ class DeskState:
     def lang_of(self, chosen: str | None) -> str:
         """A page's language: the one chosen for its reader, else the desk's default."""
         return language(chosen or self.ctx.config.tickets.default_language)
+
+    def browser_lang(self, request: Request, chosen: str | None = None) -> str:
+        """The language of a page for a reader not signed in: the one chosen for them (the
+        owner of a mailed link), else the first of the browser's languages the pages speak,
+        else the desk's default."""
+        asked = browser_language(request.headers.get("accept-language", ""))
+        return self.lang_of(chosen or asked)
 
     def when(self, moment: datetime | str | None) -> str:
         """A stored moment as the desk reads it: in [tickets] timezone, to the minute."""

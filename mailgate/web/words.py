@@ -368,12 +368,30 @@ WORDS: dict[str, dict[str, str]] = {
 
 
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr")  # the pages' languages; every key of WORDS has each
+_ACCEPTED_MAX = 20  # entries of an Accept-Language read; a browser sends a handful
 
 
 def language(chosen: str | None) -> str:
     """The page language for a chosen one ("de-AT" is German); English for any other."""
     primary = (chosen or "").lower()[:2]
     return primary if primary in LANGUAGES else "en"
+
+
+def browser_language(accept_language: str) -> str | None:
+    """The page language a browser's Accept-Language asks for first of those the pages
+    speak ("fr-CH, fr;q=0.9, en;q=0.8" is French); None when it names none of them."""
+    wanted: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept_language.split(",")[:_ACCEPTED_MAX]):
+        tag, _, params = item.strip().partition(";")
+        quality = params.strip().removeprefix("q=").strip() if params else "1"
+        try:
+            weight = float(quality)
+        except ValueError:
+            continue  # a malformed entry says nothing
+        primary = tag.strip().lower()[:2]
+        if weight > 0 and primary in LANGUAGES:
+            wanted.append((-weight, position, primary))
+    return min(wanted)[2] if wanted else None
 
 
 def say(key: str, lang: str, **values: object) -> str:
