@@ -333,6 +333,8 @@ def test_each_customer_reads_the_pages_in_the_language_of_their_first_mail(desk:
             assert f'<html lang="{lang}">' in page
             assert all(word in page for word in words), (address, words)
             assert f'<strong id="status">{status}</strong>' in page
+            colon = "\u00a0:" if lang == "fr" else ":"  # French sets a space before it
+            assert f'{colon} <strong id="status">' in page
             listed = browser.get("/my").text
             assert f'<html lang="{lang}">' in listed and f"<td>{status}</td>" in listed
     with desk.client() as claire:  # a new request's order number, as Claire would write it

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 WORDS: dict[str, dict[str, str]] = {
+    # After a label: French sets a no-break space before the colon ("Statut : ouvert").
+    "colon": {"en": ":", "de": ":", "fr": "\u00a0:"},
     "desk": {"en": "Support desk", "de": "Support-Desk", "fr": "Centre d'assistance"},
     "sign_in": {"en": "Sign in", "de": "Anmelden", "fr": "Se connecter"},
     "sign_out": {"en": "Sign out", "de": "Abmelden", "fr": "Se déconnecter"},
