@@ -486,16 +486,25 @@ def test_ticket_list_holds_only_the_senders_organisation(ctx: Context) -> None:
     assert book["Tickets"]["B2"].data_type == "s"
 
 
-def test_ticket_list_shows_the_desks_date_and_times(ctx: Context, clock: Clock) -> None:
-    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)  # already the 3rd in Berlin
+def list_late_in_berlin(ctx: Context, clock: Clock, language: str | None = None) -> Message:
+    """The ticket list a customer of a desk in Berlin time gets for their new ticket, asked
+    for at 23:30 UTC: already the next day in Berlin."""
+    clock.now = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)
     tickets = dataclasses.replace(ctx.config.tickets, timezone="Europe/Berlin")
     berlin = dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, tickets=tickets))
     claim_domain(ctx, "acme.example", "acme.example")
     number = new_ticket(berlin)
     before = mark(berlin)
     with loaded(berlin, number) as (session, ticket, _):
-        notify.send_ticket_list(session, berlin, requester(session, ticket), parse(make_mail()))
+        contact = requester(session, ticket)
+        contact.language = language
+        notify.send_ticket_list(session, berlin, contact, parse(make_mail()))
     [msg] = sent(berlin, "ticket_list", before)
+    return msg
+
+
+def test_ticket_list_shows_the_desks_date_and_times(ctx: Context, clock: Clock) -> None:
+    msg = list_late_in_berlin(ctx, clock)
     assert msg["Subject"] == "Open tickets of acme.example (2026-11-03)"
     text = text_of(msg)
     assert "as of 2026-11-03 (times in Europe/Berlin)" in text
@@ -506,6 +515,23 @@ def test_ticket_list_shows_the_desks_date_and_times(ctx: Context, clock: Clock) 
     # The heading names the zone the times are in: the desk's, as in the mail's table.
     assert heading[5] == "Last action (Europe/Berlin)"
     assert row[2:] == ("open", "B", "you", datetime(2026, 11, 3, 0, 30))
+
+
+@pytest.mark.parametrize(
+    ("language", "subject", "line"),
+    [
+        ("de", "Offene Tickets von acme.example (03.11.2026)", "03.11.2026 00:30 Sie"),
+        ("fr", "Tickets ouverts de acme.example (03/11/2026)", "03/11/2026 00:30 vous"),
+    ],
+)
+def test_the_ticket_list_writes_days_as_its_reader_does(
+    ctx: Context, clock: Clock, language: str, subject: str, line: str
+) -> None:
+    """The context's days are ISO; a German or French list writes them the reader's way."""
+    msg = list_late_in_berlin(ctx, clock, language)
+    assert msg["Subject"] == subject
+    assert line in text_of(msg)
+    assert "2026-11-03" not in text_of(msg)
 
 
 def test_rejected_sender_and_too_large(ctx: Context) -> None:

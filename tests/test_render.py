@@ -12,6 +12,7 @@ from mailgate.outbound.render import (
     TemplateMissing,
     builtin_template_dir,
     normalise_language,
+    written_day,
 )
 
 
@@ -219,3 +220,21 @@ def test_normalise_language(value: str | None, expected: str | None) -> None:
 def test_bad_template_name_is_refused(renderer: Renderer) -> None:
     with pytest.raises(ValueError, match="template name"):
         renderer.render("../secrets", "en", {})
+
+
+@pytest.mark.parametrize(
+    ("value", "language", "written"),
+    [
+        ("2026-12-18", "de", "18.12.2026"),
+        ("2026-12-18 14:05", "fr", "18/12/2026 14:05"),
+        ("2026-12-18", "de-AT", "18.12.2026"),
+        ("2026-12-18", "en", "2026-12-18"),
+        ("", "de", ""),
+        (None, "fr", ""),
+        ("CID-12026-12-18", "de", "CID-12026-12-18"),
+    ],
+)
+def test_the_day_filter_writes_an_iso_day_as_the_language_does(
+    value: str | None, language: str, written: str
+) -> None:
+    assert written_day(value, language) == written

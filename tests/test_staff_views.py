@@ -270,7 +270,7 @@ def test_list_workbook_in_the_customers_language_and_desk_time(
 
     [answer] = [m for m in sent_to(tmp_path, "alice@acme.example") if "Offene" in m["Subject"]]
     text = answer.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "in Bearbeitung" in text and "2026-11-02 10:30 Support" in text
+    assert "in Bearbeitung" in text and "02.11.2026 10:30 Support" in text
     [sheet] = [p for p in answer.iter_attachments() if p.get_filename().endswith(".xlsx")]
     rows = list(openpyxl.load_workbook(io.BytesIO(sheet.get_content()))["Tickets"].values)
     assert rows[0] == (

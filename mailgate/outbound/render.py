@@ -18,6 +18,10 @@ HTML_SUFFIX = ".html.j2"
 # up in file paths, so only plain names get that far.
 _NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*\Z")
 _LANGUAGE = re.compile(r"[a-z]{2,8}(?:-[a-z0-9]{1,8})*\Z")
+# A day as the context gives it ("2026-12-18", or with the time "2026-12-18 14:05"), and how
+# a language writes it instead; ISO for the others (English readers differ on day and month).
+_ISO_DAY = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?=\s|\Z)")
+_DAY_ORDER = {"de": r"\3.\2.\1", "fr": r"\3/\2/\1"}
 
 
 # A mail whose context has this (a customer's sign-in link, outbound.customer_links) gets
@@ -60,6 +64,13 @@ def normalise_language(language: str | None) -> str | None:
         return None
     tag = language.strip().lower().replace("_", "-")
     return tag if _LANGUAGE.match(tag) else None
+
+
+def written_day(value: object, language: str) -> str:
+    """An ISO day (and time) in the order a language writes days; anything else as it is."""
+    text = "" if value is None else str(value)
+    order = _DAY_ORDER.get(language.split("-")[0])
+    return _ISO_DAY.sub(order, text, count=1) if order else text
 
 
 def one_line(text: str) -> str:
@@ -179,6 +190,8 @@ class Renderer:
             env.filters["say"] = lambda text: say(text, language)
             # Confirm words a reader of the template's language knows (of the dozens set).
             env.filters["spoken"] = lambda words: spoken(words, language)
+            # Days in the order the reader writes them ("18.12.2026", "18/12/2026").
+            env.filters["day"] = lambda value: written_day(value, language)
             self._envs[key] = env
         return env
 
