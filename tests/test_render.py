@@ -238,3 +238,25 @@ def test_the_day_filter_writes_an_iso_day_as_the_language_does(
     value: str | None, language: str, written: str
 ) -> None:
     assert written_day(value, language) == written
+
+
+@pytest.mark.parametrize(
+    ("language", "sizes"),
+    [
+        ("en", ["1 Byte", "999 Bytes", "1.5 kB", "30.0 MB", "25.0 MiB"]),
+        ("de", ["1 Byte", "999 Bytes", "1,5 kB", "30,0 MB", "25,0 MiB"]),
+        ("fr", ["1 octet", "999 octets", "1,5 ko", "30,0 Mo", "25,0 Mio"]),
+    ],
+)
+def test_sizes_in_a_template_take_its_languages_decimal_mark_and_units(
+    tmp_path: Path, language: str, sizes: list[str]
+) -> None:
+    """filesizeformat, the filter every shipped mail uses for sizes, and an operator's own."""
+    (tmp_path / language).mkdir()
+    (tmp_path / language / "sizes.txt.j2").write_text(
+        "{% block subject %}s{% endblock %}{% block body %}"
+        "{{ [1, 999, 1500, 30000000]|map('filesizeformat')|join('|') }}"
+        "|{{ 26214400|filesizeformat(true) }}{% endblock %}"
+    )
+    rendered = Renderer(builtin_template_dir(), tmp_path, language).render("sizes", language, {})
+    assert rendered.text.strip().split("|") == sizes

@@ -161,7 +161,7 @@ def test_files_the_relay_would_refuse_stay_behind_and_the_agent_is_told(tmp_path
     [told] = [m for m in desk.sent_to(AGENT) if "Dateien nicht" in str(m["Subject"])]
     assert told["Subject"] == "[CID-1000] Dateien nicht an den Kunden gesendet: Printer broken"
     note = told.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert "big-trace.bin (153.6 kB): die Mail wäre größer geworden als die 200.0 kB" in note
+    assert "big-trace.bin (153,6 kB): die Mail wäre größer geworden als die 200,0 kB" in note
     assert "notes.txt" not in note
     assert "big-trace.bin" in told.get_body(("html",)).get_content()  # type: ignore[union-attr]
 

@@ -22,6 +22,11 @@ _LANGUAGE = re.compile(r"[a-z]{2,8}(?:-[a-z0-9]{1,8})*\Z")
 # a language writes it instead; ISO for the others (English readers differ on day and month).
 _ISO_DAY = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?=\s|\Z)")
 _DAY_ORDER = {"de": r"\3.\2.\1", "fr": r"\3/\2/\1"}
+# Sizes as jinja2's filesizeformat writes them ("26.2 MB"), with the decimal comma of German
+# and French, and French units ("26,2 Mo": octets).
+_DECIMAL_COMMA = frozenset({"de", "fr"})
+_FRENCH_UNITS = {"Bytes": "octets", "Byte": "octet", "kB": "ko", "KiB": "Kio"}
+_SIZE = re.compile(r"\A(\d+)(?:\.(\d+))? (\S+)\Z")
 
 
 # A mail whose context has this (a customer's sign-in link, outbound.customer_links) gets
@@ -71,6 +76,19 @@ def written_day(value: object, language: str) -> str:
     text = "" if value is None else str(value)
     order = _DAY_ORDER.get(language.split("-")[0])
     return _ISO_DAY.sub(order, text, count=1) if order else text
+
+
+def written_size(value: object, language: str, binary: bool = False) -> str:
+    """jinja2's filesizeformat in the decimal mark and units of a language."""
+    text = jinja2.filters.do_filesizeformat(value, binary)  # type: ignore[arg-type]
+    primary = language.split("-")[0]
+    found = _SIZE.match(text)
+    if found is None or primary not in _DECIMAL_COMMA:
+        return text
+    whole, fraction, unit = found.groups()
+    if primary == "fr":
+        unit = _FRENCH_UNITS.get(unit) or unit.replace("B", "o")
+    return f"{whole},{fraction} {unit}" if fraction else f"{whole} {unit}"
 
 
 def one_line(text: str) -> str:
@@ -192,6 +210,10 @@ class Renderer:
             env.filters["spoken"] = lambda words: spoken(words, language)
             # Days in the order the reader writes them ("18.12.2026", "18/12/2026").
             env.filters["day"] = lambda value: written_day(value, language)
+            # Sizes with the reader's decimal mark and units ("1,5 Mo"), in every template.
+            env.filters["filesizeformat"] = lambda value, binary=False: written_size(
+                value, language, binary
+            )
             self._envs[key] = env
         return env
 
