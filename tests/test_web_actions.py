@@ -209,17 +209,25 @@ def test_bad_forms_get_a_clear_answer_and_send_nothing(tmp_path: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("lang", ["de"])
-def test_the_form_speaks_the_agents_language(tmp_path: Path, lang: str) -> None:
+@pytest.mark.parametrize(
+    ("lang", "kinds", "nothing"),
+    [
+        ("de", ("Antwort an den Kunden", "Interne Notiz"), "Nichts zu senden"),
+        ("fr", ("Réponse au client", "Note interne"), "Rien à envoyer"),
+    ],
+)
+def test_the_form_speaks_the_agents_language(
+    tmp_path: Path, lang: str, kinds: tuple[str, str], nothing: str
+) -> None:
     with web_desk(tmp_path) as desk, desk.client() as browser:
         desk.add_agent(lang=lang)
         customer_writes(desk, ALICE, "Drucker kaputt", 1)
         desk.sign_in(browser)
         page = browser.get("/desk/tickets/CID-1000").text
-        assert "Antwort an den Kunden" in page and "Interne Notiz" in page
+        assert f'<html lang="{lang}">' in page and all(kind in page for kind in kinds)
         fields = desk.form_fields(browser, "CID-1000")
         empty = post(desk, browser, "CID-1000", fields, text="")
-        assert "Nichts zu senden" in empty.text
+        assert nothing in empty.text
 
 
 def test_type_category_and_a_further_person_are_set_on_the_form(tmp_path: Path) -> None:
