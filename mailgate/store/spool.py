@@ -68,9 +68,9 @@ _KNOWN = select(_INTAKES.c.sha256, _INTAKES.c.id).where(
 # Each new row's digest comes back with its id: asked to keep the rows' order instead,
 # SQLAlchemy inserts them one statement each on SQLite.
 _INSERT_INTAKES = insert(_INTAKES).returning(_INTAKES.c.sha256, _INTAKES.c.id)
-_INSERT_RAWS = insert(IntakeRaw.__table__)  # type: ignore[attr-defined]
-_DIGEST_CHUNK = 1 << 20
 _RAWS = IntakeRaw.__table__  # type: ignore[attr-defined]
+_INSERT_RAWS = insert(_RAWS)
+_DIGEST_CHUNK = 1 << 20
 _SIZES = select(_RAWS.c.intake_id, func.length(_RAWS.c.raw)).where(
     _RAWS.c.intake_id.in_(bindparam("ids", expanding=True))
 )
