@@ -154,6 +154,26 @@ def test_staff_notification_goes_to_the_assignee_in_their_language(ctx: Context)
     assert "1:30 verbraucht, 8:30 übrig (von 10:00)" in text  # non-billable time not counted
     assert "Offene Tickets:  2" in text
     assert "fast aufgebraucht" not in text  # 8:30 left is above the warning level
+    # The status in the words of German mails (and of German commands), not the stored value.
+    assert "Status:          offen\n" in text
+    assert "<td>offen</td>" in html_of(msg)
+
+
+@pytest.mark.parametrize(
+    ("language", "line"),
+    [("en", "Status:        working\n"), ("fr", "Statut :            en cours\n")],
+)
+def test_staff_notification_names_the_status_in_the_agents_words(
+    ctx: Context, language: str, line: str
+) -> None:
+    number = new_ticket(ctx)
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        agent = add_agent(session, ctx, "bea@example.com", language=language)
+        ticket.assignee_id, ticket.status = agent.id, "working"
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    [msg] = sent(ctx, "staff_notification", before)
+    assert line in text_of(msg)
 
 
 def test_without_assignee_or_team_the_agents_who_answered_hear_of_the_reply(

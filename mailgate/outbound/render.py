@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 
 from mailgate.config.confirm_words import spoken
+from mailgate.outbound.sheet_words import translated
 from mailgate.reading.phrases import say
 
 TEXT_SUFFIX = ".txt.j2"
@@ -208,6 +209,8 @@ class Renderer:
             env.filters["say"] = lambda text: say(text, language)
             # Confirm words a reader of the template's language knows (of the dozens set).
             env.filters["spoken"] = lambda words: spoken(words, language)
+            # A stored status in the words the language's mails use ("erledigt", "résolu").
+            env.filters["status"] = lambda value: translated(language, value)
             # Days in the order the reader writes them ("18.12.2026", "18/12/2026").
             env.filters["day"] = lambda value: written_day(value, language)
             # Sizes with the reader's decimal mark and units ("1,5 Mo"), in every template.
