@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from mailgate.config.confirm_words import spoken
 from mailgate.outbound.render import (
     Renderer,
     TemplateError,
@@ -260,3 +261,25 @@ def test_sizes_in_a_template_take_its_languages_decimal_mark_and_units(
     )
     rendered = Renderer(builtin_template_dir(), tmp_path, language).render("sizes", language, {})
     assert rendered.text.strip().split("|") == sizes
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_the_delivered_mail_wraps_a_long_list_of_confirm_words(language: str) -> None:
+    """However many confirm words are set, the text mail keeps to lines a mail reader shows
+    whole (the template's own lines go to 80), each word the reader knows still there."""
+    words = ["ok", "okay", "confirm", "confirmed", "bestätigt", "passt", "erledigt",
+             "alles klar", "geht wieder", "es geht wieder", "läuft wieder", "c'est parfait",
+             "all good", "parfait", "ça marche", "c'est bon", "tout est ok"]  # fmt: skip
+    context = {
+        "ticket": {"cid": "CID-1042", "number": 1042, "subject": "Printer", "status": "delivered",
+                   "priority": "B"},
+        "old_status": "working", "new_status": "delivered", "old_priority": None,
+        "confirm_words": words, "billable": False, "billable_time": None,
+        "support_address": "support@example.com", "reply_hint": "[CID-1042]",
+    }  # fmt: skip
+    renderer = Renderer(builtin_template_dir(), None, language)
+    text = renderer.render("delivered", language, context).text
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    flat = " ".join(text.split())
+    known = spoken(words, language)
+    assert len(known) >= 4 and all(word in flat for word in known), (known, flat)
