@@ -20,11 +20,13 @@ WORDS: dict[str, dict[str, str]] = {
         "fr": "Recevoir un lien de connexion par e-mail",
     },
     "link_sent": {
-        "en": "If this is a staff address, a sign-in link is on its way to it. It works once, "
+        # Customers sign in here too: the answer is the same for any address (it tells no one
+        # who is known), and names no kind of address a customer would think leaves them out.
+        "en": "If we know this address, a sign-in link is on its way to it. It works once, "
         "for {minutes} minutes.",
-        "de": "Ist dies eine Adresse des Teams, ist ein Anmeldelink dorthin unterwegs. Er gilt "
+        "de": "Ist uns diese Adresse bekannt, ist ein Anmeldelink dorthin unterwegs. Er gilt "
         "einmal, {minutes} Minuten lang.",
-        "fr": "S'il s'agit d'une adresse de l'équipe, un lien de connexion vient d'y être envoyé. "
+        "fr": "Si nous connaissons cette adresse, un lien de connexion vient d'y être envoyé. "
         "Il n'est valable qu'une fois, pendant {minutes} minutes.",
     },
     "confirm_sign_in": {
