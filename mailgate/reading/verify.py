@@ -8,13 +8,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from typing import TYPE_CHECKING
 
 import authres
-import dkim
 
 from mailgate.config import SecurityConfig
 from mailgate.reading.mime.parts import raw_bytes
 from mailgate.reading.parse import ParsedMail
+
+if TYPE_CHECKING:  # imported where a signature is checked: most mail never needs it
+    import dkim
 
 DnsFunc = Callable[[bytes], bytes | None]
 
@@ -240,6 +243,10 @@ _MAX_SIGNATURES = 5
 
 
 def _verify_dkim(raw: bytes, domain: str, dns: DnsFunc | None) -> Verdict:
+    # Here, not at the top: dkimpy loads a DNS library, a tenth of what a `mailgate` command
+    # spends starting, and only mail that claims to be an agent's is checked.
+    import dkim
+
     try:
         signer = dkim.DKIM(raw)
     except dkim.DKIMException as exc:
@@ -259,6 +266,8 @@ def _verify_dkim(raw: bytes, domain: str, dns: DnsFunc | None) -> Verdict:
 
 
 def _check_signature(signer: dkim.DKIM, idx: int, domain: str, dns: DnsFunc | None) -> Verdict:
+    import dkim
+
     signer.domain = None  # the object is reused per signature; don't report the previous one
     problem = ""
     try:
@@ -280,6 +289,8 @@ def _check_signature(signer: dkim.DKIM, idx: int, domain: str, dns: DnsFunc | No
 
 
 def _dkim_dns(dns: DnsFunc | None) -> Callable[..., bytes | None]:
+    import dkim
+
     if dns is None:
         return dkim.get_txt  # dkimpy's own resolver (dnspython)
 
