@@ -414,6 +414,53 @@ def test_notifier_speaks_to_a_socket_path_and_knows_its_watchdog(tmp_path: Path)
     assert not notifier.watchdog()  # the socket is gone: logged once, the daemon goes on
 
 
+def test_a_manager_that_stops_reading_never_holds_the_notifier(tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        sent: list[bool] = []
+        # The kernel queues ten datagrams for a reader by default; a hundred pings go far
+        # past that. In a thread: a send that waited would never come back.
+        pinging = threading.Thread(
+            target=lambda: sent.extend(notifier.watchdog() for _ in range(100))
+        )
+        pinging.start()
+        pinging.join(timeout=30)
+        assert not pinging.is_alive(), "the notifier waited for a manager that does not read"
+        assert sent[0] and not sent[-1]
+        # The manager reads again: what was sent is there, and notices go through again.
+        manager.setblocking(False)
+        queued = 0
+        with suppress(BlockingIOError):
+            while manager.recv(4096) == b"WATCHDOG=1":
+                queued += 1
+        assert queued == sent.count(True)
+        assert notifier.stopping("draining")
+        assert manager.recv(4096) == b"STOPPING=1\nSTATUS=draining"
+
+
+def test_run_stops_on_sigterm_when_the_manager_does_not_read(tmp_path: Path) -> None:
+    """The daemon's loop sends the watchdog pings: a manager that reads nothing after READY
+    must not freeze it (it did, once the socket's queue was full: no SIGTERM took effect)."""
+    listen = f"127.0.0.1:{free_port()}"
+    config = write_config(tmp_path, listen)
+    notices = Notices()
+    try:
+        with mailgate_run(tmp_path, config, notices) as proc:
+            notices.wait_for(lambda n: "READY=1" in n.splitlines())
+            # Pings every 0.2 s: the queue of ten is full after two seconds unread.
+            poll(lambda: "event=notify_failed" in stderr_log(tmp_path), what="a ping not taken")
+            assert send_data(smtp_address(listen), make_mail(subject="unread"))[0] == 250
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+    finally:
+        notices.close()
+    log = stderr_log(tmp_path)
+    assert log.count("event=notify_failed") == 1
+    assert "event=stopped" in log
+
+
 def test_http_endpoint_answers_bad_requests_with_400(tmp_path: Path) -> None:
     listen = f"127.0.0.1:{free_port()}"
     config = dataclasses.replace(daemon_config(tmp_path), http=HttpConfig(listen=listen))

@@ -32,9 +32,12 @@ class Notifier:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.connect(self.address)
-                sock.sendall("\n".join(lines).encode("utf-8"))
+                # Never wait: this runs on the event loop, and a manager that does not read
+                # fills its queue (ten datagrams by default: seconds of watchdog pings), and a
+                # blocking send would then stop the whole daemon, SMTP and shutdown included.
+                sock.send("\n".join(lines).encode("utf-8"), socket.MSG_DONTWAIT)
         except OSError as exc:
-            # A manager that went away is logged once, not at every watchdog ping.
+            # A manager that went away or stopped reading is logged once, not at every ping.
             if not self._failing:
                 log.warning("event=notify_failed error=%r", str(exc))
             self._failing = True
