@@ -284,6 +284,31 @@ def test_attachments_over_the_limit_are_listed_not_attached(ctx: Context) -> Non
     assert "small.txt (300 Bytes)\n" in text
 
 
+@pytest.mark.parametrize(
+    ("language", "files", "said"),
+    [
+        ("en", True, "(no text, only attachments)"),
+        ("de", True, "(kein Text, nur Anhänge)"),
+        ("fr", True, "(pas de texte, seulement des pièces jointes)"),
+        ("de", False, "(kein Text)"),
+    ],
+)
+def test_a_mail_without_text_says_so_to_staff(
+    ctx: Context, language: str, files: bool, said: str
+) -> None:
+    # A photo sent from a phone comes without a word: an empty frame would read as a fault.
+    photo = (("IMG_2034.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" * 300),) if files else ()
+    number = new_ticket(ctx, body="\n", attachments=photo)
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        ticket.assignee_id = add_agent(session, ctx, "bea@example.com", language=language).id
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    [msg] = sent(ctx, "staff_notification", before)
+    rule = "-" * 72
+    assert f"{rule}\n{said}\n{rule}" in text_of(msg)
+    assert f'white-space:pre-wrap;">{said}</div>' in html_of(msg)
+
+
 def test_a_notification_stays_within_what_the_relay_takes(ctx: Context) -> None:
     ctx = with_staff(ctx, team_address="team@example.com")
     outbound = dataclasses.replace(ctx.config.outbound, max_message_size=100_000)
