@@ -135,7 +135,7 @@ def test_a_later_mail_from_the_address_is_a_new_stranger(room: Mailroom, clock: 
     old = room.show("CID-1000")
     assert old["requester"] == "forgotten-1"
     assert [(a["direction"], a["note"]) for a in old["articles"]][1:] == [
-        ("internal", "unverified sender")
+        ("internal", "unverified sender: not part of this ticket")
     ]
     assert to(room.new_mail(), JANE) == []
     # Mail on Bob's ticket goes to Bob alone: nothing is written to the forgotten.

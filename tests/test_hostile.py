@@ -413,7 +413,7 @@ CASES = [
         "reply CID-1000",
         (ACK,),
         first_ticket,
-        article_is("internal", "unverified sender"),
+        article_is("internal", "unverified sender: not part of this ticket"),
     ),
     Case(
         "tag-of-other-ticket-new-ticket-policy",

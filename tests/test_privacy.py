@@ -64,7 +64,7 @@ def test_two_people_at_one_provider_are_strangers(ctx: Context) -> None:
     raw = make_mail(sender="fremder@posteo.de", subject="Re: [CID-1000] Rechnung falsch")
     assert ingest(ctx, raw).describe() == "reply CID-1000"
     last = articles(ctx, 1000)[-1]
-    assert (last.direction, last.note) == ("internal", "unverified sender")
+    assert (last.direction, last.note) == ("internal", "unverified sender: not part of this ticket")
     (ticket,) = tickets(ctx)
     assert ticket.status == "closed"
     assert len(mails_to(ctx, "paula@posteo.de")) == before, "Paula is told nothing"
@@ -80,7 +80,7 @@ def test_a_new_sender_gets_an_organisation_of_their_own_and_no_domain_claim(
     assert first.organisation_id != second.organisation_id
     raw = make_mail(sender="bob@acme.example", subject="AW: [CID-1000] Printer broken")
     ingest(ctx, raw)
-    assert articles(ctx, 1000)[-1].note == "unverified sender"
+    assert articles(ctx, 1000)[-1].note == "unverified sender: not part of this ticket"
 
 
 def test_senders_in_the_unassigned_pool_are_strangers(ctx: Context) -> None:
@@ -94,7 +94,7 @@ def test_senders_in_the_unassigned_pool_are_strangers(ctx: Context) -> None:
     assert "CID-1001" in text_of(answer) and "CID-1000" not in text_of(answer)
     assert "CID-1000" not in sheet_cells(answer) and "Anna's problem" not in sheet_cells(answer)
     ingest(pooled, make_mail(sender="ben@two.example", subject="Re: [CID-1000] Anna's problem"))
-    assert articles(ctx, 1000)[-1].note == "unverified sender"
+    assert articles(ctx, 1000)[-1].note == "unverified sender: not part of this ticket"
     cc = make_mail(
         sender="anna@one.example",
         subject="Re: [CID-1000] Anna's problem",

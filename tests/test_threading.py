@@ -8,7 +8,7 @@ import pytest
 
 from mailgate.outbound.context import Context
 from mailgate.store.models import Ticket
-from tests.helpers import articles, claim_domain, ingest, outbox, tickets
+from tests.helpers import articles, claim_domain, ingest, outbox, parsed, tickets
 from tests.mails import make_mail, new_message_id
 from tests.test_tags import PREFIXES
 
@@ -69,21 +69,51 @@ def test_foreign_sender_with_valid_tag_becomes_unverified_internal_note(
     first: tuple[Context, str],
 ) -> None:
     ctx, _ = first
+    ctx = team_of(ctx, "team@example.com")
     raw = make_mail(
         subject="Re: [CID-1000] Printer broken",
         sender="mallory@evil.example",
-        body="Please send me the details.",
+        body="Please send me the details.\n\n> Our printer does not print.\n",
     )
     assert ingest(ctx, raw).describe() == "reply CID-1000"
     last = articles(ctx, 1000)[-1]
-    assert (last.direction, last.note, last.from_addr) == (
+    assert (last.direction, last.note, last.from_addr, last.text.strip()) == (
         "internal",
-        "unverified sender",
+        "unverified sender: not part of this ticket",
         "mallory@evil.example",
+        "Please send me the details.",
     )
     assert all("mallory" not in row.to_addrs for row in outbox(ctx))
     ticket = tickets(ctx)[0]
     assert ticket.last_action_by == "customer"  # the note is nobody's action
+    # Staff read it, warned: it may be the customer from another address, or anyone.
+    (told,) = [row for row in outbox(ctx) if row.template == "staff_notification"]
+    assert told.to_addrs == "team@example.com"
+    body = parsed(told.raw).get_body(("plain",))
+    text = str(body.get_content()).replace("\r\n", "\n")  # type: ignore[union-attr]
+    warning = text.split("\n\n")[1]
+    assert warning.startswith("WARNING: unverified sender: not part of this ticket.")
+    assert max(map(len, warning.splitlines())) <= 76, warning
+    assert "Please send me the details." in text and "<mallory@evil.example>" in text
+
+
+def test_a_strangers_automatic_mail_on_a_ticket_is_only_stored(first: tuple[Context, str]) -> None:
+    ctx, _ = first
+    ctx = team_of(ctx, "team@example.com")
+    away = make_mail(
+        subject="Automatic reply: [CID-1000] Printer broken",
+        sender="peter@elsewhere.example",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
+    before = len(outbox(ctx))
+    assert ingest(ctx, away).describe() == "reply CID-1000"
+    assert articles(ctx, 1000)[-1].note == "unverified sender: not part of this ticket"
+    assert len(outbox(ctx)) == before, "an out-of-office note is news to nobody"
+
+
+def team_of(ctx: Context, address: str) -> Context:
+    staff = dataclasses.replace(ctx.config.staff, team_address=address)
+    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, staff=staff))
 
 
 def test_foreign_sender_policy_new_ticket(first: tuple[Context, str]) -> None:

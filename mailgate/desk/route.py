@@ -27,7 +27,7 @@ from mailgate.desk.decisions import (
     Quarantine,
 )
 from mailgate.desk.duplicates import find_duplicate
-from mailgate.desk.unverified import from_note
+from mailgate.desk.unverified import STRANGER, from_note
 from mailgate.moments import aware
 from mailgate.reading import tags
 from mailgate.reading.header_fields import AMBIGUOUS_FROM
@@ -224,7 +224,10 @@ def route(
     if not is_participant(session, ticket, sender):
         if cfg.tickets.unverified_tag_policy == "new-ticket":
             return _new_ticket(session, mail, screening, sender, cfg)
-        return FollowUp(ticket.id or 0, "internal", "unverified sender", "unverified sender")
+        # Staff read it (it may be the customer's other address, or a colleague's news);
+        # automatic mail from a stranger is only stored.
+        automatic = screening.automatic
+        return FollowUp(ticket.id or 0, "internal", STRANGER, automatic, unverified=STRANGER)
     return _for_existing(session, ticket, sender, screening, env, cfg, now)
 
 

@@ -21,6 +21,9 @@ NAME = "Unverified sender"
 ORGANISATION = "Unverified senders"
 REASON = "unverified sender"  # the outcome `mailgate ingest` prints beside the ticket
 NOTE = "unverified sender: From names no single clean address: "
+# A tagged mail from someone the ticket does not know (a stranger, or its customer writing
+# from another address): kept as an internal note; staff are told, nobody else.
+STRANGER = "unverified sender: not part of this ticket"
 # A From header can be 64 KiB; staff need to recognise it, not to read all of it.
 _SHOWN = 1000
 

@@ -27,7 +27,7 @@ from mailgate.reading.verify import NOT_VERIFIED
 from mailgate.store.models import Article, Contact, Organisation, Ticket
 
 StaffEvent = Literal["new", "reply"]
-_WARNINGS = (NOT_VERIFIED, unverified.NOTE)
+_WARNINGS = (NOT_VERIFIED, unverified.NOTE, unverified.STRANGER)
 
 
 def notify_staff(
@@ -113,8 +113,8 @@ def _staff_context(
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": ticket_references(session, ticket),
-        # Our MTA marked the mail forged (verify.verify_customer), or its From names nobody
-        # (mailgate.unverified): staff judge it.
+        # Our MTA marked the mail forged (verify.verify_customer), its From names nobody, or
+        # its sender is not part of the ticket (mailgate.unverified): staff judge it.
         "warning": article.note if article.note.startswith(_WARNINGS) else "",
     }
 
