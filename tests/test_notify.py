@@ -309,6 +309,45 @@ def test_a_mail_without_text_says_so_to_staff(
     assert f'white-space:pre-wrap;">{said}</div>' in html_of(msg)
 
 
+@pytest.mark.parametrize(
+    ("language", "note", "said"),
+    [
+        (
+            "de",
+            "unverified sender: not part of this ticket",
+            "WARNUNG: Absender nicht bestätigt: gehört nicht zu diesem Ticket.",
+        ),
+        (
+            "fr",
+            "sender not verified: dmarc=fail for acme.example",
+            "ATTENTION : expéditeur non vérifié : dmarc=fail for acme.example.",
+        ),
+        (
+            "en",
+            "sender not verified: dkim=fail",
+            "WARNING: sender not verified: dkim=fail.",
+        ),
+        ("de", "automatic reply", None),
+    ],
+)
+def test_the_warning_about_a_mail_is_in_the_agents_language(
+    ctx: Context, language: str, note: str, said: str | None
+) -> None:
+    number = new_ticket(ctx)
+    before = mark(ctx)
+    with loaded(ctx, number) as (session, ticket, article):
+        ticket.assignee_id = add_agent(session, ctx, "bea@example.com", language=language).id
+        article.note = note
+        notify.notify_staff(session, ctx, ticket, article, "reply")
+    [msg] = sent(ctx, "staff_notification", before)
+    text = " ".join(text_of(msg).split())  # the warning is wrapped
+    if said is None:
+        assert "WARNUNG" not in text
+    else:
+        assert said in text
+        assert said.partition(": ")[2].rstrip(".") in " ".join(html_of(msg).split())
+
+
 def test_a_notification_stays_within_what_the_relay_takes(ctx: Context) -> None:
     ctx = with_staff(ctx, team_address="team@example.com")
     outbound = dataclasses.replace(ctx.config.outbound, max_message_size=100_000)

@@ -23,11 +23,18 @@ from mailgate.outbound.template_views import (
     supporthhmm,
     ticket_references,
 )
+from mailgate.reading.phrases import Phrase
 from mailgate.reading.verify import NOT_VERIFIED
 from mailgate.store.models import Article, Contact, Organisation, Ticket
 
 StaffEvent = Literal["new", "reply"]
-_WARNINGS = (NOT_VERIFIED, unverified.NOTE, unverified.STRANGER)
+# An article's note that says why staff should doubt its mail: its start, and the phrase
+# that says it in the agent's language (the rest of the note follows as it is).
+_WARNINGS = (
+    (unverified.STRANGER, "stranger_note"),
+    (unverified.NOTE, "ambiguous_from_note"),
+    (f"{NOT_VERIFIED}: ", "forged_note"),
+)
 
 
 def notify_staff(
@@ -113,10 +120,18 @@ def _staff_context(
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": ticket_references(session, ticket),
-        # Our MTA marked the mail forged (verify.verify_customer), its From names nobody, or
-        # its sender is not part of the ticket (mailgate.unverified): staff judge it.
-        "warning": article.note if article.note.startswith(_WARNINGS) else "",
+        "warning": _warning(article.note),
     }
+
+
+def _warning(note: str) -> str:
+    """Why staff should doubt the mail, "" when nothing says so: our MTA marked it forged
+    (verify.verify_customer), its From names nobody, or its sender is not part of the ticket
+    (mailgate.unverified). A phrase: German and French templates say it in their words."""
+    for start, key in _WARNINGS:
+        if note.startswith(start):
+            return Phrase(key, rest=note.removeprefix(start))
+    return ""
 
 
 def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dict[str, object]:

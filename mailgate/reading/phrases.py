@@ -52,6 +52,10 @@ ENGLISH: dict[str, str] = {
     "not_verified": "your mail was not verified ({reason})",
     "customer_missing": "to open a ticket for a customer, put #customer ADDRESS at the top "
     "of the mail",
+    # Why staff should doubt a customer's mail (the article's note, staff_mail._warning).
+    "stranger_note": "unverified sender: not part of this ticket{rest}",
+    "forged_note": "sender not verified: {rest}",
+    "ambiguous_from_note": "unverified sender: From names no single clean address: {rest}",
 }
 
 GERMAN: dict[str, str] = {
@@ -102,6 +106,10 @@ GERMAN: dict[str, str] = {
     "not_verified": "Ihre Mail wurde nicht als Ihre bestätigt ({reason})",
     "customer_missing": "um ein Ticket für einen Kunden zu eröffnen, schreiben Sie "
     "#kunde ADRESSE oben in die Mail",
+    "stranger_note": "Absender nicht bestätigt: gehört nicht zu diesem Ticket{rest}",
+    "forged_note": "Absender nicht verifiziert: {rest}",
+    "ambiguous_from_note": "Absender nicht bestätigt: das From nennt keine eindeutige Adresse: "
+    "{rest}",
 }
 
 # As German, the French names the commands by their French aliases (#temps 1h30 facturable);
@@ -155,6 +163,10 @@ FRENCH: dict[str, str] = {
     "not_verified": "votre e-mail n'a pas pu être vérifié comme venant de vous ({reason})",
     "customer_missing": "pour ouvrir un ticket pour un client, écrivez #client ADRESSE en "
     "tête de l'e-mail",
+    "stranger_note": "expéditeur non vérifié : ne fait pas partie de ce ticket{rest}",
+    "forged_note": "expéditeur non vérifié : {rest}",
+    "ambiguous_from_note": "expéditeur non vérifié : le From ne nomme aucune adresse unique : "
+    "{rest}",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}
