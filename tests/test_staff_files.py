@@ -140,6 +140,26 @@ def test_a_staff_answer_carries_its_files_and_inline_images_to_the_customer(desk
     assert "Hallo Alice, anbei die neue Version." in text and "nicht" not in text.lower()
 
 
+def test_outlooks_image_marks_name_the_image_the_customer_gets(desk: Desk) -> None:
+    # Outlook's plain text keeps "[cid:...]" where each inline image stood: the screenshot
+    # goes with the answer, the signature's logo was never part of it.
+    text = (
+        "Hallo Alice, so sieht die Anzeige aus:\n\n[cid:image002.png@01DB5C2A.4F1E3A90]\n\n"
+        "Viele Grüße\nJana\n\n[cid:image001.png@01DB5C2A.4F1E3A90]\n"
+    )
+    html = '<p>Hallo Alice</p><p><img src="cid:image002.png@01DB5C2A.4F1E3A90"></p>'
+    answer = with_inline_image(staff_answer(text, html), "image002.png@01DB5C2A.4F1E3A90", PNG)
+    assert "reply CID-1000" in desk.ingest(answer)
+    mail = answer_to_customer(desk)
+    plain = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+    assert "so sieht die Anzeige aus:\n\n[screenshot.png]\n\nViele Grüße\nJana\n" in plain
+    assert "cid:" not in plain
+    assert "Your support team" not in plain  # still signed: the logo's mark was the last line
+    html_part = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert "[screenshot.png]" in html_part and "[cid:" not in html_part
+    assert 'src="cid:image002.png@01DB5C2A.4F1E3A90"' in html_part
+
+
 def test_files_the_relay_would_refuse_stay_behind_and_the_agent_is_told(tmp_path: Path) -> None:
     desk = Desk(tmp_path)
     text = desk.config.read_text().replace(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,7 +11,13 @@ from sqlmodel import Session, col, select
 
 from mailgate.outbound.agent_replies import files_not_sent, send_not_sent
 from mailgate.outbound.context import Context
-from mailgate.outbound.enclosures import Chosen, article_files, choose, text_allowance
+from mailgate.outbound.enclosures import (
+    Chosen,
+    Enclosure,
+    article_files,
+    choose,
+    text_allowance,
+)
 from mailgate.outbound.recipients import to_customers
 from mailgate.outbound.template_views import base_context, hold_day, listed_views
 from mailgate.reading.signatures import is_signed
@@ -33,11 +41,12 @@ def send_staff_answer(
     contacts get it too. A file the relay would refuse stays behind, and the agent is told.
     A change of status, priority or hold date made with it is told in the same mail."""
     chosen = _answer_files(session, ctx, ticket, article)
+    text = images_named(article.text, chosen.files)
     context = {
         **base_context(ctx, ticket),
-        "text": article.text,
+        "text": text,
         # The agent signed ("Mit freundlichen Grüßen / Jana"): no second closing below it.
-        "signed": is_signed(article.text),
+        "signed": is_signed(text),
         "change": _change_context(ctx, ticket, change),
         "images": [
             {"cid": f.content_id, "filename": f.filename} for f in chosen.files if f.content_id
@@ -63,6 +72,31 @@ def send_staff_answer(
         send_not_sent(
             session, ctx, ticket, article.from_addr, reached.left_out, reached.unverified_from
         )
+
+
+# Outlook's plain text marks where an inline image stood: "[cid:image001.png@01DA5B2C...]".
+_IMAGE_PLACE = re.compile(r"[ \t]*\[cid:([^\]\s]+)\][ \t]*", re.IGNORECASE)
+
+
+def images_named(text: str, files: Sequence[Enclosure]) -> str:
+    """The answer's text with each image mark of the agent's mail client naming the image
+    the customer gets ("[screenshot.png]"); a mark of an image that does not go with the
+    answer (a signature's logo, the customer's own picture quoted back) is taken out."""
+    names: dict[str, str] = {}
+    for file in files:
+        if file.content_id:
+            # The whole content id, or (some clients) its part before the "@".
+            cid = file.content_id.strip("<>").lower()
+            names |= {cid.partition("@")[0]: file.filename, cid: file.filename}
+
+    def named(mark: re.Match[str]) -> str:
+        name = names.get(mark[1].lower())
+        return f"[{name}]" if name else ""
+
+    if "[cid:" not in text.lower():
+        return text
+    marked = _IMAGE_PLACE.sub(named, text)
+    return re.sub(r"\n{3,}", "\n\n", marked).strip("\n")
 
 
 def _answer_files(session: Session, ctx: Context, ticket: Ticket, article: Article) -> Chosen:
