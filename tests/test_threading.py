@@ -89,8 +89,14 @@ def test_foreign_sender_with_valid_tag_becomes_unverified_internal_note(
     # Staff read it, warned: it may be the customer from another address, or anyone.
     (told,) = [row for row in outbox(ctx) if row.template == "staff_notification"]
     assert told.to_addrs == "team@example.com"
+    assert told.subject == "[CID-1000] Mail from outside the ticket: Printer broken"
     body = parsed(told.raw).get_body(("plain",))
     text = str(body.get_content()).replace("\r\n", "\n")  # type: ignore[union-attr]
+    opening = " ".join(text.split("\n\n")[0].split())
+    assert opening == (
+        "Someone who is not part of ticket CID-1000 wrote with its tag. If they belong to it, "
+        '"#cc ADDRESS" in your reply makes them part of it.'
+    )
     warning = text.split("\n\n")[1]
     assert warning.startswith("WARNING: unverified sender: not part of this ticket.")
     assert max(map(len, warning.splitlines())) <= 76, warning

@@ -259,7 +259,9 @@ def _follow_up(
         session, decision, mail, intake, sender, ctx.config, ctx.clock(), written_text(mail)
     )
     if decision.unverified:
-        notify.notify_staff(session, ctx, applied.ticket, applied.article, "reply")
+        # A forged mail in a customer's name, or one from outside the ticket (a note).
+        event: notify.StaffEvent = "outsider" if decision.direction == "internal" else "reply"
+        notify.notify_staff(session, ctx, applied.ticket, applied.article, event)
         return applied
     if decision.direction == "customer":
         add_colleagues(session, applied.ticket, mail, ctx.config, ctx.clock(), ctx.own_addresses)

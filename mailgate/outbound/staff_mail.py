@@ -27,7 +27,8 @@ from mailgate.reading.phrases import Phrase
 from mailgate.reading.verify import NOT_VERIFIED
 from mailgate.store.models import Article, Contact, Organisation, Ticket
 
-StaffEvent = Literal["new", "reply"]
+# "outsider": someone who is not part of the ticket wrote with its tag (an internal note).
+StaffEvent = Literal["new", "reply", "outsider"]
 # An article's note that says why staff should doubt its mail: its start, and the phrase
 # that says it in the agent's language (the rest of the note follows as it is).
 _WARNINGS = (
@@ -40,8 +41,8 @@ _WARNINGS = (
 def notify_staff(
     session: Session, ctx: Context, ticket: Ticket, article: Article, event: StaffEvent
 ) -> None:
-    """Tell the assignee and further agents (else the team) about a new ticket or a
-    customer's reply."""
+    """Tell the assignee and further agents (else the team) about a new ticket, a
+    customer's reply, or a mail from outside the ticket."""
     recipients = staff_recipients(session, ctx, ticket)
     if not recipients:
         return  # nobody to tell: the organisation need not be read
