@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from mailgate.config import StaffConfig
+from mailgate.outbound.answers import images_named
+from mailgate.outbound.enclosures import Enclosure
 from tests.daemon_harness import SUPPORT, connect, daemon_config, running
 from tests.helpers import parsed, poll
 from tests.mails import make_mail
@@ -158,6 +160,12 @@ def test_outlooks_image_marks_name_the_image_the_customer_gets(desk: Desk) -> No
     html_part = mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert "[screenshot.png]" in html_part and "[cid:" not in html_part
     assert 'src="cid:image002.png@01DB5C2A.4F1E3A90"' in html_part
+
+
+def test_an_image_mark_within_a_line_keeps_the_words_apart() -> None:
+    shot = Enclosure("shot.png", "image/png", PNG, "shot@laptop")
+    text = "See [cid:shot@laptop] here, not [cid:logo@laptop] there."
+    assert images_named(text, [shot]) == "See [shot.png] here, not there."
 
 
 def test_files_the_relay_would_refuse_stay_behind_and_the_agent_is_told(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def send_staff_answer(
 
 
 # Outlook's plain text marks where an inline image stood: "[cid:image001.png@01DA5B2C...]".
-_IMAGE_PLACE = re.compile(r"[ \t]*\[cid:([^\]\s]+)\][ \t]*", re.IGNORECASE)
+_IMAGE_PLACE = re.compile(r"([ \t]*)\[cid:([^\]\s]+)\]", re.IGNORECASE)
 
 
 def images_named(text: str, files: Sequence[Enclosure]) -> str:
@@ -90,8 +90,8 @@ def images_named(text: str, files: Sequence[Enclosure]) -> str:
             names |= {cid.partition("@")[0]: file.filename, cid: file.filename}
 
     def named(mark: re.Match[str]) -> str:
-        name = names.get(mark[1].lower())
-        return f"[{name}]" if name else ""
+        name = names.get(mark[2].lower())
+        return f"{mark[1]}[{name}]" if name else ""
 
     if "[cid:" not in text.lower():
         return text
