@@ -422,13 +422,16 @@ def test_a_manager_that_stops_reading_never_holds_the_notifier(tmp_path: Path) -
         sent: list[bool] = []
         # The kernel queues ten datagrams for a reader by default; a hundred pings go far
         # past that. In a thread: a send that waited would never come back.
+        # A change of state waits a moment for room, then gives up as well.
         pinging = threading.Thread(
-            target=lambda: sent.extend(notifier.watchdog() for _ in range(100))
+            target=lambda: sent.extend(
+                [*(notifier.watchdog() for _ in range(100)), notifier.ready("up")]
+            )
         )
         pinging.start()
         pinging.join(timeout=30)
         assert not pinging.is_alive(), "the notifier waited for a manager that does not read"
-        assert sent[0] and not sent[-1]
+        assert sent[0] and not sent[-2] and not sent[-1]
         # The manager reads again: what was sent is there, and notices go through again.
         manager.setblocking(False)
         queued = 0
@@ -438,6 +441,21 @@ def test_a_manager_that_stops_reading_never_holds_the_notifier(tmp_path: Path) -
         assert queued == sent.count(True)
         assert notifier.stopping("draining")
         assert manager.recv(4096) == b"STOPPING=1\nSTATUS=draining"
+
+
+def test_a_change_of_state_waits_for_room_in_the_managers_queue(tmp_path: Path) -> None:
+    """READY must not be lost to a manager that is a moment behind (systemd, busy at boot,
+    reads every service's notices from one socket)."""
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
+        manager.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        while notifier.watchdog():  # the queue full
+            pass
+        reader = threading.Timer(0.2, lambda: manager.recv(4096))  # room, a moment later
+        reader.start()
+        assert notifier.ready("taking mail")
+        reader.join()
 
 
 def test_run_stops_on_sigterm_when_the_manager_does_not_read(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ from collections.abc import Callable, Mapping
 
 log = logging.getLogger("mailgate.daemon")
 
+# A change of state (READY, RELOADING, STOPPING) waits this long at most for room in the
+# manager's queue: losing READY would have systemd end the service as never started.
+STATE_WAIT = 1.0
+
 
 class Notifier:
     """Tells the service manager how the daemon is doing; silent when none is listening."""
@@ -25,36 +29,39 @@ class Notifier:
     def enabled(self) -> bool:
         return bool(self.address)
 
-    def send(self, *lines: str) -> bool:
-        """One datagram; False when there is nobody to tell or it could not be sent."""
+    def send(self, *lines: str, wait: float = 0.0) -> bool:
+        """One datagram; False when there is nobody to tell or it could not be sent within
+        `wait` seconds. This runs on the event loop: a manager that does not read fills its
+        queue (ten datagrams by default, seconds of watchdog pings), and a send that waited
+        for room would stop the whole daemon, SMTP and shutdown included. So a ping never
+        waits (the next one follows), and a change of state waits a moment at most."""
         if not self.address:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+                sock.settimeout(wait)  # 0: never blocks
                 sock.connect(self.address)
-                # Never wait: this runs on the event loop, and a manager that does not read
-                # fills its queue (ten datagrams by default: seconds of watchdog pings), and a
-                # blocking send would then stop the whole daemon, SMTP and shutdown included.
-                sock.send("\n".join(lines).encode("utf-8"), socket.MSG_DONTWAIT)
+                sock.send("\n".join(lines).encode("utf-8"))
         except OSError as exc:
             # A manager that went away or stopped reading is logged once, not at every ping.
             if not self._failing:
-                log.warning("event=notify_failed error=%r", str(exc))
+                log.warning("event=notify_failed error=%r", str(exc) or type(exc).__name__)
             self._failing = True
             return False
         self._failing = False
         return True
 
     def ready(self, status: str) -> bool:
-        return self.send("READY=1", f"STATUS={_one_line(status)}")
+        return self.send("READY=1", f"STATUS={_one_line(status)}", wait=STATE_WAIT)
 
     def reloading(self, status: str) -> bool:
         # MONOTONIC_USEC lets Type=notify-reload managers match this to their own SIGHUP.
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        return self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={_one_line(status)}")
+        lines = ("RELOADING=1", f"MONOTONIC_USEC={usec}", f"STATUS={_one_line(status)}")
+        return self.send(*lines, wait=STATE_WAIT)
 
     def stopping(self, status: str) -> bool:
-        return self.send("STOPPING=1", f"STATUS={_one_line(status)}")
+        return self.send("STOPPING=1", f"STATUS={_one_line(status)}", wait=STATE_WAIT)
 
     def status(self, status: str) -> bool:
         return self.send(f"STATUS={_one_line(status)}")
