@@ -230,6 +230,18 @@ def test_the_form_speaks_the_agents_language(
         assert nothing in empty.text
 
 
+def test_a_mails_note_is_in_the_agents_language(tmp_path: Path) -> None:
+    with web_desk(tmp_path) as desk, desk.client() as browser:
+        desk.add_agent(lang="de")
+        customer_writes(desk, ALICE, "Drucker kaputt", 1)
+        # Someone who is not part of the ticket writes with its tag.
+        customer_writes(desk, CARLA, "Re: [CID-1000] Drucker kaputt", 2)
+        desk.sign_in(browser)
+        page = browser.get("/desk/tickets/CID-1000").text
+        note = '<span class="note">Absender nicht bestätigt: gehört nicht zu diesem Ticket</span>'
+        assert note in page
+
+
 def test_type_category_and_a_further_person_are_set_on_the_form(tmp_path: Path) -> None:
     with web_desk(tmp_path) as desk, desk.client() as browser:
         desk.add_agent()

@@ -7,6 +7,7 @@ from sqlmodel import Session, col, select
 
 from mailgate.desk.customers import hold
 from mailgate.desk.decisions import Decision, FollowUp, Ignore
+from mailgate.desk.notes import FAILURE_REPORT, UNVERIFIED_REPORT
 from mailgate.reading.marks import bounce_outbox_id, is_bounce_address
 from mailgate.reading.parse import ParsedMail
 from mailgate.reading.screen import failed_recipients, is_delay_warning, referenced_ids
@@ -48,13 +49,13 @@ def bounce_decision(
         return Ignore("bounce about no ticket of ours")
     proven = report_proof(session, mail, row)
     if not proven:
-        return FollowUp(ticket.id or 0, "system", "unverified delivery report", "bounce")
+        return FollowUp(ticket.id or 0, "system", UNVERIFIED_REPORT, "bounce")
     # Never an address the text or a forged report names that the proven mail did not go to.
     failing = tuple(a for a in failed_recipients(mail) if a in proven)
     # A standard report that names no failure is a delay warning: nobody is failing yet.
     if not failing and row is not None and mail.report_type is None and not is_delay_warning(mail):
         failing = recipients_of(row.to_addrs)
-    return FollowUp(ticket.id or 0, "system", "delivery failure report", "bounce", failing=failing)
+    return FollowUp(ticket.id or 0, "system", FAILURE_REPORT, "bounce", failing=failing)
 
 
 def report_proof(session: Session, mail: ParsedMail, row: Outbox | None) -> set[str]:

@@ -27,6 +27,7 @@ from mailgate.desk.decisions import (
     Quarantine,
 )
 from mailgate.desk.duplicates import find_duplicate
+from mailgate.desk.notes import AUTOMATIC_REPLY
 from mailgate.desk.unverified import STRANGER, from_note
 from mailgate.moments import aware
 from mailgate.reading import tags
@@ -138,7 +139,7 @@ def _for_existing(
     """Staff mail always lands on the ticket its tag names and never reopens it by itself
     (only a command does). A customer's reply reopens a closed ticket within `reopen_days`;
     a later one joins the ticket that already follows on from it, else opens that one."""
-    note = "automatic reply" if screening.automatic else ""
+    note = AUTOMATIC_REPLY if screening.automatic else ""
     if sender.is_agent:
         direction = "internal" if env.is_comment_address else "staff"
         return FollowUp(ticket.id or 0, direction, note, screening.automatic)

@@ -16,6 +16,7 @@ from mailgate.desk.lifecycle import (
     change_status,
     customer_reply_status,
 )
+from mailgate.desk.notes import UNVERIFIED_AGENT
 from mailgate.outbound import notify
 from mailgate.outbound.context import Context
 from mailgate.reading.commands import Command, parse_commands
@@ -62,7 +63,7 @@ def read_staff_mail(
         return StaffMail(
             False,
             "internal",
-            f"unverified agent mail: {verdict.reason}",
+            f"{UNVERIFIED_AGENT}{verdict.reason}",
             text,
             errors=(Phrase("not_verified", reason=verdict.reason),),
             quiet=True,

@@ -9,7 +9,7 @@ from typing import Literal
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from mailgate.desk import unverified
+from mailgate.desk import notes
 from mailgate.desk.customers import organisation, visible_tickets
 from mailgate.outbound.context import Context
 from mailgate.outbound.enclosures import Chosen, article_files, choose, text_allowance
@@ -23,19 +23,10 @@ from mailgate.outbound.template_views import (
     supporthhmm,
     ticket_references,
 )
-from mailgate.reading.phrases import Phrase
-from mailgate.reading.verify import NOT_VERIFIED
 from mailgate.store.models import Article, Contact, Organisation, Ticket
 
 # "outsider": someone who is not part of the ticket wrote with its tag (an internal note).
 StaffEvent = Literal["new", "reply", "outsider"]
-# An article's note that says why staff should doubt its mail: its start, and the phrase
-# that says it in the agent's language (the rest of the note follows as it is).
-_WARNINGS = (
-    (unverified.STRANGER, "stranger_note"),
-    (unverified.NOTE, "ambiguous_from_note"),
-    (f"{NOT_VERIFIED}: ", "forged_note"),
-)
 
 
 def notify_staff(
@@ -121,18 +112,8 @@ def _staff_context(
         "hours": supporthhmm(session, ctx, org),
         "comment_address": ctx.config.smtp.comment_address,
         "references": ticket_references(session, ticket),
-        "warning": _warning(article.note),
+        "warning": notes.warning(article.note),
     }
-
-
-def _warning(note: str) -> str:
-    """Why staff should doubt the mail, "" when nothing says so: our MTA marked it forged
-    (verify.verify_customer), its From names nobody, or its sender is not part of the ticket
-    (mailgate.unverified). A phrase: German and French templates say it in their words."""
-    for start, key in _WARNINGS:
-        if note.startswith(start):
-            return Phrase(key, rest=note.removeprefix(start))
-    return ""
 
 
 def _ticket_staff_context(session: Session, ctx: Context, ticket: Ticket) -> dict[str, object]:

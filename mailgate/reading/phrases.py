@@ -52,10 +52,14 @@ ENGLISH: dict[str, str] = {
     "not_verified": "your mail was not verified ({reason})",
     "customer_missing": "to open a ticket for a customer, put #customer ADDRESS at the top "
     "of the mail",
-    # Why staff should doubt a customer's mail (the article's note, staff_mail._warning).
+    # An article's note, part by part (desk/notes.py).
     "stranger_note": "unverified sender: not part of this ticket{rest}",
     "forged_note": "sender not verified: {rest}",
     "ambiguous_from_note": "unverified sender: From names no single clean address: {rest}",
+    "unverified_agent_note": "unverified agent mail: {rest}",
+    "automatic_reply_note": "automatic reply",
+    "unverified_report_note": "unverified delivery report",
+    "failure_report_note": "delivery failure report",
 }
 
 GERMAN: dict[str, str] = {
@@ -110,6 +114,10 @@ GERMAN: dict[str, str] = {
     "forged_note": "Absender nicht verifiziert: {rest}",
     "ambiguous_from_note": "Absender nicht bestätigt: das From nennt keine eindeutige Adresse: "
     "{rest}",
+    "unverified_agent_note": "Mitarbeiter-Mail nicht bestätigt: {rest}",
+    "automatic_reply_note": "automatische Antwort",
+    "unverified_report_note": "unbestätigte Zustellmeldung",
+    "failure_report_note": "Unzustellbarkeitsmeldung",
 }
 
 # As German, the French names the commands by their French aliases (#temps 1h30 facturable);
@@ -167,6 +175,10 @@ FRENCH: dict[str, str] = {
     "forged_note": "expéditeur non vérifié : {rest}",
     "ambiguous_from_note": "expéditeur non vérifié : le From ne nomme aucune adresse unique : "
     "{rest}",
+    "unverified_agent_note": "e-mail d'équipe non vérifié : {rest}",
+    "automatic_reply_note": "réponse automatique",
+    "unverified_report_note": "rapport de distribution non vérifié",
+    "failure_report_note": "rapport de non-distribution",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import jinja2
 from starlette.responses import HTMLResponse, Response
 
+from mailgate.desk.notes import in_words
 from mailgate.web.words import say
 
 _ENV = jinja2.Environment(
@@ -24,12 +25,17 @@ _ENV = jinja2.Environment(
 def page(
     name: str, lang: str, context: Mapping[str, object], status_code: int = 200
 ) -> HTMLResponse:
-    """The page `name`.html in `lang`; `t(key, **values)` in it gives the words."""
+    """The page `name`.html in `lang`; `t(key, **values)` in it gives the words, `note(text)`
+    an article's note in them."""
 
     def t(key: str, **values: object) -> str:
         return say(key, lang, **values)
 
-    html = _ENV.get_template(f"{name}.html").render({**context, "lang": lang, "t": t})
+    def note(stored: str) -> str:  # an article's note, stored in English
+        return in_words(stored, lang)
+
+    values = {**context, "lang": lang, "t": t, "note": note}
+    html = _ENV.get_template(f"{name}.html").render(values)
     return HTMLResponse(html, status_code=status_code)
 
 
