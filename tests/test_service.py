@@ -30,6 +30,7 @@ from typing import cast
 import pytest
 
 from mailgate.config import Config, ConfigError, HttpConfig, load, parse_config
+from mailgate.service import sdnotify
 from mailgate.service.app import build_transport, serve
 from mailgate.service.sdnotify import Notifier
 from mailgate.store.models import Ticket
@@ -443,9 +444,13 @@ def test_a_manager_that_stops_reading_never_holds_the_notifier(tmp_path: Path) -
         assert manager.recv(4096) == b"STOPPING=1\nSTATUS=draining"
 
 
-def test_a_change_of_state_waits_for_room_in_the_managers_queue(tmp_path: Path) -> None:
+def test_a_change_of_state_waits_for_room_in_the_managers_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """READY must not be lost to a manager that is a moment behind (systemd, busy at boot,
     reads every service's notices from one socket)."""
+    # Time enough for the reader below on a busy machine; READY goes as soon as there is room.
+    monkeypatch.setattr(sdnotify, "STATE_WAIT", 30.0)
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as manager:
         manager.bind(str(path))

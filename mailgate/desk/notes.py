@@ -35,18 +35,21 @@ def warning(note: str) -> str:
     """Why staff should doubt the mail (a phrase, the rest of the note after it), "" when
     nothing in the note says so: our MTA marked it forged (verify.verify_customer), its From
     names nobody, or its sender is not part of the ticket (mailgate.unverified)."""
-    return _phrased(note, WARNINGS) if note.startswith(tuple(s for s, _ in WARNINGS)) else ""
+    for start, key in WARNINGS:
+        if note.startswith(start):
+            return Phrase(key, rest=note.removeprefix(start))
+    return ""
 
 
 def in_words(note: str, language: str | None) -> str:
     """The note in `language`, part by part."""
-    return "; ".join(say(_phrased(part, _STARTS), language) for part in note.split("; "))
+    return "; ".join(say(_phrased(part), language) for part in note.split("; "))
 
 
-def _phrased(part: str, starts: tuple[tuple[str, str], ...]) -> str:
+def _phrased(part: str) -> str:
     if part in _WHOLE:
         return Phrase(_WHOLE[part])
-    for start, key in starts:
+    for start, key in _STARTS:
         if part.startswith(start):
             return Phrase(key, rest=part.removeprefix(start))
     return part

@@ -82,6 +82,8 @@ def images_named(text: str, files: Sequence[Enclosure]) -> str:
     """The answer's text with each image mark of the agent's mail client naming the image
     the customer gets ("[screenshot.png]"); a mark of an image that does not go with the
     answer (a signature's logo, the customer's own picture quoted back) is taken out."""
+    if "[cid:" not in text.lower():
+        return text
     names: dict[str, str] = {}
     for file in files:
         if file.content_id:
@@ -93,8 +95,6 @@ def images_named(text: str, files: Sequence[Enclosure]) -> str:
         name = names.get(mark[2].lower())
         return f"{mark[1]}[{name}]" if name else ""
 
-    if "[cid:" not in text.lower():
-        return text
     marked = _IMAGE_PLACE.sub(named, text)
     return re.sub(r"\n{3,}", "\n\n", marked).strip("\n")
 
