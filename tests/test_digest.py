@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import threading
 from datetime import UTC, datetime, timedelta
@@ -144,6 +145,41 @@ def test_each_agent_and_the_team_receive_their_digest(
     }
     assert "Tickets by status: open 3, working 1, hold 2, delivered 1\n" in text
     assert not sink.to("quiet@example.com") and not sink.to("idle@example.com")
+
+
+@pytest.mark.parametrize(
+    ("language", "counts", "in_html"),
+    [
+        (
+            "de",
+            "Tickets nach Status: offen 3, in Bearbeitung 1, zurückgestellt 2, erledigt 1\n",
+            "in Bearbeitung <strong>1</strong>",
+        ),
+        (
+            "fr",
+            "Tickets par statut : ouvert 3, en cours 1, en attente 2, résolu 1\n",
+            "en cours <strong>1</strong>",
+        ),
+    ],
+    ids=["de", "fr"],
+)
+def test_the_team_digest_names_the_statuses_in_its_language(
+    ctx: Context, clock: Clock, relay: tuple[Sink, int], language: str, counts: str, in_html: str
+) -> None:
+    """A German desk's team read "open 3, working 1" among German words."""
+    desk(ctx, clock)
+    tickets = dataclasses.replace(ctx.config.tickets, default_language=language)
+    ctx = configured(ctx, staff=StaffConfig(team_address=TEAM), tickets=tickets)
+    digest.send_digests(ctx)
+    sink, port = relay
+    deliver_to(ctx, port)
+
+    _subject, text = plain(sink, TEAM)
+    assert counts in text
+    (received,) = sink.to(TEAM)
+    html = received.message.get_body(("html",))
+    assert html is not None
+    assert in_html in html.get_content()
 
 
 def test_digest_is_sent_once_a_day(ctx: Context, clock: Clock) -> None:

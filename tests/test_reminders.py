@@ -145,6 +145,9 @@ def test_hold_reminder_goes_to_the_agents_once_and_the_ticket_stays_on_hold(
     assert bob_mail["Subject"] == f"[CID-{number}] Resubmission due: Printer broken"
     assert eva_mail["Subject"] == f"[CID-{number}] Wiedervorlage fällig: Printer broken"
     assert bob_mail["Auto-Submitted"] == "auto-generated"
+    # A new date as each reader writes dates (both forms are taken).
+    assert "#hold YYYY-MM-DD" in bob_mail.get_body(("plain",)).get_content()
+    assert "#hold TT.MM.JJJJ" in eva_mail.get_body(("plain",)).get_content()
 
 
 def test_hold_reminder_without_agents_goes_to_the_team(ctx: Context, clock: Clock) -> None:
