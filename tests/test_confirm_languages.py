@@ -89,6 +89,8 @@ def test_a_confirmation_in_each_language_closes(delivered: Desk, language: str) 
     assert status(delivered) == "closed"
     [told] = delivered.sent_to(CUSTOMER)[before:]
     assert "is now closed" in text_of(told) or "ist jetzt geschlossen" in text_of(told)
+    # Closed by the customer's own word: not "for want of an answer".
+    assert "did not hear" not in text_of(told) and "nichts von Ihnen" not in text_of(told)
 
 
 @pytest.mark.parametrize("language", REPLIES)

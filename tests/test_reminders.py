@@ -252,6 +252,10 @@ def test_unconfirmed_ticket_is_reminded_then_closed_by_the_system(
             select(Event.actor).where(Event.ticket_id == ticket.id, Event.action == "status")
         ).all()
     assert actors[-1] == "system"
+    # The customer reads why it was closed without a word from them.
+    closed = parsed(next(r.raw for r in outbox(ctx) if r.template == "closed"))
+    text = " ".join(closed.get_body(("plain",)).get_content().split())
+    assert "because we did not hear from you within 7 days of the solution" in text
 
 
 def test_auto_close_is_off_by_default(ctx: Context, clock: Clock) -> None:

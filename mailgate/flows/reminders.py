@@ -137,7 +137,9 @@ def auto_close(ctx: Context) -> int:
         ticket = _fresh(session, ticket_id)
         reason = f"not confirmed within {days} days"
         change_status(session, ticket, "closed", SYSTEM, now, reason)
-        notify.send_status_change(session, ctx, ticket, "delivered", "closed", "closed")
+        notify.send_status_change(
+            session, ctx, ticket, "delivered", "closed", "closed", unconfirmed_days=days
+        )
         return True
 
     return _each(ctx, _ids(ctx, *where(ctx.clock())), act)

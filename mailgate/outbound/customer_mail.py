@@ -75,9 +75,11 @@ def send_status_change(
     template: str = "status_changed",
     *,
     old_priority: str | None = None,
+    unconfirmed_days: int | None = None,
 ) -> None:
     """An optional mail about a change of status (or a delivery, closing, reopening); contacts
-    who opted out of optional mail get none."""
+    who opted out of optional mail get none. `unconfirmed_days`: closed because the customer
+    did not confirm the solution within that many days (the mail says why)."""
     if template not in STATUS_TEMPLATES:
         raise ValueError(f"not a status template: {template!r}")
     minutes = ticket_billable_minutes(session, ticket.id or 0)
@@ -90,6 +92,7 @@ def send_status_change(
         "billable": ticket.billable or minutes > 0,
         "billable_time": hhmm(minutes) if minutes else None,
         "hold_until": hold_day(ctx, ticket),
+        "unconfirmed_days": unconfirmed_days,
     }
     to_customers(session, ctx, ticket, template, context, optional=True)
 
