@@ -242,6 +242,25 @@ def test_a_mails_note_is_in_the_agents_language(tmp_path: Path) -> None:
         assert note in page
 
 
+def test_the_history_is_in_the_agents_language(tmp_path: Path) -> None:
+    with web_desk(tmp_path) as desk, desk.client() as browser:
+        desk.add_agent(lang="de")
+        customer_writes(desk, ALICE, "Drucker kaputt", 1)
+        desk.sign_in(browser)
+        fields = desk.form_fields(browser, "CID-1000")
+        sent = post(desk, browser, "CID-1000", fields, text=ANSWER, kind="answer", status="working")
+        assert sent.status_code == 303, sent.text
+        page = browser.get("/desk/tickets/CID-1000").text
+        history = page[page.index('<ul class="events">') :]
+        for said in (
+            "eröffnet: von alice@acme.example",
+            "Mail: vom Team",
+            "Status: offen → in Bearbeitung",
+        ):
+            assert said in history, said
+        assert "open -> working" not in history
+
+
 def test_type_category_and_a_further_person_are_set_on_the_form(tmp_path: Path) -> None:
     with web_desk(tmp_path) as desk, desk.client() as browser:
         desk.add_agent()

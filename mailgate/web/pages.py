@@ -11,6 +11,7 @@ import jinja2
 from starlette.responses import HTMLResponse, Response
 
 from mailgate.desk.notes import in_words
+from mailgate.web.event_words import event_in_words
 from mailgate.web.words import say
 
 _ENV = jinja2.Environment(
@@ -26,7 +27,7 @@ def page(
     name: str, lang: str, context: Mapping[str, object], status_code: int = 200
 ) -> HTMLResponse:
     """The page `name`.html in `lang`; `t(key, **values)` in it gives the words, `note(text)`
-    an article's note in them."""
+    an article's note in them, `event(action, detail)` a history entry."""
 
     def t(key: str, **values: object) -> str:
         return say(key, lang, **values)
@@ -34,7 +35,10 @@ def page(
     def note(stored: str) -> str:  # an article's note, stored in English
         return in_words(stored, lang)
 
-    values = {**context, "lang": lang, "t": t, "note": note}
+    def event(action: str, detail: str) -> str:  # stored in English, as the commands show it
+        return event_in_words(action, detail, lang)
+
+    values = {**context, "lang": lang, "t": t, "note": note, "event": event}
     html = _ENV.get_template(f"{name}.html").render(values)
     return HTMLResponse(html, status_code=status_code)
 
