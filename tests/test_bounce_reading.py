@@ -125,3 +125,37 @@ def test_a_report_of_success_or_delay_marks_nobody(
     ).encode()
     assert room.ingest(raw) == "reply CID-1000"
     assert failing_events(room, "CID-1000") == []
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ("Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <alice@acme.example>:\r\n"
+         "  Recipient address rejected: User unknown\r\n",
+         "550 5.1.1 <alice@acme.example>: Recipient address rejected: User unknown"),
+        ("Status: 5.2.2\r\n", "5.2.2"),
+    ],
+    ids=["diagnostic", "status only"],
+)  # fmt: skip
+def test_staff_read_what_the_receiving_server_said(room: Mailroom, fields: str, said: str) -> None:
+    """Not the report's boilerplate ("This is the mail system at host ... I'm sorry to have
+    to inform you ..."), which filled the line staff read the reason on."""
+    assert room.ingest(make_mail()) == "ticket CID-1000"
+    (ack,) = room.new_mail()
+    raw = (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.acme.example>\r\n"
+        "To: support@example.com\r\nSubject: [CID-1000] Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-failed-1@mx.acme.example>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="R"\r\n\r\n'
+        "--R\r\nContent-Type: text/plain\r\n\r\n"
+        "This is the mail system at host mx.acme.example.\r\n"
+        "\r\nI'm sorry to have to inform you that your message could not\r\n"
+        "be delivered to one or more recipients.\r\n"
+        "--R\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {CUSTOMER}\r\nAction: failed\r\n{fields}\r\n"
+        "--R\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"To: {CUSTOMER}\r\nMessage-ID: {ack['Message-ID']}\r\n\r\n"
+        "--R--\r\n"
+    ).encode()
+    assert room.ingest(raw) == "reply CID-1000"
+    assert failing_events(room, "CID-1000") == [f"{CUSTOMER}: {said}"]

@@ -281,7 +281,8 @@ def add_follow_up(
         record_event(session, ticket, actor, "status", "closed -> open (customer replied)", now)
         set_status(ticket, "open", now)
     if decision.failing:
-        mark_failing(session, ticket, decision.failing, bounce_summary(mail.text), now)
+        said = "; ".join(mail.report_diagnostics)[:300] or bounce_summary(mail.text)
+        mark_failing(session, ticket, decision.failing, said, now)
     return Applied(ticket, article, contact, created=False)
 
 

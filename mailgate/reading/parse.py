@@ -70,6 +70,8 @@ class ParsedMail:
     report_type: str | None = None  # e.g. "delivery-status" for multipart/report
     report_original_ids: tuple[str, ...] = ()  # Message-IDs of the mail a report is about
     report_failed_recipients: tuple[str, ...] = ()
+    # A delivery report's reason for each failure, as the receiving server gave it.
+    report_diagnostics: tuple[str, ...] = ()
     defects: tuple[str, ...] = ()
     # Every From header as received (decoded), kept only when the From is ambiguous: staff
     # see it on the ticket, since it names nobody the desk may take it for.
@@ -131,6 +133,7 @@ def _body_fields(walked: Walked) -> dict[str, Any]:
         "report_type": walked.report_type,
         "report_original_ids": tuple(walked.report_ids),
         "report_failed_recipients": tuple(walked.report_failed),
+        "report_diagnostics": tuple(walked.report_diagnostics),
     }
 
 

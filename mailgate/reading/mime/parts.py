@@ -51,6 +51,7 @@ class Walked:
     report_type: str | None = None
     report_ids: list[str] = field(default_factory=list)
     report_failed: list[str] = field(default_factory=list)
+    report_diagnostics: list[str] = field(default_factory=list)  # what failed them, each once
     visited: int = 0  # parts seen so far, for the part-count limit
 
     def add(self, *defects: str) -> None:
@@ -65,6 +66,8 @@ class Walked:
         self.report_type = self.report_type or other.report_type
         self.report_ids.extend(i for i in other.report_ids if i not in self.report_ids)
         self.report_failed.extend(a for a in other.report_failed if a not in self.report_failed)
+        said = self.report_diagnostics
+        said.extend(d for d in other.report_diagnostics if d not in said)
 
 
 def raw_bytes(value: str) -> bytes:

@@ -71,7 +71,18 @@ def add_delivery_status(part: Message, walked: Walked) -> None:
             address = _dsn_address(block.get(field_name, ""))
             if address and address not in walked.report_failed:
                 walked.report_failed.append(address)
+        said = _diagnostic(block)
+        if said and said not in walked.report_diagnostics:
+            walked.report_diagnostics.append(said)
     append(walked, None, "message/delivery-status", data)
+
+
+def _diagnostic(block: Message) -> str:
+    """What the receiving server answered ("550 5.1.1 User unknown", its type "smtp;" left
+    off), else the status code: the reason, without the report's boilerplate around it."""
+    code = " ".join(decoded(block.get("diagnostic-code", "")).split())
+    said = code.partition(";")[2].strip() if ";" in code else code
+    return said or " ".join(decoded(block.get("status", "")).split())
 
 
 def report_type(part: Message) -> str | None:
