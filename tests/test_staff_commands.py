@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,6 +183,38 @@ def test_error_mail_says_what_was_applied_and_that_the_answer_went_out(desk: Des
     assert "These commands were applied:\n\n  - #status working\n" in text
     assert "Your text was sent to the customer." in text
     assert "stored as usual" not in text and "other commands were applied" not in text
+
+
+@pytest.mark.parametrize("typed", ["#interal", "#internl", "#note", "#privat"])
+def test_an_unknown_command_keeps_the_text_from_the_customer(desk: Desk, typed: str) -> None:
+    """A mistyped #internal must not send colleagues' words to the customer."""
+    body = f"{typed}\nThe customer always pays late: ship only once paid.\n"
+    assert desk.staff(BOB, SUBJECT, body) == "reply CID-1000"
+    article = last_article(desk)
+    assert (article["direction"], article["note"]) == (
+        "internal",
+        "not sent: a command was not understood",
+    )
+    mails = desk.new_mail()
+    assert [to(m) for m in mails] == [BOB]  # the command error alone: nothing to Alice
+    text = text_of(mails[0])
+    assert f"  - {typed}: unknown command" in text
+    assert "Your text was NOT sent to the customer: a command was not understood" in text
+    assert "Your text was sent" not in text
+
+
+def test_a_known_command_with_a_wrong_value_still_sends_the_answer(desk: Desk) -> None:
+    """What the agent meant is clear: the answer goes, the command is refused."""
+    desk.staff(BOB, SUBJECT, "#priority Z\n\nThe part is ordered.\n")
+    mails = desk.new_mail()
+    (answer,) = [m for m in mails if to(m) == ALICE]
+    assert "The part is ordered." in text_of(answer)
+    assert "Your text was sent to the customer." in error_to_text(mails)
+
+
+def error_to_text(mails: list[Any]) -> str:
+    (error,) = [m for m in mails if to(m) == BOB]
+    return text_of(error)
 
 
 def test_error_mail_in_the_agents_language(ctx: Context, tmp_path: Path) -> None:

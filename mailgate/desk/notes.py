@@ -16,6 +16,7 @@ AUTOMATIC_REPLY = "automatic reply"
 UNVERIFIED_REPORT = "unverified delivery report"
 FAILURE_REPORT = "delivery failure report"
 UNVERIFIED_AGENT = "unverified agent mail: "  # then why: the agent check's own words
+HELD = "not sent: a command was not understood"  # an agent's text kept from the customer
 
 # Why staff should doubt that a mail is from whom it says: the note's start, its phrase.
 WARNINGS = (
@@ -28,6 +29,7 @@ _WHOLE = {
     AUTOMATIC_REPLY: "automatic_reply_note",
     UNVERIFIED_REPORT: "unverified_report_note",
     FAILURE_REPORT: "failure_report_note",
+    HELD: "held_note",
 }
 
 

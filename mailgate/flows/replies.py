@@ -16,7 +16,7 @@ from mailgate.desk.lifecycle import (
     change_status,
     customer_reply_status,
 )
-from mailgate.desk.notes import UNVERIFIED_AGENT
+from mailgate.desk.notes import HELD, UNVERIFIED_AGENT
 from mailgate.outbound import notify
 from mailgate.outbound.context import Context
 from mailgate.reading.commands import Command, parse_commands
@@ -70,14 +70,24 @@ def read_staff_mail(
         )
     parsed = parse_commands(text)
     internal = to_comment_address or any(c.name == "internal" for c in parsed.commands)
-    direction = "internal" if internal else "staff"
+    # A command we do not know may be a mistyped `#internal` ("#interal"): its text, meant
+    # perhaps for colleagues only, is kept as an internal comment, and the agent told.
+    held = parsed.unknown and not internal
+    direction = "internal" if internal or held else "staff"
     # The agent's own signature goes, with their greeting: the desk's closing stands instead.
     body = without_own_signature(parsed.body, agent)
     # Mail clients put the agent's contact block under the greeting without a `-- `
     # separator; only the greeting and the name belong in what the customer reads.
     body = cut_closing_block(body)
     return StaffMail(
-        True, direction, "", body, parsed.commands, parsed.errors, internal, parsed.body
+        True,
+        direction,
+        HELD if held else "",
+        body,
+        parsed.commands,
+        parsed.errors,
+        internal or held,
+        parsed.body,
     )
 
 
@@ -126,6 +136,8 @@ def _what_became(staff: StaffMail, answered: bool) -> str:
     """What the agent is told became of their mail's text (notify.CommandReport)."""
     if answered:
         return "answered"
+    if staff.note == HELD and staff.text.strip():
+        return "held"
     return "comment" if staff.direction == "internal" and staff.text.strip() else "stored"
 
 

@@ -51,7 +51,8 @@ def tell_agent(
 class CommandReport:
     """What became of an agent's mail: the commands refused (with the reason), those applied
     (as typed), and its text: `answered` (sent to the customer), `comment` (an internal
-    comment), `stored` (on the ticket, nothing sent), `unverified` (kept as an unverified
+    comment), `stored` (on the ticket, nothing sent), `held` (kept as an internal comment,
+    nothing sent: a command was not understood), `unverified` (kept as an unverified
     note, nothing applied or sent), `no_ticket` (on no ticket: nothing stored or sent)."""
 
     errors: Sequence[str]

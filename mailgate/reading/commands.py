@@ -31,10 +31,17 @@ class Parsed:
     commands: tuple[Command, ...]
     errors: tuple[str, ...]
     body: str
+    # A command line named no command we know: what the agent meant cannot be told (a
+    # mistyped `#internal` means the text must not reach the customer).
+    unknown: bool = False
 
 
 class CommandError(ValueError):
     """Why one command's arguments are wrong, worded for the agent."""
+
+
+class UnknownCommand(CommandError):
+    """A `#word` that names no command."""
 
 
 # A command starts with `#` and a letter; `#1` or `# heading` is text, not a command.
@@ -320,7 +327,7 @@ def _parse_one(source: str) -> Command:
     name = _ALIASES.get(typed)
     if name is None:
         unknown = Phrase("unknown_command", known=", ".join(_VALIDATORS))
-        raise CommandError(Phrase("command", command=f"#{typed}", reason=unknown))
+        raise UnknownCommand(Phrase("command", command=f"#{typed}", reason=unknown))
     try:
         held = _hold_words(args) if name == "status" else 0
         if held and len(args) > held:
@@ -372,7 +379,7 @@ def parse_commands(text: str) -> Parsed:
     kept: list[str] = []  # greetings and blank lines: they stay in the text
     commands: list[Command] = []
     errors: list[str] = []
-    index, found = 0, False
+    index, found, unknown = 0, False, False
     while index < len(lines):
         line = lines[index]
         if _LINE_START.match(line):
@@ -382,6 +389,7 @@ def parse_commands(text: str) -> Parsed:
                     commands.append(_parse_one(segment))
                 except CommandError as exc:
                     errors.append(exc.args[0])  # a phrase: the agent reads it in their language
+                    unknown = unknown or isinstance(exc, UnknownCommand)
         elif line.strip() and not is_greeting(line):
             break
         else:
@@ -395,7 +403,7 @@ def parse_commands(text: str) -> Parsed:
     rest = "".join(lines[index:])
     # A greeting with nothing after it is no answer: the customer gets no mail saying "Hi,".
     body = _head(kept) + rest if rest.strip() else ""
-    return Parsed(tuple(commands), tuple(errors + late), body)
+    return Parsed(tuple(commands), tuple(errors + late), body, unknown)
 
 
 def _valid(line: str) -> bool:

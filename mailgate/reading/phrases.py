@@ -60,6 +60,7 @@ ENGLISH: dict[str, str] = {
     "automatic_reply_note": "automatic reply",
     "unverified_report_note": "unverified delivery report",
     "failure_report_note": "delivery failure report",
+    "held_note": "not sent: a command was not understood",
 }
 
 GERMAN: dict[str, str] = {
@@ -118,6 +119,7 @@ GERMAN: dict[str, str] = {
     "automatic_reply_note": "automatische Antwort",
     "unverified_report_note": "unbestätigte Zustellmeldung",
     "failure_report_note": "Unzustellbarkeitsmeldung",
+    "held_note": "nicht gesendet: ein Befehl wurde nicht verstanden",
 }
 
 # As German, the French names the commands by their French aliases (#temps 1h30 facturable);
@@ -179,6 +181,7 @@ FRENCH: dict[str, str] = {
     "automatic_reply_note": "réponse automatique",
     "unverified_report_note": "rapport de distribution non vérifié",
     "failure_report_note": "rapport de non-distribution",
+    "held_note": "non envoyé : une commande n'a pas été comprise",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"en": ENGLISH, "de": GERMAN, "fr": FRENCH}
