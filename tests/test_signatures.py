@@ -170,3 +170,10 @@ def test_own_words_after_a_greeting_are_kept(text: str) -> None:
 )
 def test_closing_blocks_are_cut_after_the_name(text: str, kept: str) -> None:
     assert cut_closing_block(text) == kept
+
+
+def test_outlooks_rule_under_the_greeting_is_no_name() -> None:
+    """Outlook's line of underscores above a quoted header block ended up under the
+    agent's greeting in the customer's mail, read as the agent's name."""
+    text = "Hello Alice,\n\nplease restart it.\n\nRegards, Bob\n\n" + "_" * 32 + "\nFrom x"
+    assert cut_closing_block(text) == "Hello Alice,\n\nplease restart it.\n\nRegards, Bob"

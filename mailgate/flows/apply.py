@@ -35,6 +35,7 @@ from mailgate.flows.replies import (
     read_staff_mail,
     written_text,
 )
+from mailgate.flows.staff_copies import without_staff_copies
 from mailgate.outbound import failing, notify
 from mailgate.outbound.context import Context
 from mailgate.reading import tags
@@ -226,12 +227,20 @@ def _staff_mail(
     mail: ParsedMail,
     envelope: Envelope,
     agent: Agent,
+    ticket_id: int | None = None,
 ) -> StaffMail:
     """An agent's mail read: from their mail client (verified by DKIM or our MTA's word), or
-    written for them by the web desk they signed in to or by the JSON API for their token."""
+    written for them by the web desk they signed in to or by the JSON API for their token.
+    On a ticket, what it answers goes without a copy of the ticket's mails to staff."""
     raw = stored_raw(session, intake.id or 0)
     signed_in = intake.source in SIGNED_IN_SOURCES
-    return read_staff_mail(mail, raw, ctx, envelope.is_comment_address, agent, signed_in)
+
+    def without_copies(text: str) -> str:
+        return text if ticket_id is None else without_staff_copies(session, ticket_id, text)
+
+    return read_staff_mail(
+        mail, raw, ctx, envelope.is_comment_address, agent, signed_in, without_copies
+    )
 
 
 def _follow_up(
@@ -248,7 +257,7 @@ def _follow_up(
     if decision.automatic or decision.direction == "system":
         return add_follow_up(session, decision, mail, intake, sender, ctx.config, ctx.clock())
     if sender.agent is not None:
-        staff = _staff_mail(session, ctx, intake, mail, envelope, sender.agent)
+        staff = _staff_mail(session, ctx, intake, mail, envelope, sender.agent, decision.ticket_id)
         decision = dataclasses.replace(decision, direction=staff.direction, note=staff.note)
         applied = add_follow_up(
             session, decision, mail, intake, sender, ctx.config, ctx.clock(), staff.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -50,6 +51,7 @@ def read_staff_mail(
     to_comment_address: bool,
     agent: Agent,
     signed_in: bool = False,
+    without_copies: Callable[[str], str] = lambda text: text,
 ) -> StaffMail:
     """Verify the agent, strip the quote, take the commands off the first lines. A mail that
     fails verification is kept as an internal note and none of its commands count.
@@ -74,8 +76,10 @@ def read_staff_mail(
     # perhaps for colleagues only, is kept as an internal comment, and the agent told.
     held = parsed.unknown and not internal
     direction = "internal" if internal or held else "staff"
+    # For the customer: without a copy of what we told staff that the quote cutting missed.
+    body = without_copies(parsed.body) if direction == "staff" else parsed.body
     # The agent's own signature goes, with their greeting: the desk's closing stands instead.
-    body = without_own_signature(parsed.body, agent)
+    body = without_own_signature(body, agent)
     # Mail clients put the agent's contact block under the greeting without a `-- `
     # separator; only the greeting and the name belong in what the customer reads.
     body = cut_closing_block(body)

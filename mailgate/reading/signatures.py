@@ -102,6 +102,8 @@ def _looks_like_name(line: str) -> bool:
     words = line.split()
     if not words or len(line) > MAX_NAME or len(words) > 6 or re.search(r"[\d:@?!]", line):
         return False
+    if not any(c.isalpha() for c in line):  # a rule (Outlook's "_____") names nobody
+        return False
     # A full stop ends a sentence, unless it ends an initial or an abbreviation ("J.").
     return not line.endswith(".") or len(words[-1]) <= 3
 
