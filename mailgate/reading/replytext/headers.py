@@ -72,7 +72,57 @@ def quote_headers(lines: Sequence[str]) -> tuple[list[Span], int | None]:
     spans = [(i, i + 1) for i in marked if is_separator_text(norm[i], marks)]
     spans += _attributions(lines, norm, marked, marks)
     spans += _header_blocks(norm, fields, marks)
+    spans += _unknown_attributions(lines, norm, marked) + _tagged_blocks(lines)
     return sorted({span for span in spans if forward is None or span[0] < forward}), forward
+
+
+# Quote marks in a language the table does not know, found by what every client writes
+# in them: an attribution names the quoted mail's sender by address and its date, and quoted
+# lines follow; a header block of a ticket's mail has its tag in the subject field.
+_ADDRESS = re.compile(r"<[^<>\s]+@[^<>\s]+>")
+_TAG = re.compile(r"\[[^\[\]\s]+-\d+\]")
+_ANY_FIELD = re.compile(rf"\s*[^\s:>][^:]{{0,{_FIELD_NAME_LIMIT}}}\s?:(?:\s|$)")
+_UNKNOWN_BLOCK_FIELDS = 3
+
+
+def _unknown_attributions(lines: Sequence[str], norm: list[str], marked: list[int]) -> list[Span]:
+    """ "Support <support@example.com> ezt írta (időpont: 2026. dec. 7., H, 10:00):" above
+    quoted lines: an address in angle brackets, a digit, a colon at the end."""
+    spans = []
+    for end in marked:
+        if not norm[end].endswith(":") or not _quoted_next(lines, end):
+            continue
+        first = end  # a wrapped one: the lines below the blank line above, three at most
+        while first > end - _ATTRIBUTION_LINES + 1 and first > 0 and norm[first - 1]:
+            first -= 1
+        if first > 0 and norm[first - 1] and first < end:
+            first = end
+        window = " ".join(lines[i] for i in range(first, end + 1))
+        if _ADDRESS.search(window) and _DIGIT.search(window):
+            spans.append((first, end + 1))
+    return spans
+
+
+def _tagged_blocks(lines: Sequence[str]) -> list[Span]:
+    """Three or more field lines in a row ("Feladó: …", "件名: …"), one with an address and
+    one with a ticket's tag: the header block above a copy of a ticket's mail."""
+    spans: list[Span] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _ANY_FIELD.match(lines[j].lstrip("> ")):
+            j += 1
+        block = "\n".join(lines[i:j])
+        if j - i >= _UNKNOWN_BLOCK_FIELDS and "@" in block and _TAG.search(block):
+            spans.append((_with_rule_above(lines, i), j))
+        i = max(j, i + 1)
+    return spans
+
+
+def _with_rule_above(lines: Sequence[str], start: int) -> int:
+    """The block's first line, or the rule above it (Outlook's line of underscores)."""
+    above = lines[start - 1].strip() if start else ""
+    return start - 1 if above and not above.strip(_SEPARATOR_MARKS) else start
 
 
 def _is_forward(text: str, marks: Table) -> bool:
