@@ -55,6 +55,8 @@ def read_staff_mail(
 ) -> StaffMail:
     """Verify the agent, strip the quote, take the commands off the first lines. A mail that
     fails verification is kept as an internal note and none of its commands count.
+    `without_copies`: the answer for the customer without what we told staff (a copy of a
+    notification its client quoted in a way the quote cutting did not see).
     `signed_in`: the web desk wrote it for the agent signed in there, who is verified so."""
     text = written_text(mail)
     if signed_in:

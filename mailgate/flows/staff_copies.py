@@ -7,8 +7,8 @@ Where it does not (an Outlook in a language whose header block it has not learne
 would go on to the customer with the answer: the ticket's organisation and open tickets,
 another person's mail, a warning meant for staff. So a copy of one of the ticket's mails to
 staff is looked for by what mailgate itself wrote, whatever the language of the client: its
-subject in a header field, or its first sentence; the answer ends above the header block
-that introduces it.
+subject in a header field, or the first line of its text that is longer than a greeting;
+the answer ends above the header block that introduces it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ STAFF_TEMPLATES = (
     "answer_not_sent",
     "attachments_not_sent",
 )
-# A first sentence shorter than this ("Guten Tag,") could be the agent's own words.
+# A first line shorter than this ("Guten Tag,") could be the agent's own words.
 _KEY_LINE_CHARS = 25
 _QUOTE_MARKS = "> \t\u00a0"
 # A header block's line ("Feladó: Support <...>", "Tárgy: [CID-1000] ...") or separator.
@@ -58,7 +58,8 @@ def without_staff_copies(session: Session, ticket_id: int, text: str) -> str:
 
 
 def _our_staff_mail(session: Session, ticket_id: int) -> tuple[set[str], set[str]]:
-    """The subjects and first sentences of the ticket's mails to staff still stored."""
+    """The subjects and first lines of the ticket's mails to staff (of those whose bytes
+    retention has not dropped)."""
     query = select(Outbox.subject, Outbox.raw).where(
         Outbox.ticket_id == ticket_id, col(Outbox.template).in_(STAFF_TEMPLATES)
     )
@@ -78,13 +79,9 @@ def _key_line(raw: bytes) -> str:
     body = message.get_body(("plain",))
     if body is None:
         return ""
-    for line in body.get_content().splitlines():
-        plain = _plain(line)
-        if len(plain) >= _KEY_LINE_CHARS:
-            return plain
-        if plain:
-            continue  # a greeting
-    return ""
+    # Past the greeting ("Guten Tag,"): the first line only mailgate writes.
+    lines = (_plain(line) for line in body.get_content().splitlines())
+    return next((line for line in lines if len(line) >= _KEY_LINE_CHARS), "")
 
 
 def _plain(line: str) -> str:
