@@ -83,6 +83,7 @@ _ADDRESS = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _TAG = re.compile(r"\[[^\[\]\s]+-\d+\]")
 _ANY_FIELD = re.compile(rf"\s*[^\s:>][^:]{{0,{_FIELD_NAME_LIMIT}}}\s?:(?:\s|$)")
 _UNKNOWN_BLOCK_FIELDS = 3
+_TIME = re.compile(r"\b\d{1,2}[:.]\d{2}\b")  # the quoted mail's time: "10:15", "10.15"
 
 
 def _unknown_attributions(lines: Sequence[str], norm: list[str], marked: list[int]) -> list[Span]:
@@ -104,8 +105,9 @@ def _unknown_attributions(lines: Sequence[str], norm: list[str], marked: list[in
 
 
 def _tagged_blocks(lines: Sequence[str]) -> list[Span]:
-    """Three or more field lines in a row ("Feladó: …", "件名: …"), one with an address and
-    one with a ticket's tag: the header block above a copy of a ticket's mail."""
+    """Three or more field lines in a row ("Feladó: …", "件名: …") with an address, a time
+    and a ticket's tag: the header block above a copy of a ticket's mail. (Someone's own
+    "Ticket: [CID-1042]", "Kunde: Max <max@…>" lines name no time.)"""
     spans: list[Span] = []
     i = 0
     while i < len(lines):
@@ -113,7 +115,8 @@ def _tagged_blocks(lines: Sequence[str]) -> list[Span]:
         while j < len(lines) and _ANY_FIELD.match(lines[j].lstrip("> ")):
             j += 1
         block = "\n".join(lines[i:j])
-        if j - i >= _UNKNOWN_BLOCK_FIELDS and "@" in block and _TAG.search(block):
+        found = "@" in block and _TAG.search(block) and _TIME.search(block)
+        if j - i >= _UNKNOWN_BLOCK_FIELDS and found:
             spans.append((_with_rule_above(lines, i), j))
         i = max(j, i + 1)
     return spans
