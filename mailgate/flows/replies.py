@@ -227,6 +227,19 @@ def after_customer_mail(
 
 
 _FORWARD = re.compile(r"^\s*(fwd?|wg|tr|vs)\s*:", re.IGNORECASE)
+# "VS:" forwards in Danish and Norwegian Outlook and answers in Finnish ("vastaus"), where a
+# forward is "VL:". A Finnish client says so by its language tag or its header block.
+_FINNISH = re.compile(r"^\s*[>*\s]*lähettäjä\s*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _forwarded(mail: ParsedMail) -> bool:
+    prefix = _FORWARD.match(mail.subject)
+    if prefix is None:
+        return False
+    if prefix.group(1).lower() != "vs":
+        return True
+    finnish = mail.headers.get("content-language", "").lower().startswith("fi")
+    return not (finnish or _FINNISH.search(mail.text))
 
 
 @once_per_mail
@@ -234,7 +247,7 @@ def written_text(mail: ParsedMail) -> str:
     """What the sender wrote, without the quoted history; a forward keeps what it forwards,
     since that is the point of it. An HTML-only mail is cut on its markup first; the text
     reader then finds what the markup did not show (a signature, a quote typed as text)."""
-    if _FORWARD.match(mail.subject):
+    if _forwarded(mail):
         return mail.text.strip()
     if mail.html_written is None:
         return strip_quotes(mail.text)
