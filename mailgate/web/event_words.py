@@ -103,7 +103,7 @@ _CHANGED = ("status", "priority", "type", "category", "billable")
 def event_in_words(action: str, detail: str, lang: str) -> str:
     """`action` and `detail` of a stored event as the reader reads them, e.g.
     "Status: offen → zurückgestellt"."""
-    label = LABELS.get(action, {}).get(lang) or LABELS.get(action, {}).get("en") or action
+    label = LABELS.get(action, {}).get(lang, action)  # each kind has all the pages' languages
     return f"{label}{say('colon', lang)} {_detail(action, detail, lang)}".rstrip()
 
 
@@ -122,18 +122,17 @@ def _detail(action: str, detail: str, lang: str) -> str:
     change = _CHANGE.fullmatch(detail) if action in _CHANGED else None
     if change is None:
         return detail
-    status = action == "status"
-    old, new = (_status(v, lang) if status else _word(v, lang) for v in change.group("old", "new"))
+
+    def value(stored: str) -> str:  # a status in the words of the mails to staff
+        return translated(lang, stored) if action == "status" else _word(stored, lang)
+
+    old, new = (value(v) for v in change.group("old", "new"))
     why = change.group("why")
     return f"{old} → {new}" + (f" ({_reason(why, lang)})" if why else "")
 
 
 def _word(stored: str, lang: str) -> str:
     return _WORDS.get(stored, {}).get(lang) or stored
-
-
-def _status(stored: str, lang: str) -> str:
-    return translated(lang, stored)  # the words of the mails to staff
 
 
 def _added(detail: str) -> str:
